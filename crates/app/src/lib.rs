@@ -1,0 +1,78 @@
+//! Nephele's domain services. Handlers call exactly one method here; every
+//! method that touches a tenant's data takes the caller's context and checks
+//! the action before it reads or writes.
+
+pub mod passwords;
+pub mod setup;
+
+use nephele_common::clock::SharedClock;
+use nephele_common::Secret;
+use nephele_store::Store;
+use passwords::Passwords;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Settings the domain needs (the binary maps its configuration onto these).
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The one-time token that authorizes first-run setup.
+    pub setup_token: Secret,
+    /// Where the setup token was written, so it can be removed once used.
+    pub setup_token_file: Option<std::path::PathBuf>,
+    /// This server's externally visible base URL.
+    pub public_url: String,
+}
+
+/// The application: every domain service hangs off this. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    config: AppConfig,
+    passwords: Passwords,
+    /// Once true it stays true: setup cannot be undone.
+    initialized: AtomicBool,
+}
+
+impl App {
+    pub fn new(store: Store, clock: SharedClock, config: AppConfig) -> App {
+        App {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                passwords: Passwords::new(),
+                initialized: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
+    }
+
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    pub(crate) fn mark_initialized(&self) {
+        self.inner.initialized.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn known_initialized(&self) -> bool {
+        self.inner.initialized.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,174 @@
+//! Validated names: raw strings stop at the edge. Each `parse` returns the
+//! reason a value is refused, for the 422 that lists it.
+
+use serde::Serialize;
+use std::fmt;
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A display name (organization, role, instance): 1–100 characters, no
+    /// control characters, no surrounding white space.
+    Name
+);
+string_newtype!(
+    /// A login: 1–64 characters of `a-z 0-9 . _ - @`, stored lower-case so that
+    /// `Admin` and `admin` are one account.
+    Login
+);
+string_newtype!(
+    /// An e-mail address, stored lower-case.
+    Email
+);
+
+impl Name {
+    pub const MAX: usize = 100;
+
+    pub fn parse(s: &str) -> Result<Name, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.chars().count() > Self::MAX {
+            return Err(format!("must be at most {} characters", Self::MAX));
+        }
+        if has_control(s) {
+            return Err("must not contain control characters".into());
+        }
+        if s.trim() != s {
+            return Err("must not begin or end with white space".into());
+        }
+        Ok(Name(s.to_owned()))
+    }
+}
+
+impl Login {
+    pub const MAX: usize = 64;
+
+    pub fn parse(s: &str) -> Result<Login, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > Self::MAX {
+            return Err(format!("must be at most {} characters", Self::MAX));
+        }
+        let lower = s.to_ascii_lowercase();
+        if !lower
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-@".contains(c))
+        {
+            return Err("may contain only letters, digits and . _ - @".into());
+        }
+        Ok(Login(lower))
+    }
+}
+
+impl Email {
+    pub const MAX: usize = 254;
+
+    pub fn parse(s: &str) -> Result<Email, String> {
+        if s.len() > Self::MAX {
+            return Err(format!("must be at most {} characters", Self::MAX));
+        }
+        if has_control(s) || s.chars().any(char::is_whitespace) {
+            return Err("must not contain white space or control characters".into());
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err("must be an e-mail address".into());
+        };
+        if local.is_empty() || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.')
+        {
+            return Err("must be an e-mail address".into());
+        }
+        Ok(Email(s.to_lowercase()))
+    }
+}
+
+/// Password length bounds; longer ones are refused before any hashing.
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 1024;
+
+pub fn check_password(p: &str) -> Result<(), String> {
+    let n = p.chars().count();
+    if n < PASSWORD_MIN {
+        return Err(format!("must be at least {PASSWORD_MIN} characters"));
+    }
+    if p.len() > PASSWORD_MAX {
+        return Err(format!("must be at most {PASSWORD_MAX} bytes"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(Name::parse("Acme Corp").is_ok());
+        assert!(Name::parse("").is_err());
+        assert!(Name::parse(" x").is_err());
+        assert!(Name::parse("a\u{7}b").is_err());
+        assert!(Name::parse(&"x".repeat(101)).is_err());
+        assert!(Name::parse(&"é".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn logins_are_lower_case() {
+        assert_eq!(Login::parse("Admin").unwrap().as_str(), "admin");
+        assert!(Login::parse("a b").is_err());
+        assert!(Login::parse("").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(Email::parse("A@Acme.Test").unwrap().as_str(), "a@acme.test");
+        assert!(Email::parse("nope").is_err());
+        assert!(Email::parse("a@").is_err());
+        assert!(Email::parse("a b@c.d").is_err());
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+        assert!(check_password(&"x".repeat(2000)).is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! Nephele's HTTP surface. Handlers are thin: extract, call one app method,
+//! reply. Everything the contract says about representation — JSON/XML,
+//! envelopes, errors, request ids, idempotency, preconditions — lives in
+//! the layers and extractors here, once, for every route.
+
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod negotiate;
+pub mod openapi;
+pub mod reply;
+pub mod routes;
+pub mod state;
+pub mod views;
+pub mod xml;
+
+use axum::Router;
+use error::HttpError;
+use nephele_app::App;
+use nephele_common::{Error, ErrorCode};
+pub use state::{AppState, HttpOptions};
+use std::sync::Arc;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route with its OpenAPI entry.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::{ops, setup};
+    let (router, api) =
+        OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+            .routes(routes!(ops::healthz))
+            .routes(routes!(ops::readyz))
+            .routes(routes!(ops::metrics))
+            .routes(routes!(ops::openapi))
+            .routes(routes!(ops::docs))
+            .routes(routes!(setup::status))
+            .routes(routes!(setup::init))
+            .split_for_parts();
+    (router, openapi::finish(api))
+}
+
+/// The OpenAPI document as served and as committed in `openapi/nephele.json`.
+pub fn openapi_json() -> String {
+    let (_, api) = api();
+    api.to_pretty_json().unwrap_or_default()
+}
+
+async fn not_found(uri: axum::http::Uri) -> HttpError {
+    Error::new(ErrorCode::NotFound, "No such path")
+        .with("path", uri.path())
+        .into()
+}
+
+/// The complete service: routes, layers and state.
+pub fn service(app: App, options: HttpOptions) -> Router {
+    let (routes, api) = api();
+    let state = AppState {
+        app,
+        metrics: Arc::new(metrics::Metrics::new()),
+        options: Arc::new(options),
+        openapi_json: Arc::new(api.to_pretty_json().unwrap_or_default()),
+        docs_html: Arc::new(docs::render(&api)),
+    };
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let inner = routes
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(from_fn(middleware::prefer_minimal))
+        .layer(from_fn_with_state(state.clone(), middleware::setup_gate))
+        .layer(from_fn_with_state(state.clone(), middleware::access_log))
+        .with_state(state);
+    // Negotiation must see the request before routing (it strips `.xml`),
+    // so it wraps the routed service from outside.
+    Router::new().fallback_service(inner).layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::custom(|_| {
+                error::error_response(&Error::internal("handler panicked"))
+            }))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(from_fn(negotiate::negotiate)),
+    )
+}

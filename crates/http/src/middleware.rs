@@ -1,0 +1,247 @@
+//! Cross-cutting request handling inside the router: the access log and
+//! metrics, the first-run gate, `Prefer: return=minimal`, and idempotency
+//! keys.
+
+use crate::error::error_response;
+use crate::extract::read_body;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+use nephele_common::{Error, ErrorCode, FieldError};
+use nephele_store::idempotency::{Claim, StoredResponse};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_AGENT_ID: HeaderName = HeaderName::from_static("x-agent-id");
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Who asked, from where, under which request id: for logs, audit and tasks.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub agent_id: Option<String>,
+    pub client_addr: Option<SocketAddr>,
+}
+
+/// Set on a response by authentication: the principal, for the access log.
+#[derive(Debug, Clone)]
+pub struct Principal(pub String);
+
+fn header_str(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect())
+}
+
+/// One log line and one metric sample per request.
+pub async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let ctx = RequestContext {
+        request_id: header_str(req.headers(), &X_REQUEST_ID).unwrap_or_default(),
+        agent_id: header_str(req.headers(), &X_AGENT_ID),
+        client_addr: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+    };
+    req.extensions_mut().insert(ctx.clone());
+    let resp = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .observe_request(method.as_str(), &route, status, elapsed);
+    let principal = resp.extensions().get::<Principal>().map(|p| p.0.as_str());
+    tracing::info!(
+        target: "nephele::access",
+        request_id = %ctx.request_id,
+        agent_id = ctx.agent_id.as_deref().unwrap_or("-"),
+        principal = principal.unwrap_or("-"),
+        client = %ctx.client_addr.map(|a| a.to_string()).unwrap_or_default(),
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+/// Until the platform is set up, only setup and operations answer (SPEC §2).
+pub async fn setup_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let exempt =
+        path.starts_with("/occm/setup/") || matches!(path, "/healthz" | "/readyz" | "/metrics");
+    if !exempt {
+        match state.app.is_initialized().await {
+            Ok(true) => {}
+            Ok(false) => return error_response(&Error::not_set_up()),
+            Err(e) => return error_response(&e),
+        }
+    }
+    next.run(req).await
+}
+
+/// `Prefer: return=minimal` on an update: 204 and no body (RFC 7240).
+pub async fn prefer_minimal(req: Request, next: Next) -> Response {
+    let wants_minimal = matches!(*req.method(), Method::PUT | Method::PATCH)
+        && req
+            .headers()
+            .get_all(HeaderName::from_static("prefer"))
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("return=minimal"));
+    let resp = next.run(req).await;
+    if !wants_minimal || resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (mut parts, _) = resp.into_parts();
+    parts.status = StatusCode::NO_CONTENT;
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        HeaderName::from_static("preference-applied"),
+        HeaderValue::from_static("return=minimal"),
+    );
+    Response::from_parts(parts, Body::empty())
+}
+
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    hex_string(&h.finalize())
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `Idempotency-Key` on a POST: the first response is kept for 24 h; a
+/// repeat with the same key and request gets it again, a repeat with a
+/// different request gets 422 (3006). Keys are scoped to the credentials
+/// presented, so one caller can never replay another's response.
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(key) = req.headers().get(&IDEMPOTENCY_KEY) else {
+        return next.run(req).await;
+    };
+    let key = match key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
+        _ => {
+            return error_response(&Error::validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )]))
+        }
+    };
+    let credentials = [header::AUTHORIZATION, HeaderName::from_static("mc-api-key")]
+        .iter()
+        .map(|h| req.headers().get(h).map(|v| v.as_bytes()).unwrap_or(b""))
+        .collect::<Vec<_>>();
+    let scope = sha256_hex(&credentials);
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(body, state.options.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    let request_hash = sha256_hex(&[target.as_bytes(), content_type, &bytes]);
+    let store = state.app.store();
+    let now = state.app.clock().now();
+    match store
+        .claim_idempotency_key(&scope, &key, &request_hash, now)
+        .await
+    {
+        Err(e) => return error_response(&e),
+        Ok(Claim::Mismatch) => {
+            return error_response(&Error::new(
+                ErrorCode::IdempotencyKeyReused,
+                "This Idempotency-Key was used with a different request",
+            ))
+        }
+        Ok(Claim::InProgress) => {
+            return error_response(&Error::new(
+                ErrorCode::OperationInProgress,
+                "A request with this Idempotency-Key is still in progress",
+            ))
+        }
+        Ok(Claim::Replay(stored)) => return replay(stored),
+        Ok(Claim::Started) => {}
+    }
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if resp.status().is_server_error() {
+        if let Err(e) = store.release_idempotency_key(&scope, &key).await {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+        return resp;
+    }
+    let (resp_parts, body) = resp.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error_response(&Error::internal(format!("response body: {e}"))),
+    };
+    let stored = StoredResponse {
+        status: resp_parts.status.as_u16(),
+        content_type: resp_parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        location: resp_parts
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body.to_vec(),
+    };
+    if let Err(e) = store.complete_idempotency_key(&scope, &key, &stored).await {
+        tracing::warn!(error = %e, "could not record an idempotent response");
+    }
+    Response::from_parts(resp_parts, Body::from(body))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let mut resp = Response::new(Body::from(stored.body));
+    *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let headers = resp.headers_mut();
+    if let Some(ct) = stored
+        .content_type
+        .and_then(|v| HeaderValue::try_from(v).ok())
+    {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(loc) = stored.location.and_then(|v| HeaderValue::try_from(v).ok()) {
+        headers.insert(header::LOCATION, loc);
+    }
+    headers.insert(
+        HeaderName::from_static("idempotent-replayed"),
+        HeaderValue::from_static("true"),
+    );
+    resp
+}

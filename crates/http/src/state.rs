@@ -1,0 +1,29 @@
+use crate::metrics::Metrics;
+use nephele_app::App;
+use std::sync::Arc;
+
+/// Options of the HTTP surface itself.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler and middleware can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub app: App,
+    pub metrics: Arc<Metrics>,
+    pub options: Arc<HttpOptions>,
+    /// The OpenAPI document and the reference page, rendered once.
+    pub openapi_json: Arc<String>,
+    pub docs_html: Arc<String>,
+}

@@ -1,0 +1,240 @@
+//! Configuration: flag > environment variable > config file > default.
+//! clap resolves flags and variables; the file fills in what neither gave.
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    Sim,
+    Qemu,
+}
+
+/// `nephele serve` flags; each has an environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8080]
+    #[arg(long, env = "NEPHELE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database and the setup token [default: ./nephele-data]
+    #[arg(long, env = "NEPHELE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://… or postgres://… [default: sqlite in the data dir]
+    #[arg(long, env = "NEPHELE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Externally visible base URL [default: http(s):// + the bound address]
+    #[arg(long, env = "NEPHELE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Hypervisor driver [default: sim]
+    #[arg(long, env = "NEPHELE_DRIVER")]
+    pub driver: Option<DriverKind>,
+    /// Latency of each simulated operation, e.g. 1s, 250ms, 0 [default: 1s]
+    #[arg(long, env = "NEPHELE_SIM_LATENCY")]
+    pub sim_latency: Option<humantime::Duration>,
+    /// The one-time setup token [default: generated into DATA_DIR/setup-token]
+    #[arg(long, env = "NEPHELE_SETUP_TOKEN", hide_env_values = true)]
+    pub setup_token: Option<String>,
+    /// On first start, set up an organization `demo` with a user `admin`
+    #[arg(long, env = "NEPHELE_DEMO")]
+    pub demo: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key)
+    #[arg(long, env = "NEPHELE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "NEPHELE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest accepted request body in bytes [default: 1048576]
+    #[arg(long, env = "NEPHELE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Database connections [default: 16]
+    #[arg(long, env = "NEPHELE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Time in-flight requests get to finish on shutdown [default: 30s]
+    #[arg(long, env = "NEPHELE_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<humantime::Duration>,
+    /// TOML configuration file (keys as the flags, with underscores)
+    #[arg(long, env = "NEPHELE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub driver: Option<DriverKind>,
+    pub sim_latency: Option<String>,
+    pub setup_token: Option<String>,
+    pub demo: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub db_max_connections: Option<u32>,
+    pub shutdown_grace: Option<String>,
+}
+
+/// The resolved configuration of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub public_url: Option<String>,
+    pub driver: DriverKind,
+    pub sim_latency: Duration,
+    pub setup_token: Option<String>,
+    pub demo: bool,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_body_bytes: usize,
+    pub db_max_connections: u32,
+    pub shutdown_grace: Duration,
+}
+
+fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).with_context(|| format!("{field}: not a duration: {s:?}"))
+}
+
+/// The SQLite URL of the embedded database in `data_dir`.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("nephele.db").display()
+    )
+}
+
+impl ServerConfig {
+    /// Merges flags/env with the config file and the defaults.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<ServerConfig> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./nephele-data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| sqlite_url(&data_dir));
+        let sim_latency = match (args.sim_latency, file.sim_latency) {
+            (Some(d), _) => d.into(),
+            (None, Some(s)) => duration("sim_latency", &s)?,
+            (None, None) => Duration::from_secs(1),
+        };
+        let shutdown_grace = match (args.shutdown_grace, file.shutdown_grace) {
+            (Some(d), _) => d.into(),
+            (None, Some(s)) => duration("shutdown_grace", &s)?,
+            (None, None) => Duration::from_secs(30),
+        };
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        Ok(ServerConfig {
+            listen,
+            data_dir,
+            database_url,
+            public_url: args.public_url.or(file.public_url),
+            driver: args.driver.or(file.driver).unwrap_or(DriverKind::Sim),
+            sim_latency,
+            setup_token: args.setup_token.or(file.setup_token),
+            demo: args.demo || file.demo.unwrap_or(false),
+            tls,
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(1024 * 1024),
+            db_max_connections: args
+                .db_max_connections
+                .or(file.db_max_connections)
+                .unwrap_or(16),
+            shutdown_grace,
+        })
+    }
+
+    /// A configuration for tests and embedding: a data dir, a database URL,
+    /// a free port on loopback.
+    pub fn for_data_dir(data_dir: PathBuf, database_url: Option<String>) -> ServerConfig {
+        let database_url = database_url.unwrap_or_else(|| sqlite_url(&data_dir));
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            database_url,
+            public_url: None,
+            driver: DriverKind::Sim,
+            sim_latency: Duration::from_secs(1),
+            setup_token: None,
+            demo: false,
+            tls: None,
+            max_body_bytes: 1024 * 1024,
+            db_max_connections: 16,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\nsim_latency = \"250ms\"\ndemo = true"
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            config: Some(f.path().to_owned()),
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(args).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
+        assert_eq!(c.sim_latency, Duration::from_millis(250));
+        assert!(c.demo);
+        assert!(c
+            .database_url
+            .starts_with("sqlite:///tmp/from-file/nephele.db"));
+        assert_eq!(c.driver, DriverKind::Sim);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "lisen = \"x\"").unwrap();
+        let args = ServeArgs {
+            config: Some(f.path().to_owned()),
+            ..Default::default()
+        };
+        assert!(ServerConfig::resolve(args).is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! The `nephele` binary as a library: configuration, wiring and `serve`,
+//! so that tests can start real servers in-process.
+
+pub mod config;
+pub mod server;

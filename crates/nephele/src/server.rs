@@ -1,0 +1,180 @@
+//! Wiring: storage, the application, the HTTP service, and the listener.
+
+use crate::config::{DriverKind, ServerConfig};
+use anyhow::{bail, Context};
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use nephele_app::setup::random_token;
+use nephele_app::{App, AppConfig};
+use nephele_common::{Secret, SystemClock};
+use nephele_http::HttpOptions;
+use nephele_store::{Store, StoreOptions};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// A server that is up and accepting connections.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`.
+    pub url: String,
+    pub app: App,
+    /// The demo account's password, when `--demo` set the platform up now.
+    pub demo_password: Option<Secret>,
+    handle: Handle,
+    task: JoinHandle<std::io::Result<()>>,
+    grace: std::time::Duration,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(self.grace));
+        self.task.await.context("server task")??;
+        self.app.store().close().await;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("server task")??;
+        Ok(())
+    }
+}
+
+const SETUP_TOKEN_FILE: &str = "setup-token";
+
+/// Reads the setup token file, or creates it (mode 0600) with a new token.
+fn setup_token_file(data_dir: &Path) -> anyhow::Result<(Secret, PathBuf)> {
+    let path = data_dir.join(SETUP_TOKEN_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_owned();
+        if !token.is_empty() {
+            return Ok((Secret::new(token), path));
+        }
+    }
+    let token = random_token(43); // ≈256 bits
+    write_private(&path, token.expose())?;
+    Ok((token, path))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Starts a server as configured and returns once it is listening.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    if config.driver == DriverKind::Qemu {
+        bail!("the qemu driver is not available yet; use --driver sim");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::connect(
+        &config.database_url,
+        &StoreOptions {
+            max_connections: config.db_max_connections,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("opening the database")?;
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{addr}");
+    let public_url = config.public_url.clone().unwrap_or_else(|| url.clone());
+
+    let initialized = store
+        .is_initialized()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (setup_token, setup_token_file) = match (&config.setup_token, initialized || config.demo) {
+        (Some(t), _) => (Secret::new(t.clone()), None),
+        // Set up already, or about to be by --demo: no token to hand out.
+        (None, true) => (random_token(43), None),
+        (None, false) => {
+            let (token, path) = setup_token_file(&config.data_dir)?;
+            tracing::info!(path = %path.display(), "Nephele is not set up: the setup token is in this file");
+            (token, Some(path))
+        }
+    };
+    let app = App::new(
+        store,
+        Arc::new(SystemClock),
+        AppConfig {
+            setup_token,
+            setup_token_file,
+            public_url,
+        },
+    );
+    let demo_password = if config.demo {
+        app.set_up_demo()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map(|d| d.password)
+    } else {
+        None
+    };
+
+    let service = nephele_http::service(
+        app.clone(),
+        HttpOptions {
+            max_body_bytes: config.max_body_bytes,
+        },
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
+    let handle = Handle::new();
+    let task = match &config.tls {
+        Some((cert, key)) => {
+            // One process-wide crypto provider; a second install is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("loading TLS certificate {}", cert.display()))?;
+            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            tokio::spawn(server.serve(service))
+        }
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(server.serve(service))
+        }
+    };
+    tracing::info!("listening on {url}");
+    Ok(Running {
+        addr,
+        url,
+        app,
+        demo_password,
+        handle,
+        task,
+        grace: config.shutdown_grace,
+    })
+}

@@ -1,0 +1,209 @@
+use nephele_common::{Error, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections for readers (PostgreSQL: the whole pool).
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The database. Cheap to clone.
+///
+/// SQLite allows one writer at a time; rather than let concurrent write
+/// transactions collide (`SQLITE_BUSY`), writes go through a pool of one
+/// connection and reads through the rest, which WAL lets run alongside.
+/// On PostgreSQL both are the same pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) read: AnyPool,
+    pub(crate) write: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, applies the migrations of the backend, and returns the store.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(Error::invalid(
+                "databaseUrl",
+                "must start with sqlite:// or postgres://",
+            ));
+        };
+        let connect = AnyConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("databaseUrl", e.to_string()))?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .min_connections(0)
+                .acquire_timeout(options.acquire_timeout)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let (read, write) = match backend {
+            Backend::Sqlite => {
+                let write = pool(1)
+                    .connect_with(connect.clone())
+                    .await
+                    .map_err(unavailable)?;
+                let read = pool(options.max_connections.max(2))
+                    .connect_with(connect)
+                    .await
+                    .map_err(unavailable)?;
+                (read, write)
+            }
+            Backend::Postgres => {
+                let p = pool(options.max_connections.max(2))
+                    .connect_with(connect)
+                    .await
+                    .map_err(unavailable)?;
+                (p.clone(), p)
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&write)
+            .await
+            .map_err(|e| Error::internal(format!("database migration failed: {e}")))?;
+        Ok(Store {
+            read,
+            write,
+            backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Is the database reachable? (`/readyz`)
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    /// Every table with its columns and normalized column types, for the
+    /// test that keeps both schemas in step.
+    pub async fn schema(&self) -> Result<Vec<(String, String, String)>> {
+        use sqlx::Row;
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT m.name, p.name, lower(p.type) FROM sqlite_master m \
+                 JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+                 ORDER BY m.name, p.name"
+            }
+            Backend::Postgres => {
+                "SELECT table_name::text, column_name::text, lower(data_type::text) \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' \
+                 ORDER BY table_name, column_name"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let ty: String = r.try_get(2).map_err(db_error)?;
+                let ty = match ty.as_str() {
+                    "blob" | "bytea" => "bytes",
+                    "character varying" | "text" => "text",
+                    "integer" | "bigint" => "integer",
+                    other => other,
+                }
+                .to_owned();
+                Ok((
+                    r.try_get(0).map_err(db_error)?,
+                    r.try_get(1).map_err(db_error)?,
+                    ty,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> Error {
+    Error::unavailable(format!("database unreachable: {e}"))
+}
+
+/// Maps a database failure: lost connections are 503, the rest are 500s
+/// whose cause goes to the log only.
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => unavailable(e),
+        other => Error::internal(format!("database error: {other}")),
+    }
+}
+
+/// If `e` is a unique-constraint violation, the text that names the
+/// constraint (PostgreSQL: its name; SQLite: `table.column` in the message).
+pub(crate) fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    let db = e.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    Some(
+        db.constraint()
+            .map(str::to_owned)
+            .unwrap_or_else(|| db.message().to_owned()),
+    )
+}
+
+pub(crate) fn parse_id<T: FromStr>(s: &str) -> Result<T> {
+    s.parse::<T>()
+        .map_err(|_| Error::internal(format!("corrupt id in database: {s:?}")))
+}

@@ -1,0 +1,15 @@
+//! Nephele's persistence. One [`Store`] serves both backends: it speaks
+//! portable SQL (`$N` parameters, TEXT ids, BIGINT microsecond times) through
+//! sqlx's `Any` driver, so the backend is chosen once, from the database URL,
+//! at start-up. Where the dialects must differ, the [`Backend`] says so in
+//! one place.
+
+mod db;
+pub mod idempotency;
+pub mod models;
+pub mod organizations;
+pub mod setup;
+pub mod users;
+
+pub use db::{Backend, Store, StoreOptions};
+pub use models::*;

@@ -1,0 +1,260 @@
+use crate::db::{db_error, parse_id, unique_violation};
+use crate::{NewOrganization, Organization, Store};
+use nephele_common::clock::{from_micros, to_micros};
+use nephele_common::ids::OrganizationId;
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, Precondition, Result};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+const COLUMNS: &str = "id, parent_id, name, created_at, updated_at, version";
+
+pub(crate) fn org_from_row(r: &AnyRow) -> Result<Organization> {
+    let parent: Option<String> = r.try_get("parent_id").map_err(db_error)?;
+    Ok(Organization {
+        id: parse_id(&r.try_get::<String, _>("id").map_err(db_error)?)?,
+        parent_id: parent.as_deref().map(parse_id).transpose()?,
+        name: r.try_get("name").map_err(db_error)?,
+        created_at: from_micros(r.try_get("created_at").map_err(db_error)?),
+        updated_at: from_micros(r.try_get("updated_at").map_err(db_error)?),
+        version: r.try_get("version").map_err(db_error)?,
+    })
+}
+
+fn name_taken(e: sqlx::Error, name: &str) -> Error {
+    match unique_violation(&e) {
+        Some(_) => Error::name_taken("organizations", "name", name),
+        None => db_error(e),
+    }
+}
+
+pub(crate) async fn insert_organization(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewOrganization,
+) -> Result<Organization> {
+    let now = to_micros(new.now);
+    sqlx::query(
+        "INSERT INTO organizations (id, parent_id, name, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $4, 1)",
+    )
+    .bind(new.id.to_string())
+    .bind(new.parent_id.map(|p| p.to_string()))
+    .bind(new.name.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| name_taken(e, new.name.as_str()))?;
+    Ok(Organization {
+        id: new.id,
+        parent_id: new.parent_id,
+        name: new.name.to_string(),
+        created_at: new.now,
+        updated_at: new.now,
+        version: 1,
+    })
+}
+
+impl Store {
+    pub async fn organization(&self, id: OrganizationId) -> Result<Option<Organization>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    /// The organization and all its ancestors, nearest first.
+    pub async fn organization_ancestry(&self, id: OrganizationId) -> Result<Vec<OrganizationId>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE up(id, parent_id, depth) AS ( \
+               SELECT id, parent_id, 0 FROM organizations WHERE id = $1 \
+               UNION ALL \
+               SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o JOIN up ON o.id = up.parent_id \
+             ) SELECT id FROM up ORDER BY depth",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| parse_id(&r.try_get::<String, _>("id").map_err(db_error)?))
+            .collect()
+    }
+
+    /// Organizations in the subtree rooted at `root` (itself included), by id,
+    /// optionally only the direct children of `parent`.
+    pub async fn list_organizations(
+        &self,
+        root: OrganizationId,
+        parent: Option<OrganizationId>,
+        page: &PageRequest,
+    ) -> Result<Page<Organization>> {
+        let rows = sqlx::query(&format!(
+            "WITH RECURSIVE sub(id) AS ( \
+               SELECT id FROM organizations WHERE id = $1 \
+               UNION ALL \
+               SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
+             ) SELECT {COLUMNS} FROM organizations \
+             WHERE id IN (SELECT id FROM sub) \
+               AND ($2 IS NULL OR parent_id = $2) \
+               AND ($3 IS NULL OR id > $3) \
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(root.to_string())
+        .bind(parent.map(|p| p.to_string()))
+        .bind(page.after.clone())
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        let items = rows.iter().map(org_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, page.limit, |o| o.id.to_string()))
+    }
+
+    pub async fn create_organization(&self, new: &NewOrganization) -> Result<Organization> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        self.check_sibling_name(&mut tx, new.parent_id, new.name.as_str(), None)
+            .await?;
+        let org = insert_organization(&mut tx, new).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(org)
+    }
+
+    /// Renames an organization. The `If-Match` precondition must
+    /// hold for the stored version.
+    pub async fn update_organization(
+        &self,
+        id: OrganizationId,
+        name: &str,
+        precondition: &Precondition,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Organization> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(current) = row.as_ref().map(org_from_row).transpose()? else {
+            return Err(Error::not_found("organizations", id));
+        };
+        precondition.check(current.version)?;
+        if current.name == name {
+            return Ok(current);
+        }
+        self.check_sibling_name(&mut tx, current.parent_id, name, Some(id))
+            .await?;
+        sqlx::query(
+            "UPDATE organizations SET name = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+        )
+        .bind(name)
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| name_taken(e, name))?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Organization {
+            name: name.to_owned(),
+            updated_at: now,
+            version: current.version + 1,
+            ..current
+        })
+    }
+
+    /// Deletes an organization that holds nothing: no sub-organizations, no users.
+    pub async fn delete_organization(
+        &self,
+        id: OrganizationId,
+        precondition: &Precondition,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM organizations WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let Some(version) = version else {
+            return Err(Error::not_found("organizations", id));
+        };
+        precondition.check(version)?;
+        let children: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM organizations WHERE parent_id = $1")
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if children > 0 {
+            return Err(Error::new(
+                nephele_common::ErrorCode::WrongState,
+                "Cannot delete an organization that still holds sub-organizations",
+            )
+            .with("type", "organizations")
+            .with("id", id.to_string())
+            .with("subOrganizations", children));
+        }
+        let users: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM users WHERE organization_id = $1")
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if users > 0 {
+            return Err(Error::new(
+                nephele_common::ErrorCode::WrongState,
+                "Cannot delete an organization that still holds users",
+            )
+            .with("type", "organizations")
+            .with("id", id.to_string())
+            .with("users", users));
+        }
+        sqlx::query("DELETE FROM role_assignments WHERE organization_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM roles WHERE organization_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Sibling organizations have distinct names (compared case-insensitively).
+    async fn check_sibling_name(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        parent: Option<OrganizationId>,
+        name: &str,
+        except: Option<OrganizationId>,
+    ) -> Result<()> {
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM organizations \
+             WHERE ((parent_id IS NULL AND $1 IS NULL) OR parent_id = $1) \
+               AND lower(name) = lower($2) AND ($3 IS NULL OR id <> $3)",
+        )
+        .bind(parent.map(|p| p.to_string()))
+        .bind(name)
+        .bind(except.map(|e| e.to_string()))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if taken > 0 {
+            return Err(Error::name_taken("organizations", "name", name));
+        }
+        Ok(())
+    }
+}
