@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Runs schemathesis against a freshly started, freshly set-up Nephele server.
+#
+# Usage: bash .ci/schemathesis.sh /path/to/nephele-binary
+#
+# Environment knobs (all optional):
+#   PYTHON               Python interpreter to use            (default: python3)
+#   ST_MAX_EXAMPLES      test cases per API operation         (default: 50)
+#   ST_SEED              hypothesis seed; "random" for none   (default: 1)
+#   ST_WORKERS           schemathesis workers                 (default: 1)
+#   ST_TIMEOUT           hard wall-clock limit for the run, s (default: 900)
+#   ST_EXTRA_ARGS        extra arguments appended to `st run` (word-split)
+#   ST_DATABASE_URL      run the server on this database instead of SQLite
+#   ST_REPORT_DIR        write JUnit and NDJSON reports into this directory
+#   ST_KEEP_LOGS=1       keep the temp dir (server log, data dir) on exit
+#
+# Exits non-zero if the server cannot be started or set up, or if schemathesis
+# reports any failure or error.
+set -euo pipefail
+
+SCHEMATHESIS_VERSION="4.32.5"
+SETUP_TOKEN="ci-setup-token-0123456789"
+ADMIN_LOGIN="admin"
+ADMIN_PASSWORD="correct-horse-1"
+CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $# -eq 1 ]] || die "usage: bash .ci/schemathesis.sh /path/to/nephele-binary"
+BIN="$1"
+[[ -f "$BIN" && -x "$BIN" ]] || die "not an executable file: $BIN"
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+
+PY="${PYTHON:-python3}"
+MAX_EXAMPLES="${ST_MAX_EXAMPLES:-50}"
+SEED="${ST_SEED:-1}"
+WORKERS="${ST_WORKERS:-1}"
+ST_TIMEOUT="${ST_TIMEOUT:-900}"
+
+# Everything we talk to is on loopback: never go through a proxy.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+unset HTTP_PROXY HTTPS_PROXY ALL_PROXY http_proxy https_proxy all_proxy
+export NO_COLOR=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
+
+for tool in curl base64 timeout; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not installed"
+done
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/nephele-st.XXXXXX")"
+SERVER_PID=""
+SERVER_LOG="$WORK/server.log"
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            log "server did not stop within 10 s of SIGTERM; sending SIGKILL"
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_server
+    if [[ "${ST_KEEP_LOGS:-0}" == "1" ]]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+show_server_log() {
+    if [[ -s "$SERVER_LOG" ]]; then
+        log "last lines of the server log:"
+        tail -n 40 "$SERVER_LOG" | sed 's/\x1b\[[0-9;]*m//g' >&2
+    fi
+}
+
+# --- schemathesis ----------------------------------------------------------
+st_installed_version() {
+    "$1" -c 'import schemathesis, sys; sys.stdout.write(schemathesis.__version__)' 2>/dev/null || true
+}
+
+if [[ "$(st_installed_version "$PY")" != "$SCHEMATHESIS_VERSION" ]]; then
+    command -v "$PY" >/dev/null 2>&1 || die "no Python interpreter '$PY' found"
+    log "installing schemathesis==$SCHEMATHESIS_VERSION with pip"
+    if ! "$PY" -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"; then
+        # E.g. a Debian system Python (externally managed): use a private venv.
+        VENV="${XDG_CACHE_HOME:-$HOME/.cache}/nephele-ci/schemathesis-$SCHEMATHESIS_VERSION"
+        log "pip install into $PY failed; trying a virtualenv at $VENV"
+        if [[ ! -x "$VENV/bin/python" ]]; then
+            "$PY" -m venv "$VENV" || die "cannot create a virtualenv (is python3-venv installed?)"
+        fi
+        "$VENV/bin/python" -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
+            || die "cannot install schemathesis==$SCHEMATHESIS_VERSION from PyPI"
+        PY="$VENV/bin/python"
+    fi
+    [[ "$(st_installed_version "$PY")" == "$SCHEMATHESIS_VERSION" ]] \
+        || die "schemathesis==$SCHEMATHESIS_VERSION is not importable after installing it"
+fi
+# Invoke the CLI through the interpreter, so PATH / pyenv shims do not matter.
+st() { "$PY" -c 'import sys; sys.argv[0] = "st"; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' "$@"; }
+log "using $(st --version) ($PY)"
+
+# --- server ----------------------------------------------------------------
+# Only the flags below configure the server: drop inherited settings that
+# would change what is being tested.
+unset NEPHELE_CONFIG NEPHELE_DEMO NEPHELE_PUBLIC_URL NEPHELE_TLS_CERT NEPHELE_TLS_KEY \
+    NEPHELE_DATABASE_URL NEPHELE_LISTEN NEPHELE_DATA_DIR NEPHELE_SETUP_TOKEN
+
+server_args=(serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --setup-token "$SETUP_TOKEN")
+if [[ -n "${ST_DATABASE_URL:-}" ]]; then
+    server_args+=(--database-url "$ST_DATABASE_URL")
+fi
+mkdir -p "$WORK/data"
+log "starting $BIN ${server_args[*]}"
+(cd "$WORK" && exec "$BIN" "${server_args[@]}") </dev/null >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+URL=""
+for _ in $(seq 1 300); do # 30 s
+    URL="$(sed 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" | grep -o 'listening on http://[0-9.:]*' | head -n 1 | sed 's/^listening on //' || true)"
+    [[ -n "$URL" ]] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        show_server_log
+        die "the server exited before listening"
+    fi
+    sleep 0.1
+done
+if [[ -z "$URL" ]]; then
+    show_server_log
+    die "the server did not log 'listening on http://...' within 30 s"
+fi
+[[ "$URL" == http://127.0.0.1:* ]] || die "unexpected listen address '$URL' (expected 127.0.0.1)"
+log "server is listening on $URL (pid $SERVER_PID)"
+
+# --- first-run setup --------------------------------------------------------
+setup_body="$(printf '{"setupToken":"%s","organization":{"name":"Acme"},"admin":{"login":"%s","email":"admin@acme.test","password":"%s"}}' \
+    "$SETUP_TOKEN" "$ADMIN_LOGIN" "$ADMIN_PASSWORD")"
+status="$(curl -sS --max-time 30 -o "$WORK/setup.json" -w '%{http_code}' \
+    -X POST "$URL/occm/setup/init" -H 'content-type: application/json' -d "$setup_body")" \
+    || { show_server_log; die "POST /occm/setup/init failed"; }
+if [[ "$status" != "201" ]]; then
+    log "POST /occm/setup/init answered $status:"
+    cat "$WORK/setup.json" >&2 || true
+    echo >&2
+    show_server_log
+    die "setup failed"
+fi
+log "setup done (201)"
+
+status="$(curl -sS --max-time 30 -o "$WORK/openapi.json" -w '%{http_code}' "$URL/api/openapi.json")" \
+    || { show_server_log; die "GET /api/openapi.json failed"; }
+[[ "$status" == "200" ]] || { cat "$WORK/openapi.json" >&2 || true; die "GET /api/openapi.json answered $status"; }
+
+# --- schemathesis run -------------------------------------------------------
+AUTH="$(printf '%s:%s' "$ADMIN_LOGIN" "$ADMIN_PASSWORD" | base64 | tr -d '\n')"
+st_args=(
+    run "$URL/api/openapi.json"
+    --checks "$CHECKS"
+    --header "Authorization: Basic $AUTH"
+    --max-examples "$MAX_EXAMPLES"
+    --workers "$WORKERS"
+    --request-timeout 30
+    --generation-database none
+    --output-truncate false
+    --no-color
+)
+if [[ -n "${ST_REPORT_DIR:-}" ]]; then
+    mkdir -p "$ST_REPORT_DIR"
+    st_args+=(--report junit,ndjson --report-dir "$(cd "$ST_REPORT_DIR" && pwd)")
+fi
+if [[ "$SEED" != "random" ]]; then
+    st_args+=(--seed "$SEED")
+fi
+if [[ -n "${ST_EXTRA_ARGS:-}" ]]; then
+    # shellcheck disable=SC2206 # word splitting is intended
+    st_args+=($ST_EXTRA_ARGS)
+fi
+
+log "running: st ${st_args[*]//$AUTH/***}"
+start=$SECONDS
+set +e
+(cd "$WORK" && timeout --signal=TERM --kill-after=30 "$ST_TIMEOUT" \
+    "$PY" -c 'import sys; sys.argv[0] = "st"; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' \
+    "${st_args[@]}") </dev/null
+st_rc=$?
+set -e
+elapsed=$((SECONDS - start))
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    show_server_log
+    log "the server died during the run"
+    [[ $st_rc -ne 0 ]] || st_rc=1
+fi
+
+if [[ $st_rc -eq 124 || $st_rc -eq 137 ]]; then
+    die "schemathesis did not finish within ${ST_TIMEOUT} s"
+elif [[ $st_rc -ne 0 ]]; then
+    show_server_log
+    die "schemathesis reported failures (exit $st_rc, ${elapsed} s)"
+fi
+log "schemathesis passed in ${elapsed} s"

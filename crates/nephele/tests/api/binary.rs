@@ -1,0 +1,258 @@
+//! The `nephele` binary itself: flags, the setup token file, `--demo`,
+//! TLS, and a clean exit on SIGTERM.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Process {
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nephele"));
+        cmd.args(args)
+            .env_remove("NEPHELE_DATABASE_URL")
+            .env("NEPHELE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn nephele");
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Process {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn url(&mut self) -> String {
+        let line = self.wait_for("listening on ");
+        let start = line.find("listening on ").unwrap() + "listening on ".len();
+        line[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return (status, self.seen);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn db_args(url: &str) -> Vec<String> {
+    vec!["--database-url".into(), url.into()]
+}
+
+#[tokio::test]
+async fn serve_writes_a_private_setup_token_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _pg) = test_database(dir.path()).await;
+    let data = dir.path().to_str().unwrap();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data];
+    let extra = db_args(&db);
+    args.extend(extra.iter().map(String::as_str));
+    let mut p = Process::spawn(&args, &[]);
+    let url = p.url();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(!url.ends_with(":0"));
+
+    let token_path = dir.path().join("setup-token");
+    let token = std::fs::read_to_string(&token_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(token.len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let client = reqwest::Client::new();
+    let mut body = setup_body();
+    body["setupToken"] = serde_json::json!(token);
+    let r = client
+        .post(format!("{url}/occm/setup/init"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(!token_path.exists(), "the token is deleted once used");
+
+    let (status, lines) = p.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let log = lines.join("\n");
+    assert!(log.contains("setup-token"), "the path is logged");
+    assert!(!log.contains(&token), "the token never is");
+    assert!(!log.contains(ADMIN_PASSWORD));
+}
+
+#[tokio::test]
+async fn demo_sets_up_and_prints_the_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _pg) = test_database(dir.path()).await;
+    let data = dir.path().to_str().unwrap();
+    let extra = db_args(&db);
+    let mut args = vec![
+        "serve",
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let mut p = Process::spawn(&args, &[]);
+    let line = p.wait_for("password '");
+    let password = line
+        .split("password '")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    assert!(password.len() >= 16);
+    let url = p.url();
+    let status: serde_json::Value = reqwest::get(format!("{url}/occm/setup/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["data"]["initialized"], true);
+    let (status, lines) = p.terminate();
+    assert!(status.success());
+    let mentions = lines.iter().filter(|l| l.contains(password)).count();
+    assert_eq!(mentions, 1, "printed exactly once");
+
+    // A second start with --demo leaves the platform as it is, silently.
+    let mut p = Process::spawn(&args, &[]);
+    p.url();
+    let (status, lines) = p.terminate();
+    assert!(status.success());
+    assert!(!lines.iter().any(|l| l.contains("password '")));
+}
+
+#[tokio::test]
+async fn environment_variables_configure_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _pg) = test_database(dir.path()).await;
+    let mut p = Process::spawn(
+        &["serve"],
+        &[
+            ("NEPHELE_LISTEN", "127.0.0.1:0"),
+            ("NEPHELE_DATA_DIR", dir.path().to_str().unwrap()),
+            ("NEPHELE_DATABASE_URL", &db),
+            ("NEPHELE_SETUP_TOKEN", "token-from-env-123"),
+        ],
+    );
+    let url = p.url();
+    let mut body = setup_body();
+    body["setupToken"] = serde_json::json!("token-from-env-123");
+    let r = reqwest::Client::new()
+        .post(format!("{url}/occm/setup/init"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        !dir.path().join("setup-token").exists(),
+        "a given token is not written"
+    );
+    let (status, _) = p.terminate();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_with_one_clear_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nephele"))
+        .args([
+            "serve",
+            "--database-url",
+            "mysql://nope",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn tls_serves_https() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let s = TestServer::start_with(|c| c.tls = Some((cert_path, key_path))).await;
+    assert!(s.url.starts_with("https://"));
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}

@@ -1,0 +1,13 @@
+//! Nephele's integration tests: each test starts its own server on port 0
+//! with its own database (a temp SQLite file, or a fresh PostgreSQL
+//! database when NEPHELE_TEST_DATABASE_URL names a PostgreSQL server) and
+//! talks to it over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod conventions;
+mod ops;
+mod schema;
+mod setup;
+mod support;

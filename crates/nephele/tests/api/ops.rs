@@ -1,0 +1,70 @@
+//! Operations endpoints (SPEC §8).
+
+use crate::support::*;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let s = TestServer::start().await;
+    assert_eq!(json_of(s.get("/healthz").await, 200).await["status"], "ok");
+    assert_eq!(
+        json_of(s.get("/readyz").await, 200).await["status"],
+        "ready"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let s = TestServer::start().await;
+    s.get("/occm/setup/status").await;
+    s.get("/api/v2/whatever").await;
+    let r = s.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(
+            "nephele_http_requests_total{method=\"GET\",route=\"/occm/setup/status\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("status=\"420\""), "{text}");
+    assert!(
+        text.contains("nephele_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_matches_the_committed_one() {
+    let s = TestServer::set_up().await;
+    let served = s.get("/api/openapi.json").await.text().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/occm/setup/init"]["post"].is_object());
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/nephele.json");
+    if std::env::var_os("NEPHELE_UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "openapi/nephele.json is out of date: run `NEPHELE_UPDATE_OPENAPI=1 cargo test -p nephele openapi` and commit it"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_reference_page_is_self_contained() {
+    let s = TestServer::set_up().await;
+    let r = s.get("/docs").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("/occm/setup/init"));
+    assert!(!html.contains("<script"));
+    s.stop().await;
+}

@@ -1,0 +1,175 @@
+//! The test harness.
+
+use nephele::config::ServerConfig;
+use nephele::server::{start, Running};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+pub const SETUP_TOKEN: &str = "test-setup-token-0123456789";
+pub const ADMIN_LOGIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct-horse-1";
+
+/// The PostgreSQL server URL the suite runs against, if any.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("NEPHELE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh PostgreSQL database, dropped when this is dropped.
+pub struct PgDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(admin_url: &str) -> PgDatabase {
+        let name = format!("nephele_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let mut url = url::Url::parse(admin_url).expect("database URL");
+        url.set_path(&name);
+        PgDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside async: use a runtime of our own on a thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub http: Client,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// A test database: its URL, and the guard that removes it.
+pub async fn test_database(dir: &std::path::Path) -> (String, Option<PgDatabase>) {
+    match postgres_admin_url() {
+        Some(admin) => {
+            let db = PgDatabase::create(&admin).await;
+            (db.url.clone(), Some(db))
+        }
+        None => (nephele::config::sqlite_url(dir), None),
+    }
+}
+
+impl TestServer {
+    /// A new server, not set up.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg) = test_database(dir.path()).await;
+        let mut config = ServerConfig::for_data_dir(dir.path().to_owned(), Some(database_url));
+        config.setup_token = Some(SETUP_TOKEN.to_owned());
+        config.sim_latency = std::time::Duration::ZERO;
+        config.shutdown_grace = std::time::Duration::from_secs(5);
+        configure(&mut config);
+        let running = start(config).await.expect("server starts");
+        TestServer {
+            url: running.url.clone(),
+            http: Client::new(),
+            running: Some(running),
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    /// A new server, set up with the root organization `Acme` and its admin.
+    pub async fn set_up() -> TestServer {
+        let s = Self::start().await;
+        let r = s.post("/occm/setup/init", &setup_body()).await;
+        assert_eq!(r.status(), 201, "setup: {}", r.text().await.unwrap());
+        s
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{}", self.url, path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+pub fn setup_body() -> Value {
+    json!({
+        "setupToken": SETUP_TOKEN,
+        "organization": {"name": "Acme"},
+        "admin": {"login": ADMIN_LOGIN, "email": "admin@acme.test", "password": ADMIN_PASSWORD}
+    })
+}
+
+/// Reads a JSON body, asserting the status first.
+pub async fn json_of(r: Response, status: u16) -> Value {
+    let got = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts an `errors` envelope with one error of `code` first.
+pub async fn assert_error(r: Response, status: u16, code: u64) -> Value {
+    let body = json_of(r, status).await;
+    assert_eq!(body["errors"][0]["code"], code, "body: {body}");
+    assert!(body["errors"][0]["message"].is_string());
+    body
+}
+
+/// Replaces ids and times by placeholders so bodies can be snapshotted.
+pub fn normalize(text: &str) -> String {
+    let uuid =
+        regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
+    let text = uuid.replace_all(text, "[uuid]");
+    time.replace_all(&text, "[time]").into_owned()
+}
