@@ -183,7 +183,7 @@ st_args=(
 )
 if [[ -n "${ST_REPORT_DIR:-}" ]]; then
     mkdir -p "$ST_REPORT_DIR"
-    st_args+=(--report junit,ndjson --report-dir "$(cd "$ST_REPORT_DIR" && pwd)")
+    st_args+=(--report "junit,ndjson" --report-dir "$(cd "$ST_REPORT_DIR" && pwd)")
 fi
 if [[ "$SEED" != "random" ]]; then
     st_args+=(--seed "$SEED")

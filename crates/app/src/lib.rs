@@ -2,6 +2,8 @@
 //! method that touches a tenant's data takes the caller's context and checks
 //! the action before it reads or writes.
 
+pub mod access;
+pub mod organizations;
 pub mod passwords;
 pub mod setup;
 

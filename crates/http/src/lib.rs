@@ -3,6 +3,7 @@
 //! envelopes, errors, request ids, idempotency, preconditions — lives in
 //! the layers and extractors here, once, for every route.
 
+pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -30,7 +31,7 @@ use utoipa_axum::routes;
 
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{ops, setup};
+    use routes::{ops, organizations, setup};
     let (router, api) =
         OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
             .routes(routes!(ops::healthz))
@@ -40,6 +41,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(ops::docs))
             .routes(routes!(setup::status))
             .routes(routes!(setup::init))
+            .routes(routes!(organizations::list, organizations::create))
+            .routes(routes!(
+                organizations::get,
+                organizations::put,
+                organizations::patch,
+                organizations::delete
+            ))
             .split_for_parts();
     (router, openapi::finish(api))
 }

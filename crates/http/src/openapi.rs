@@ -2,6 +2,8 @@
 //! this adds what every operation shares — the error responses of SPEC §3.
 
 use nephele_api_types::ErrorBody;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
 
 #[derive(utoipa::OpenApi)]
@@ -14,9 +16,11 @@ use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
                        `Accept: application/xml` or a `.xml` path suffix. Errors use the `errors` envelope."
     ),
     components(schemas(ErrorBody)),
+    modifiers(&Security),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "setup", description = "First-run setup"),
+        (name = "organizations", description = "The tree of organizations (tenants)"),
     )
 )]
 pub struct ApiDoc;
@@ -58,23 +62,72 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
             &mut item.delete,
             &mut item.patch,
         ];
+        let authenticated = path.starts_with("/api/v2/");
         for op in ops.into_iter().flatten() {
+            if authenticated {
+                op.security.get_or_insert_with(|| {
+                    ["basic", "bearer", "apiKey"]
+                        .into_iter()
+                        .map(|s| SecurityRequirement::new(s, Vec::<String>::new()))
+                        .collect()
+                });
+                for (status, description) in AUTH_ERRORS {
+                    add_error(op, status, description);
+                }
+            }
             for (status, description) in errors {
-                op.responses
-                    .responses
-                    .entry((*status).to_owned())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description(*description)
-                            .content(
-                                "application/json",
-                                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-                            )
-                            .build()
-                            .into()
-                    });
+                add_error(op, status, description);
             }
         }
     }
     api
+}
+
+fn add_error(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+                .into()
+        });
+}
+
+const AUTH_ERRORS: &[(&str, &str)] = &[
+    ("401", "Authentication required or invalid (1000, 1001)"),
+    ("403", "Not permitted for this role (1003)"),
+];
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, api: &mut OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("MC-Api-Key"))),
+        );
+    }
 }

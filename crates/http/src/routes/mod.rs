@@ -1,2 +1,3 @@
 pub mod ops;
+pub mod organizations;
 pub mod setup;

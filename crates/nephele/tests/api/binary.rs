@@ -71,15 +71,16 @@ impl Process {
     }
 
     fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let mut seen = std::mem::take(&mut self.seen);
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
+                    seen.push(l);
                 }
-                return (status, self.seen);
+                return (status, seen);
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -87,6 +88,14 @@ impl Process {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave a server behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

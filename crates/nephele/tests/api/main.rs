@@ -8,6 +8,7 @@
 mod binary;
 mod conventions;
 mod ops;
+mod organizations;
 mod schema;
 mod setup;
 mod support;

@@ -122,6 +122,12 @@ impl TestServer {
         self.http.request(method, format!("{}{}", self.url, path))
     }
 
+    /// An authenticated request as the root admin (HTTP Basic).
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path)
+            .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path).send().await.expect("GET")
     }
@@ -170,6 +176,8 @@ pub fn normalize(text: &str) -> String {
     let uuid =
         regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
     let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
-    let text = uuid.replace_all(text, "[uuid]");
+    let next_page = regex::Regex::new(r#"("nextPage":"|<nextPage>)[A-Za-z0-9_-]+"#).unwrap();
+    let text = next_page.replace_all(text, "${1}[token]");
+    let text = uuid.replace_all(&text, "[uuid]");
     time.replace_all(&text, "[time]").into_owned()
 }

@@ -1,0 +1,123 @@
+//! Organizations: a tree of tenants of any depth.
+
+use crate::access::OpCtx;
+use crate::App;
+use nephele_api_types::{OrganizationCreate, OrganizationUpdate};
+use nephele_auth::Permission;
+use nephele_common::error::Validator;
+use nephele_common::ids::OrganizationId;
+use nephele_common::names::Name;
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, ErrorCode, Precondition, Result};
+use nephele_store::{NewOrganization, Organization};
+
+impl App {
+    pub async fn list_organizations(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        parent: Option<OrganizationId>,
+        page: &PageRequest,
+    ) -> Result<Page<Organization>> {
+        let org = self.acting_organization(ctx, acting).await?;
+        self.authorize(ctx, org, Permission::OrganizationsRead)
+            .await?;
+        self.store().list_organizations(org, parent, page).await
+    }
+
+    pub async fn get_organization(&self, ctx: &OpCtx, id: OrganizationId) -> Result<Organization> {
+        self.authorize(ctx, id, Permission::OrganizationsRead)
+            .await?;
+        self.store()
+            .organization(id)
+            .await?
+            .ok_or_else(|| Error::not_found("organizations", id))
+    }
+
+    pub async fn create_organization(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        request: OrganizationCreate,
+    ) -> Result<Organization> {
+        let mut v = Validator::new();
+        let name = v.require("name", request.name, |n| Name::parse(&n));
+        v.finish()?;
+        let Some(name) = name else {
+            return Err(Error::internal("validated name missing"));
+        };
+        let parent = match request.parent_id {
+            Some(p) => OrganizationId(p),
+            None => self.acting_organization(ctx, acting).await?,
+        };
+        self.authorize(ctx, parent, Permission::OrganizationsWrite)
+            .await?;
+        self.store()
+            .create_organization(&NewOrganization {
+                id: OrganizationId::new(),
+                parent_id: Some(parent),
+                name,
+                now: self.clock().now(),
+            })
+            .await
+    }
+
+    /// PUT and PATCH: only `name` is mutable. For PUT it is required; for
+    /// PATCH (a merge patch) an absent name leaves it as it is.
+    pub async fn update_organization(
+        &self,
+        ctx: &OpCtx,
+        id: OrganizationId,
+        request: OrganizationUpdate,
+        replace: bool,
+        precondition: &Precondition,
+    ) -> Result<Organization> {
+        let mut v = Validator::new();
+        let name = match request.name {
+            Some(n) => v.check("name", Name::parse(&n)),
+            None if replace => {
+                v.push("name", "is required");
+                None
+            }
+            None => None,
+        };
+        v.finish()?;
+        self.authorize(ctx, id, Permission::OrganizationsWrite)
+            .await?;
+        let store = self.store();
+        match name {
+            Some(name) => {
+                store
+                    .update_organization(id, name.as_str(), precondition, self.clock().now())
+                    .await
+            }
+            None => {
+                let org = store
+                    .organization(id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("organizations", id))?;
+                precondition.check(org.version)?;
+                Ok(org)
+            }
+        }
+    }
+
+    pub async fn delete_organization(
+        &self,
+        ctx: &OpCtx,
+        id: OrganizationId,
+        precondition: &Precondition,
+    ) -> Result<()> {
+        self.authorize(ctx, id, Permission::OrganizationsWrite)
+            .await?;
+        if id == ctx.actor.organization_id {
+            return Err(Error::new(
+                ErrorCode::WrongState,
+                "You cannot delete your own organization",
+            )
+            .with("type", "organizations")
+            .with("id", id.to_string()));
+        }
+        self.store().delete_organization(id, precondition).await
+    }
+}
