@@ -4,7 +4,7 @@
 //! their issues land).
 
 use crate::error::HttpError;
-use crate::middleware::{RequestContext, X_AGENT_ID};
+use crate::middleware::{PrincipalSlot, RequestContext, X_AGENT_ID};
 use crate::state::AppState;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -68,6 +68,9 @@ where
             }
             (None, Some(_)) => return Err(invalid().into()),
         };
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            let _ = slot.0.set(format!("user:{}", actor.user_id));
+        }
         let ctx = parts.extensions.get::<RequestContext>().cloned();
         Ok(Auth(OpCtx {
             actor,

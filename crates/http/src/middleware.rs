@@ -29,9 +29,9 @@ pub struct RequestContext {
     pub client_addr: Option<SocketAddr>,
 }
 
-/// Set on a response by authentication: the principal, for the access log.
-#[derive(Debug, Clone)]
-pub struct Principal(pub String);
+/// Where authentication records who the principal is, for the access log.
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalSlot(pub std::sync::Arc<std::sync::OnceLock<String>>);
 
 fn header_str(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
@@ -57,14 +57,16 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0),
     };
+    let principal = PrincipalSlot::default();
     req.extensions_mut().insert(ctx.clone());
+    req.extensions_mut().insert(principal.clone());
     let resp = next.run(req).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     state
         .metrics
         .observe_request(method.as_str(), &route, status, elapsed);
-    let principal = resp.extensions().get::<Principal>().map(|p| p.0.as_str());
+    let principal = principal.0.get().map(String::as_str);
     tracing::info!(
         target: "nephele::access",
         request_id = %ctx.request_id,

@@ -139,6 +139,14 @@ async fn serve_writes_a_private_setup_token_and_exits_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert!(!token_path.exists(), "the token is deleted once used");
+    let r = client
+        .get(format!("{url}/api/v2/organizations"))
+        .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+        .header("x-agent-id", "ci-agent/1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 
     let (status, lines) = p.terminate();
     assert!(status.success(), "exit status {status:?}");
@@ -146,6 +154,13 @@ async fn serve_writes_a_private_setup_token_and_exits_cleanly_on_sigterm() {
     assert!(log.contains("setup-token"), "the path is logged");
     assert!(!log.contains(&token), "the token never is");
     assert!(!log.contains(ADMIN_PASSWORD));
+    let access = lines
+        .iter()
+        .find(|l| l.contains("nephele::access") && l.contains("/api/v2/organizations"))
+        .unwrap_or_else(|| panic!("no access line in:\n{log}"));
+    assert!(access.contains("principal=\"user:"), "{access}");
+    assert!(access.contains("ci-agent/1.0"), "{access}");
+    assert!(access.contains("status=200"), "{access}");
 }
 
 #[tokio::test]
