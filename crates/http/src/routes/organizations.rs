@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use nephele_api_types::{
     Data, ErrorBody, List, Organization, OrganizationCreate, OrganizationUpdate,
 };
+use nephele_app::access::OpCtx;
 use nephele_common::ids::OrganizationId;
+use nephele_common::Precondition;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -118,12 +120,7 @@ pub async fn put(
     IfMatch(precondition): IfMatch,
     Body(request): Body<OrganizationUpdate>,
 ) -> HttpResult<Reply> {
-    let id = parse_path_id(TYPE, &id)?;
-    let org = state
-        .app
-        .update_organization(&ctx, id, request, true, &precondition)
-        .await?;
-    Ok(Reply::resource(views::organization(&org), org.version)?)
+    update(&state, &ctx, &id, request, true, &precondition).await
 }
 
 /// Merge-patches the mutable fields (RFC 7396).
@@ -143,10 +140,22 @@ pub async fn patch(
     IfMatch(precondition): IfMatch,
     Body(request): Body<OrganizationUpdate>,
 ) -> HttpResult<Reply> {
-    let id = parse_path_id(TYPE, &id)?;
+    update(&state, &ctx, &id, request, false, &precondition).await
+}
+
+/// PUT (`replace`) and PATCH differ only in whether `name` is required.
+async fn update(
+    state: &AppState,
+    ctx: &OpCtx,
+    id: &str,
+    request: OrganizationUpdate,
+    replace: bool,
+    precondition: &Precondition,
+) -> HttpResult<Reply> {
+    let id = parse_path_id(TYPE, id)?;
     let org = state
         .app
-        .update_organization(&ctx, id, request, false, &precondition)
+        .update_organization(ctx, id, request, replace, precondition)
         .await?;
     Ok(Reply::resource(views::organization(&org), org.version)?)
 }
