@@ -35,11 +35,12 @@ impl App {
             Some(user) if ok => {
                 let mut grants = Vec::new();
                 for g in self.store().role_grants(user.id).await? {
-                    let names = self.store().role_permissions(g.role_id).await?;
                     grants.push(Grant {
                         organization_id: g.organization_id,
                         role: g.role_name,
-                        permissions: Permissions::from_names(names.iter().map(String::as_str)),
+                        permissions: Permissions::from_names(
+                            g.permissions.iter().map(String::as_str),
+                        ),
                     });
                 }
                 Ok(Actor {
@@ -75,22 +76,15 @@ impl App {
         Ok(())
     }
 
-    /// The organization a request acts in: `org_id` if given (it must be
-    /// the actor's own or below it, else 404), otherwise the actor's own.
-    pub async fn acting_organization(
+    /// The organization a request acts in: `org_id` if given, otherwise the
+    /// actor's own. Whether the actor may act there (its own or below it,
+    /// else 404) is checked by [`App::authorize`], which every operation
+    /// runs on the organization it acts in.
+    pub fn acting_organization(
         &self,
         ctx: &OpCtx,
         org_id: Option<OrganizationId>,
-    ) -> Result<OrganizationId> {
-        match org_id {
-            None => Ok(ctx.actor.organization_id),
-            Some(id) => {
-                let ancestry = self.store().organization_ancestry(id).await?;
-                if ancestry.is_empty() || !ctx.actor.can_see(&ancestry) {
-                    return Err(Error::not_found("organizations", id));
-                }
-                Ok(id)
-            }
-        }
+    ) -> OrganizationId {
+        org_id.unwrap_or(ctx.actor.organization_id)
     }
 }

@@ -19,7 +19,7 @@ impl App {
         parent: Option<OrganizationId>,
         page: &PageRequest,
     ) -> Result<Page<Organization>> {
-        let org = self.acting_organization(ctx, acting).await?;
+        let org = self.acting_organization(ctx, acting);
         self.authorize(ctx, org, Permission::OrganizationsRead)
             .await?;
         self.store().list_organizations(org, parent, page).await
@@ -48,7 +48,7 @@ impl App {
         };
         let parent = match request.parent_id {
             Some(p) => OrganizationId(p),
-            None => self.acting_organization(ctx, acting).await?,
+            None => self.acting_organization(ctx, acting),
         };
         self.authorize(ctx, parent, Permission::OrganizationsWrite)
             .await?;

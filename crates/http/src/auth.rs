@@ -4,7 +4,7 @@
 //! their issues land).
 
 use crate::error::HttpError;
-use crate::middleware::{PrincipalSlot, RequestContext, X_AGENT_ID};
+use crate::middleware::{PrincipalSlot, RequestContext};
 use crate::state::AppState;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -71,18 +71,11 @@ where
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             let _ = slot.0.set(format!("user:{}", actor.user_id));
         }
-        let ctx = parts.extensions.get::<RequestContext>().cloned();
+        let ctx = parts.extensions.get::<RequestContext>();
         Ok(Auth(OpCtx {
             actor,
-            request_id: ctx
-                .as_ref()
-                .map(|c| c.request_id.clone())
-                .unwrap_or_default(),
-            agent_id: parts
-                .headers
-                .get(&X_AGENT_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            request_id: ctx.map(|c| c.request_id.clone()).unwrap_or_default(),
+            agent_id: ctx.and_then(|c| c.agent_id.clone()),
         }))
     }
 }

@@ -50,6 +50,8 @@ pub struct RoleGrant {
     pub role_id: RoleId,
     pub role_name: String,
     pub organization_id: OrganizationId,
+    /// The role's permission names, as stored.
+    pub permissions: Vec<String>,
 }
 
 /// Ids of the built-in roles (seeded by the first migration).

@@ -94,10 +94,11 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// The roles a user holds, each with the organization it was granted in.
+    /// The roles a user holds, each with the organization it was granted in
+    /// and its permissions.
     pub async fn role_grants(&self, user: UserId) -> Result<Vec<RoleGrant>> {
         let rows = sqlx::query(
-            "SELECT a.role_id, r.name, a.organization_id FROM role_assignments a \
+            "SELECT a.role_id, r.name, a.organization_id, r.permissions FROM role_assignments a \
              JOIN roles r ON r.id = a.role_id WHERE a.user_id = $1 ORDER BY r.name",
         )
         .bind(user.to_string())
@@ -112,23 +113,14 @@ impl Store {
                     organization_id: parse_id::<OrganizationId>(
                         &r.try_get::<String, _>(2).map_err(db_error)?,
                     )?,
+                    permissions: r
+                        .try_get::<String, _>(3)
+                        .map_err(db_error)?
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
                 })
             })
             .collect()
-    }
-
-    /// The permissions of a role, as stored (space-separated).
-    pub async fn role_permissions(&self, role: RoleId) -> Result<Vec<String>> {
-        let perms: Option<String> =
-            sqlx::query_scalar("SELECT permissions FROM roles WHERE id = $1")
-                .bind(role.to_string())
-                .fetch_optional(&self.read)
-                .await
-                .map_err(db_error)?;
-        Ok(perms
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect())
     }
 }

@@ -99,6 +99,19 @@ impl Drop for Process {
     }
 }
 
+/// Sets a server up with the given setup token; asserts it worked.
+async fn set_up_with(url: &str, token: &str) {
+    let mut body = setup_body();
+    body["setupToken"] = serde_json::json!(token);
+    let r = reqwest::Client::new()
+        .post(format!("{url}/occm/setup/init"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "setup: {}", r.text().await.unwrap());
+}
+
 fn db_args(url: &str) -> Vec<String> {
     vec!["--database-url".into(), url.into()]
 }
@@ -129,15 +142,7 @@ async fn serve_writes_a_private_setup_token_and_exits_cleanly_on_sigterm() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let client = reqwest::Client::new();
-    let mut body = setup_body();
-    body["setupToken"] = serde_json::json!(token);
-    let r = client
-        .post(format!("{url}/occm/setup/init"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    set_up_with(&url, &token).await;
     assert!(!token_path.exists(), "the token is deleted once used");
     let r = client
         .get(format!("{url}/api/v2/organizations"))
@@ -221,15 +226,7 @@ async fn environment_variables_configure_the_server() {
         ],
     );
     let url = p.url();
-    let mut body = setup_body();
-    body["setupToken"] = serde_json::json!("token-from-env-123");
-    let r = reqwest::Client::new()
-        .post(format!("{url}/occm/setup/init"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    set_up_with(&url, "token-from-env-123").await;
     assert!(
         !dir.path().join("setup-token").exists(),
         "a given token is not written"
