@@ -29,6 +29,9 @@ pub struct OrgScope {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ListParams {
+    /// Act in this organization (yours or one below it).
+    #[serde(rename = "org_id")]
+    #[param(rename = "org_id")]
     pub org_id: Option<uuid::Uuid>,
     /// Only the direct children of this organization.
     pub parent_id: Option<uuid::Uuid>,

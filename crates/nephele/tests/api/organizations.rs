@@ -249,3 +249,29 @@ async fn idempotent_creation_returns_the_same_organization() {
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn acting_in_an_unknown_organization_is_404() {
+    let s = TestServer::set_up().await;
+    let missing = uuid::Uuid::now_v7();
+    let r = s
+        .admin(
+            Method::GET,
+            &format!("/api/v2/organizations?org_id={missing}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, 2000).await;
+    let r = s
+        .admin(
+            Method::POST,
+            &format!("/api/v2/organizations?org_id={missing}"),
+        )
+        .json(&json!({"name": "Orphan"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, 2000).await;
+    s.stop().await;
+}
