@@ -21,13 +21,14 @@ const TYPE: &str = "organizations";
 /// `?org_id=`: act in that organization (yours or one below it).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OrgScope {
     pub org_id: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListParams {
     /// Act in this organization (yours or one below it).
     #[serde(rename = "org_id")]
