@@ -95,13 +95,16 @@ pub struct OrganizationCreate {
     pub parent_id: Option<Uuid>,
 }
 
-/// PUT replaces the mutable fields (only `name`); PATCH takes a JSON merge
-/// patch of the same shape.
+/// PUT replaces the mutable fields (`name`, and `parentId` to move the
+/// organization); PATCH takes a JSON merge patch of the same shape.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationUpdate {
     #[schema(value_type = String)]
     pub name: Option<String>,
+    /// Move the organization below this one (not below itself or its own
+    /// descendants). Absent: it stays where it is.
+    pub parent_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -113,6 +116,8 @@ pub struct User {
     pub organization_id: Uuid,
     /// Role names held in the user's organization.
     pub roles: Vec<String>,
+    /// The user's home data center.
+    pub datacenter_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -121,4 +126,172 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+/// A new user of the organization acted in.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserCreate {
+    #[schema(value_type = String)]
+    pub login: Option<String>,
+    #[schema(value_type = String)]
+    pub email: Option<String>,
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Secret>,
+    /// Role names (built-in or the organization's own) or role ids.
+    /// Default: none.
+    pub roles: Option<Vec<String>>,
+    /// Default: this server's data center.
+    pub datacenter_id: Option<Uuid>,
+}
+
+/// PUT replaces the mutable fields (`login`, `email`, `roles` required;
+/// `datacenterId` optional); PATCH takes a JSON merge patch of the same
+/// shape. The password changes through `POST /api/v2/users/{id}/password`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserUpdate {
+    #[schema(value_type = String)]
+    pub login: Option<String>,
+    #[schema(value_type = String)]
+    pub email: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub datacenter_id: Option<Uuid>,
+}
+
+/// A password change. Changing your own password needs the current one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(value_type = String, format = Password)]
+    pub current_password: Option<Secret>,
+    #[schema(value_type = String, format = Password)]
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Role {
+    pub id: Uuid,
+    pub name: String,
+    /// `resource:action` strings.
+    pub permissions: Vec<String>,
+    /// Built-in roles (`admin`, `operator`, `viewer`) belong to no
+    /// organization and cannot be changed.
+    pub builtin: bool,
+    pub organization_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// A custom role of the organization acted in (POST), or its new name and
+/// permissions (PUT: both required).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleWrite {
+    #[schema(value_type = String)]
+    pub name: Option<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    /// The key's first characters, to recognise it by.
+    pub prefix: String,
+    /// The key itself: only in the answer to its creation or regeneration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the key last authenticated a request (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyCreate {
+    #[schema(value_type = String)]
+    pub name: Option<String>,
+}
+
+/// `GET /api/v2/me`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    pub principal: Principal,
+    pub organization: Organization,
+    /// Effective permissions in the principal's own organization (and so in
+    /// every organization below it).
+    pub permissions: Vec<String>,
+    /// How this request authenticated: `password`, `api_key` or `bearer`.
+    pub authenticated_by: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    /// `user`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Uuid,
+    pub login: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub datacenter_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    /// Where it happened; `null` for a failed authentication.
+    pub organization_id: Option<Uuid>,
+    /// `user`, or `null` when nobody was authenticated.
+    pub actor_type: Option<String>,
+    pub actor_id: Option<String>,
+    /// The login used (also for a failed authentication).
+    pub actor_name: Option<String>,
+    /// `resource.verb`: `users.create`, `api-keys.regenerate`,
+    /// `authentication`, …
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// `success`, `denied` (401, 403) or `failure`.
+    pub outcome: String,
+    /// The HTTP status of the response.
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub client_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Datacenter {
+    pub id: Uuid,
+    pub name: String,
+    /// The base URL of the Nephele server of that data center.
+    pub server_url: String,
+    /// Is this the data center of the server answering?
+    pub local: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatacenterCreate {
+    #[schema(value_type = String)]
+    pub name: Option<String>,
+    /// An absolute `http://` or `https://` URL.
+    #[schema(value_type = String)]
+    pub server_url: Option<String>,
 }

@@ -1,11 +1,41 @@
 //! Authentication (credentials → [`Actor`]) and authorization (may this
 //! actor do this, in that organization?).
 
+use crate::credentials::{hash_api_key, looks_like_api_key};
 use crate::App;
-use nephele_auth::{Actor, Grant, Permission, Permissions};
+use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions};
 use nephele_common::ids::OrganizationId;
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};
+use nephele_store::User;
+use std::sync::{Arc, OnceLock};
+
+/// Credentials as a request presents them (SPEC §4).
+#[derive(Debug)]
+pub enum Credentials {
+    /// HTTP Basic: a login or e-mail with a password, or an e-mail (or
+    /// login) with one of the user's API keys.
+    Basic { username: String, secret: Secret },
+    /// `MC-Api-Key`.
+    ApiKey(Secret),
+    /// `Authorization: Bearer`.
+    Bearer(Secret),
+}
+
+/// Where an operation acted, noted by authorization for the audit log: the
+/// organization of the first object the actor was allowed to see.
+#[derive(Debug, Clone, Default)]
+pub struct AuditScope(Arc<OnceLock<OrganizationId>>);
+
+impl AuditScope {
+    pub fn organization(&self) -> Option<OrganizationId> {
+        self.0.get().copied()
+    }
+
+    fn note(&self, org: OrganizationId) {
+        let _ = self.0.set(org);
+    }
+}
 
 /// The context every tenant-scoped operation runs in.
 #[derive(Debug, Clone)]
@@ -13,18 +43,57 @@ pub struct OpCtx {
     pub actor: Actor,
     pub request_id: String,
     pub agent_id: Option<String>,
+    pub audit: AuditScope,
 }
 
-fn invalid_credentials() -> Error {
+pub fn invalid_credentials() -> Error {
     Error::new(ErrorCode::InvalidCredentials, "Invalid credentials")
 }
 
+/// 403 naming the first permission the actor lacks.
+pub fn forbidden(missing: Permissions) -> Error {
+    let mut e = Error::new(ErrorCode::Forbidden, "Your role does not allow this action");
+    if let Some(p) = missing.iter().next() {
+        e = e.with("permission", p.as_str());
+    }
+    e
+}
+
 impl App {
-    /// HTTP Basic with a login (or e-mail) and password. Unknown logins
-    /// cost the same Argon2id verification as wrong passwords.
-    pub async fn authenticate_password(&self, login: &str, password: &Secret) -> Result<Actor> {
+    /// Turns credentials into an actor, or 401 (1001). Unknown logins cost
+    /// the same Argon2id verification as wrong passwords.
+    pub async fn authenticate(&self, credentials: &Credentials) -> Result<Actor> {
+        match credentials {
+            Credentials::Basic { username, secret } => {
+                if looks_like_api_key(secret.expose()) {
+                    if let Some(actor) = self.authenticate_api_key(secret, Some(username)).await? {
+                        return Ok(actor);
+                    }
+                }
+                self.authenticate_password(username, secret).await
+            }
+            Credentials::ApiKey(secret) => self
+                .authenticate_api_key(secret, None)
+                .await?
+                .ok_or_else(invalid_credentials),
+            // The token service (its own issue) verifies access tokens here.
+            Credentials::Bearer(_) => Err(invalid_credentials()),
+        }
+    }
+
+    async fn authenticate_password(&self, login: &str, password: &Secret) -> Result<Actor> {
         if password.expose().len() > PASSWORD_MAX || login.len() > 320 {
             return Err(invalid_credentials());
+        }
+        if let Some(hit) = self.verified_passwords().get(login, password) {
+            if let Some(user) = self.store().user(hit.user_id).await? {
+                let same_name =
+                    user.login == login.to_lowercase() || user.email == login.to_lowercase();
+                if same_name && user.password_hash == hit.password_hash {
+                    return self.actor_for(user, AuthMethod::Password).await;
+                }
+            }
+            self.verified_passwords().forget(login, password);
         }
         let user = self.store().user_by_login_or_email(login).await?;
         let ok = self
@@ -33,47 +102,115 @@ impl App {
             .await?;
         match user {
             Some(user) if ok => {
-                let mut grants = Vec::new();
-                for g in self.store().role_grants(user.id).await? {
-                    grants.push(Grant {
-                        organization_id: g.organization_id,
-                        role: g.role_name,
-                        permissions: Permissions::from_names(
-                            g.permissions.iter().map(String::as_str),
-                        ),
-                    });
-                }
-                Ok(Actor {
-                    user_id: user.id,
-                    login: user.login,
-                    organization_id: user.organization_id,
-                    grants,
-                })
+                self.verified_passwords()
+                    .insert(login, password, user.id, &user.password_hash);
+                self.actor_for(user, AuthMethod::Password).await
             }
             _ => Err(invalid_credentials()),
         }
     }
 
-    /// Checks that the actor may `permission` in organization `org`. An
-    /// organization the actor cannot see does not exist for it (404); one
-    /// it sees without the permission is 403.
+    /// `None` when no key has this secret, or when `username` is given and
+    /// is not the key owner's e-mail or login.
+    async fn authenticate_api_key(
+        &self,
+        secret: &Secret,
+        username: Option<&str>,
+    ) -> Result<Option<Actor>> {
+        if !looks_like_api_key(secret.expose()) || secret.expose().len() > 128 {
+            return Ok(None);
+        }
+        // Looked up by hash: the comparison never touches the secret itself.
+        let Some(key) = self
+            .store()
+            .api_key_by_hash(&hash_api_key(secret.expose()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(user) = self.store().user(key.user_id).await? else {
+            return Ok(None);
+        };
+        if let Some(name) = username {
+            let name = name.to_lowercase();
+            if name != user.email && name != user.login {
+                return Ok(None);
+            }
+        }
+        self.store().touch_api_key(&key, self.clock().now()).await?;
+        self.actor_for(user, AuthMethod::ApiKey).await.map(Some)
+    }
+
+    async fn actor_for(&self, user: User, method: AuthMethod) -> Result<Actor> {
+        let grants = self
+            .store()
+            .role_grants(user.id)
+            .await?
+            .into_iter()
+            .map(|g| Grant {
+                organization_id: g.organization_id,
+                role: g.role_name,
+                permissions: Permissions::from_names(g.permissions.iter().map(String::as_str)),
+            })
+            .collect();
+        Ok(Actor {
+            user_id: user.id,
+            login: user.login,
+            organization_id: user.organization_id,
+            grants,
+            method,
+        })
+    }
+
+    /// The actor's permissions in `org`, or `None` when it cannot see `org`
+    /// (it is neither the actor's organization nor below it).
+    pub async fn permissions_in(
+        &self,
+        ctx: &OpCtx,
+        org: OrganizationId,
+    ) -> Result<Option<Permissions>> {
+        let ancestry = self.store().organization_ancestry(org).await?;
+        if ancestry.is_empty() || !ctx.actor.can_see(&ancestry) {
+            return Ok(None);
+        }
+        ctx.audit.note(org);
+        Ok(Some(ctx.actor.permissions_in(&ancestry)))
+    }
+
+    /// Checks that the actor may `permission` in the organization it acts
+    /// in. An organization it cannot see does not exist for it (404); one
+    /// it sees without the permission is 403. Returns all its permissions
+    /// there.
     pub async fn authorize(
         &self,
         ctx: &OpCtx,
         org: OrganizationId,
         permission: Permission,
-    ) -> Result<()> {
-        let ancestry = self.store().organization_ancestry(org).await?;
-        if ancestry.is_empty() || !ctx.actor.can_see(&ancestry) {
-            return Err(Error::not_found("organizations", org));
+    ) -> Result<Permissions> {
+        self.authorize_object(ctx, org, permission, "organizations", &org)
+            .await
+    }
+
+    /// [`App::authorize`] for an object that lives in `org`: when the actor
+    /// cannot see it, the answer is the object's own 404, identical to the
+    /// one for an object that does not exist.
+    pub async fn authorize_object(
+        &self,
+        ctx: &OpCtx,
+        org: OrganizationId,
+        permission: Permission,
+        object_type: &str,
+        object_id: &(dyn std::fmt::Display + Sync),
+    ) -> Result<Permissions> {
+        let Some(held) = self.permissions_in(ctx, org).await? else {
+            return Err(Error::not_found(object_type, object_id));
+        };
+        if !held.contains(permission) {
+            let mut missing = Permissions::default();
+            missing.insert(permission);
+            return Err(forbidden(missing));
         }
-        if !ctx.actor.permissions_in(&ancestry).contains(permission) {
-            return Err(
-                Error::new(ErrorCode::Forbidden, "Your role does not allow this action")
-                    .with("permission", permission.as_str()),
-            );
-        }
-        Ok(())
+        Ok(held)
     }
 
     /// The organization a request acts in: `org_id` if given, otherwise the
@@ -86,5 +223,15 @@ impl App {
         org_id: Option<OrganizationId>,
     ) -> OrganizationId {
         org_id.unwrap_or(ctx.actor.organization_id)
+    }
+}
+
+/// Nobody grants what they do not hold: `wanted` must be within `held`.
+pub fn ensure_grantable(held: Permissions, wanted: Permissions) -> Result<()> {
+    let missing = wanted.difference(held);
+    if missing == Permissions::default() {
+        Ok(())
+    } else {
+        Err(forbidden(missing))
     }
 }

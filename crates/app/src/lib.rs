@@ -3,16 +3,29 @@
 //! the action before it reads or writes.
 
 pub mod access;
+pub mod api_keys;
+pub mod audit;
+pub mod credentials;
+pub mod datacenters;
+pub mod me;
 pub mod organizations;
 pub mod passwords;
+pub mod roles;
 pub mod setup;
+pub mod users;
 
+use audit::AuditLog;
+use credentials::VerifiedPasswords;
 use nephele_common::clock::SharedClock;
-use nephele_common::Secret;
+use nephele_common::{Result, Secret};
 use nephele_store::Store;
 use passwords::Passwords;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// How many verified HTTP Basic passwords are remembered, and for how long.
+const VERIFIED_PASSWORDS_CAPACITY: usize = 10_000;
+const VERIFIED_PASSWORDS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Settings the domain needs (the binary maps its configuration onto these).
 #[derive(Debug, Clone)]
@@ -37,21 +50,29 @@ struct Inner {
     clock: SharedClock,
     config: AppConfig,
     passwords: Passwords,
+    verified_passwords: VerifiedPasswords,
+    audit_log: AuditLog,
     /// Once true it stays true: setup cannot be undone.
     initialized: AtomicBool,
 }
 
 impl App {
-    pub fn new(store: Store, clock: SharedClock, config: AppConfig) -> App {
-        App {
+    /// Must run inside a Tokio runtime: it starts the audit log's writer.
+    pub fn new(store: Store, clock: SharedClock, config: AppConfig) -> Result<App> {
+        Ok(App {
             inner: Arc::new(Inner {
+                audit_log: AuditLog::start(store.clone()),
                 store,
                 clock,
                 config,
                 passwords: Passwords::new(),
+                verified_passwords: VerifiedPasswords::new(
+                    VERIFIED_PASSWORDS_CAPACITY,
+                    VERIFIED_PASSWORDS_TTL,
+                )?,
                 initialized: AtomicBool::new(false),
             }),
-        }
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -68,6 +89,14 @@ impl App {
 
     pub fn passwords(&self) -> &Passwords {
         &self.inner.passwords
+    }
+
+    pub(crate) fn verified_passwords(&self) -> &VerifiedPasswords {
+        &self.inner.verified_passwords
+    }
+
+    pub(crate) fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit_log
     }
 
     pub(crate) fn mark_initialized(&self) {

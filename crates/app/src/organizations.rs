@@ -62,8 +62,9 @@ impl App {
             .await
     }
 
-    /// PUT and PATCH: only `name` is mutable. For PUT it is required; for
-    /// PATCH (a merge patch) an absent name leaves it as it is.
+    /// PUT and PATCH: `name` and `parentId` are mutable. For PUT `name` is
+    /// required; for PATCH (a merge patch) an absent field is unchanged.
+    /// `parentId` moves the organization; absent (or `null`) leaves it.
     pub async fn update_organization(
         &self,
         ctx: &OpCtx,
@@ -73,33 +74,24 @@ impl App {
         precondition: &Precondition,
     ) -> Result<Organization> {
         let mut v = Validator::new();
-        let name = match request.name {
-            Some(n) => v.check("name", Name::parse(&n)),
-            None if replace => {
-                v.push("name", "is required");
-                None
-            }
-            None => None,
-        };
+        let name = v.field("name", request.name, replace, |n| Name::parse(&n));
         v.finish()?;
         self.authorize(ctx, id, Permission::OrganizationsWrite)
             .await?;
-        let store = self.store();
-        match name {
-            Some(name) => {
-                store
-                    .update_organization(id, name.as_str(), precondition, self.clock().now())
-                    .await
-            }
-            None => {
-                let org = store
-                    .organization(id)
-                    .await?
-                    .ok_or_else(|| Error::not_found("organizations", id))?;
-                precondition.check(org.version)?;
-                Ok(org)
-            }
+        let parent = request.parent_id.map(OrganizationId);
+        if let Some(parent) = parent {
+            self.authorize(ctx, parent, Permission::OrganizationsWrite)
+                .await?;
         }
+        self.store()
+            .update_organization(
+                id,
+                name.as_ref().map(Name::as_str),
+                parent,
+                precondition,
+                self.clock().now(),
+            )
+            .await
     }
 
     pub async fn delete_organization(

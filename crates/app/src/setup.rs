@@ -6,7 +6,7 @@ use nephele_common::error::Validator;
 use nephele_common::ids::{OrganizationId, UserId};
 use nephele_common::names::{check_password, Email, Login, Name};
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::{NewOrganization, NewUser, Organization, User};
+use nephele_store::{Datacenter, NewOrganization, NewUser, Organization, User};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
@@ -134,6 +134,7 @@ impl App {
             login,
             email,
             password_hash,
+            datacenter_id: Datacenter::LOCAL,
             now,
         };
         let result = self.store().initialize(&org, &admin).await?;

@@ -109,6 +109,21 @@ impl Permissions {
         self.0 & !other.0 == 0
     }
 
+    /// The permissions of `self` that `other` lacks.
+    pub fn difference(self, other: Permissions) -> Permissions {
+        Permissions(self.0 & !other.0)
+    }
+
+    /// Every permission there is.
+    pub fn all() -> Permissions {
+        Permission::ALL
+            .into_iter()
+            .fold(Permissions::default(), |mut set, p| {
+                set.insert(p);
+                set
+            })
+    }
+
     pub fn iter(self) -> impl Iterator<Item = Permission> {
         Permission::ALL
             .into_iter()
@@ -135,6 +150,27 @@ pub struct Grant {
     pub permissions: Permissions,
 }
 
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with a login (or e-mail) and password.
+    Password,
+    /// An API key, as `MC-Api-Key` or as HTTP Basic `email:key`.
+    ApiKey,
+    /// A bearer access token from the token service.
+    Bearer,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Bearer => "bearer",
+        }
+    }
+}
+
 /// An authenticated principal.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -143,6 +179,7 @@ pub struct Actor {
     /// The principal's own organization: the top of what it can see.
     pub organization_id: OrganizationId,
     pub grants: Vec<Grant>,
+    pub method: AuthMethod,
 }
 
 impl Actor {
@@ -188,6 +225,7 @@ mod tests {
                 role: "admin".into(),
                 permissions: Permissions::from_names(["organizations:write"]),
             }],
+            method: AuthMethod::Password,
         };
         let grandchild = OrganizationId::new();
         assert!(actor
@@ -207,5 +245,10 @@ mod tests {
         let b = Permissions::from_names(["users:read", "users:write"]);
         assert!(a.is_subset(b));
         assert!(!b.is_subset(a));
+        assert_eq!(
+            b.difference(a).iter().collect::<Vec<_>>(),
+            [Permission::UsersWrite]
+        );
+        assert_eq!(Permissions::all().iter().count(), Permission::ALL.len());
     }
 }

@@ -337,6 +337,25 @@ impl Validator {
         }
     }
 
+    /// A field required only when `required` (a PUT), optional otherwise
+    /// (a PATCH, where absent means unchanged).
+    pub fn field<T, R>(
+        &mut self,
+        field: &str,
+        value: Option<R>,
+        required: bool,
+        parse: impl FnOnce(R) -> Result<T, String>,
+    ) -> Option<T> {
+        match value {
+            Some(v) => self.check(field, parse(v)),
+            None if required => {
+                self.errors.push(FieldError::new(field, "is required"));
+                None
+            }
+            None => None,
+        }
+    }
+
     pub fn push(&mut self, field: &str, reason: impl Into<String>) {
         self.errors.push(FieldError::new(field, reason));
     }

@@ -59,6 +59,19 @@ typed_id!(
     RoleId
 );
 
+typed_id!(
+    /// A user's named API key.
+    ApiKeyId
+);
+typed_id!(
+    /// A data center that serves accounts.
+    DatacenterId
+);
+typed_id!(
+    /// One entry of the audit log.
+    AuditEventId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

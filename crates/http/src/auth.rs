@@ -1,17 +1,17 @@
 //! The authentication extractor: credentials in the request → the
-//! operation context. HTTP Basic with a password works today; bearer
-//! tokens and API keys plug in here (they are refused as invalid until
-//! their issues land).
+//! operation context. The three schemes of SPEC §4 are parsed here and
+//! verified by the app ([`nephele_app::App::authenticate`]); bearer tokens
+//! are verified there once the token service exists.
 
 use crate::error::HttpError;
-use crate::middleware::{PrincipalSlot, RequestContext};
+use crate::middleware::{Principal, PrincipalSlot, RequestContext};
 use crate::state::AppState;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use nephele_app::access::OpCtx;
+use nephele_app::access::{invalid_credentials, AuditScope, Credentials, OpCtx};
 use nephele_common::{Error, ErrorCode, Secret};
 
 /// The authenticated caller.
@@ -19,24 +19,74 @@ use nephele_common::{Error, ErrorCode, Secret};
 pub struct Auth(pub OpCtx);
 
 const MAX_CREDENTIAL_HEADER: usize = 4096;
-
-fn invalid() -> Error {
-    Error::new(ErrorCode::InvalidCredentials, "Invalid credentials")
-}
+/// How much of a failed login name the audit log keeps.
+const MAX_LOGGED_NAME: usize = 320;
 
 /// Splits `Basic base64(login:password)`.
 pub fn parse_basic(value: &str) -> Result<(String, Secret), Error> {
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-        .ok_or_else(invalid)?;
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid())?;
-    let text = String::from_utf8(decoded).map_err(|_| invalid())?;
-    let (login, password) = text.split_once(':').ok_or_else(invalid)?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(invalid_credentials)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(invalid_credentials());
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid_credentials())?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid_credentials())?;
+    let (login, password) = text.split_once(':').ok_or_else(invalid_credentials)?;
     if login.is_empty() {
-        return Err(invalid());
+        return Err(invalid_credentials());
     }
     Ok((login.to_owned(), Secret::new(password)))
+}
+
+/// The credentials a request carries: `Authorization` (Basic or Bearer)
+/// or `MC-Api-Key`. `None` when it carries none.
+pub fn credentials(parts: &Parts) -> Result<Option<Credentials>, Error> {
+    let authorization = parts.headers.get(header::AUTHORIZATION);
+    let api_key = parts.headers.get("mc-api-key");
+    let value = |v: &header::HeaderValue| -> Result<String, Error> {
+        if v.len() > MAX_CREDENTIAL_HEADER {
+            return Err(invalid_credentials());
+        }
+        v.to_str()
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| invalid_credentials())
+    };
+    match (authorization, api_key) {
+        (None, None) => Ok(None),
+        (Some(v), _) => {
+            let v = value(v)?;
+            match v.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Ok(Some(Credentials::Bearer(Secret::new(token.trim()))))
+                }
+                _ => {
+                    let (username, secret) = parse_basic(&v)?;
+                    Ok(Some(Credentials::Basic { username, secret }))
+                }
+            }
+        }
+        (None, Some(v)) => Ok(Some(Credentials::ApiKey(Secret::new(value(v)?)))),
+    }
+}
+
+fn attempted(credentials: Option<&Credentials>, parts: &Parts) -> Principal {
+    let (kind, name) = match credentials {
+        Some(Credentials::Basic { username, .. }) => (
+            "basic",
+            Some(username.chars().take(MAX_LOGGED_NAME).collect()),
+        ),
+        Some(Credentials::ApiKey(_)) => ("api_key", None),
+        Some(Credentials::Bearer(_)) => ("bearer", None),
+        None if parts.headers.contains_key("mc-api-key") => ("api_key", None),
+        None => ("basic", None),
+    };
+    Principal {
+        kind,
+        name,
+        failed: true,
+        ..Principal::default()
+    }
 }
 
 impl<S> FromRequestParts<S> for Auth
@@ -48,34 +98,55 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let authorization = parts.headers.get(header::AUTHORIZATION);
-        let api_key = parts.headers.get("mc-api-key");
-        let actor = match (authorization, api_key) {
-            (None, None) => {
+        let slot = parts.extensions.get::<PrincipalSlot>().cloned();
+        let record = |p: Principal| {
+            if let Some(slot) = &slot {
+                let _ = slot.0.set(p);
+            }
+        };
+        let credentials = match credentials(parts) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
                 return Err(Error::new(
                     ErrorCode::AuthenticationRequired,
                     "Authentication required",
                 )
                 .into())
             }
-            (Some(v), _) => {
-                if v.len() > MAX_CREDENTIAL_HEADER {
-                    return Err(invalid().into());
-                }
-                let value = v.to_str().map_err(|_| invalid())?;
-                let (login, password) = parse_basic(value)?;
-                state.app.authenticate_password(&login, &password).await?
+            Err(e) => {
+                record(attempted(None, parts));
+                return Err(e.into());
             }
-            (None, Some(_)) => return Err(invalid().into()),
         };
-        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
-            let _ = slot.0.set(format!("user:{}", actor.user_id));
-        }
+        let actor = match state.app.authenticate(&credentials).await {
+            Ok(actor) => actor,
+            Err(e) => {
+                if matches!(
+                    e.code(),
+                    ErrorCode::InvalidCredentials | ErrorCode::TokenExpired
+                ) {
+                    record(attempted(Some(&credentials), parts));
+                }
+                return Err(e.into());
+            }
+        };
+        record(Principal {
+            kind: "user",
+            id: Some(actor.user_id.to_string()),
+            name: Some(actor.login.clone()),
+            organization_id: Some(actor.organization_id),
+            failed: false,
+        });
         let ctx = parts.extensions.get::<RequestContext>();
         Ok(Auth(OpCtx {
             actor,
             request_id: ctx.map(|c| c.request_id.clone()).unwrap_or_default(),
             agent_id: ctx.and_then(|c| c.agent_id.clone()),
+            audit: parts
+                .extensions
+                .get::<AuditScope>()
+                .cloned()
+                .unwrap_or_default(),
         }))
     }
 }

@@ -3,6 +3,7 @@
 //! envelopes, errors, request ids, idempotency, preconditions — lives in
 //! the layers and extractors here, once, for every route.
 
+pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod error;
@@ -31,7 +32,9 @@ use utoipa_axum::routes;
 
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{ops, organizations, setup};
+    use routes::{
+        api_keys, audit_events, datacenters, me, ops, organizations, roles, setup, users,
+    };
     let (router, api) =
         OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
             .routes(routes!(ops::healthz))
@@ -48,6 +51,18 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 organizations::patch,
                 organizations::delete
             ))
+            .routes(routes!(me::get))
+            .routes(routes!(users::list, users::create))
+            .routes(routes!(users::get, users::put, users::patch, users::delete))
+            .routes(routes!(users::password))
+            .routes(routes!(roles::list, roles::create))
+            .routes(routes!(roles::get, roles::put, roles::delete))
+            .routes(routes!(api_keys::list, api_keys::create))
+            .routes(routes!(api_keys::delete))
+            .routes(routes!(api_keys::regenerate))
+            .routes(routes!(audit_events::list))
+            .routes(routes!(datacenters::list, datacenters::create))
+            .routes(routes!(datacenters::delete))
             .split_for_parts();
     (router, openapi::finish(api))
 }

@@ -2,6 +2,7 @@
 //! metrics, the first-run gate, `Prefer: return=minimal`, and idempotency
 //! keys.
 
+use crate::audit;
 use crate::error::error_response;
 use crate::extract::read_body;
 use crate::state::AppState;
@@ -11,6 +12,8 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::BodyExt;
+use nephele_app::access::AuditScope;
+use nephele_common::ids::OrganizationId;
 use nephele_common::{Error, ErrorCode, FieldError};
 use nephele_store::idempotency::{Claim, StoredResponse};
 use sha2::{Digest, Sha256};
@@ -29,9 +32,33 @@ pub struct RequestContext {
     pub client_addr: Option<SocketAddr>,
 }
 
-/// Where authentication records who the principal is, for the access log.
+/// Who authentication found (or failed to find), for the access log and
+/// the audit log.
 #[derive(Debug, Clone, Default)]
-pub struct PrincipalSlot(pub std::sync::Arc<std::sync::OnceLock<String>>);
+pub struct Principal {
+    /// `user`, or for a failed attempt the scheme tried (`basic`, `api_key`,
+    /// `bearer`).
+    pub kind: &'static str,
+    pub id: Option<String>,
+    /// The login, or for a failed HTTP Basic attempt the name given.
+    pub name: Option<String>,
+    pub organization_id: Option<OrganizationId>,
+    /// Authentication was attempted and failed.
+    pub failed: bool,
+}
+
+impl Principal {
+    fn log_name(&self) -> String {
+        match (&self.id, self.failed) {
+            (Some(id), false) => format!("{}:{id}", self.kind),
+            _ => format!("failed:{}", self.kind),
+        }
+    }
+}
+
+/// Where authentication records the principal.
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalSlot(pub std::sync::Arc<std::sync::OnceLock<Principal>>);
 
 fn header_str(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
@@ -58,20 +85,46 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
             .map(|c| c.0),
     };
     let principal = PrincipalSlot::default();
+    let scope = AuditScope::default();
+    let path = req.uri().path().to_owned();
     req.extensions_mut().insert(ctx.clone());
     req.extensions_mut().insert(principal.clone());
+    req.extensions_mut().insert(scope.clone());
     let resp = next.run(req).await;
-    let elapsed = started.elapsed();
     let status = resp.status().as_u16();
+    let principal = principal.0.get();
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && route != "unmatched";
+    let failed_auth = principal.is_some_and(|p| p.failed);
+    if (mutating || failed_auth) && status != 420 {
+        let event = audit::event(
+            &state.app,
+            audit::Request {
+                method: &method,
+                route: &route,
+                path: &path,
+                ctx: &ctx,
+                principal,
+                scope: &scope,
+                location: resp.headers().get(header::LOCATION),
+                status,
+            },
+        );
+        if let Err(e) = state.app.record(event).await {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "audit event lost");
+        }
+    }
+    let elapsed = started.elapsed();
     state
         .metrics
         .observe_request(method.as_str(), &route, status, elapsed);
-    let principal = principal.0.get().map(String::as_str);
     tracing::info!(
         target: "nephele::access",
         request_id = %ctx.request_id,
         agent_id = ctx.agent_id.as_deref().unwrap_or("-"),
-        principal = principal.unwrap_or("-"),
+        principal = principal.map(Principal::log_name).as_deref().unwrap_or("-"),
         client = %ctx.client_addr.map(|a| a.to_string()).unwrap_or_default(),
         method = %method,
         route = %route,

@@ -21,6 +21,12 @@ use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "setup", description = "First-run setup"),
         (name = "organizations", description = "The tree of organizations (tenants)"),
+        (name = "me", description = "The caller"),
+        (name = "users", description = "Users of an organization"),
+        (name = "roles", description = "Built-in and custom roles"),
+        (name = "api-keys", description = "The caller's API keys"),
+        (name = "audit", description = "The audit log"),
+        (name = "datacenters", description = "Data centers"),
     )
 )]
 pub struct ApiDoc;

@@ -1,6 +1,8 @@
 //! Domain models as they go on the wire.
 
 use nephele_api_types as api;
+use nephele_app::App;
+use nephele_common::Secret;
 use nephele_store as model;
 
 pub fn organization(o: &model::Organization) -> api::Organization {
@@ -14,15 +16,95 @@ pub fn organization(o: &model::Organization) -> api::Organization {
     }
 }
 
-pub fn user(u: &model::User, roles: Vec<String>) -> api::User {
+pub fn user(u: &model::UserDetail) -> api::User {
+    let roles = u.roles.clone();
+    let u = &u.user;
     api::User {
         id: u.id.0,
         login: u.login.clone(),
         email: u.email.clone(),
         organization_id: u.organization_id.0,
         roles,
+        datacenter_id: u.datacenter_id.0,
         created_at: u.created_at,
         updated_at: u.updated_at,
         version: u.version,
+    }
+}
+
+pub fn role(r: &model::Role) -> api::Role {
+    api::Role {
+        id: r.id.0,
+        name: r.name.clone(),
+        permissions: r.permissions.clone(),
+        builtin: r.is_builtin(),
+        organization_id: r.organization_id.map(|o| o.0),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        version: r.version,
+    }
+}
+
+pub fn api_key(k: &model::ApiKey, secret: Option<&Secret>) -> api::ApiKey {
+    api::ApiKey {
+        id: k.id.0,
+        name: k.name.clone(),
+        prefix: k.prefix.clone(),
+        secret: secret.map(|s| s.expose().to_owned()),
+        created_at: k.created_at,
+        updated_at: k.updated_at,
+        last_used_at: k.last_used_at,
+        version: k.version,
+    }
+}
+
+pub fn datacenter(app: &App, d: &model::Datacenter) -> api::Datacenter {
+    api::Datacenter {
+        id: d.id.0,
+        name: d.name.clone(),
+        server_url: app.datacenter_url(d),
+        local: d.id == model::Datacenter::LOCAL,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+        version: d.version,
+    }
+}
+
+pub fn audit_event(e: &model::AuditEvent) -> api::AuditEvent {
+    api::AuditEvent {
+        id: e.id.0,
+        occurred_at: e.occurred_at,
+        organization_id: e.organization_id.map(|o| o.0),
+        actor_type: e.actor_type.clone(),
+        actor_id: e.actor_id.clone(),
+        actor_name: e.actor_name.clone(),
+        action: e.action.clone(),
+        target_type: e.target_type.clone(),
+        target_id: e.target_id.clone(),
+        outcome: e.outcome.clone(),
+        status: e.status,
+        request_id: e.request_id.clone(),
+        agent_id: e.agent_id.clone(),
+        client_address: e.client_address.clone(),
+    }
+}
+
+pub fn me(m: &nephele_app::me::Me, method: &str) -> api::Me {
+    api::Me {
+        principal: api::Principal {
+            kind: "user".into(),
+            id: m.user.user.id.0,
+            login: m.user.user.login.clone(),
+            email: m.user.user.email.clone(),
+            roles: m.user.roles.clone(),
+            datacenter_id: m.user.user.datacenter_id.0,
+        },
+        organization: organization(&m.organization),
+        permissions: m
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+        authenticated_by: method.to_owned(),
     }
 }

@@ -134,7 +134,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             setup_token_file,
             public_url,
         },
-    );
+    )?;
     let demo_password = if config.demo {
         app.set_up_demo()
             .await

@@ -207,3 +207,35 @@ pub(crate) fn parse_id<T: FromStr>(s: &str) -> Result<T> {
     s.parse::<T>()
         .map_err(|_| Error::internal(format!("corrupt id in database: {s:?}")))
 }
+
+/// Column getters that map failures like every other database error.
+pub(crate) fn col<'r, T>(r: &'r sqlx::any::AnyRow, name: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    r.try_get(name).map_err(db_error)
+}
+
+pub(crate) fn col_id<T: FromStr>(r: &sqlx::any::AnyRow, name: &str) -> Result<T> {
+    parse_id(&col::<String>(r, name)?)
+}
+
+pub(crate) fn col_opt_id<T: FromStr>(r: &sqlx::any::AnyRow, name: &str) -> Result<Option<T>> {
+    col::<Option<String>>(r, name)?
+        .as_deref()
+        .map(parse_id)
+        .transpose()
+}
+
+pub(crate) fn col_time(r: &sqlx::any::AnyRow, name: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(nephele_common::clock::from_micros(col(r, name)?))
+}
+
+/// `$first, $first+1, …`: placeholders for an `IN (…)` list of `n` values.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

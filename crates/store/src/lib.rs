@@ -4,10 +4,14 @@
 //! at start-up. Where the dialects must differ, the [`Backend`] says so in
 //! one place.
 
+pub mod api_keys;
+pub mod audit;
+pub mod datacenters;
 mod db;
 pub mod idempotency;
 pub mod models;
 pub mod organizations;
+pub mod roles;
 pub mod setup;
 pub mod users;
 

@@ -1,7 +1,7 @@
 //! What the store keeps, as the domain sees it.
 
 use chrono::{DateTime, Utc};
-use nephele_common::ids::{OrganizationId, RoleId, UserId};
+use nephele_common::ids::{ApiKeyId, AuditEventId, DatacenterId, OrganizationId, RoleId, UserId};
 use nephele_common::names::{Email, Login, Name};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,8 @@ pub struct User {
     pub login: String,
     pub email: String,
     pub password_hash: String,
+    /// The user's home data center.
+    pub datacenter_id: DatacenterId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -41,7 +43,133 @@ pub struct NewUser {
     pub login: Login,
     pub email: Email,
     pub password_hash: String,
+    pub datacenter_id: DatacenterId,
     pub now: DateTime<Utc>,
+}
+
+/// A user with the names of the roles it holds, as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserDetail {
+    pub user: User,
+    pub roles: Vec<String>,
+}
+
+/// What an update of a user changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub login: Option<Login>,
+    pub email: Option<Email>,
+    pub datacenter_id: Option<DatacenterId>,
+    pub roles: Option<Vec<RoleId>>,
+}
+
+/// A role: built-in (no organization) or an organization's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub id: RoleId,
+    pub organization_id: Option<OrganizationId>,
+    pub name: String,
+    /// Permission names, as stored.
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Role {
+    pub fn is_builtin(&self) -> bool {
+        self.organization_id.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRole {
+    pub id: RoleId,
+    pub organization_id: OrganizationId,
+    pub name: Name,
+    pub permissions: Vec<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// A user's API key. The secret itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    /// The first characters of the secret, to recognise it by.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: Name,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datacenter {
+    pub id: DatacenterId,
+    pub name: String,
+    /// `None` for this server's own data center: its URL is the public URL.
+    pub server_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Datacenter {
+    /// This server's own data center (seeded by a migration).
+    pub const LOCAL: DatacenterId = DatacenterId(uuid::Uuid::from_u128(
+        0x00000000_0000_7000_8000_000000000100,
+    ));
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDatacenter {
+    pub id: DatacenterId,
+    pub name: Name,
+    pub server_url: String,
+    pub now: DateTime<Utc>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub occurred_at: DateTime<Utc>,
+    /// Where it happened; `None` when no organization is known (a failed
+    /// authentication): only the root organization sees those.
+    pub organization_id: Option<OrganizationId>,
+    pub actor_type: Option<String>,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// `success`, `denied` or `failure`.
+    pub outcome: String,
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub client_address: Option<String>,
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<DateTime<Utc>>,
+    /// A principal's id or name.
+    pub actor: Option<String>,
+    pub action: Option<String>,
 }
 
 /// A role held by a user in an organization (and every organization below it).

@@ -123,16 +123,27 @@ impl Store {
         Ok(org)
     }
 
-    /// Renames an organization. The `If-Match` precondition must
-    /// hold for the stored version.
+    /// Renames and/or moves an organization, in one transaction. The
+    /// `If-Match` precondition must hold for the stored version. A move
+    /// below the organization itself or one of its descendants would make
+    /// a cycle and is refused (422), as is moving the root.
     pub async fn update_organization(
         &self,
         id: OrganizationId,
-        name: &str,
+        name: Option<&str>,
+        parent: Option<OrganizationId>,
         precondition: &Precondition,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Organization> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
+        if parent.is_some() && self.backend() == crate::Backend::Postgres {
+            // Concurrent moves could each pass the cycle check and together
+            // make a cycle: serialize them (SQLite has one writer anyway).
+            sqlx::query("SELECT pg_advisory_xact_lock(7001)")
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM organizations WHERE id = $1"
         ))
@@ -144,23 +155,57 @@ impl Store {
             return Err(Error::not_found("organizations", id));
         };
         precondition.check(current.version)?;
-        if current.name == name {
+        let new_name = name.unwrap_or(&current.name).to_owned();
+        let new_parent = match parent {
+            Some(p) if Some(p) != current.parent_id => {
+                if current.parent_id.is_none() {
+                    return Err(Error::invalid(
+                        "parentId",
+                        "the root organization cannot be moved",
+                    ));
+                }
+                let below: i64 = sqlx::query_scalar(
+                    "WITH RECURSIVE sub(id) AS ( \
+                       SELECT id FROM organizations WHERE id = $1 \
+                       UNION ALL \
+                       SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
+                     ) SELECT count(*) FROM sub WHERE id = $2",
+                )
+                .bind(id.to_string())
+                .bind(p.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if below > 0 {
+                    return Err(Error::invalid(
+                        "parentId",
+                        "cannot move an organization below itself or its own descendants",
+                    ));
+                }
+                Some(p)
+            }
+            _ => current.parent_id,
+        };
+        if new_name == current.name && new_parent == current.parent_id {
             return Ok(current);
         }
-        self.check_sibling_name(&mut tx, current.parent_id, name, Some(id))
+        self.check_sibling_name(&mut tx, new_parent, &new_name, Some(id))
             .await?;
         sqlx::query(
-            "UPDATE organizations SET name = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+            "UPDATE organizations SET name = $1, parent_id = $2, updated_at = $3, \
+             version = version + 1 WHERE id = $4",
         )
-        .bind(name)
+        .bind(&new_name)
+        .bind(new_parent.map(|p| p.to_string()))
         .bind(to_micros(now))
         .bind(id.to_string())
         .execute(&mut *tx)
         .await
-        .map_err(|e| name_taken(e, name))?;
+        .map_err(|e| name_taken(e, &new_name))?;
         tx.commit().await.map_err(db_error)?;
         Ok(Organization {
-            name: name.to_owned(),
+            name: new_name,
+            parent_id: new_parent,
             updated_at: now,
             version: current.version + 1,
             ..current

@@ -44,6 +44,14 @@ impl Store {
                 None => db_error(e),
             })?;
         let organization = insert_organization(&mut tx, org).await?;
+        // This server's data center was seeded by a migration; it dates
+        // from setup.
+        sqlx::query("UPDATE datacenters SET created_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(to_micros(org.now))
+            .bind(crate::Datacenter::LOCAL.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         let user = insert_user(&mut tx, admin, &[builtin_roles::ADMIN]).await?;
         tx.commit().await.map_err(|e| match unique_violation(&e) {
             Some(_) => already_set_up(),

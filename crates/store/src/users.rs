@@ -1,28 +1,64 @@
-use crate::db::{db_error, parse_id, unique_violation};
-use crate::{NewUser, RoleGrant, Store, User};
-use nephele_common::clock::{from_micros, to_micros};
+use crate::db::{col, col_id, col_time, db_error, placeholders, unique_violation};
+use crate::{builtin_roles, NewUser, RoleGrant, Store, User, UserChanges, UserDetail};
+use chrono::{DateTime, Utc};
+use nephele_common::clock::to_micros;
 use nephele_common::ids::{OrganizationId, RoleId, UserId};
-use nephele_common::{Error, Result};
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, ErrorCode, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use std::collections::HashMap;
 
-const COLUMNS: &str =
-    "id, organization_id, login, email, password_hash, created_at, updated_at, version";
+const COLUMNS: &str = "id, organization_id, login, email, password_hash, datacenter_id, \
+                       created_at, updated_at, version";
 
 fn user_from_row(r: &AnyRow) -> Result<User> {
     Ok(User {
-        id: parse_id(&r.try_get::<String, _>("id").map_err(db_error)?)?,
-        organization_id: parse_id(
-            &r.try_get::<String, _>("organization_id")
-                .map_err(db_error)?,
-        )?,
-        login: r.try_get("login").map_err(db_error)?,
-        email: r.try_get("email").map_err(db_error)?,
-        password_hash: r.try_get("password_hash").map_err(db_error)?,
-        created_at: from_micros(r.try_get("created_at").map_err(db_error)?),
-        updated_at: from_micros(r.try_get("updated_at").map_err(db_error)?),
-        version: r.try_get("version").map_err(db_error)?,
+        id: col_id(r, "id")?,
+        organization_id: col_id(r, "organization_id")?,
+        login: col(r, "login")?,
+        email: col(r, "email")?,
+        password_hash: col(r, "password_hash")?,
+        datacenter_id: col_id(r, "datacenter_id")?,
+        created_at: col_time(r, "created_at")?,
+        updated_at: col_time(r, "updated_at")?,
+        version: col(r, "version")?,
     })
+}
+
+/// Login and e-mail are unique platform-wide: a violation is 409 (2020)
+/// naming the field.
+fn user_conflict(e: sqlx::Error, login: &str, email: &str) -> Error {
+    match unique_violation(&e) {
+        Some(c) if c.contains("email") => Error::name_taken("users", "email", email),
+        Some(_) => Error::name_taken("users", "login", login),
+        None => db_error(e),
+    }
+}
+
+async fn assign_roles(
+    tx: &mut Transaction<'static, Any>,
+    user: UserId,
+    organization: OrganizationId,
+    roles: &[RoleId],
+) -> Result<()> {
+    sqlx::query("DELETE FROM role_assignments WHERE user_id = $1")
+        .bind(user.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    for role in roles {
+        sqlx::query(
+            "INSERT INTO role_assignments (user_id, role_id, organization_id) VALUES ($1, $2, $3)",
+        )
+        .bind(user.to_string())
+        .bind(role.to_string())
+        .bind(organization.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// Inserts a user and grants it roles in its own organization.
@@ -32,43 +68,66 @@ pub(crate) async fn insert_user(
     roles: &[RoleId],
 ) -> Result<User> {
     sqlx::query(
-        "INSERT INTO users (id, organization_id, login, email, password_hash, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, 1)",
+        "INSERT INTO users (id, organization_id, login, email, password_hash, datacenter_id, \
+         created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)",
     )
     .bind(new.id.to_string())
     .bind(new.organization_id.to_string())
     .bind(new.login.as_str())
     .bind(new.email.as_str())
     .bind(&new.password_hash)
+    .bind(new.datacenter_id.to_string())
     .bind(to_micros(new.now))
     .execute(&mut **tx)
     .await
-    .map_err(|e| match unique_violation(&e) {
-        Some(c) if c.contains("email") => Error::name_taken("users", "email", new.email.as_str()),
-        Some(_) => Error::name_taken("users", "login", new.login.as_str()),
-        None => db_error(e),
-    })?;
-    for role in roles {
-        sqlx::query(
-            "INSERT INTO role_assignments (user_id, role_id, organization_id) VALUES ($1, $2, $3)",
-        )
-        .bind(new.id.to_string())
-        .bind(role.to_string())
-        .bind(new.organization_id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    }
+    .map_err(|e| user_conflict(e, new.login.as_str(), new.email.as_str()))?;
+    assign_roles(tx, new.id, new.organization_id, roles).await?;
     Ok(User {
         id: new.id,
         organization_id: new.organization_id,
         login: new.login.to_string(),
         email: new.email.to_string(),
         password_hash: new.password_hash.clone(),
+        datacenter_id: new.datacenter_id,
         created_at: new.now,
         updated_at: new.now,
         version: 1,
     })
+}
+
+async fn user_in_tx(tx: &mut Transaction<'static, Any>, id: UserId) -> Result<User> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    row.as_ref()
+        .map(user_from_row)
+        .transpose()?
+        .ok_or_else(|| Error::not_found("users", id))
+}
+
+/// Refuses a change that would leave the root organization without an
+/// admin: `user` is about to lose the admin role there (or to be deleted).
+async fn keep_a_root_admin(tx: &mut Transaction<'static, Any>, user: &User) -> Result<()> {
+    let admins: Vec<String> = sqlx::query_scalar(
+        "SELECT a.user_id FROM role_assignments a JOIN organizations o ON o.id = a.organization_id \
+         WHERE o.parent_id IS NULL AND a.role_id = $1",
+    )
+    .bind(builtin_roles::ADMIN.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let id = user.id.to_string();
+    if admins.len() == 1 && admins[0] == id {
+        return Err(Error::new(
+            ErrorCode::WrongState,
+            "The root organization must keep at least one admin",
+        )
+        .with("type", "users")
+        .with("id", id));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -94,6 +153,162 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The users of one organization, by id.
+    pub async fn list_users(
+        &self,
+        organization: OrganizationId,
+        page: &PageRequest,
+    ) -> Result<Page<UserDetail>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users WHERE organization_id = $1 AND ($2 IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(organization.to_string())
+        .bind(page.after.clone())
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
+        let users = self.with_role_names(users).await?;
+        Ok(Page::from_rows(users, page.limit, |u| {
+            u.user.id.to_string()
+        }))
+    }
+
+    /// A user with its role names.
+    pub async fn user_detail(&self, id: UserId) -> Result<Option<UserDetail>> {
+        match self.user(id).await? {
+            Some(user) => Ok(self.with_role_names(vec![user]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    async fn with_role_names(&self, users: Vec<User>) -> Result<Vec<UserDetail>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT a.user_id, r.name FROM role_assignments a JOIN roles r ON r.id = a.role_id \
+             WHERE a.user_id IN ({}) ORDER BY r.name",
+            placeholders(1, users.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for u in &users {
+            query = query.bind(u.id.to_string());
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(db_error)?;
+        let mut names: HashMap<String, Vec<String>> = HashMap::new();
+        for r in &rows {
+            names
+                .entry(col(r, "user_id")?)
+                .or_default()
+                .push(col(r, "name")?);
+        }
+        Ok(users
+            .into_iter()
+            .map(|user| {
+                let roles = names.remove(&user.id.to_string()).unwrap_or_default();
+                UserDetail { user, roles }
+            })
+            .collect())
+    }
+
+    pub async fn create_user(&self, new: &NewUser, roles: &[RoleId]) -> Result<User> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let user = insert_user(&mut tx, new, roles).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(user)
+    }
+
+    /// Applies `changes` to a user in one transaction. Refuses to take the
+    /// admin role from the root organization's last admin.
+    pub async fn update_user(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        precondition: &Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let current = user_in_tx(&mut tx, id).await?;
+        precondition.check(current.version)?;
+        if let Some(roles) = &changes.roles {
+            if !roles.contains(&builtin_roles::ADMIN) {
+                keep_a_root_admin(&mut tx, &current).await?;
+            }
+            assign_roles(&mut tx, id, current.organization_id, roles).await?;
+        }
+        let updated = User {
+            login: changes
+                .login
+                .as_ref()
+                .map_or(current.login.clone(), |l| l.to_string()),
+            email: changes
+                .email
+                .as_ref()
+                .map_or(current.email.clone(), |e| e.to_string()),
+            datacenter_id: changes.datacenter_id.unwrap_or(current.datacenter_id),
+            updated_at: now,
+            version: current.version + 1,
+            ..current
+        };
+        sqlx::query(
+            "UPDATE users SET login = $1, email = $2, datacenter_id = $3, updated_at = $4, \
+             version = $5 WHERE id = $6",
+        )
+        .bind(&updated.login)
+        .bind(&updated.email)
+        .bind(updated.datacenter_id.to_string())
+        .bind(to_micros(now))
+        .bind(updated.version)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| user_conflict(e, &updated.login, &updated.email))?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(updated)
+    }
+
+    pub async fn set_password(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $1, updated_at = $2, version = version + 1 \
+             WHERE id = $3",
+        )
+        .bind(hash)
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("users", id));
+        }
+        Ok(())
+    }
+
+    /// Deletes a user with its role assignments and API keys. Refuses to
+    /// delete the root organization's last admin.
+    pub async fn delete_user(&self, id: UserId, precondition: &Precondition) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let current = user_in_tx(&mut tx, id).await?;
+        precondition.check(current.version)?;
+        keep_a_root_admin(&mut tx, &current).await?;
+        for sql in [
+            "DELETE FROM role_assignments WHERE user_id = $1",
+            "DELETE FROM api_keys WHERE user_id = $1",
+            "DELETE FROM users WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
     /// The roles a user holds, each with the organization it was granted in
     /// and its permissions.
     pub async fn role_grants(&self, user: UserId) -> Result<Vec<RoleGrant>> {
@@ -108,13 +323,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(RoleGrant {
-                    role_id: parse_id(&r.try_get::<String, _>(0).map_err(db_error)?)?,
-                    role_name: r.try_get(1).map_err(db_error)?,
-                    organization_id: parse_id::<OrganizationId>(
-                        &r.try_get::<String, _>(2).map_err(db_error)?,
-                    )?,
+                    role_id: col_id(r, "role_id")?,
+                    role_name: col(r, "name")?,
+                    organization_id: col_id(r, "organization_id")?,
                     permissions: r
-                        .try_get::<String, _>(3)
+                        .try_get::<String, _>("permissions")
                         .map_err(db_error)?
                         .split_whitespace()
                         .map(str::to_owned)

@@ -4,6 +4,7 @@ use crate::auth::Auth;
 use crate::error::HttpResult;
 use crate::extract::{parse_path_id, Body, IfMatch, Paging, Query};
 use crate::reply::Reply;
+use crate::routes::OrgScope;
 use crate::state::AppState;
 use crate::views;
 use axum::extract::{Path, State};
@@ -17,14 +18,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 const TYPE: &str = "organizations";
-
-/// `?org_id=`: act in that organization (yours or one below it).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct OrgScope {
-    pub org_id: Option<uuid::Uuid>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -107,7 +100,7 @@ pub async fn get(
     Ok(Reply::resource(views::organization(&org), org.version)?)
 }
 
-/// Replaces the mutable fields (`name`).
+/// Replaces the mutable fields (`name`; `parentId` moves the organization).
 #[utoipa::path(put, path = "/api/v2/organizations/{id}", tag = "organizations",
     params(("id" = String, Path, description = "Organization id")),
     request_body(content = OrganizationUpdate, content_type = "application/json"),

@@ -34,7 +34,10 @@ pub async fn init(
     let location = format!("/api/v2/organizations/{}", org.id);
     let result = SetupResult {
         organization: views::organization(&org),
-        user: views::user(&user, vec!["admin".into()]),
+        user: views::user(&nephele_store::UserDetail {
+            user,
+            roles: vec!["admin".into()],
+        }),
     };
     Ok(Reply::created(result, location)?)
 }

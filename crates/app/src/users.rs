@@ -1,0 +1,274 @@
+//! Users of an organization: their logins, passwords and roles.
+//!
+//! Managing a user (changing its roles, its password, deleting it) needs
+//! `users:write` where it lives *and* every permission the user holds
+//! there: otherwise a user manager could reset an admin's password and
+//! become admin. Granting roles needs every permission they carry.
+
+use crate::access::{ensure_grantable, OpCtx};
+use crate::App;
+use nephele_api_types::{PasswordChange, UserCreate, UserUpdate};
+use nephele_auth::{Permission, Permissions};
+use nephele_common::error::Validator;
+use nephele_common::ids::{DatacenterId, OrganizationId, RoleId, UserId};
+use nephele_common::names::{check_password, Email, Login};
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, ErrorCode, Precondition, Result, Secret};
+use nephele_store::{Datacenter, NewUser, Role, UserChanges, UserDetail};
+
+const TYPE: &str = "users";
+
+/// Roles named in a request, resolved in the organization they are
+/// assigned in: built-in or its own, by name (case-insensitive) or id.
+fn resolve_roles(
+    v: &mut Validator,
+    assignable: &[Role],
+    wanted: &[String],
+) -> (Vec<RoleId>, Permissions) {
+    let mut ids = Vec::new();
+    let mut permissions = Permissions::default();
+    for (i, name) in wanted.iter().enumerate() {
+        let found = assignable
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name) || r.id.to_string() == *name);
+        match found {
+            Some(role) => {
+                if !ids.contains(&role.id) {
+                    ids.push(role.id);
+                }
+                permissions = permissions.union(Permissions::from_names(
+                    role.permissions.iter().map(String::as_str),
+                ));
+            }
+            None => v.push(&format!("roles[{i}]"), format!("unknown role '{name}'")),
+        }
+    }
+    (ids, permissions)
+}
+
+fn role_permissions(assignable: &[Role], held: &[String]) -> Permissions {
+    assignable
+        .iter()
+        .filter(|r| held.contains(&r.name))
+        .fold(Permissions::default(), |acc, r| {
+            acc.union(Permissions::from_names(
+                r.permissions.iter().map(String::as_str),
+            ))
+        })
+}
+
+impl App {
+    pub async fn list_users(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        page: &PageRequest,
+    ) -> Result<Page<UserDetail>> {
+        let org = self.acting_organization(ctx, acting);
+        self.authorize(ctx, org, Permission::UsersRead).await?;
+        self.store().list_users(org, page).await
+    }
+
+    async fn visible_user(
+        &self,
+        ctx: &OpCtx,
+        id: UserId,
+        permission: Permission,
+    ) -> Result<(UserDetail, Permissions)> {
+        let user = self
+            .store()
+            .user_detail(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        let held = self
+            .authorize_object(ctx, user.user.organization_id, permission, TYPE, &id)
+            .await?;
+        Ok((user, held))
+    }
+
+    pub async fn get_user(&self, ctx: &OpCtx, id: UserId) -> Result<UserDetail> {
+        Ok(self.visible_user(ctx, id, Permission::UsersRead).await?.0)
+    }
+
+    /// A user to be managed by the actor: needs `users:write` and every
+    /// permission the user holds.
+    async fn managed_user(
+        &self,
+        ctx: &OpCtx,
+        id: UserId,
+    ) -> Result<(UserDetail, Permissions, Vec<Role>)> {
+        let (user, held) = self.visible_user(ctx, id, Permission::UsersWrite).await?;
+        let assignable = self
+            .store()
+            .assignable_roles(user.user.organization_id)
+            .await?;
+        ensure_grantable(held, role_permissions(&assignable, &user.roles))?;
+        Ok((user, held, assignable))
+    }
+
+    async fn check_datacenter(&self, v: &mut Validator, id: Option<uuid::Uuid>) -> Result<()> {
+        if let Some(id) = id {
+            if self.store().datacenter(DatacenterId(id)).await?.is_none() {
+                v.push("datacenterId", "no such data center");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_user(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        request: UserCreate,
+    ) -> Result<UserDetail> {
+        let org = self.acting_organization(ctx, acting);
+        let mut v = Validator::new();
+        let login = v.require("login", request.login, |l| Login::parse(&l));
+        let email = v.require("email", request.email, |e| Email::parse(&e));
+        let password = v.require("password", request.password, |p| {
+            check_password(p.expose()).map(|()| p)
+        });
+        let held = self.authorize(ctx, org, Permission::UsersWrite).await?;
+        let assignable = self.store().assignable_roles(org).await?;
+        let wanted = request.roles.unwrap_or_default();
+        let (roles, granted) = resolve_roles(&mut v, &assignable, &wanted);
+        self.check_datacenter(&mut v, request.datacenter_id).await?;
+        v.finish()?;
+        let (Some(login), Some(email), Some(password)) = (login, email, password) else {
+            return Err(Error::internal("validated user incomplete"));
+        };
+        ensure_grantable(held, granted)?;
+        let password_hash = self.passwords().hash(&password).await?;
+        let user = self
+            .store()
+            .create_user(
+                &NewUser {
+                    id: UserId::new(),
+                    organization_id: org,
+                    login,
+                    email,
+                    password_hash,
+                    datacenter_id: request
+                        .datacenter_id
+                        .map_or(Datacenter::LOCAL, DatacenterId),
+                    now: self.clock().now(),
+                },
+                &roles,
+            )
+            .await?;
+        self.store()
+            .user_detail(user.id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, user.id))
+    }
+
+    /// PUT (`replace`: `login`, `email` and `roles` required) and PATCH.
+    pub async fn update_user(
+        &self,
+        ctx: &OpCtx,
+        id: UserId,
+        request: UserUpdate,
+        replace: bool,
+        precondition: &Precondition,
+    ) -> Result<UserDetail> {
+        let mut v = Validator::new();
+        let login = v.field("login", request.login, replace, |l| Login::parse(&l));
+        let email = v.field("email", request.email, replace, |e| Email::parse(&e));
+        if replace && request.roles.is_none() {
+            v.push("roles", "is required");
+        }
+        let (user, held, assignable) = self.managed_user(ctx, id).await?;
+        let roles = match &request.roles {
+            Some(wanted) => {
+                let (roles, granted) = resolve_roles(&mut v, &assignable, wanted);
+                self.check_datacenter(&mut v, request.datacenter_id).await?;
+                v.finish()?;
+                ensure_grantable(held, granted)?;
+                Some(roles)
+            }
+            None => {
+                self.check_datacenter(&mut v, request.datacenter_id).await?;
+                v.finish()?;
+                None
+            }
+        };
+        let changes = UserChanges {
+            login,
+            email,
+            datacenter_id: request.datacenter_id.map(DatacenterId),
+            roles,
+        };
+        let now = self.clock().now();
+        self.store()
+            .update_user(user.user.id, &changes, precondition, now)
+            .await?;
+        self.store()
+            .user_detail(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))
+    }
+
+    /// `POST /api/v2/users/{id}/password`. Your own password needs the
+    /// current one; another user's needs the right to manage that user.
+    pub async fn change_password(
+        &self,
+        ctx: &OpCtx,
+        id: UserId,
+        request: PasswordChange,
+    ) -> Result<()> {
+        let mut v = Validator::new();
+        let password = v.require("password", request.password, |p| {
+            check_password(p.expose()).map(|()| p)
+        });
+        let own = id == ctx.actor.user_id;
+        let user = if own {
+            let current = v.require("currentPassword", request.current_password, Ok);
+            v.finish()?;
+            let user = self
+                .store()
+                .user(id)
+                .await?
+                .ok_or_else(|| Error::not_found(TYPE, id))?;
+            let current = current.unwrap_or_else(|| Secret::new(""));
+            if !self
+                .passwords()
+                .verify(&current, Some(&user.password_hash))
+                .await?
+            {
+                return Err(Error::invalid(
+                    "currentPassword",
+                    "is not the current password",
+                ));
+            }
+            user
+        } else {
+            let (user, _, _) = self.managed_user(ctx, id).await?;
+            v.finish()?;
+            user.user
+        };
+        let Some(password) = password else {
+            return Err(Error::internal("validated password missing"));
+        };
+        let hash = self.passwords().hash(&password).await?;
+        self.store()
+            .set_password(user.id, &hash, self.clock().now())
+            .await
+    }
+
+    pub async fn delete_user(
+        &self,
+        ctx: &OpCtx,
+        id: UserId,
+        precondition: &Precondition,
+    ) -> Result<()> {
+        self.managed_user(ctx, id).await?;
+        if id == ctx.actor.user_id {
+            return Err(
+                Error::new(ErrorCode::WrongState, "You cannot delete yourself")
+                    .with("type", TYPE)
+                    .with("id", id.to_string()),
+            );
+        }
+        self.store().delete_user(id, precondition).await
+    }
+}
