@@ -181,3 +181,63 @@ pub fn normalize(text: &str) -> String {
     let text = uuid.replace_all(&text, "[uuid]");
     time.replace_all(&text, "[time]").into_owned()
 }
+
+/// The password of every user the tests create besides the root admin.
+pub const USER_PASSWORD: &str = "password-123";
+
+impl TestServer {
+    /// A request as a user made by [`TestServer::create_user`].
+    pub fn as_user(&self, method: Method, path: &str, login: &str) -> RequestBuilder {
+        self.request(method, path)
+            .basic_auth(login, Some(USER_PASSWORD))
+    }
+
+    /// The root admin sends `body` as JSON.
+    pub async fn admin_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.admin(method, path).json(body).send().await.unwrap()
+    }
+
+    /// A sub-organization (of the root when `parent` is `None`); its id.
+    pub async fn create_org(&self, name: &str, parent: Option<&str>) -> String {
+        let mut body = json!({ "name": name });
+        if let Some(p) = parent {
+            body["parentId"] = json!(p);
+        }
+        let r = self
+            .admin_json(Method::POST, "/api/v2/organizations", &body)
+            .await;
+        json_of(r, 201).await["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A user of `org` with `roles` and [`USER_PASSWORD`]; its id.
+    pub async fn create_user(&self, org: &str, login: &str, roles: &[&str]) -> String {
+        let r = self
+            .admin_json(
+                Method::POST,
+                &format!("/api/v2/users?org_id={org}"),
+                &json!({
+                    "login": login,
+                    "email": format!("{login}@example.test"),
+                    "password": USER_PASSWORD,
+                    "roles": roles,
+                }),
+            )
+            .await;
+        json_of(r, 201).await["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The root organization's id.
+    pub async fn root_org(&self) -> String {
+        let r = self.admin(Method::GET, "/api/v2/me").send().await.unwrap();
+        json_of(r, 200).await["data"]["organization"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
