@@ -253,7 +253,9 @@ pub struct AuditEvent {
     pub occurred_at: DateTime<Utc>,
     /// Where it happened; `null` for a failed authentication.
     pub organization_id: Option<Uuid>,
-    /// `user`, or `null` when nobody was authenticated.
+    /// `user`; for a failed authentication the scheme tried (`basic`,
+    /// `api_key`, `bearer`); `null` when no credentials were involved
+    /// (setup).
     pub actor_type: Option<String>,
     pub actor_id: Option<String>,
     /// The login used (also for a failed authentication).

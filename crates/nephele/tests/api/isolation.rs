@@ -1,0 +1,601 @@
+//! The isolation matrix: every authenticated route of the OpenAPI document,
+//! tried by every kind of principal that must be refused, on another
+//! tenant's objects. After each refusal the target is re-read and must be
+//! unchanged. A route missing from the table fails the test, so a new
+//! route cannot be forgotten.
+
+use crate::support::*;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// Who tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    /// No credentials: 401 (1000).
+    Nobody,
+    /// A malformed `Authorization`: 401 (1001).
+    Malformed,
+    /// The admin of a sibling tenant.
+    Sibling,
+    /// A viewer of the victim's own tenant.
+    Viewer,
+    /// The admin of an organization below the victim's tenant.
+    ChildAdmin,
+}
+
+const EVERYONE: [Who; 5] = [
+    Who::Nobody,
+    Who::Malformed,
+    Who::Sibling,
+    Who::Viewer,
+    Who::ChildAdmin,
+];
+
+/// What a principal must get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// 404, byte for byte the answer for an object that does not exist.
+    Hidden,
+    /// 403 (1003).
+    Forbidden,
+    /// Allowed: its own view or its own credentials (2xx).
+    Allowed,
+}
+
+/// The tenants, principals and victim objects.
+struct World {
+    s: TestServer,
+    tenant_a: String,
+    user: String,
+    role: String,
+    key: String,
+    datacenter: String,
+}
+
+/// One route of the table. `request` builds the path and body for a victim
+/// id (or, to compare, for an id that does not exist); `reread` is what the
+/// root admin (or, for API keys, their owner) reads to prove nothing changed.
+struct Route {
+    method: Method,
+    template: &'static str,
+    victim: fn(&World) -> String,
+    request: fn(&str) -> (String, Option<Value>),
+    reread: fn(&World) -> (String, &'static str),
+    sibling: Expect,
+    viewer: Expect,
+    child_admin: Expect,
+}
+
+/// A re-read by the root admin.
+fn as_root(path: String) -> (String, &'static str) {
+    (path, ADMIN_LOGIN)
+}
+
+fn routes() -> Vec<Route> {
+    use Expect::*;
+    let org = |w: &World| w.tenant_a.clone();
+    let user = |w: &World| w.user.clone();
+    let role = |w: &World| w.role.clone();
+    let key = |w: &World| w.key.clone();
+    let dc = |w: &World| w.datacenter.clone();
+    vec![
+        Route {
+            method: Method::GET,
+            template: "/api/v2/me",
+            victim: org,
+            request: |_| ("/api/v2/me".into(), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/organizations",
+            victim: org,
+            request: |id| (format!("/api/v2/organizations?org_id={id}"), None),
+            reread: |w| as_root(format!("/api/v2/organizations?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/organizations",
+            victim: org,
+            request: |id| {
+                (
+                    "/api/v2/organizations".into(),
+                    Some(json!({"name": "Intruder", "parentId": id})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/organizations?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/organizations/{id}",
+            victim: org,
+            request: |id| (format!("/api/v2/organizations/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PUT,
+            template: "/api/v2/organizations/{id}",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/v2/organizations/{id}"),
+                    Some(json!({"name": "Renamed"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PATCH,
+            template: "/api/v2/organizations/{id}",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/v2/organizations/{id}"),
+                    Some(json!({"name": "Patched"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/organizations/{id}",
+            victim: org,
+            request: |id| (format!("/api/v2/organizations/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/users",
+            victim: org,
+            request: |id| (format!("/api/v2/users?org_id={id}"), None),
+            reread: |w| as_root(format!("/api/v2/users?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/users",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/v2/users?org_id={id}"),
+                    Some(
+                        json!({"login": "intruder", "email": "intruder@example.test",
+                                "password": USER_PASSWORD, "roles": ["viewer"]}),
+                    ),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/users?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/users/{id}",
+            victim: user,
+            request: |id| (format!("/api/v2/users/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/users/{}", w.user)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PUT,
+            template: "/api/v2/users/{id}",
+            victim: user,
+            request: |id| {
+                (
+                    format!("/api/v2/users/{id}"),
+                    Some(
+                        json!({"login": "renamed", "email": "renamed@example.test", "roles": ["admin"]}),
+                    ),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/users/{}", w.user)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PATCH,
+            template: "/api/v2/users/{id}",
+            victim: user,
+            request: |id| {
+                (
+                    format!("/api/v2/users/{id}"),
+                    Some(json!({"roles": ["admin"]})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/users/{}", w.user)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/users/{id}",
+            victim: user,
+            request: |id| (format!("/api/v2/users/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/users/{}", w.user)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/users/{id}/password",
+            victim: user,
+            request: |id| {
+                (
+                    format!("/api/v2/users/{id}/password"),
+                    Some(json!({"password": "hijacked-password"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/users/{}", w.user)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/roles",
+            victim: org,
+            request: |id| (format!("/api/v2/roles?org_id={id}"), None),
+            reread: |w| as_root(format!("/api/v2/roles?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/roles",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/v2/roles?org_id={id}"),
+                    Some(json!({"name": "planted", "permissions": ["users:read"]})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/roles?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/roles/{id}",
+            victim: role,
+            request: |id| (format!("/api/v2/roles/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/roles/{}", w.role)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PUT,
+            template: "/api/v2/roles/{id}",
+            victim: role,
+            request: |id| {
+                (
+                    format!("/api/v2/roles/{id}"),
+                    Some(json!({"name": "widened", "permissions": ["users:read", "users:write"]})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/roles/{}", w.role)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/roles/{id}",
+            victim: role,
+            request: |id| (format!("/api/v2/roles/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/roles/{}", w.role)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/api-keys",
+            victim: key,
+            request: |_| ("/api/v2/api-keys".into(), None),
+            reread: |_| ("/api/v2/api-keys".into(), "a-admin"),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/api-keys",
+            victim: key,
+            request: |_| ("/api/v2/api-keys".into(), Some(json!({"name": "mine"}))),
+            reread: |_| ("/api/v2/api-keys".into(), "a-admin"),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/api-keys/{id}",
+            victim: key,
+            request: |id| (format!("/api/v2/api-keys/{id}"), None),
+            reread: |_| ("/api/v2/api-keys".into(), "a-admin"),
+            sibling: Hidden,
+            viewer: Hidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/api-keys/{id}/regenerate",
+            victim: key,
+            request: |id| (format!("/api/v2/api-keys/{id}/regenerate"), None),
+            reread: |_| ("/api/v2/api-keys".into(), "a-admin"),
+            sibling: Hidden,
+            viewer: Hidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/audit-events",
+            victim: org,
+            request: |id| (format!("/api/v2/audit-events?org_id={id}"), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/datacenters",
+            victim: dc,
+            request: |_| ("/api/v2/datacenters".into(), None),
+            reread: |_| as_root("/api/v2/datacenters".into()),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/datacenters",
+            victim: dc,
+            request: |_| {
+                (
+                    "/api/v2/datacenters".into(),
+                    Some(json!({"name": "rogue", "serverUrl": "https://rogue.example"})),
+                )
+            },
+            reread: |_| as_root("/api/v2/datacenters".into()),
+            sibling: Forbidden,
+            viewer: Forbidden,
+            child_admin: Forbidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/datacenters/{id}",
+            victim: dc,
+            request: |id| (format!("/api/v2/datacenters/{id}"), None),
+            reread: |_| as_root("/api/v2/datacenters".into()),
+            sibling: Forbidden,
+            viewer: Forbidden,
+            child_admin: Forbidden,
+        },
+    ]
+}
+
+async fn world() -> World {
+    let s = TestServer::set_up().await;
+    let tenant_a = s.create_org("Tenant A", None).await;
+    let tenant_b = s.create_org("Tenant B", None).await;
+    let child_a = s.create_org("Child of A", Some(&tenant_a)).await;
+    s.create_user(&tenant_a, "a-admin", &["admin"]).await;
+    s.create_user(&tenant_a, "a-viewer", &["viewer"]).await;
+    s.create_user(&tenant_b, "b-admin", &["admin"]).await;
+    s.create_user(&child_a, "c-admin", &["admin"]).await;
+    let user = s.create_user(&tenant_a, "a-target", &["viewer"]).await;
+    let r = s
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/roles?org_id={tenant_a}"),
+            &json!({"name": "a-role", "permissions": ["users:read"]}),
+        )
+        .await;
+    let role = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .as_user(Method::POST, "/api/v2/api-keys", "a-admin")
+        .json(&json!({"name": "victim"}))
+        .send()
+        .await
+        .unwrap();
+    let key = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .admin_json(
+            Method::POST,
+            "/api/v2/datacenters",
+            &json!({"name": "victim-dc", "serverUrl": "https://victim.example"}),
+        )
+        .await;
+    let datacenter = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    World {
+        s,
+        tenant_a,
+        user,
+        role,
+        key,
+        datacenter,
+    }
+}
+
+fn as_who(s: &TestServer, who: Who, method: Method, path: &str) -> RequestBuilder {
+    let r = s.request(method, path);
+    match who {
+        Who::Nobody => r,
+        Who::Malformed => r.header("authorization", "Basic !!!"),
+        Who::Sibling => r.basic_auth("b-admin", Some(USER_PASSWORD)),
+        Who::Viewer => r.basic_auth("a-viewer", Some(USER_PASSWORD)),
+        Who::ChildAdmin => r.basic_auth("c-admin", Some(USER_PASSWORD)),
+    }
+}
+
+async fn send(
+    s: &TestServer,
+    who: Who,
+    method: &Method,
+    (path, body): (String, Option<Value>),
+) -> (u16, String, String) {
+    let mut r = as_who(s, who, method.clone(), &path);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, r.text().await.unwrap())
+}
+
+async fn reread(w: &World, route: &Route) -> Value {
+    let (path, login) = (route.reread)(w);
+    let password = if login == ADMIN_LOGIN {
+        ADMIN_PASSWORD
+    } else {
+        USER_PASSWORD
+    };
+    let r =
+        w.s.request(Method::GET, &path)
+            .basic_auth(login, Some(password))
+            .send()
+            .await
+            .unwrap();
+    json_of(r, 200).await
+}
+
+/// An id of the right shape that names nothing.
+fn missing_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[tokio::test]
+async fn every_route_refuses_every_principal_that_must_not_pass() {
+    let w = world().await;
+    let table = routes();
+
+    // The table covers exactly the authenticated routes of the document.
+    let doc = json_of(w.s.get("/api/openapi.json").await, 200).await;
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v2/") {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            documented.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let tabled: BTreeSet<_> = table
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.template))
+        .collect();
+    let missing: Vec<_> = documented.difference(&tabled).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the isolation table: {missing:?}"
+    );
+    let stale: Vec<_> = tabled.difference(&documented).collect();
+    assert!(
+        stale.is_empty(),
+        "table routes not in the document: {stale:?}"
+    );
+
+    let mut cases = 0;
+    for route in &table {
+        let victim = (route.victim)(&w);
+        for who in EVERYONE {
+            cases += 1;
+            let before = reread(&w, route).await;
+            let label = format!("{who:?} {} {}", route.method, route.template);
+            let (status, content_type, body) =
+                send(&w.s, who, &route.method, (route.request)(&victim)).await;
+            let expect = match who {
+                Who::Nobody | Who::Malformed => None,
+                Who::Sibling => Some(route.sibling),
+                Who::Viewer => Some(route.viewer),
+                Who::ChildAdmin => Some(route.child_admin),
+            };
+            match expect {
+                None => {
+                    let code = if who == Who::Nobody { 1000 } else { 1001 };
+                    assert_eq!(status, 401, "{label}: {body}");
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(v["errors"][0]["code"], code, "{label}: {body}");
+                }
+                Some(Expect::Forbidden) => {
+                    assert_eq!(status, 403, "{label}: {body}");
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(v["errors"][0]["code"], 1003, "{label}: {body}");
+                }
+                Some(Expect::Hidden) => {
+                    assert_eq!(status, 404, "{label}: {body}");
+                    let other = missing_id();
+                    let (m_status, m_type, m_body) =
+                        send(&w.s, who, &route.method, (route.request)(&other)).await;
+                    assert_eq!(
+                        (status, content_type, body.replace(&victim, &other)),
+                        (m_status, m_type, m_body),
+                        "{label}: another tenant's object must look exactly like a missing one"
+                    );
+                }
+                Some(Expect::Allowed) => {
+                    assert!((200..300).contains(&status), "{label}: {status} {body}");
+                }
+            }
+            assert_eq!(
+                before,
+                reread(&w, route).await,
+                "{label} changed its target"
+            );
+        }
+    }
+    println!(
+        "isolation matrix: {} routes x {} principals = {cases} cases",
+        table.len(),
+        EVERYONE.len()
+    );
+    w.s.stop().await;
+}
