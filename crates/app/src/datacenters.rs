@@ -84,12 +84,11 @@ impl App {
     pub async fn delete_datacenter(&self, ctx: &OpCtx, id: DatacenterId) -> Result<()> {
         self.ensure_root_admin(ctx).await?;
         if id == Datacenter::LOCAL {
-            return Err(Error::new(
-                ErrorCode::WrongState,
+            return Err(Error::wrong_state(
+                "datacenters",
+                id,
                 "This server's own data center cannot be deleted",
-            )
-            .with("type", "datacenters")
-            .with("id", id.to_string()));
+            ));
         }
         self.store().delete_datacenter(id).await
     }

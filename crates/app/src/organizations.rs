@@ -8,7 +8,7 @@ use nephele_common::error::Validator;
 use nephele_common::ids::OrganizationId;
 use nephele_common::names::Name;
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, ErrorCode, Precondition, Result};
+use nephele_common::{Error, Precondition, Result};
 use nephele_store::{NewOrganization, Organization};
 
 impl App {
@@ -103,12 +103,11 @@ impl App {
         self.authorize(ctx, id, Permission::OrganizationsWrite)
             .await?;
         if id == ctx.actor.organization_id {
-            return Err(Error::new(
-                ErrorCode::WrongState,
+            return Err(Error::wrong_state(
+                "organizations",
+                id,
                 "You cannot delete your own organization",
-            )
-            .with("type", "organizations")
-            .with("id", id.to_string()));
+            ));
         }
         self.store().delete_organization(id, precondition).await
     }

@@ -36,6 +36,18 @@ fn parse_permissions(v: &mut Validator, names: Option<Vec<String>>) -> Option<Pe
     ok.then_some(set)
 }
 
+/// A role's `name` and `permissions`, both required.
+fn parse_role(request: RoleWrite) -> Result<(Name, Permissions)> {
+    let mut v = Validator::new();
+    let name = v.require("name", request.name, |n| Name::parse(&n));
+    let permissions = parse_permissions(&mut v, request.permissions);
+    v.finish()?;
+    match (name, permissions) {
+        (Some(name), Some(permissions)) => Ok((name, permissions)),
+        _ => Err(Error::internal("validated role incomplete")),
+    }
+}
+
 fn names_of(set: Permissions) -> Vec<String> {
     set.iter().map(|p| p.as_str().to_owned()).collect()
 }
@@ -93,13 +105,7 @@ impl App {
         request: RoleWrite,
     ) -> Result<Role> {
         let org = self.acting_organization(ctx, acting);
-        let mut v = Validator::new();
-        let name = v.require("name", request.name, |n| Name::parse(&n));
-        let permissions = parse_permissions(&mut v, request.permissions);
-        v.finish()?;
-        let (Some(name), Some(permissions)) = (name, permissions) else {
-            return Err(Error::internal("validated role incomplete"));
-        };
+        let (name, permissions) = parse_role(request)?;
         let held = self.authorize(ctx, org, Permission::RolesWrite).await?;
         ensure_grantable(held, permissions)?;
         self.store()
@@ -122,13 +128,7 @@ impl App {
         request: RoleWrite,
         precondition: &Precondition,
     ) -> Result<Role> {
-        let mut v = Validator::new();
-        let name = v.require("name", request.name, |n| Name::parse(&n));
-        let permissions = parse_permissions(&mut v, request.permissions);
-        v.finish()?;
-        let (Some(name), Some(permissions)) = (name, permissions) else {
-            return Err(Error::internal("validated role incomplete"));
-        };
+        let (name, permissions) = parse_role(request)?;
         let (role, held) = self.visible_role(ctx, id, Permission::RolesWrite).await?;
         if role.is_builtin() {
             return Err(builtin_immutable(&role));

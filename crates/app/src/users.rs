@@ -13,7 +13,7 @@ use nephele_common::error::Validator;
 use nephele_common::ids::{DatacenterId, OrganizationId, RoleId, UserId};
 use nephele_common::names::{check_password, Email, Login};
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, ErrorCode, Precondition, Result, Secret};
+use nephele_common::{Error, Precondition, Result, Secret};
 use nephele_store::{Datacenter, NewUser, Role, UserChanges, UserDetail};
 
 const TYPE: &str = "users";
@@ -263,11 +263,7 @@ impl App {
     ) -> Result<()> {
         self.managed_user(ctx, id).await?;
         if id == ctx.actor.user_id {
-            return Err(
-                Error::new(ErrorCode::WrongState, "You cannot delete yourself")
-                    .with("type", TYPE)
-                    .with("id", id.to_string()),
-            );
+            return Err(Error::wrong_state(TYPE, id, "You cannot delete yourself"));
         }
         self.store().delete_user(id, precondition).await
     }

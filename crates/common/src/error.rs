@@ -197,6 +197,17 @@ impl Error {
         .with("id", id.to_string())
     }
 
+    /// 409 (2012): the resource's state does not allow the operation.
+    pub fn wrong_state(
+        resource_type: &str,
+        id: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::new(ErrorCode::WrongState, message)
+            .with("type", resource_type)
+            .with("id", id.to_string())
+    }
+
     pub fn malformed(message: impl Into<String>) -> Self {
         Error::new(ErrorCode::Malformed, message)
     }

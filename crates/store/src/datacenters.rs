@@ -3,7 +3,7 @@ use crate::{Datacenter, NewDatacenter, Store};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::DatacenterId;
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, ErrorCode, Result};
+use nephele_common::{Error, Result};
 use sqlx::any::AnyRow;
 
 const COLUMNS: &str = "id, name, server_url, created_at, updated_at, version";
@@ -80,12 +80,11 @@ impl Store {
             .await
             .map_err(db_error)?;
         if users > 0 {
-            return Err(Error::new(
-                ErrorCode::WrongState,
+            return Err(Error::wrong_state(
+                "datacenters",
+                id,
                 "Cannot delete a data center that is still the home of users",
             )
-            .with("type", "datacenters")
-            .with("id", id.to_string())
             .with("users", users));
         }
         let done = sqlx::query("DELETE FROM datacenters WHERE id = $1")

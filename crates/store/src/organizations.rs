@@ -236,12 +236,11 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         if children > 0 {
-            return Err(Error::new(
-                nephele_common::ErrorCode::WrongState,
+            return Err(Error::wrong_state(
+                "organizations",
+                id,
                 "Cannot delete an organization that still holds sub-organizations",
             )
-            .with("type", "organizations")
-            .with("id", id.to_string())
             .with("subOrganizations", children));
         }
         let users: i64 =
@@ -251,12 +250,11 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         if users > 0 {
-            return Err(Error::new(
-                nephele_common::ErrorCode::WrongState,
+            return Err(Error::wrong_state(
+                "organizations",
+                id,
                 "Cannot delete an organization that still holds users",
             )
-            .with("type", "organizations")
-            .with("id", id.to_string())
             .with("users", users));
         }
         sqlx::query("DELETE FROM role_assignments WHERE organization_id = $1")

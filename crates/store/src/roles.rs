@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{OrganizationId, RoleId};
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, ErrorCode, Precondition, Result};
+use nephele_common::{Error, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
@@ -192,12 +192,11 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         if holders > 0 {
-            return Err(Error::new(
-                ErrorCode::WrongState,
+            return Err(Error::wrong_state(
+                "roles",
+                id,
                 "Cannot delete a role that users still hold",
             )
-            .with("type", "roles")
-            .with("id", id.to_string())
             .with("users", holders));
         }
         sqlx::query("DELETE FROM roles WHERE id = $1")

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{OrganizationId, RoleId, UserId};
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, ErrorCode, Precondition, Result};
+use nephele_common::{Error, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use std::collections::HashMap;
@@ -120,12 +120,11 @@ async fn keep_a_root_admin(tx: &mut Transaction<'static, Any>, user: &User) -> R
     .map_err(db_error)?;
     let id = user.id.to_string();
     if admins.len() == 1 && admins[0] == id {
-        return Err(Error::new(
-            ErrorCode::WrongState,
+        return Err(Error::wrong_state(
+            "users",
+            id,
             "The root organization must keep at least one admin",
-        )
-        .with("type", "users")
-        .with("id", id));
+        ));
     }
     Ok(())
 }
