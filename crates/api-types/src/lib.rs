@@ -51,18 +51,18 @@ pub struct SetupInit {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupOrganization {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupAdmin {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
     pub login: Option<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     pub password: Option<Secret>,
 }
 
@@ -89,7 +89,7 @@ pub struct Organization {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationCreate {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// Default: the organization acted in.
     pub parent_id: Option<Uuid>,
@@ -100,7 +100,7 @@ pub struct OrganizationCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationUpdate {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// Move the organization below this one (not below itself or its own
     /// descendants). Absent: it stays where it is.
@@ -132,11 +132,11 @@ pub struct Health {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserCreate {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
     pub login: Option<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     pub password: Option<Secret>,
     /// Role names (built-in or the organization's own) or role ids.
     /// Default: none.
@@ -151,9 +151,9 @@ pub struct UserCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpdate {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
     pub login: Option<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
     pub roles: Option<Vec<String>>,
     pub datacenter_id: Option<Uuid>,
@@ -165,7 +165,7 @@ pub struct UserUpdate {
 pub struct PasswordChange {
     #[schema(value_type = String, format = Password)]
     pub current_password: Option<Secret>,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     pub password: Option<Secret>,
 }
 
@@ -190,7 +190,7 @@ pub struct Role {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleWrite {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[schema(value_type = Vec<String>)]
     pub permissions: Option<Vec<String>>,
@@ -216,7 +216,7 @@ pub struct ApiKey {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyCreate {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
 }
 
@@ -291,7 +291,7 @@ pub struct Datacenter {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatacenterCreate {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// An absolute `http://` or `https://` URL.
     #[schema(value_type = String)]
