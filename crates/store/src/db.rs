@@ -208,6 +208,24 @@ pub(crate) fn parse_id<T: FromStr>(s: &str) -> Result<T> {
         .map_err(|_| Error::internal(format!("corrupt id in database: {s:?}")))
 }
 
+/// Serializes transactions that check an invariant spanning rows before
+/// they write (no cycle in the organization tree, the root keeps an admin):
+/// on PostgreSQL two such transactions could each pass the check and
+/// together break it. A transaction-scoped advisory lock orders them; on
+/// SQLite writers are already serialized.
+pub(crate) async fn lock_invariants(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<()> {
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7001)")
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 /// Column getters that map failures like every other database error.
 pub(crate) fn col<'r, T>(r: &'r sqlx::any::AnyRow, name: &str) -> Result<T>
 where

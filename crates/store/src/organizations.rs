@@ -1,4 +1,4 @@
-use crate::db::{db_error, parse_id, unique_violation};
+use crate::db::{db_error, lock_invariants, parse_id, unique_violation};
 use crate::{NewOrganization, Organization, Store};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::OrganizationId;
@@ -136,13 +136,8 @@ impl Store {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Organization> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        if parent.is_some() && self.backend() == crate::Backend::Postgres {
-            // Concurrent moves could each pass the cycle check and together
-            // make a cycle: serialize them (SQLite has one writer anyway).
-            sqlx::query("SELECT pg_advisory_xact_lock(7001)")
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        if parent.is_some() {
+            lock_invariants(self, &mut tx).await?;
         }
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM organizations WHERE id = $1"

@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_time, db_error, placeholders, unique_violation};
+use crate::db::{col, col_id, col_time, db_error, lock_invariants, placeholders, unique_violation};
 use crate::{builtin_roles, NewUser, RoleGrant, Store, User, UserChanges, UserDetail};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
@@ -230,6 +230,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<User> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
+        if changes.roles.is_some() {
+            lock_invariants(self, &mut tx).await?;
+        }
         let current = user_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;
         if let Some(roles) = &changes.roles {
@@ -290,6 +293,7 @@ impl Store {
     /// delete the root organization's last admin.
     pub async fn delete_user(&self, id: UserId, precondition: &Precondition) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
+        lock_invariants(self, &mut tx).await?;
         let current = user_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;
         keep_a_root_admin(&mut tx, &current).await?;

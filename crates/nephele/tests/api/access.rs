@@ -867,3 +867,56 @@ async fn data_centers_are_managed_by_root_admins() {
     assert_eq!(data(r, 200).await.as_array().unwrap().len(), 2);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    let s = TestServer::set_up().await;
+    let root = s.root_org().await;
+    let a = s.create_user(&root, "admin-a", &["admin"]).await;
+    let b = s.create_user(&root, "admin-b", &["admin"]).await;
+    // The setup admin steps down, leaving a and b.
+    let me = data(
+        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
+        200,
+    )
+    .await["principal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .as_user(Method::PATCH, &format!("/api/v2/users/{me}"), "admin-a")
+        .json(&json!({"roles": ["viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let demote = |who: &'static str, whom: String| {
+        s.as_user(Method::PATCH, &format!("/api/v2/users/{whom}"), who)
+            .json(&json!({"roles": ["viewer"]}))
+            .send()
+    };
+    let (ra, rb) = tokio::join!(demote("admin-a", b.clone()), demote("admin-b", a.clone()));
+    let mut statuses = [ra.unwrap().status().as_u16(), rb.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    // The loser was either already demoted when it authenticated (403) or
+    // lost the race inside the store (409); never do both succeed.
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(matches!(statuses[1], 403 | 409), "{statuses:?}");
+    let users = data(
+        s.request(Method::GET, "/api/v2/users")
+            .basic_auth("admin-a", Some(USER_PASSWORD))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let admins = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["roles"] == json!(["admin"]))
+        .count();
+    assert_eq!(admins, 1);
+    s.stop().await;
+}
