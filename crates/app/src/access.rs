@@ -7,7 +7,7 @@ use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions};
 use nephele_common::ids::OrganizationId;
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::User;
+use nephele_store::{Role, User};
 use std::sync::{Arc, OnceLock};
 
 /// Credentials as a request presents them (SPEC §4).
@@ -87,9 +87,7 @@ impl App {
         }
         if let Some(hit) = self.verified_passwords().get(login, password) {
             if let Some(user) = self.store().user(hit.user_id).await? {
-                let same_name =
-                    user.login == login.to_lowercase() || user.email == login.to_lowercase();
-                if same_name && user.password_hash == hit.password_hash {
+                if user.answers_to(login) && user.password_hash == hit.password_hash {
                     return self.actor_for(user, AuthMethod::Password).await;
                 }
             }
@@ -131,11 +129,8 @@ impl App {
         let Some(user) = self.store().user(key.user_id).await? else {
             return Ok(None);
         };
-        if let Some(name) = username {
-            let name = name.to_lowercase();
-            if name != user.email && name != user.login {
-                return Ok(None);
-            }
+        if username.is_some_and(|name| !user.answers_to(name)) {
+            return Ok(None);
         }
         self.store().touch_api_key(&key, self.clock().now()).await?;
         self.actor_for(user, AuthMethod::ApiKey).await.map(Some)
@@ -224,6 +219,11 @@ impl App {
     ) -> OrganizationId {
         org_id.unwrap_or(ctx.actor.organization_id)
     }
+}
+
+/// The permissions a role carries.
+pub fn permissions_of(role: &Role) -> Permissions {
+    Permissions::from_names(role.permissions.iter().map(String::as_str))
 }
 
 /// Nobody grants what they do not hold: `wanted` must be within `held`.

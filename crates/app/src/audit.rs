@@ -75,13 +75,6 @@ impl App {
     ) -> Result<Page<AuditEvent>> {
         let org = self.acting_organization(ctx, acting);
         self.authorize(ctx, org, Permission::AuditRead).await?;
-        let root = self
-            .store()
-            .organization(org)
-            .await?
-            .is_some_and(|o| o.parent_id.is_none());
-        self.store()
-            .list_audit_events(org, root, filter, page)
-            .await
+        self.store().list_audit_events(org, filter, page).await
     }
 }

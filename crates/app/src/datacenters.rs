@@ -43,13 +43,13 @@ impl App {
     /// Only a principal of the root organization holding every permission
     /// there (an admin of the root) manages data centers.
     async fn ensure_root_admin(&self, ctx: &OpCtx) -> Result<()> {
-        let org = self
+        // The actor's own organization is the root when it has no ancestors.
+        let ancestry = self
             .store()
-            .organization(ctx.actor.organization_id)
-            .await?
-            .ok_or_else(|| Error::not_found("organizations", ctx.actor.organization_id))?;
-        let held = self.permissions_in(ctx, org.id).await?.unwrap_or_default();
-        if org.parent_id.is_some() || held != Permissions::all() {
+            .organization_ancestry(ctx.actor.organization_id)
+            .await?;
+        let held = ctx.actor.permissions_in(&ancestry);
+        if ancestry.len() != 1 || held != Permissions::all() {
             return Err(Error::new(
                 ErrorCode::Forbidden,
                 "Only the root organization's admins manage data centers",

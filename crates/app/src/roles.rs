@@ -2,7 +2,7 @@
 //! role can carry only permissions its author holds, and built-in roles
 //! never change.
 
-use crate::access::{ensure_grantable, OpCtx};
+use crate::access::{ensure_grantable, permissions_of, OpCtx};
 use crate::App;
 use nephele_api_types::RoleWrite;
 use nephele_auth::{Permission, Permissions};
@@ -50,10 +50,6 @@ fn parse_role(request: RoleWrite) -> Result<(Name, Permissions)> {
 
 fn names_of(set: Permissions) -> Vec<String> {
     set.iter().map(|p| p.as_str().to_owned()).collect()
-}
-
-fn permissions_of(role: &Role) -> Permissions {
-    Permissions::from_names(role.permissions.iter().map(String::as_str))
 }
 
 fn builtin_immutable(role: &Role) -> Error {

@@ -5,7 +5,7 @@
 //! there: otherwise a user manager could reset an admin's password and
 //! become admin. Granting roles needs every permission they carry.
 
-use crate::access::{ensure_grantable, OpCtx};
+use crate::access::{ensure_grantable, permissions_of, OpCtx};
 use crate::App;
 use nephele_api_types::{PasswordChange, UserCreate, UserUpdate};
 use nephele_auth::{Permission, Permissions};
@@ -36,9 +36,7 @@ fn resolve_roles(
                 if !ids.contains(&role.id) {
                     ids.push(role.id);
                 }
-                permissions = permissions.union(Permissions::from_names(
-                    role.permissions.iter().map(String::as_str),
-                ));
+                permissions = permissions.union(permissions_of(role));
             }
             None => v.push(&format!("roles[{i}]"), format!("unknown role '{name}'")),
         }
@@ -46,14 +44,13 @@ fn resolve_roles(
     (ids, permissions)
 }
 
-fn role_permissions(assignable: &[Role], held: &[String]) -> Permissions {
+/// The permissions of the roles named `held`.
+fn held_permissions(assignable: &[Role], held: &[String]) -> Permissions {
     assignable
         .iter()
         .filter(|r| held.contains(&r.name))
         .fold(Permissions::default(), |acc, r| {
-            acc.union(Permissions::from_names(
-                r.permissions.iter().map(String::as_str),
-            ))
+            acc.union(permissions_of(r))
         })
 }
 
@@ -102,7 +99,7 @@ impl App {
             .store()
             .assignable_roles(user.user.organization_id)
             .await?;
-        ensure_grantable(held, role_permissions(&assignable, &user.roles))?;
+        ensure_grantable(held, held_permissions(&assignable, &user.roles))?;
         Ok((user, held, assignable))
     }
 
@@ -178,25 +175,20 @@ impl App {
             v.push("roles", "is required");
         }
         let (user, held, assignable) = self.managed_user(ctx, id).await?;
-        let roles = match &request.roles {
-            Some(wanted) => {
-                let (roles, granted) = resolve_roles(&mut v, &assignable, wanted);
-                self.check_datacenter(&mut v, request.datacenter_id).await?;
-                v.finish()?;
-                ensure_grantable(held, granted)?;
-                Some(roles)
-            }
-            None => {
-                self.check_datacenter(&mut v, request.datacenter_id).await?;
-                v.finish()?;
-                None
-            }
-        };
+        let roles = request
+            .roles
+            .as_ref()
+            .map(|wanted| resolve_roles(&mut v, &assignable, wanted));
+        self.check_datacenter(&mut v, request.datacenter_id).await?;
+        v.finish()?;
+        if let Some((_, granted)) = roles {
+            ensure_grantable(held, granted)?;
+        }
         let changes = UserChanges {
             login,
             email,
             datacenter_id: request.datacenter_id.map(DatacenterId),
-            roles,
+            roles: roles.map(|(ids, _)| ids),
         };
         let now = self.clock().now();
         self.store()

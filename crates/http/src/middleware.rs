@@ -86,17 +86,22 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
     };
     let principal = PrincipalSlot::default();
     let scope = AuditScope::default();
-    let path = req.uri().path().to_owned();
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && route != "unmatched";
+    // Only a change's audit event needs the path (for its target id).
+    let path = if mutating {
+        req.uri().path().to_owned()
+    } else {
+        String::new()
+    };
     req.extensions_mut().insert(ctx.clone());
     req.extensions_mut().insert(principal.clone());
     req.extensions_mut().insert(scope.clone());
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let principal = principal.0.get();
-    let mutating = matches!(
-        method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && route != "unmatched";
     let failed_auth = principal.is_some_and(|p| p.failed);
     if (mutating || failed_auth) && status != 420 {
         let event = audit::event(

@@ -60,11 +60,10 @@ impl Store {
     }
 
     /// Events of the organizations in the subtree of `root`, oldest first;
-    /// with `unscoped`, also those of no organization.
+    /// when `root` is the root organization, also those of no organization.
     pub async fn list_audit_events(
         &self,
         root: OrganizationId,
-        unscoped: bool,
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
@@ -74,15 +73,16 @@ impl Store {
                UNION ALL \
                SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
              ) SELECT {COLUMNS} FROM audit_events \
-             WHERE (organization_id IN (SELECT id FROM sub) OR ($2 = 1 AND organization_id IS NULL)) \
-               AND ($3 IS NULL OR occurred_at >= $3) \
-               AND ($4 IS NULL OR actor_id = $4 OR actor_name = $4) \
-               AND ($5 IS NULL OR action = $5) \
-               AND ($6 IS NULL OR id > $6) \
-             ORDER BY id LIMIT $7"
+             WHERE (organization_id IN (SELECT id FROM sub) \
+                    OR (organization_id IS NULL AND EXISTS ( \
+                        SELECT 1 FROM organizations WHERE id = $1 AND parent_id IS NULL))) \
+               AND ($2 IS NULL OR occurred_at >= $2) \
+               AND ($3 IS NULL OR actor_id = $3 OR actor_name = $3) \
+               AND ($4 IS NULL OR action = $4) \
+               AND ($5 IS NULL OR id > $5) \
+             ORDER BY id LIMIT $6"
         ))
         .bind(root.to_string())
-        .bind(i64::from(unscoped))
         .bind(filter.since.map(to_micros))
         .bind(filter.actor.clone())
         .bind(filter.action.clone())

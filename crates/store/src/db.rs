@@ -226,6 +226,19 @@ pub(crate) async fn lock_invariants(
     Ok(())
 }
 
+/// `SELECT count(*) … WHERE … = $1` inside a transaction.
+pub(crate) async fn count(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sql: &str,
+    id: &str,
+) -> Result<i64> {
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)
+}
+
 /// Column getters that map failures like every other database error.
 pub(crate) fn col<'r, T>(r: &'r sqlx::any::AnyRow, name: &str) -> Result<T>
 where

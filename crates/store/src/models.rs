@@ -47,6 +47,14 @@ pub struct NewUser {
     pub now: DateTime<Utc>,
 }
 
+impl User {
+    /// Is `name` this user's login or e-mail (both stored lower-case)?
+    pub fn answers_to(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        name == self.login || name == self.email
+    }
+}
+
 /// A user with the names of the roles it holds, as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserDetail {

@@ -1,4 +1,4 @@
-use crate::db::{db_error, lock_invariants, parse_id, unique_violation};
+use crate::db::{count, db_error, lock_invariants, parse_id, unique_violation};
 use crate::{NewOrganization, Organization, Store};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::OrganizationId;
@@ -224,12 +224,12 @@ impl Store {
             return Err(Error::not_found("organizations", id));
         };
         precondition.check(version)?;
-        let children: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM organizations WHERE parent_id = $1")
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        let children = count(
+            &mut tx,
+            "SELECT count(*) FROM organizations WHERE parent_id = $1",
+            &id.to_string(),
+        )
+        .await?;
         if children > 0 {
             return Err(Error::wrong_state(
                 "organizations",
@@ -238,12 +238,12 @@ impl Store {
             )
             .with("subOrganizations", children));
         }
-        let users: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM users WHERE organization_id = $1")
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        let users = count(
+            &mut tx,
+            "SELECT count(*) FROM users WHERE organization_id = $1",
+            &id.to_string(),
+        )
+        .await?;
         if users > 0 {
             return Err(Error::wrong_state(
                 "organizations",

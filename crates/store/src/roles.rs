@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, unique_violation};
+use crate::db::{col, col_id, col_opt_id, col_time, count, db_error, unique_violation};
 use crate::{NewRole, Role, Store};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
@@ -53,26 +53,27 @@ async fn check_name(
     Ok(())
 }
 
-async fn role_in_tx(tx: &mut Transaction<'static, Any>, id: RoleId) -> Result<Role> {
+async fn fetch_role<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    id: RoleId,
+) -> Result<Option<Role>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM roles WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(executor)
         .await
         .map_err(db_error)?;
-    row.as_ref()
-        .map(role_from_row)
-        .transpose()?
+    row.as_ref().map(role_from_row).transpose()
+}
+
+async fn role_in_tx(tx: &mut Transaction<'static, Any>, id: RoleId) -> Result<Role> {
+    fetch_role(&mut **tx, id)
+        .await?
         .ok_or_else(|| Error::not_found("roles", id))
 }
 
 impl Store {
     pub async fn role(&self, id: RoleId) -> Result<Option<Role>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM roles WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(role_from_row).transpose()
+        fetch_role(&self.read, id).await
     }
 
     /// The built-in roles and the organization's own, by id (built-in first).
@@ -185,12 +186,12 @@ impl Store {
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let current = role_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;
-        let holders: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM role_assignments WHERE role_id = $1")
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
+        let holders = count(
+            &mut tx,
+            "SELECT count(*) FROM role_assignments WHERE role_id = $1",
+            &id.to_string(),
+        )
+        .await?;
         if holders > 0 {
             return Err(Error::wrong_state(
                 "roles",

@@ -95,15 +95,21 @@ pub(crate) async fn insert_user(
     })
 }
 
-async fn user_in_tx(tx: &mut Transaction<'static, Any>, id: UserId) -> Result<User> {
+async fn fetch_user<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    id: UserId,
+) -> Result<Option<User>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(executor)
         .await
         .map_err(db_error)?;
-    row.as_ref()
-        .map(user_from_row)
-        .transpose()?
+    row.as_ref().map(user_from_row).transpose()
+}
+
+async fn user_in_tx(tx: &mut Transaction<'static, Any>, id: UserId) -> Result<User> {
+    fetch_user(&mut **tx, id)
+        .await?
         .ok_or_else(|| Error::not_found("users", id))
 }
 
@@ -131,12 +137,7 @@ async fn keep_a_root_admin(tx: &mut Transaction<'static, Any>, user: &User) -> R
 
 impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(user_from_row).transpose()
+        fetch_user(&self.read, id).await
     }
 
     /// Looks a user up by login or e-mail (both stored lower-case).
