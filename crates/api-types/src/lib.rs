@@ -236,14 +236,17 @@ pub struct Me {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
-    /// `user`.
+    /// `user` or `client` (an API client).
     #[serde(rename = "type")]
     pub kind: String,
     pub id: Uuid,
+    /// A user's login; an API client's name.
     pub login: String,
-    pub email: String,
+    /// `null` for an API client.
+    pub email: Option<String>,
     pub roles: Vec<String>,
-    pub datacenter_id: Uuid,
+    /// `null` for an API client.
+    pub datacenter_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -296,4 +299,204 @@ pub struct DatacenterCreate {
     /// An absolute `http://` or `https://` URL.
     #[schema(value_type = String)]
     pub server_url: Option<String>,
+}
+
+// ---- Identity and discovery (SPEC §5): snake_case, no envelope. ----
+
+/// `GET /api/1/accounts?login=`: where an account lives. The same shape for
+/// every login, known or not.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Account {
+    pub login: String,
+    /// Always 0: the answer never tells whether the account exists.
+    pub id: i64,
+    /// The base URL of the account's home data center.
+    pub server_url: String,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// A JWT (RFC 9068).
+    pub access_token: String,
+    /// `bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// When the access token expires, in Unix seconds.
+    pub expires_on: i64,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+    /// For the password grant, and whenever `openid` is granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// When `offline_access` is granted (password and refresh grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// An OAuth2 error (RFC 6749 §5.2).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OAuthError {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `invalid_token`.
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// Token introspection (RFC 7662). An inactive token is exactly
+/// `{"active":false}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `access_token` or `refresh_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+/// OIDC UserInfo.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub tenant_id: String,
+}
+
+/// One public key of the JWKS (RFC 7517).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JsonWebKey {
+    /// `EC`, `OKP` or `RSA`.
+    pub kty: String,
+    pub kid: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+/// `GET /api/2/idp/keys`: every key that may verify a live token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JsonWebKeySet {
+    pub keys: Vec<JsonWebKey>,
+}
+
+/// `GET /.well-known/openid-configuration` (OIDC Discovery 1.0).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OpenIdConfiguration {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+    pub subject_types_supported: Vec<String>,
+    pub claims_supported: Vec<String>,
+}
+
+/// An API client (SPEC §5). The secret appears only in the answer to its
+/// creation and to a secret reset.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiClient {
+    pub client_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// `api_client`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tenant_id: Uuid,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    pub data: ApiClientData,
+    /// The roles the client acts with in its tenant.
+    pub roles: Vec<String>,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    /// The user who created it.
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    /// When the client last asked for a token (kept to within seconds).
+    pub last_access_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClientData {
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    pub client_name: Option<String>,
+}
+
+/// `POST /api/2/clients`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClientCreate {
+    /// `api_client` (the only type).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The organization the client acts in. Default: the caller's.
+    pub tenant_id: Option<Uuid>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub token_endpoint_auth_method: Option<String>,
+    pub data: Option<ApiClientData>,
+    /// Role names (built-in or the tenant's own) or ids. Default: `admin`.
+    /// The caller must hold every permission they carry.
+    pub roles: Option<Vec<String>>,
+}
+
+/// `PUT /api/2/clients/{client_id}`: the name, the status, the roles.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClientUpdate {
+    pub data: Option<ApiClientData>,
+    /// `enabled` or `disabled`.
+    pub status: Option<String>,
+    pub roles: Option<Vec<String>>,
+}
+
+/// `GET /api/2/clients`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiClientList {
+    pub items: Vec<ApiClient>,
 }

@@ -3,11 +3,11 @@
 
 use crate::credentials::{hash_api_key, looks_like_api_key};
 use crate::App;
-use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions};
-use nephele_common::ids::OrganizationId;
-use nephele_common::names::PASSWORD_MAX;
+use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions, PrincipalId};
+use nephele_common::ids::{OrganizationId, UserId};
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::{Role, User};
+use nephele_store::{Role, RoleGrant, User};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 /// Credentials as a request presents them (SPEC §4).
@@ -61,8 +61,13 @@ pub fn forbidden(missing: Permissions) -> Error {
 
 impl App {
     /// Turns credentials into an actor, or 401 (1001). Unknown logins cost
-    /// the same Argon2id verification as wrong passwords.
-    pub async fn authenticate(&self, credentials: &Credentials) -> Result<Actor> {
+    /// the same Argon2id verification as wrong passwords; passwords are
+    /// guarded by the lockout (429, 1004). `address` is the client's.
+    pub async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        address: Option<IpAddr>,
+    ) -> Result<Actor> {
         match credentials {
             Credentials::Basic { username, secret } => {
                 if looks_like_api_key(secret.expose()) {
@@ -70,42 +75,40 @@ impl App {
                         return Ok(actor);
                     }
                 }
-                self.authenticate_password(username, secret).await
+                self.authenticate_password(username, secret, address).await
             }
             Credentials::ApiKey(secret) => self
                 .authenticate_api_key(secret, None)
                 .await?
                 .ok_or_else(invalid_credentials),
-            // The token service (its own issue) verifies access tokens here.
-            Credentials::Bearer(_) => Err(invalid_credentials()),
+            Credentials::Bearer(token) => {
+                let claims = self.verify_access_token(token.expose()).await?;
+                self.actor_for_token(&claims).await
+            }
         }
     }
 
-    async fn authenticate_password(&self, login: &str, password: &Secret) -> Result<Actor> {
-        if password.expose().len() > PASSWORD_MAX || login.len() > 320 {
-            return Err(invalid_credentials());
-        }
-        if let Some(hit) = self.verified_passwords().get(login, password) {
-            if let Some(user) = self.store().user(hit.user_id).await? {
-                if user.answers_to(login) && user.password_hash == hit.password_hash {
-                    return self.actor_for(user, AuthMethod::Password).await;
+    async fn authenticate_password(
+        &self,
+        login: &str,
+        password: &Secret,
+        address: Option<IpAddr>,
+    ) -> Result<Actor> {
+        let locked = self.lockout().locked(login, address, self.clock().now());
+        if locked.is_none() {
+            if let Some(hit) = self.verified_passwords().get(login, password) {
+                if let Some(user) = self.store().user(hit.user_id).await? {
+                    if user.answers_to(login) && user.password_hash == hit.password_hash {
+                        return self.actor_for(user, AuthMethod::Password).await;
+                    }
                 }
+                self.verified_passwords().forget(login, password);
             }
-            self.verified_passwords().forget(login, password);
         }
-        let user = self.store().user_by_login_or_email(login).await?;
-        let ok = self
-            .passwords()
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?;
-        match user {
-            Some(user) if ok => {
-                self.verified_passwords()
-                    .insert(login, password, user.id, &user.password_hash);
-                self.actor_for(user, AuthMethod::Password).await
-            }
-            _ => Err(invalid_credentials()),
-        }
+        let user = self.verify_password(login, password, address).await?;
+        self.verified_passwords()
+            .insert(login, password, user.id, &user.password_hash);
+        self.actor_for(user, AuthMethod::Password).await
     }
 
     /// `None` when no key has this secret, or when `username` is given and
@@ -136,24 +139,25 @@ impl App {
         self.actor_for(user, AuthMethod::ApiKey).await.map(Some)
     }
 
-    async fn actor_for(&self, user: User, method: AuthMethod) -> Result<Actor> {
-        let grants = self
-            .store()
-            .role_grants(user.id)
-            .await?
-            .into_iter()
-            .map(|g| Grant {
-                organization_id: g.organization_id,
-                role: g.role_name,
-                permissions: Permissions::from_names(g.permissions.iter().map(String::as_str)),
-            })
-            .collect();
+    pub(crate) async fn actor_for(&self, user: User, method: AuthMethod) -> Result<Actor> {
+        let grants = grants_of(self.store().role_grants(user.id).await?);
         Ok(Actor {
-            user_id: user.id,
-            login: user.login,
+            principal: PrincipalId::User(user.id),
+            name: user.login,
             organization_id: user.organization_id,
             grants,
             method,
+        })
+    }
+
+    /// The user behind a request: API keys and passwords are for users,
+    /// not API clients (403).
+    pub fn acting_user(&self, ctx: &OpCtx) -> Result<UserId> {
+        ctx.actor.user_id().ok_or_else(|| {
+            Error::new(
+                ErrorCode::Forbidden,
+                "API clients cannot do this; only users can",
+            )
         })
     }
 
@@ -219,6 +223,17 @@ impl App {
     ) -> OrganizationId {
         org_id.unwrap_or(ctx.actor.organization_id)
     }
+}
+
+/// Stored role grants as the actor holds them.
+pub(crate) fn grants_of(rows: Vec<RoleGrant>) -> Vec<Grant> {
+    rows.into_iter()
+        .map(|g| Grant {
+            organization_id: g.organization_id,
+            role: g.role_name,
+            permissions: Permissions::from_names(g.permissions.iter().map(String::as_str)),
+        })
+        .collect()
 }
 
 /// The permissions a role carries.

@@ -14,7 +14,9 @@ use nephele_store::{ApiKey, NewApiKey};
 
 impl App {
     pub async fn list_api_keys(&self, ctx: &OpCtx, page: &PageRequest) -> Result<Page<ApiKey>> {
-        self.store().list_api_keys(ctx.actor.user_id, page).await
+        self.store()
+            .list_api_keys(self.acting_user(ctx)?, page)
+            .await
     }
 
     /// A new key; its secret is returned here and never again.
@@ -34,7 +36,7 @@ impl App {
             .store()
             .create_api_key(&NewApiKey {
                 id: ApiKeyId::new(),
-                user_id: ctx.actor.user_id,
+                user_id: self.acting_user(ctx)?,
                 name,
                 prefix: secret.prefix,
                 secret_hash: secret.hash,
@@ -50,7 +52,7 @@ impl App {
         let key = self
             .store()
             .regenerate_api_key(
-                ctx.actor.user_id,
+                self.acting_user(ctx)?,
                 id,
                 &secret.prefix,
                 &secret.hash,
@@ -61,6 +63,8 @@ impl App {
     }
 
     pub async fn delete_api_key(&self, ctx: &OpCtx, id: ApiKeyId) -> Result<()> {
-        self.store().delete_api_key(ctx.actor.user_id, id).await
+        self.store()
+            .delete_api_key(self.acting_user(ctx)?, id)
+            .await
     }
 }

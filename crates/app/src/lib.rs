@@ -3,29 +3,61 @@
 //! the action before it reads or writes.
 
 pub mod access;
+pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod clients;
 pub mod credentials;
 pub mod datacenters;
+pub mod keys;
+pub mod lockout;
 pub mod me;
 pub mod organizations;
 pub mod passwords;
 pub mod roles;
 pub mod setup;
+pub mod tokens;
 pub mod users;
 
 use audit::AuditLog;
+use clients::{ClientAccess, SecretHasher};
 use credentials::VerifiedPasswords;
+use keys::{KeyConfig, KeyRing, Sealer};
+use lockout::{Lockout, LockoutPolicy};
 use nephele_common::clock::SharedClock;
 use nephele_common::{Result, Secret};
 use nephele_store::Store;
 use passwords::Passwords;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokens::{AccessClaims, Revocations, TokenConfig};
 
 /// How many verified HTTP Basic passwords are remembered, and for how long.
 const VERIFIED_PASSWORDS_CAPACITY: usize = 10_000;
 const VERIFIED_PASSWORDS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How many verified access tokens are remembered (each until it expires).
+const VERIFIED_TOKENS_CAPACITY: usize = 100_000;
+/// How often each node looks for access tokens revoked on other nodes:
+/// a revocation takes effect everywhere within this (SPEC §9: a second).
+const REVOCATION_POLL: Duration = Duration::from_millis(500);
+/// How often `last_access_at` of clients is written.
+const CLIENT_ACCESS_FLUSH: Duration = Duration::from_secs(1);
+/// How often the signing keys are reloaded (and rotated when due).
+const KEY_REFRESH: Duration = Duration::from_secs(60);
+/// How often expired refresh tokens and revocations are purged.
+const TOKEN_PURGE: Duration = Duration::from_secs(600);
+
+/// The 32-byte key that seals signing keys and keys client-secret hashes.
+/// Every node sharing a database must have the same one.
+#[derive(Clone)]
+pub struct SecretKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
 
 /// Settings the domain needs (the binary maps its configuration onto these).
 #[derive(Debug, Clone)]
@@ -34,8 +66,12 @@ pub struct AppConfig {
     pub setup_token: Secret,
     /// Where the setup token was written, so it can be removed once used.
     pub setup_token_file: Option<std::path::PathBuf>,
-    /// This server's externally visible base URL.
+    /// This server's externally visible base URL: the token issuer.
     pub public_url: String,
+    pub secret_key: SecretKey,
+    pub tokens: TokenConfig,
+    pub keys: KeyConfig,
+    pub lockout: LockoutPolicy,
 }
 
 /// The application: every domain service hangs off this. Cheap to clone.
@@ -52,16 +88,34 @@ struct Inner {
     passwords: Passwords,
     verified_passwords: VerifiedPasswords,
     audit_log: AuditLog,
+    key_ring: KeyRing,
+    secret_hasher: SecretHasher,
+    verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<AccessClaims>>,
+    revocations: Revocations,
+    lockout: Lockout,
+    client_access: ClientAccess,
     /// Once true it stays true: setup cannot be undone.
     initialized: AtomicBool,
 }
 
 impl App {
     /// Must run inside a Tokio runtime: it starts the audit log's writer.
+    /// [`App::start`] then loads the signing keys.
     pub fn new(store: Store, clock: SharedClock, config: AppConfig) -> Result<App> {
         Ok(App {
             inner: Arc::new(Inner {
                 audit_log: AuditLog::start(store.clone()),
+                key_ring: KeyRing::new(
+                    store.clone(),
+                    clock.clone(),
+                    Sealer::new(&config.secret_key.0)?,
+                    config.keys.clone(),
+                ),
+                secret_hasher: SecretHasher::new(&config.secret_key.0)?,
+                verified_tokens: quick_cache::sync::Cache::new(VERIFIED_TOKENS_CAPACITY),
+                revocations: Revocations::default(),
+                lockout: Lockout::new(config.lockout),
+                client_access: ClientAccess::default(),
                 store,
                 clock,
                 config,
@@ -99,6 +153,59 @@ impl App {
         &self.inner.audit_log
     }
 
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.inner.key_ring
+    }
+
+    pub(crate) fn secret_hasher(&self) -> &SecretHasher {
+        &self.inner.secret_hasher
+    }
+
+    pub(crate) fn verified_tokens(&self) -> &quick_cache::sync::Cache<[u8; 32], Arc<AccessClaims>> {
+        &self.inner.verified_tokens
+    }
+
+    pub(crate) fn revocations(&self) -> &Revocations {
+        &self.inner.revocations
+    }
+
+    pub(crate) fn lockout(&self) -> &Lockout {
+        &self.inner.lockout
+    }
+
+    pub(crate) fn client_access(&self) -> &ClientAccess {
+        &self.inner.client_access
+    }
+
+    /// Loads (or makes) the signing keys and the revocation list, then
+    /// starts the background work of the token service: reloading and
+    /// rotating keys, polling revocations, writing clients' last access.
+    /// Each loop ends when the app is dropped.
+    pub async fn start(&self) -> Result<()> {
+        self.key_ring().refresh().await?;
+        self.poll_revocations().await?;
+        let weak = Arc::downgrade(&self.inner);
+        every(weak.clone(), KEY_REFRESH, |app| async move {
+            app.key_ring().refresh().await.map(|_| ())
+        });
+        every(weak.clone(), REVOCATION_POLL, |app| async move {
+            app.poll_revocations().await
+        });
+        every(weak.clone(), CLIENT_ACCESS_FLUSH, |app| async move {
+            app.flush_client_access().await
+        });
+        every(weak, TOKEN_PURGE, |app| async move {
+            let now = app.clock().now();
+            app.store().purge_expired_tokens(now).await
+        });
+        Ok(())
+    }
+
+    /// Writes what is still buffered (clients' last access); for shutdown.
+    pub async fn flush(&self) -> Result<()> {
+        self.flush_client_access().await
+    }
+
     pub(crate) fn mark_initialized(&self) {
         self.inner.initialized.store(true, Ordering::Release);
     }
@@ -106,4 +213,25 @@ impl App {
     pub(crate) fn known_initialized(&self) -> bool {
         self.inner.initialized.load(Ordering::Acquire)
     }
+}
+
+/// Runs `work` every `period` for as long as the app lives; failures are
+/// logged and retried at the next tick.
+fn every<F, Fut>(app: Weak<Inner>, period: Duration, work: F)
+where
+    F: Fn(App) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(inner) = app.upgrade() else { break };
+            if let Err(e) = work(App { inner }).await {
+                tracing::warn!(error = %e, "background work failed; retrying");
+            }
+        }
+    });
 }

@@ -20,7 +20,7 @@ const TYPE: &str = "users";
 
 /// Roles named in a request, resolved in the organization they are
 /// assigned in: built-in or its own, by name (case-insensitive) or id.
-fn resolve_roles(
+pub(crate) fn resolve_roles(
     v: &mut Validator,
     assignable: &[Role],
     wanted: &[String],
@@ -45,7 +45,7 @@ fn resolve_roles(
 }
 
 /// The permissions of the roles named `held`.
-fn held_permissions(assignable: &[Role], held: &[String]) -> Permissions {
+pub(crate) fn held_permissions(assignable: &[Role], held: &[String]) -> Permissions {
     assignable
         .iter()
         .filter(|r| held.contains(&r.name))
@@ -212,7 +212,7 @@ impl App {
         let password = v.require("password", request.password, |p| {
             check_password(p.expose()).map(|()| p)
         });
-        let own = id == ctx.actor.user_id;
+        let own = Some(id) == ctx.actor.user_id();
         let user = if own {
             let current = v.require("currentPassword", request.current_password, Ok);
             v.finish()?;
@@ -254,7 +254,7 @@ impl App {
         precondition: &Precondition,
     ) -> Result<()> {
         self.managed_user(ctx, id).await?;
-        if id == ctx.actor.user_id {
+        if Some(id) == ctx.actor.user_id() {
             return Err(Error::wrong_state(TYPE, id, "You cannot delete yourself"));
         }
         self.store().delete_user(id, precondition).await

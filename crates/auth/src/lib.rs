@@ -2,7 +2,9 @@
 //! organization; a role's permissions apply in that organization and every
 //! organization below it, never above or beside it.
 
-use nephele_common::ids::{OrganizationId, UserId};
+use nephele_common::ids::{ClientId, OrganizationId, UserId};
+pub mod jws;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -171,11 +173,37 @@ impl AuthMethod {
     }
 }
 
+/// Who a principal is: a user, or an API client acting in its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalId {
+    User(UserId),
+    Client(ClientId),
+}
+
+impl PrincipalId {
+    pub fn kind(self) -> &'static str {
+        match self {
+            PrincipalId::User(_) => "user",
+            PrincipalId::Client(_) => "client",
+        }
+    }
+}
+
+impl fmt::Display for PrincipalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrincipalId::User(id) => id.fmt(f),
+            PrincipalId::Client(id) => id.fmt(f),
+        }
+    }
+}
+
 /// An authenticated principal.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub user_id: UserId,
-    pub login: String,
+    pub principal: PrincipalId,
+    /// A user's login, or a client's name.
+    pub name: String,
     /// The principal's own organization: the top of what it can see.
     pub organization_id: OrganizationId,
     pub grants: Vec<Grant>,
@@ -183,6 +211,14 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The user behind the request; `None` for an API client.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.principal {
+            PrincipalId::User(id) => Some(id),
+            PrincipalId::Client(_) => None,
+        }
+    }
+
     /// The permissions in an organization whose ancestry (itself first,
     /// the root last) is given.
     pub fn permissions_in(&self, ancestry: &[OrganizationId]) -> Permissions {
@@ -217,8 +253,8 @@ mod tests {
         let child = OrganizationId::new();
         let sibling = OrganizationId::new();
         let actor = Actor {
-            user_id: UserId::new(),
-            login: "a".into(),
+            principal: PrincipalId::User(UserId::new()),
+            name: "a".into(),
             organization_id: child,
             grants: vec![Grant {
                 organization_id: child,

@@ -71,6 +71,18 @@ typed_id!(
     /// One entry of the audit log.
     AuditEventId
 );
+typed_id!(
+    /// An OAuth2 API client: its `client_id`.
+    ClientId
+);
+typed_id!(
+    /// A token-signing key: its `kid`.
+    SigningKeyId
+);
+typed_id!(
+    /// A refresh token; the family it belongs to shares the first one's id.
+    RefreshTokenId
+);
 
 #[cfg(test)]
 mod tests {

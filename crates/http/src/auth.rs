@@ -1,7 +1,6 @@
 //! The authentication extractor: credentials in the request → the
 //! operation context. The three schemes of SPEC §4 are parsed here and
-//! verified by the app ([`nephele_app::App::authenticate`]); bearer tokens
-//! are verified there once the token service exists.
+//! verified by the app ([`nephele_app::App::authenticate`]).
 
 use crate::error::HttpError;
 use crate::middleware::{Principal, PrincipalSlot, RequestContext};
@@ -118,12 +117,14 @@ where
                 return Err(e.into());
             }
         };
-        let actor = match state.app.authenticate(&credentials).await {
+        let ctx = parts.extensions.get::<RequestContext>();
+        let address = ctx.and_then(|c| c.client_addr).map(|a| a.ip());
+        let actor = match state.app.authenticate(&credentials, address).await {
             Ok(actor) => actor,
             Err(e) => {
                 if matches!(
                     e.code(),
-                    ErrorCode::InvalidCredentials | ErrorCode::TokenExpired
+                    ErrorCode::InvalidCredentials | ErrorCode::TokenExpired | ErrorCode::LockedOut
                 ) {
                     record(attempted(Some(&credentials), parts));
                 }
@@ -131,13 +132,12 @@ where
             }
         };
         record(Principal {
-            kind: "user",
-            id: Some(actor.user_id.to_string()),
-            name: Some(actor.login.clone()),
+            kind: actor.principal.kind(),
+            id: Some(actor.principal.to_string()),
+            name: Some(actor.name.clone()),
             organization_id: Some(actor.organization_id),
             failed: false,
         });
-        let ctx = parts.extensions.get::<RequestContext>();
         Ok(Auth(OpCtx {
             actor,
             request_id: ctx.map(|c| c.request_id.clone()).unwrap_or_default(),

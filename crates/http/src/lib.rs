@@ -33,7 +33,8 @@ use utoipa_axum::routes;
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
-        api_keys, audit_events, datacenters, me, ops, organizations, roles, setup, users,
+        accounts, api_keys, audit_events, clients, datacenters, idp, me, ops, organizations, roles,
+        setup, users,
     };
     let (router, api) =
         OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -63,6 +64,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(audit_events::list))
             .routes(routes!(datacenters::list, datacenters::create))
             .routes(routes!(datacenters::delete))
+            .routes(routes!(accounts::get))
+            .routes(routes!(idp::token))
+            .routes(routes!(idp::revoke))
+            .routes(routes!(idp::introspect))
+            .routes(routes!(idp::userinfo))
+            .routes(routes!(idp::keys))
+            .routes(routes!(idp::openid_configuration))
+            .routes(routes!(clients::list, clients::create))
+            .routes(routes!(clients::get, clients::put, clients::delete))
+            .routes(routes!(clients::secret))
             .split_for_parts();
     (router, openapi::finish(api))
 }

@@ -78,6 +78,11 @@ impl Reply {
         Reply::new(StatusCode::NO_CONTENT, None)
     }
 
+    pub fn with_location(mut self, location: String) -> Reply {
+        self.location = Some(location);
+        self
+    }
+
     pub fn with_version(mut self, version: i64) -> Reply {
         self.etag = Some(Precondition::etag(version));
         self

@@ -90,15 +90,27 @@ pub fn audit_event(e: &model::AuditEvent) -> api::AuditEvent {
 }
 
 pub fn me(m: &nephele_app::me::Me, method: &str) -> api::Me {
-    api::Me {
-        principal: api::Principal {
+    use nephele_app::me::MePrincipal;
+    let principal = match &m.principal {
+        MePrincipal::User(u) => api::Principal {
             kind: "user".into(),
-            id: m.user.user.id.0,
-            login: m.user.user.login.clone(),
-            email: m.user.user.email.clone(),
-            roles: m.user.roles.clone(),
-            datacenter_id: m.user.user.datacenter_id.0,
+            id: u.user.id.0,
+            login: u.user.login.clone(),
+            email: Some(u.user.email.clone()),
+            roles: u.roles.clone(),
+            datacenter_id: Some(u.user.datacenter_id.0),
         },
+        MePrincipal::Client(c) => api::Principal {
+            kind: "client".into(),
+            id: c.id.0,
+            login: c.name.clone(),
+            email: None,
+            roles: c.roles.clone(),
+            datacenter_id: None,
+        },
+    };
+    api::Me {
+        principal,
         organization: organization(&m.organization),
         permissions: m
             .permissions
@@ -106,5 +118,23 @@ pub fn me(m: &nephele_app::me::Me, method: &str) -> api::Me {
             .map(|p| p.as_str().to_owned())
             .collect(),
         authenticated_by: method.to_owned(),
+    }
+}
+
+pub fn api_client(c: &model::ApiClient, secret: Option<&Secret>) -> api::ApiClient {
+    api::ApiClient {
+        client_id: c.id.0,
+        client_secret: secret.map(|s| s.expose().to_owned()),
+        kind: "api_client".into(),
+        tenant_id: c.organization_id.0,
+        token_endpoint_auth_method: c.auth_method.clone(),
+        data: api::ApiClientData {
+            client_name: Some(c.name.clone()),
+        },
+        roles: c.roles.clone(),
+        status: c.status.clone(),
+        created_by: c.created_by.map(|u| u.0),
+        created_at: c.created_at,
+        last_access_at: c.last_access_at,
     }
 }

@@ -15,6 +15,14 @@ pub enum DriverKind {
     Qemu,
 }
 
+/// The algorithm that signs access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAlgorithm {
+    Es256,
+    Eddsa,
+}
+
 /// `nephele serve` flags; each has an environment variable.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
@@ -57,6 +65,22 @@ pub struct ServeArgs {
     /// Time in-flight requests get to finish on shutdown [default: 30s]
     #[arg(long, env = "NEPHELE_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<humantime::Duration>,
+    /// 32 bytes, base64 or hex, sealing signing keys at rest; every node on
+    /// one database needs the same [default: generated into DATA_DIR/secret-key]
+    #[arg(long, env = "NEPHELE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Lifetime of access and id tokens [default: 1h]
+    #[arg(long, env = "NEPHELE_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<humantime::Duration>,
+    /// Lifetime of refresh tokens [default: 30days]
+    #[arg(long, env = "NEPHELE_REFRESH_TOKEN_TTL")]
+    pub refresh_token_ttl: Option<humantime::Duration>,
+    /// Algorithm of access tokens (id tokens are RS256) [default: es256]
+    #[arg(long, env = "NEPHELE_TOKEN_ALGORITHM")]
+    pub token_algorithm: Option<TokenAlgorithm>,
+    /// How long a signing key signs before it is replaced [default: 30days]
+    #[arg(long, env = "NEPHELE_KEY_ROTATION")]
+    pub key_rotation: Option<humantime::Duration>,
     /// TOML configuration file (keys as the flags, with underscores)
     #[arg(long, env = "NEPHELE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -79,6 +103,11 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub db_max_connections: Option<u32>,
     pub shutdown_grace: Option<String>,
+    pub secret_key: Option<String>,
+    pub access_token_ttl: Option<String>,
+    pub refresh_token_ttl: Option<String>,
+    pub token_algorithm: Option<TokenAlgorithm>,
+    pub key_rotation: Option<String>,
 }
 
 /// The resolved configuration of a server.
@@ -96,6 +125,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
     pub shutdown_grace: Duration,
+    /// `None`: read or generate `DATA_DIR/secret-key`.
+    pub secret_key: Option<String>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub token_algorithm: TokenAlgorithm,
+    pub key_rotation: Duration,
 }
 
 fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
@@ -138,11 +173,51 @@ impl ServerConfig {
             (None, Some(s)) => duration("sim_latency", &s)?,
             (None, None) => Duration::from_secs(1),
         };
-        let shutdown_grace = match (args.shutdown_grace, file.shutdown_grace) {
-            (Some(d), _) => d.into(),
-            (None, Some(s)) => duration("shutdown_grace", &s)?,
-            (None, None) => Duration::from_secs(30),
+        let pick = |field: &str,
+                    flag: Option<humantime::Duration>,
+                    file: Option<String>,
+                    default: Duration|
+         -> anyhow::Result<Duration> {
+            match (flag, file) {
+                (Some(d), _) => Ok(d.into()),
+                (None, Some(s)) => duration(field, &s),
+                (None, None) => Ok(default),
+            }
         };
+        const DAY: u64 = 24 * 3600;
+        let shutdown_grace = pick(
+            "shutdown_grace",
+            args.shutdown_grace,
+            file.shutdown_grace,
+            Duration::from_secs(30),
+        )?;
+        let access_token_ttl = pick(
+            "access_token_ttl",
+            args.access_token_ttl,
+            file.access_token_ttl,
+            Duration::from_secs(3600),
+        )?;
+        if !(Duration::from_secs(60)..=Duration::from_secs(DAY)).contains(&access_token_ttl) {
+            bail!("access_token_ttl must be between 1 minute and 24 hours");
+        }
+        let refresh_token_ttl = pick(
+            "refresh_token_ttl",
+            args.refresh_token_ttl,
+            file.refresh_token_ttl,
+            Duration::from_secs(30 * DAY),
+        )?;
+        if refresh_token_ttl < access_token_ttl {
+            bail!("refresh_token_ttl must be at least access_token_ttl");
+        }
+        let key_rotation = pick(
+            "key_rotation",
+            args.key_rotation,
+            file.key_rotation,
+            Duration::from_secs(30 * DAY),
+        )?;
+        if key_rotation < Duration::from_secs(3600) {
+            bail!("key_rotation must be at least 1 hour");
+        }
         let tls = match (
             args.tls_cert.or(file.tls_cert),
             args.tls_key.or(file.tls_key),
@@ -174,6 +249,14 @@ impl ServerConfig {
                 .or(file.db_max_connections)
                 .unwrap_or(16),
             shutdown_grace,
+            secret_key: args.secret_key.or(file.secret_key),
+            access_token_ttl,
+            refresh_token_ttl,
+            token_algorithm: args
+                .token_algorithm
+                .or(file.token_algorithm)
+                .unwrap_or(TokenAlgorithm::Es256),
+            key_rotation,
         })
     }
 
@@ -194,6 +277,11 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             db_max_connections: 16,
             shutdown_grace: Duration::from_secs(30),
+            secret_key: None,
+            access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            token_algorithm: TokenAlgorithm::Es256,
+            key_rotation: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

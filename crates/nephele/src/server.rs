@@ -1,11 +1,15 @@
 //! Wiring: storage, the application, the HTTP service, and the listener.
 
-use crate::config::{DriverKind, ServerConfig};
+use crate::config::{DriverKind, ServerConfig, TokenAlgorithm};
 use anyhow::{bail, Context};
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
+use nephele_app::keys::KeyConfig;
+use nephele_app::lockout::LockoutPolicy;
 use nephele_app::setup::random_token;
-use nephele_app::{App, AppConfig};
+use nephele_app::tokens::TokenConfig;
+use nephele_app::{App, AppConfig, SecretKey};
+use nephele_auth::jws::Algorithm;
 use nephele_common::{Secret, SystemClock};
 use nephele_http::HttpOptions;
 use nephele_store::{Store, StoreOptions};
@@ -33,6 +37,9 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(self.grace));
         self.task.await.context("server task")??;
+        if let Err(e) = self.app.flush().await {
+            tracing::warn!(error = %e, "flushing on shutdown");
+        }
         self.app.store().close().await;
         Ok(())
     }
@@ -45,6 +52,43 @@ impl Running {
 }
 
 const SETUP_TOKEN_FILE: &str = "setup-token";
+const SECRET_KEY_FILE: &str = "secret-key";
+
+/// Parses a 32-byte key given as base64 (standard or URL-safe) or hex.
+pub fn parse_secret_key(text: &str) -> anyhow::Result<SecretKey> {
+    use base64::Engine;
+    let text = text.trim();
+    let bytes = hex::decode(text)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .or_else(|| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .ok()
+        })
+        .context("the secret key must be 32 bytes in base64 or hex")?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the secret key must be exactly 32 bytes"))?;
+    Ok(SecretKey(key))
+}
+
+/// The configured secret key, or the one in `DATA_DIR/secret-key`, made
+/// (mode 0600) on first start.
+fn secret_key(config: &ServerConfig) -> anyhow::Result<SecretKey> {
+    if let Some(text) = &config.secret_key {
+        return parse_secret_key(text).context("--secret-key");
+    }
+    let path = config.data_dir.join(SECRET_KEY_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return parse_secret_key(&existing).with_context(|| format!("reading {}", path.display()));
+    }
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key);
+    write_private(&path, &hex::encode(key))?;
+    tracing::info!(path = %path.display(), "made a new secret key for signing keys at rest");
+    Ok(SecretKey(key))
+}
 
 /// Reads the setup token file, or creates it (mode 0600) with a new token.
 fn setup_token_file(data_dir: &Path) -> anyhow::Result<(Secret, PathBuf)> {
@@ -126,6 +170,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             (token, Some(path))
         }
     };
+    let secret_key = secret_key(&config)?;
     let app = App::new(
         store,
         Arc::new(SystemClock),
@@ -133,8 +178,27 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             setup_token,
             setup_token_file,
             public_url,
+            secret_key,
+            tokens: TokenConfig {
+                access_token_ttl: config.access_token_ttl,
+                refresh_token_ttl: config.refresh_token_ttl,
+            },
+            keys: KeyConfig {
+                access_algorithm: match config.token_algorithm {
+                    TokenAlgorithm::Es256 => Algorithm::ES256,
+                    TokenAlgorithm::Eddsa => Algorithm::EdDSA,
+                },
+                id_algorithm: Algorithm::RS256,
+                rotation: config.key_rotation,
+                token_lifetime: config.access_token_ttl,
+            },
+            lockout: LockoutPolicy::default(),
         },
     )?;
+    app.start()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("loading the signing keys")?;
     let demo_password = if config.demo {
         app.set_up_demo()
             .await

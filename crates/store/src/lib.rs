@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod clients;
 pub mod datacenters;
 mod db;
 pub mod idempotency;
@@ -13,6 +14,7 @@ pub mod models;
 pub mod organizations;
 pub mod roles;
 pub mod setup;
+pub mod tokens;
 pub mod users;
 
 pub use db::{Backend, Store, StoreOptions};

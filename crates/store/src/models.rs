@@ -1,7 +1,10 @@
 //! What the store keeps, as the domain sees it.
 
 use chrono::{DateTime, Utc};
-use nephele_common::ids::{ApiKeyId, AuditEventId, DatacenterId, OrganizationId, RoleId, UserId};
+use nephele_common::ids::{
+    ApiKeyId, AuditEventId, ClientId, DatacenterId, OrganizationId, RefreshTokenId, RoleId,
+    SigningKeyId, UserId,
+};
 use nephele_common::names::{Email, Login, Name};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,4 +201,101 @@ pub mod builtin_roles {
     pub const ADMIN: RoleId = RoleId(Uuid::from_u128(0x00000000_0000_7000_8000_000000000001));
     pub const OPERATOR: RoleId = RoleId(Uuid::from_u128(0x00000000_0000_7000_8000_000000000002));
     pub const VIEWER: RoleId = RoleId(Uuid::from_u128(0x00000000_0000_7000_8000_000000000003));
+}
+
+/// An OAuth2 API client. Its secret is never stored, only a keyed hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiClient {
+    pub id: ClientId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub auth_method: String,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_access_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    /// The names of the roles it acts with.
+    pub roles: Vec<String>,
+}
+
+impl ApiClient {
+    pub fn is_enabled(&self) -> bool {
+        self.status == "enabled"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiClient {
+    pub id: ClientId,
+    pub organization_id: OrganizationId,
+    pub name: Name,
+    pub auth_method: String,
+    pub secret_hash: String,
+    pub created_by: Option<UserId>,
+    pub roles: Vec<RoleId>,
+    pub now: DateTime<Utc>,
+}
+
+/// What an update of a client changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub name: Option<Name>,
+    pub status: Option<String>,
+    pub roles: Option<Vec<RoleId>>,
+}
+
+/// A token-signing key as stored: the private half sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSigningKey {
+    pub id: SigningKeyId,
+    /// `access` or `id`: which tokens it signs.
+    pub purpose: String,
+    pub algorithm: String,
+    /// The PKCS#8 private key, sealed under the configured secret key.
+    pub sealed_key: String,
+    /// The public half, as a JWK (JSON).
+    pub public_jwk: String,
+    pub created_at: DateTime<Utc>,
+    /// When it stopped signing; `None` while it is the current key.
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When the last token it signed expires: it leaves the JWKS then.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A refresh token as stored (its hash only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub id: RefreshTokenId,
+    /// Every token rotated from the same first one shares its family.
+    pub family_id: RefreshTokenId,
+    pub user_id: UserId,
+    pub client_id: Option<ClientId>,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What presenting a refresh token came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    /// The token was live: it is now used, and its successor stored.
+    Rotated(RefreshToken),
+    /// The token had been used before: a replay. Its family is revoked.
+    Replayed(RefreshToken),
+    /// No such token, or it expired or was revoked.
+    Invalid,
+}
+
+/// An access token revoked before its expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevokedToken {
+    pub jti: String,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: DateTime<Utc>,
 }

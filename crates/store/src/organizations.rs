@@ -252,6 +252,20 @@ impl Store {
             )
             .with("users", users));
         }
+        let clients = count(
+            &mut tx,
+            "SELECT count(*) FROM api_clients WHERE organization_id = $1",
+            &id.to_string(),
+        )
+        .await?;
+        if clients > 0 {
+            return Err(Error::wrong_state(
+                "organizations",
+                id,
+                "Cannot delete an organization that still holds API clients",
+            )
+            .with("clients", clients));
+        }
         sqlx::query("DELETE FROM role_assignments WHERE organization_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

@@ -200,6 +200,20 @@ impl Store {
             )
             .with("users", holders));
         }
+        let clients = count(
+            &mut tx,
+            "SELECT count(*) FROM client_role_assignments WHERE role_id = $1",
+            &id.to_string(),
+        )
+        .await?;
+        if clients > 0 {
+            return Err(Error::wrong_state(
+                "roles",
+                id,
+                "Cannot delete a role that API clients still hold",
+            )
+            .with("clients", clients));
+        }
         sqlx::query("DELETE FROM roles WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

@@ -6,7 +6,7 @@ use nephele_common::ids::{OrganizationId, RoleId, UserId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 use std::collections::HashMap;
 
 const COLUMNS: &str = "id, organization_id, login, email, password_hash, datacenter_id, \
@@ -324,20 +324,19 @@ impl Store {
         .fetch_all(&self.read)
         .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(RoleGrant {
-                    role_id: col_id(r, "role_id")?,
-                    role_name: col(r, "name")?,
-                    organization_id: col_id(r, "organization_id")?,
-                    permissions: r
-                        .try_get::<String, _>("permissions")
-                        .map_err(db_error)?
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect(),
-                })
-            })
-            .collect()
+        rows.iter().map(grant_from_row).collect()
     }
+}
+
+/// A row of `role_id, name, organization_id, permissions`.
+pub(crate) fn grant_from_row(r: &AnyRow) -> Result<RoleGrant> {
+    Ok(RoleGrant {
+        role_id: col_id(r, "role_id")?,
+        role_name: col(r, "name")?,
+        organization_id: col_id(r, "organization_id")?,
+        permissions: col::<String>(r, "permissions")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    })
 }

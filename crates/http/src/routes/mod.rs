@@ -1,6 +1,9 @@
+pub mod accounts;
 pub mod api_keys;
 pub mod audit_events;
+pub mod clients;
 pub mod datacenters;
+pub mod idp;
 pub mod me;
 pub mod ops;
 pub mod organizations;

@@ -1,0 +1,913 @@
+//! The token service (SPEC §5): the OAuth2 token endpoint's grants,
+//! access-token verification, revocation and introspection.
+//!
+//! Access tokens are JWTs (RFC 9068, `typ: at+jwt`) signed with the current
+//! access key (ES256 by default); id tokens are signed with the id key
+//! (RS256 by default), and only for a user: RSA signing is slow and never
+//! sits on the client-credentials path. Refresh tokens are opaque, stored
+//! hashed, and rotate on every use.
+
+use crate::keys::KeySet;
+use crate::App;
+use chrono::{DateTime, Utc};
+use nephele_api_types::{Introspection, TokenResponse, UserInfo};
+use nephele_auth::jws::{self, JwsError};
+use nephele_auth::PrincipalId;
+use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId};
+use nephele_common::names::PASSWORD_MAX;
+use nephele_common::{Error, ErrorCode, Result, Secret};
+use nephele_store::{ApiClient, RefreshOutcome, RefreshToken, User};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Every refresh token starts with this, so leaked ones can be recognised.
+pub const REFRESH_TOKEN_PREFIX: &str = "nph_rt_";
+/// The audience of an id token issued without a client (the CLI and other
+/// public callers of the password grant).
+pub const PUBLIC_AUDIENCE: &str = "nephele";
+/// The scopes the token service knows.
+pub const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+/// How far in the future `nbf` may be, for clocks a little apart.
+const NBF_LEEWAY_SECONDS: i64 = 5;
+
+/// Settings of the token service.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub jti: String,
+    pub tenant_id: String,
+    #[serde(default)]
+    pub scope: String,
+    /// The client the token was issued to; equal to `sub` for a client's
+    /// own token (client credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, aud: &str) -> bool {
+        match self {
+            Audience::One(a) => a == aud,
+            Audience::Many(all) => all.iter().any(|a| a == aud),
+        }
+    }
+}
+
+impl AccessClaims {
+    /// Who the token speaks for.
+    pub fn principal(&self) -> Option<PrincipalId> {
+        if self.client_id.as_deref() == Some(self.sub.as_str()) {
+            self.sub.parse().ok().map(PrincipalId::Client)
+        } else {
+            self.sub.parse().ok().map(PrincipalId::User)
+        }
+    }
+
+    pub fn client(&self) -> Option<ClientId> {
+        self.client_id.as_deref().and_then(|c| c.parse().ok())
+    }
+
+    fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.exp, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
+
+#[derive(Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    tenant_id: String,
+    preferred_username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+/// An OAuth2 error (RFC 6749 §5.2), or a failure of the server itself.
+#[derive(Debug)]
+pub enum TokenError {
+    OAuth {
+        /// The RFC's error code: `invalid_request`, `invalid_client`, …
+        error: &'static str,
+        description: String,
+        /// Set when the account or address is locked out (429).
+        retry_after: Option<u64>,
+    },
+    Internal(Error),
+}
+
+impl From<Error> for TokenError {
+    fn from(e: Error) -> Self {
+        TokenError::Internal(e)
+    }
+}
+
+impl TokenError {
+    pub fn oauth(error: &'static str, description: impl Into<String>) -> TokenError {
+        TokenError::OAuth {
+            error,
+            description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> TokenError {
+        TokenError::oauth("invalid_request", description)
+    }
+
+    pub fn invalid_client() -> TokenError {
+        TokenError::oauth("invalid_client", "Client authentication failed")
+    }
+
+    fn invalid_grant(description: impl Into<String>) -> TokenError {
+        TokenError::oauth("invalid_grant", description)
+    }
+
+    fn locked(retry_after: u64) -> TokenError {
+        TokenError::OAuth {
+            error: "invalid_grant",
+            description: "Too many failed attempts; try again later".into(),
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+type TokenResult<T> = std::result::Result<T, TokenError>;
+
+/// How a client authenticated at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    Basic,
+    Post,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::Basic => "client_secret_basic",
+            ClientAuthMethod::Post => "client_secret_post",
+        }
+    }
+}
+
+/// A client's id and secret as a request presents them.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: Secret,
+    pub method: ClientAuthMethod,
+}
+
+/// A token request's parameters (the form of `POST /api/2/idp/token`).
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub scope: Option<String>,
+    pub refresh_token: Option<Secret>,
+    pub client: Option<ClientCredentials>,
+}
+
+/// A caller of revocation: the client a token was issued to, or the
+/// subject of a bearer access token.
+#[derive(Debug)]
+pub enum RevocationCaller {
+    Client(ApiClient),
+    Subject(PrincipalId),
+}
+
+/// Parses a requested scope: known scopes only, each once.
+fn parse_scope(scope: Option<&str>) -> TokenResult<Vec<&'static str>> {
+    let mut granted = Vec::new();
+    for s in scope.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        match SCOPES.iter().find(|k| **k == s) {
+            Some(known) if !granted.contains(known) => granted.push(*known),
+            Some(_) => {}
+            None => {
+                return Err(TokenError::oauth(
+                    "invalid_scope",
+                    format!(
+                        "Unknown scope '{}'; known scopes: {}",
+                        s.chars().take(64).collect::<String>(),
+                        SCOPES.join(" ")
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(granted)
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_refresh_token() -> String {
+    let random: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect();
+    format!("{REFRESH_TOKEN_PREFIX}{random}")
+}
+
+fn expired() -> Error {
+    Error::new(
+        ErrorCode::TokenExpired,
+        "The access token has expired or was revoked",
+    )
+}
+
+fn invalid_token() -> Error {
+    Error::new(ErrorCode::InvalidCredentials, "Invalid access token")
+}
+
+/// Access tokens revoked before their expiry, as this node knows them:
+/// its own revocations at once, other nodes' within one poll.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    jtis: RwLock<HashMap<String, DateTime<Utc>>>,
+    cursor: RwLock<Option<DateTime<Utc>>>,
+}
+
+/// How far back each poll looks again, for revocations committed late.
+const REVOCATION_OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
+
+impl Revocations {
+    pub fn contains(&self, jti: &str) -> bool {
+        self.jtis
+            .read()
+            .map(|j| j.contains_key(jti))
+            .unwrap_or(true)
+    }
+
+    fn insert(&self, jti: String, expires_at: DateTime<Utc>) {
+        if let Ok(mut j) = self.jtis.write() {
+            j.insert(jti, expires_at);
+        }
+    }
+}
+
+impl App {
+    fn issuer(&self) -> &str {
+        &self.config().public_url
+    }
+
+    fn access_ttl(&self) -> Duration {
+        self.config().tokens.access_token_ttl
+    }
+
+    /// `POST /api/2/idp/token`.
+    pub async fn token(
+        &self,
+        request: TokenRequest,
+        address: Option<IpAddr>,
+    ) -> TokenResult<TokenResponse> {
+        let grant_type = request
+            .grant_type
+            .as_deref()
+            .ok_or_else(|| TokenError::invalid_request("grant_type is required"))?;
+        let client = match &request.client {
+            Some(credentials) => Some(self.authenticate_client(credentials).await?),
+            None => None,
+        };
+        match grant_type {
+            "client_credentials" => {
+                let client = client.ok_or_else(TokenError::invalid_client)?;
+                self.client_credentials_grant(client, request.scope.as_deref())
+            }
+            "password" => self.password_grant(client, request, address).await,
+            "refresh_token" => self.refresh_grant(client, request).await,
+            other => Err(TokenError::oauth(
+                "unsupported_grant_type",
+                format!(
+                    "Unsupported grant_type '{}'",
+                    other.chars().take(64).collect::<String>()
+                ),
+            )),
+        }
+    }
+
+    fn client_credentials_grant(
+        &self,
+        client: ApiClient,
+        scope: Option<&str>,
+    ) -> TokenResult<TokenResponse> {
+        // A client has no end user: no id token, no refresh token. Asking
+        // for them is not an error; they are just not granted.
+        let scopes: Vec<&str> = parse_scope(scope)?
+            .into_iter()
+            .filter(|s| *s != "openid" && *s != "offline_access")
+            .collect();
+        let scope = scopes.join(" ");
+        let keys = self.key_ring().keys()?;
+        let (access_token, expires_on) = self.sign_access_token(
+            &keys,
+            PrincipalId::Client(client.id),
+            client.organization_id,
+            Some(client.id),
+            &scope,
+        )?;
+        self.note_client_access(client.id);
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer".into(),
+            expires_in: self.access_ttl().as_secs(),
+            expires_on,
+            scope,
+            id_token: None,
+            refresh_token: None,
+        })
+    }
+
+    async fn password_grant(
+        &self,
+        client: Option<ApiClient>,
+        request: TokenRequest,
+        address: Option<IpAddr>,
+    ) -> TokenResult<TokenResponse> {
+        let (Some(username), Some(password)) = (request.username, request.password) else {
+            return Err(TokenError::invalid_request(
+                "username and password are required",
+            ));
+        };
+        let mut scopes = parse_scope(request.scope.as_deref())?;
+        if !scopes.contains(&"openid") {
+            scopes.insert(0, "openid");
+        }
+        let user = self
+            .verify_password(&username, &password, address)
+            .await
+            .map_err(|e| match e.code() {
+                ErrorCode::LockedOut => TokenError::locked(e.retry_after().unwrap_or(1)),
+                ErrorCode::InvalidCredentials => {
+                    TokenError::invalid_grant("Invalid username or password")
+                }
+                _ => TokenError::Internal(e),
+            })?;
+        if let Some(c) = &client {
+            self.note_client_access(c.id);
+        }
+        let refresh = if scopes.contains(&"offline_access") {
+            let token = new_refresh_token();
+            let now = self.clock().now();
+            let id = RefreshTokenId::new();
+            self.store()
+                .create_refresh_token(
+                    &RefreshToken {
+                        id,
+                        family_id: id,
+                        user_id: user.id,
+                        client_id: client.as_ref().map(|c| c.id),
+                        scope: scopes.join(" "),
+                        created_at: now,
+                        expires_at: now + lifetime(self.config().tokens.refresh_token_ttl),
+                        used_at: None,
+                        revoked_at: None,
+                    },
+                    &hash_token(&token),
+                )
+                .await?;
+            Some(token)
+        } else {
+            None
+        };
+        self.user_tokens(&user, client.as_ref().map(|c| c.id), &scopes, refresh)
+    }
+
+    /// Access token (and id token when `openid` is granted) for a user.
+    fn user_tokens(
+        &self,
+        user: &User,
+        client: Option<ClientId>,
+        scopes: &[&str],
+        refresh_token: Option<String>,
+    ) -> TokenResult<TokenResponse> {
+        let scope = scopes.join(" ");
+        let keys = self.key_ring().keys()?;
+        let (access_token, expires_on) = self.sign_access_token(
+            &keys,
+            PrincipalId::User(user.id),
+            user.organization_id,
+            client,
+            &scope,
+        )?;
+        let id_token = if scopes.contains(&"openid") {
+            Some(self.sign_id_token(&keys, user, client, scopes)?)
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer".into(),
+            expires_in: self.access_ttl().as_secs(),
+            expires_on,
+            scope,
+            id_token,
+            refresh_token,
+        })
+    }
+
+    async fn refresh_grant(
+        &self,
+        client: Option<ApiClient>,
+        request: TokenRequest,
+    ) -> TokenResult<TokenResponse> {
+        let presented = request
+            .refresh_token
+            .ok_or_else(|| TokenError::invalid_request("refresh_token is required"))?;
+        let invalid = || TokenError::invalid_grant("Invalid refresh token");
+        if presented.expose().len() > 256 {
+            return Err(invalid());
+        }
+        let hash = hash_token(presented.expose());
+        let Some(current) = self.store().refresh_token_by_hash(&hash).await? else {
+            return Err(invalid());
+        };
+        // A token issued to a client is only for that client; one issued
+        // without a client must be used without one.
+        if current.client_id != client.as_ref().map(|c| c.id) {
+            return Err(match current.client_id {
+                Some(_) if client.is_none() => TokenError::invalid_client(),
+                _ => invalid(),
+            });
+        }
+        let granted: Vec<&str> = current.scope.split(' ').filter(|s| !s.is_empty()).collect();
+        let scopes = match request.scope.as_deref() {
+            None => parse_scope(Some(&current.scope))?,
+            Some(asked) => {
+                let asked = parse_scope(Some(asked))?;
+                if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                    return Err(TokenError::oauth(
+                        "invalid_scope",
+                        format!("Scope '{extra}' was not granted to this refresh token"),
+                    ));
+                }
+                asked
+            }
+        };
+        let next = new_refresh_token();
+        let now = self.clock().now();
+        let ttl = lifetime(self.config().tokens.refresh_token_ttl);
+        let outcome = self
+            .store()
+            .rotate_refresh_token(&hash, now, &hash_token(&next), |spent| RefreshToken {
+                id: RefreshTokenId::new(),
+                family_id: spent.family_id,
+                user_id: spent.user_id,
+                client_id: spent.client_id,
+                scope: spent.scope.clone(),
+                created_at: now,
+                expires_at: now + ttl,
+                used_at: None,
+                revoked_at: None,
+            })
+            .await?;
+        let spent = match outcome {
+            RefreshOutcome::Rotated(spent) => spent,
+            RefreshOutcome::Replayed(spent) => {
+                tracing::warn!(family = %spent.family_id, "refresh token replayed; family revoked");
+                return Err(TokenError::invalid_grant(
+                    "The refresh token was already used; every token of its family is revoked",
+                ));
+            }
+            RefreshOutcome::Invalid => return Err(invalid()),
+        };
+        let user = self
+            .store()
+            .user(spent.user_id)
+            .await?
+            .ok_or_else(invalid)?;
+        if let Some(c) = &client {
+            self.note_client_access(c.id);
+        }
+        self.user_tokens(&user, spent.client_id, &scopes, Some(next))
+    }
+
+    fn sign_access_token(
+        &self,
+        keys: &KeySet,
+        principal: PrincipalId,
+        tenant: OrganizationId,
+        client: Option<ClientId>,
+        scope: &str,
+    ) -> Result<(String, i64)> {
+        let iat = self.clock().now().timestamp();
+        let exp = iat + self.access_ttl().as_secs() as i64;
+        let claims = AccessClaims {
+            iss: self.issuer().to_owned(),
+            sub: principal.to_string(),
+            aud: Audience::One(self.issuer().to_owned()),
+            exp,
+            iat,
+            nbf: Some(iat),
+            jti: uuid::Uuid::new_v4().to_string(),
+            tenant_id: tenant.to_string(),
+            scope: scope.to_owned(),
+            client_id: client.map(|c| c.to_string()),
+        };
+        let payload =
+            serde_json::to_vec(&claims).map_err(|e| Error::internal(format!("claims: {e}")))?;
+        let token = keys
+            .access
+            .key
+            .sign(&keys.access.header, &payload)
+            .map_err(|e| Error::internal(format!("signing: {e}")))?;
+        Ok((token, exp))
+    }
+
+    fn sign_id_token(
+        &self,
+        keys: &KeySet,
+        user: &User,
+        client: Option<ClientId>,
+        scopes: &[&str],
+    ) -> Result<String> {
+        let now = self.clock().now().timestamp();
+        let claims = IdClaims {
+            iss: self.issuer(),
+            sub: user.id.to_string(),
+            aud: client.map_or_else(|| PUBLIC_AUDIENCE.to_owned(), |c| c.to_string()),
+            exp: now + self.access_ttl().as_secs() as i64,
+            iat: now,
+            auth_time: now,
+            tenant_id: user.organization_id.to_string(),
+            preferred_username: &user.login,
+            email: scopes.contains(&"email").then_some(user.email.as_str()),
+        };
+        let payload =
+            serde_json::to_vec(&claims).map_err(|e| Error::internal(format!("claims: {e}")))?;
+        keys.id
+            .key
+            .sign(&keys.id.header, &payload)
+            .map_err(|e| Error::internal(format!("signing: {e}")))
+    }
+
+    /// Verifies an access token: one of our access keys by `kid`, that
+    /// key's algorithm, `typ: at+jwt`, our issuer and audience, not expired,
+    /// not before its time, not revoked. Verified tokens are remembered (by
+    /// their hash) until they expire, so a repeated token costs a lookup.
+    pub async fn verify_access_token(&self, token: &str) -> Result<Arc<AccessClaims>> {
+        if token.len() > jws::MAX_TOKEN_LEN {
+            return Err(invalid_token());
+        }
+        let now = self.clock().now().timestamp();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified_tokens().get(&digest) {
+            return self.still_valid(claims, now);
+        }
+        let parsed = jws::parse(token).map_err(|_| invalid_token())?;
+        let typ = parsed.header.typ.as_deref().unwrap_or("");
+        if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+            return Err(invalid_token());
+        }
+        let kid = parsed.header.kid.as_deref().ok_or_else(invalid_token)?;
+        let mut keys = self.key_ring().keys()?;
+        if keys.access_verifier(kid).is_none() {
+            keys = self.key_ring().refresh_for_unknown_kid().await?;
+        }
+        let verifier = keys.access_verifier(kid).ok_or_else(invalid_token)?;
+        let payload = parsed.verify(verifier).map_err(|e| match e {
+            JwsError::Key(k) => Error::internal(format!("verifying key: {k}")),
+            _ => invalid_token(),
+        })?;
+        let claims: AccessClaims = serde_json::from_slice(&payload).map_err(|_| invalid_token())?;
+        if claims.iss != self.issuer()
+            || !claims.aud.contains(self.issuer())
+            || claims.jti.is_empty()
+            || claims.principal().is_none()
+            || claims.tenant_id.parse::<OrganizationId>().is_err()
+            || claims.nbf.is_some_and(|nbf| nbf > now + NBF_LEEWAY_SECONDS)
+            || claims.iat > now + NBF_LEEWAY_SECONDS
+        {
+            return Err(invalid_token());
+        }
+        let claims = Arc::new(claims);
+        let claims = self.still_valid(claims, now)?;
+        self.verified_tokens().insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    fn still_valid(&self, claims: Arc<AccessClaims>, now: i64) -> Result<Arc<AccessClaims>> {
+        if claims.exp <= now || self.revocations().contains(&claims.jti) {
+            return Err(expired());
+        }
+        Ok(claims)
+    }
+
+    /// The verified token's principal, as it is now: a deleted user or a
+    /// disabled client has no more access, whatever its tokens say.
+    pub(crate) async fn actor_for_token(
+        &self,
+        claims: &AccessClaims,
+    ) -> Result<nephele_auth::Actor> {
+        let tenant: OrganizationId = claims.tenant_id.parse().map_err(|_| invalid_token())?;
+        match claims.principal().ok_or_else(invalid_token)? {
+            PrincipalId::User(id) => {
+                let user = self.store().user(id).await?.ok_or_else(expired)?;
+                if user.organization_id != tenant {
+                    return Err(invalid_token());
+                }
+                self.actor_for(user, nephele_auth::AuthMethod::Bearer).await
+            }
+            PrincipalId::Client(id) => {
+                let client = self.store().client(id).await?.ok_or_else(expired)?;
+                if !client.is_enabled() || client.organization_id != tenant {
+                    return Err(expired());
+                }
+                self.actor_for_client(client, nephele_auth::AuthMethod::Bearer)
+                    .await
+            }
+        }
+    }
+
+    /// Polls the database for access tokens other nodes revoked.
+    pub(crate) async fn poll_revocations(&self) -> Result<()> {
+        let now = self.clock().now();
+        let since = self
+            .revocations()
+            .cursor
+            .read()
+            .ok()
+            .and_then(|c| *c)
+            .map_or(DateTime::<Utc>::MIN_UTC, |c| c - REVOCATION_OVERLAP);
+        let revoked = self.store().revoked_since(since, now).await?;
+        if let Ok(mut jtis) = self.revocations().jtis.write() {
+            jtis.retain(|_, exp| *exp > now);
+            for r in revoked {
+                jtis.insert(r.jti, r.expires_at);
+            }
+        }
+        if let Ok(mut c) = self.revocations().cursor.write() {
+            *c = Some(now);
+        }
+        Ok(())
+    }
+
+    /// `POST /api/2/idp/revoke` (RFC 7009). Tokens the caller may not
+    /// revoke, and tokens that do not exist, are left alone, silently.
+    pub async fn revoke_token(
+        &self,
+        caller: &RevocationCaller,
+        token: &str,
+        hint: Option<&str>,
+    ) -> Result<()> {
+        let now = self.clock().now();
+        let may = |principal: Option<PrincipalId>, client: Option<ClientId>| match caller {
+            RevocationCaller::Client(c) => client == Some(c.id),
+            RevocationCaller::Subject(p) => principal == Some(*p),
+        };
+        if hint != Some("refresh_token") || !token.starts_with(REFRESH_TOKEN_PREFIX) {
+            if let Ok(claims) = self.verify_access_token(token).await {
+                if may(claims.principal(), claims.client()) {
+                    self.store()
+                        .revoke_access_token(&claims.jti, claims.expires_at(), now)
+                        .await?;
+                    self.revocations()
+                        .insert(claims.jti.clone(), claims.expires_at());
+                }
+                return Ok(());
+            }
+        }
+        if token.len() <= 256 {
+            if let Some(refresh) = self
+                .store()
+                .refresh_token_by_hash(&hash_token(token))
+                .await?
+            {
+                if may(Some(PrincipalId::User(refresh.user_id)), refresh.client_id) {
+                    self.store()
+                        .revoke_refresh_family(refresh.family_id, now)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /api/2/idp/introspect` (RFC 7662) for an authenticated client.
+    /// A token of a tenant outside the client's is as good as unknown.
+    pub async fn introspect(&self, client: &ApiClient, token: &str) -> Result<Introspection> {
+        let inactive = Introspection::default();
+        if let Ok(claims) = self.verify_access_token(token).await {
+            let Ok(tenant) = claims.tenant_id.parse::<OrganizationId>() else {
+                return Ok(inactive);
+            };
+            if !self.within(client.organization_id, tenant).await? {
+                return Ok(inactive);
+            }
+            let username = match claims.principal() {
+                Some(PrincipalId::User(id)) => self.store().user(id).await?.map(|u| u.login),
+                _ => None,
+            };
+            return Ok(Introspection {
+                active: true,
+                scope: Some(claims.scope.clone()),
+                client_id: claims.client_id.clone(),
+                username,
+                token_type: Some("access_token".into()),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                sub: Some(claims.sub.clone()),
+                aud: Some(self.issuer().to_owned()),
+                iss: Some(claims.iss.clone()),
+                jti: Some(claims.jti.clone()),
+                tenant_id: Some(claims.tenant_id.clone()),
+            });
+        }
+        if token.len() > 256 {
+            return Ok(inactive);
+        }
+        let now = self.clock().now();
+        let Some(refresh) = self
+            .store()
+            .refresh_token_by_hash(&hash_token(token))
+            .await?
+        else {
+            return Ok(inactive);
+        };
+        let live =
+            refresh.used_at.is_none() && refresh.revoked_at.is_none() && refresh.expires_at > now;
+        let Some(user) = self.store().user(refresh.user_id).await? else {
+            return Ok(inactive);
+        };
+        if !live
+            || !self
+                .within(client.organization_id, user.organization_id)
+                .await?
+        {
+            return Ok(inactive);
+        }
+        Ok(Introspection {
+            active: true,
+            scope: Some(refresh.scope),
+            client_id: refresh.client_id.map(|c| c.to_string()),
+            username: Some(user.login),
+            token_type: Some("refresh_token".into()),
+            exp: Some(refresh.expires_at.timestamp()),
+            iat: Some(refresh.created_at.timestamp()),
+            sub: Some(user.id.to_string()),
+            aud: None,
+            iss: Some(self.issuer().to_owned()),
+            jti: None,
+            tenant_id: Some(user.organization_id.to_string()),
+        })
+    }
+
+    /// Is `org` the organization `top` or below it?
+    async fn within(&self, top: OrganizationId, org: OrganizationId) -> Result<bool> {
+        Ok(self
+            .store()
+            .organization_ancestry(org)
+            .await?
+            .contains(&top))
+    }
+
+    /// `GET /api/2/idp/userinfo`.
+    pub async fn userinfo(&self, ctx: &crate::access::OpCtx) -> Result<UserInfo> {
+        let tenant = ctx.actor.organization_id.to_string();
+        match ctx.actor.principal {
+            PrincipalId::User(id) => {
+                let user = self
+                    .store()
+                    .user(id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("users", id))?;
+                Ok(UserInfo {
+                    sub: id.to_string(),
+                    preferred_username: Some(user.login.clone()),
+                    name: Some(user.login),
+                    email: Some(user.email),
+                    tenant_id: tenant,
+                })
+            }
+            PrincipalId::Client(id) => Ok(UserInfo {
+                sub: id.to_string(),
+                preferred_username: None,
+                name: Some(ctx.actor.name.clone()),
+                email: None,
+                tenant_id: tenant,
+            }),
+        }
+    }
+
+    /// Checks a login and password for the password grant and HTTP Basic,
+    /// under the lockout: 429 (1004) while the account or address is
+    /// locked, whatever the password; 401 (1001) for a wrong one.
+    pub(crate) async fn verify_password(
+        &self,
+        login: &str,
+        password: &Secret,
+        address: Option<IpAddr>,
+    ) -> Result<User> {
+        let now = self.clock().now();
+        if let Some(wait) = self.lockout().locked(login, address, now) {
+            return Err(Error::new(
+                ErrorCode::LockedOut,
+                "Too many failed logins; try again later",
+            )
+            .with_retry_after(wait));
+        }
+        // Refused before hashing: an absurd password must not cost Argon2id.
+        if password.expose().len() > PASSWORD_MAX || login.len() > 320 {
+            self.lockout().failed(login, address, now);
+            return Err(crate::access::invalid_credentials());
+        }
+        let user = self.store().user_by_login_or_email(login).await?;
+        let ok = self
+            .passwords()
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
+        match user {
+            Some(user) if ok => {
+                self.lockout().succeeded(login);
+                Ok(user)
+            }
+            _ => {
+                self.lockout().failed(login, address, now);
+                Err(crate::access::invalid_credentials())
+            }
+        }
+    }
+}
+
+pub(crate) fn lifetime(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_known_and_deduplicated() {
+        assert_eq!(
+            parse_scope(Some("openid  offline_access openid")).unwrap(),
+            ["openid", "offline_access"]
+        );
+        assert!(parse_scope(None).unwrap().is_empty());
+        assert!(matches!(
+            parse_scope(Some("openid admin")),
+            Err(TokenError::OAuth {
+                error: "invalid_scope",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_client_token_speaks_for_the_client() {
+        use nephele_common::ids::UserId;
+        let client = ClientId::new();
+        let user = UserId::new();
+        let mut claims = AccessClaims {
+            iss: "i".into(),
+            sub: client.to_string(),
+            aud: Audience::One("i".into()),
+            exp: 0,
+            iat: 0,
+            nbf: None,
+            jti: "j".into(),
+            tenant_id: OrganizationId::new().to_string(),
+            scope: String::new(),
+            client_id: Some(client.to_string()),
+        };
+        assert_eq!(claims.principal(), Some(PrincipalId::Client(client)));
+        claims.sub = user.to_string();
+        assert_eq!(claims.principal(), Some(PrincipalId::User(user)));
+        claims.client_id = None;
+        assert_eq!(claims.principal(), Some(PrincipalId::User(user)));
+        assert!(Audience::Many(vec!["x".into(), "i".into()]).contains("i"));
+    }
+}

@@ -1,0 +1,391 @@
+//! The OAuth2/OIDC endpoints (SPEC §5): token, revocation, introspection,
+//! userinfo, the JWKS and discovery. Their errors are RFC 6749's
+//! `{"error": …, "error_description": …}`, not the `errors` envelope.
+
+use crate::auth::{parse_basic, Auth};
+use crate::error::{HttpError, HttpResult};
+use crate::extract::{body_kind, read_body, BodyKind};
+use crate::middleware::{Principal, PrincipalSlot, RequestContext};
+use crate::reply::Reply;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use nephele_api_types::{
+    ErrorBody, Introspection, JsonWebKey, JsonWebKeySet, OAuthError, OpenIdConfiguration,
+    TokenResponse, UserInfo,
+};
+use nephele_app::tokens::{
+    ClientAuthMethod, ClientCredentials, RevocationCaller, TokenError, TokenRequest, SCOPES,
+};
+use nephele_app::App;
+use nephele_common::Secret;
+use std::collections::HashMap;
+
+/// Form parameters: each at most once (RFC 6749 §3.2).
+struct Form(HashMap<String, String>);
+
+impl Form {
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name).filter(|v| !v.is_empty())
+    }
+}
+
+/// An OAuth2 endpoint's failure.
+pub struct OAuthFailure(TokenError);
+
+impl From<TokenError> for OAuthFailure {
+    fn from(e: TokenError) -> Self {
+        OAuthFailure(e)
+    }
+}
+
+impl From<nephele_common::Error> for OAuthFailure {
+    fn from(e: nephele_common::Error) -> Self {
+        OAuthFailure(TokenError::Internal(e))
+    }
+}
+
+impl IntoResponse for OAuthFailure {
+    fn into_response(self) -> Response {
+        match self.0 {
+            TokenError::Internal(e) => HttpError(e).into_response(),
+            TokenError::OAuth {
+                error,
+                description,
+                retry_after,
+            } => {
+                let status = match (error, retry_after) {
+                    (_, Some(_)) => StatusCode::TOO_MANY_REQUESTS,
+                    ("invalid_client", _) => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let body = OAuthError {
+                    error: error.to_owned(),
+                    error_description: Some(description),
+                };
+                let mut response = (status, axum::Json(body)).into_response();
+                let headers = response.headers_mut();
+                no_store(headers);
+                if status == StatusCode::UNAUTHORIZED {
+                    headers.insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"nephele\""),
+                    );
+                }
+                if let Some(seconds) = retry_after {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                response
+            }
+        }
+    }
+}
+
+type OAuthResult<T> = Result<T, OAuthFailure>;
+
+fn no_store(headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// Reads a form body, refusing other media types, oversize bodies and
+/// repeated parameters with `invalid_request`.
+async fn read_form(state: &AppState, request: Request) -> OAuthResult<Form> {
+    if body_kind(request.headers()) != Some(BodyKind::Form) {
+        return Err(TokenError::invalid_request(
+            "The body must be application/x-www-form-urlencoded",
+        )
+        .into());
+    }
+    let bytes = read_body(
+        request.into_body(),
+        state.options.max_body_bytes.min(64 * 1024),
+    )
+    .await
+    .map_err(|e| TokenError::invalid_request(e.message().to_owned()))?;
+    let mut form = HashMap::new();
+    for (key, value) in form_urlencoded::parse(&bytes) {
+        if form.insert(key.to_string(), value.into_owned()).is_some() {
+            return Err(TokenError::invalid_request(format!(
+                "Parameter '{}' is repeated",
+                key.chars().take(64).collect::<String>()
+            ))
+            .into());
+        }
+    }
+    Ok(Form(form))
+}
+
+/// The client's credentials: `client_secret_basic` (the `Authorization`
+/// header) or `client_secret_post` (the form), never both.
+fn client_credentials(
+    headers: &axum::http::HeaderMap,
+    form: &mut Form,
+) -> OAuthResult<Option<ClientCredentials>> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .ok()
+                .filter(|v| v.len() <= 4096)
+                .ok_or_else(TokenError::invalid_client)?;
+            if value
+                .split_once(' ')
+                .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            {
+                None
+            } else {
+                let (id, secret) = parse_basic(value).map_err(|_| TokenError::invalid_client())?;
+                // RFC 6749 §2.3.1: both are form-encoded before base64.
+                let decode = |s: &str| -> String {
+                    form_urlencoded::parse(format!("x={s}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                Some(ClientCredentials {
+                    client_id: decode(&id),
+                    secret: Secret::new(decode(secret.expose())),
+                    method: ClientAuthMethod::Basic,
+                })
+            }
+        }
+        None => None,
+    };
+    let post_id = form.take("client_id");
+    let post_secret = form.take("client_secret");
+    match (basic, post_id, post_secret) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            Err(TokenError::invalid_request("Use one client authentication method, not two").into())
+        }
+        (Some(basic), None, None) => Ok(Some(basic)),
+        (None, Some(client_id), Some(secret)) => Ok(Some(ClientCredentials {
+            client_id,
+            secret: Secret::new(secret),
+            method: ClientAuthMethod::Post,
+        })),
+        (None, Some(_), None) => Err(TokenError::invalid_client().into()),
+        (None, None, Some(_)) => {
+            Err(TokenError::invalid_request("client_secret without client_id").into())
+        }
+        (None, None, None) => Ok(None),
+    }
+}
+
+fn address(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .and_then(|c| c.client_addr)
+        .map(|a| a.ip())
+}
+
+/// Issues tokens: the `password`, `client_credentials` and
+/// `refresh_token` grants; clients authenticate with
+/// `client_secret_basic` or `client_secret_post`.
+#[utoipa::path(post, path = "/api/2/idp/token", tag = "identity",
+    request_body(content_type = "application/x-www-form-urlencoded", content = String,
+        description = "grant_type=password&username=…&password=…[&scope=…] | grant_type=client_credentials[&scope=…] | grant_type=refresh_token&refresh_token=…"),
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type, invalid_scope", body = OAuthError),
+        (status = 401, description = "invalid_client", body = OAuthError),
+        (status = 429, description = "Locked out after failed passwords; see Retry-After", body = OAuthError)),
+    security(()))]
+pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
+    let headers = request.headers().clone();
+    let addr = address(&request);
+    let slot = request.extensions().get::<PrincipalSlot>().cloned();
+    let mut form = read_form(&state, request).await?;
+    let client = client_credentials(&headers, &mut form)?;
+    let token_request = TokenRequest {
+        grant_type: form.take("grant_type"),
+        username: form.take("username"),
+        password: form.take("password").map(Secret::new),
+        scope: form.take("scope"),
+        refresh_token: form.take("refresh_token").map(Secret::new),
+        client,
+    };
+    let attempted = token_request
+        .username
+        .clone()
+        .or_else(|| token_request.client.as_ref().map(|c| c.client_id.clone()));
+    let result = state.app.token(token_request, addr).await;
+    if let (Some(slot), Some(name)) = (slot, attempted) {
+        let _ = slot.0.set(Principal {
+            kind: "token",
+            name: Some(name.chars().take(320).collect()),
+            failed: result.is_err(),
+            ..Principal::default()
+        });
+    }
+    let tokens = result?;
+    let mut response = axum::Json(tokens).into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+/// Who may revoke: the client the token was issued to, or (with a bearer
+/// access token) the token's own subject.
+async fn revocation_caller(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    form: &mut Form,
+) -> OAuthResult<RevocationCaller> {
+    if let Some(client) = client_credentials(headers, form)? {
+        return Ok(RevocationCaller::Client(
+            app.authenticate_client(&client).await?,
+        ));
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .ok_or_else(TokenError::invalid_client)?;
+    let claims = app
+        .verify_access_token(&bearer)
+        .await
+        .map_err(|_| TokenError::invalid_client())?;
+    claims
+        .principal()
+        .map(RevocationCaller::Subject)
+        .ok_or_else(|| TokenError::invalid_client().into())
+}
+
+/// Revokes an access or refresh token (RFC 7009). Always 200 for a token
+/// the caller may not revoke or that does not exist.
+#[utoipa::path(post, path = "/api/2/idp/revoke", tag = "identity",
+    request_body(content_type = "application/x-www-form-urlencoded", content = String,
+        description = "token=…[&token_type_hint=access_token|refresh_token]"),
+    responses(
+        (status = 200, description = "Revoked (or nothing to revoke)"),
+        (status = 400, description = "invalid_request", body = OAuthError),
+        (status = 401, description = "invalid_client", body = OAuthError)),
+    security(()))]
+pub async fn revoke(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
+    let headers = request.headers().clone();
+    let mut form = read_form(&state, request).await?;
+    let caller = revocation_caller(&state.app, &headers, &mut form).await?;
+    let token = form
+        .take("token")
+        .ok_or_else(|| TokenError::invalid_request("token is required"))?;
+    let hint = form.take("token_type_hint");
+    state
+        .app
+        .revoke_token(&caller, &token, hint.as_deref())
+        .await?;
+    let mut response = StatusCode::OK.into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+/// Tells an authenticated client whether a token is active (RFC 7662).
+#[utoipa::path(post, path = "/api/2/idp/introspect", tag = "identity",
+    request_body(content_type = "application/x-www-form-urlencoded", content = String,
+        description = "token=…[&token_type_hint=…]"),
+    responses(
+        (status = 200, description = "The token's state; inactive is exactly {\"active\":false}", body = Introspection),
+        (status = 400, description = "invalid_request", body = OAuthError),
+        (status = 401, description = "invalid_client", body = OAuthError)),
+    security(()))]
+pub async fn introspect(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
+    let headers = request.headers().clone();
+    let mut form = read_form(&state, request).await?;
+    let client = client_credentials(&headers, &mut form)?.ok_or_else(TokenError::invalid_client)?;
+    let client = state.app.authenticate_client(&client).await?;
+    let token = form
+        .take("token")
+        .ok_or_else(|| TokenError::invalid_request("token is required"))?;
+    let answer = state.app.introspect(&client, &token).await?;
+    let mut response = axum::Json(answer).into_response();
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+/// The caller's identity claims (OIDC Core §5.3).
+#[utoipa::path(get, path = "/api/2/idp/userinfo", tag = "identity",
+    responses(
+        (status = 200, description = "Claims about the token's subject", body = UserInfo),
+        (status = 401, description = "No or bad credentials (1000, 1001, 1002)", body = ErrorBody)))]
+pub async fn userinfo(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<Reply> {
+    Ok(Reply::bare(
+        StatusCode::OK,
+        &state.app.userinfo(&ctx).await?,
+    )?)
+}
+
+/// The public keys that verify tokens (RFC 7517): the current ones and
+/// those retired while tokens they signed live.
+#[utoipa::path(get, path = "/api/2/idp/keys", tag = "identity",
+    responses((status = 200, description = "The JWKS", body = JsonWebKeySet)),
+    security(()))]
+pub async fn keys(State(state): State<AppState>) -> HttpResult<Response> {
+    let keys = state.app.key_ring().keys()?;
+    let set = JsonWebKeySet {
+        keys: keys
+            .jwks
+            .iter()
+            .map(|k| JsonWebKey {
+                kty: k.kty.clone(),
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                use_: k.use_.clone(),
+                crv: k.crv.clone(),
+                x: k.x.clone(),
+                y: k.y.clone(),
+                n: k.n.clone(),
+                e: k.e.clone(),
+            })
+            .collect(),
+    };
+    let mut response = axum::Json(set).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(response)
+}
+
+/// OpenID Connect discovery.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "identity",
+    responses((status = 200, description = "The provider's metadata", body = OpenIdConfiguration)),
+    security(()))]
+pub async fn openid_configuration(State(state): State<AppState>) -> HttpResult<Reply> {
+    let issuer = state.app.config().public_url.clone();
+    let url = |path: &str| format!("{}{path}", issuer.trim_end_matches('/'));
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let keys = state.app.key_ring().config();
+    let auth_methods = strings(&["client_secret_basic", "client_secret_post"]);
+    Ok(Reply::bare(
+        StatusCode::OK,
+        &OpenIdConfiguration {
+            token_endpoint: url("/api/2/idp/token"),
+            jwks_uri: url("/api/2/idp/keys"),
+            revocation_endpoint: url("/api/2/idp/revoke"),
+            introspection_endpoint: url("/api/2/idp/introspect"),
+            userinfo_endpoint: url("/api/2/idp/userinfo"),
+            grant_types_supported: strings(&["password", "client_credentials", "refresh_token"]),
+            token_endpoint_auth_methods_supported: auth_methods.clone(),
+            revocation_endpoint_auth_methods_supported: auth_methods.clone(),
+            introspection_endpoint_auth_methods_supported: auth_methods,
+            scopes_supported: strings(&SCOPES),
+            id_token_signing_alg_values_supported: vec![keys.id_algorithm.to_string()],
+            response_types_supported: strings(&["token"]),
+            subject_types_supported: strings(&["public"]),
+            claims_supported: strings(&[
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "tenant_id",
+                "preferred_username",
+                "email",
+            ]),
+            issuer,
+        },
+    )?)
+}
