@@ -8,6 +8,7 @@
 mod access;
 mod binary;
 mod conventions;
+mod identity;
 mod isolation;
 mod ops;
 mod organizations;

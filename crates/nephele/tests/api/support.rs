@@ -67,9 +67,13 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Every test server's secret key, so a second node can share a database.
+pub const SECRET_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 pub struct TestServer {
     pub url: String,
     pub http: Client,
+    pub database_url: String,
     running: Option<Running>,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
@@ -95,8 +99,10 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = test_database(dir.path()).await;
-        let mut config = ServerConfig::for_data_dir(dir.path().to_owned(), Some(database_url));
+        let mut config =
+            ServerConfig::for_data_dir(dir.path().to_owned(), Some(database_url.clone()));
         config.setup_token = Some(SETUP_TOKEN.to_owned());
+        config.secret_key = Some(SECRET_KEY.to_owned());
         config.sim_latency = std::time::Duration::ZERO;
         config.shutdown_grace = std::time::Duration::from_secs(5);
         configure(&mut config);
@@ -104,10 +110,36 @@ impl TestServer {
         TestServer {
             url: running.url.clone(),
             http: Client::new(),
+            database_url,
             running: Some(running),
             _dir: dir,
             _pg: pg,
         }
+    }
+
+    /// Another node on this server's database (its data dir its own), of
+    /// the same service: the same public URL, so the same token issuer.
+    pub async fn peer(&self) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config =
+            ServerConfig::for_data_dir(dir.path().to_owned(), Some(self.database_url.clone()));
+        config.secret_key = Some(SECRET_KEY.to_owned());
+        config.public_url = Some(self.url.clone());
+        let running = start(config).await.expect("peer starts");
+        TestServer {
+            url: running.url.clone(),
+            http: Client::new(),
+            database_url: self.database_url.clone(),
+            running: Some(running),
+            _dir: dir,
+            _pg: None,
+        }
+    }
+
+    /// The server's application, for what only the server itself can do
+    /// (signing tokens with its own keys, in the token-forgery tests).
+    pub fn app(&self) -> &nephele_app::App {
+        &self.running.as_ref().expect("running").app
     }
 
     /// A new server, set up with the root organization `Acme` and its admin.

@@ -1,0 +1,828 @@
+//! The token service and API clients (SPEC §5): grants, client
+//! authentication, refresh rotation, revocation, introspection, lockout,
+//! discovery.
+
+use crate::support::*;
+use reqwest::{Method, Response};
+use serde_json::{json, Value};
+
+/// Creates an API client as the root admin; `(client_id, client_secret)`.
+pub async fn create_client(s: &TestServer, body: Value) -> (String, String) {
+    let r = s.admin_json(Method::POST, "/api/2/clients", &body).await;
+    let c = json_of(r, 201).await;
+    (
+        c["client_id"].as_str().unwrap().to_owned(),
+        c["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn client_body(name: &str) -> Value {
+    json!({"type": "api_client", "token_endpoint_auth_method": "client_secret_basic",
+           "data": {"client_name": name}})
+}
+
+/// `POST /api/2/idp/token` with a form and, optionally, HTTP Basic.
+pub async fn token(s: &TestServer, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Response {
+    let mut rb = s.request(Method::POST, "/api/2/idp/token").form(form);
+    if let Some((id, secret)) = basic {
+        rb = rb.basic_auth(id, Some(secret));
+    }
+    rb.send().await.unwrap()
+}
+
+/// A client-credentials access token for a new admin client of the root.
+pub async fn client_token(s: &TestServer) -> (String, String, String) {
+    let (id, secret) = create_client(s, client_body("tokens")).await;
+    let r = token(s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let t = json_of(r, 200).await;
+    (id, secret, t["access_token"].as_str().unwrap().to_owned())
+}
+
+pub async fn password_tokens(s: &TestServer, login: &str, password: &str, scope: &str) -> Value {
+    let r = token(
+        s,
+        &[
+            ("grant_type", "password"),
+            ("username", login),
+            ("password", password),
+            ("scope", scope),
+        ],
+        None,
+    )
+    .await;
+    json_of(r, 200).await
+}
+
+async fn oauth_error(r: Response, status: u16, error: &str) -> Value {
+    let got = r.status().as_u16();
+    let cache = r
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(got, status, "body: {body}");
+    assert_eq!(body["error"], error, "body: {body}");
+    assert!(body["error_description"].is_string());
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    body
+}
+
+async fn me_with(s: &TestServer, bearer: &str) -> Response {
+    s.request(Method::GET, "/api/v2/me")
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn client_credentials_with_basic_and_post_authentication() {
+    let s = TestServer::set_up().await;
+    let (id, secret) = create_client(&s, client_body("basic")).await;
+    assert!(secret.starts_with("nph_sec_"));
+
+    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    let t = json_of(r, 200).await;
+    assert_eq!(t["token_type"], "bearer");
+    assert_eq!(t["expires_in"], 3600);
+    assert!(t["expires_on"].as_i64().unwrap() > 1_700_000_000);
+    assert!(t.get("id_token").is_none() && t.get("refresh_token").is_none());
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(access.split('.').count(), 3);
+
+    // The client acts in its tenant with its roles.
+    let me = json_of(me_with(&s, access).await, 200).await;
+    assert_eq!(me["data"]["principal"]["type"], "client");
+    assert_eq!(me["data"]["principal"]["id"], id.as_str());
+    assert_eq!(me["data"]["authenticatedBy"], "bearer");
+    let r = s
+        .request(Method::GET, "/api/v2/users")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    json_of(r, 200).await;
+
+    // client_secret_post, for a client registered with it.
+    let (post_id, post_secret) = create_client(
+        &s,
+        json!({"type": "api_client", "token_endpoint_auth_method": "client_secret_post",
+               "data": {"client_name": "post"}}),
+    )
+    .await;
+    let r = token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &post_id),
+            ("client_secret", &post_secret),
+        ],
+        None,
+    )
+    .await;
+    json_of(r, 200).await;
+    // A client uses the method it registered.
+    let r = token(&s, &[("grant_type", "client_credentials")], Some((&post_id, &post_secret))).await;
+    oauth_error(r, 401, "invalid_client").await;
+
+    // last_access_at is written within a couple of seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = s
+        .admin(Method::GET, &format!("/api/2/clients/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(json_of(r, 200).await["last_access_at"].is_string());
+}
+
+#[tokio::test]
+async fn bad_client_credentials_are_invalid_client_with_a_challenge() {
+    let s = TestServer::set_up().await;
+    let (id, secret) = create_client(&s, client_body("c")).await;
+    let wrong = format!("{secret}x");
+    for (cid, csecret) in [
+        (id.as_str(), wrong.as_str()),
+        ("00000000-0000-7000-8000-000000000999", secret.as_str()),
+        ("not-a-uuid", secret.as_str()),
+    ] {
+        let r = token(&s, &[("grant_type", "client_credentials")], Some((cid, csecret))).await;
+        assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"nephele\"");
+        oauth_error(r, 401, "invalid_client").await;
+    }
+    // No client at all.
+    let r = token(&s, &[("grant_type", "client_credentials")], None).await;
+    oauth_error(r, 401, "invalid_client").await;
+    // Malformed Basic headers.
+    for header in ["Basic !!!", "Basic", "Basic Zm9v", "Digest abc"] {
+        let r = s
+            .request(Method::POST, "/api/2/idp/token")
+            .header("authorization", header)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        oauth_error(r, 401, "invalid_client").await;
+    }
+    // A disabled client cannot get tokens, and its tokens stop working.
+    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let access = json_of(r, 200).await["access_token"].as_str().unwrap().to_owned();
+    json_of(me_with(&s, &access).await, 200).await;
+    let r = s
+        .admin_json(Method::PUT, &format!("/api/2/clients/{id}"), &json!({"status": "disabled"}))
+        .await;
+    assert_eq!(json_of(r, 200).await["status"], "disabled");
+    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    oauth_error(r, 401, "invalid_client").await;
+    assert_error(me_with(&s, &access).await, 401, 1002).await;
+}
+
+#[tokio::test]
+async fn malformed_token_requests_get_rfc6749_errors() {
+    let s = TestServer::set_up().await;
+    let (id, secret) = create_client(&s, client_body("c")).await;
+    let basic = Some((id.as_str(), secret.as_str()));
+    oauth_error(token(&s, &[], basic).await, 400, "invalid_request").await;
+    oauth_error(
+        token(&s, &[("grant_type", "authorization_code")], basic).await,
+        400,
+        "unsupported_grant_type",
+    )
+    .await;
+    oauth_error(
+        token(&s, &[("grant_type", "client_credentials"), ("scope", "root")], basic).await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+    oauth_error(
+        token(&s, &[("grant_type", "password"), ("username", "admin")], None).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    oauth_error(
+        token(&s, &[("grant_type", "refresh_token")], None).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    // A repeated parameter.
+    let r = s
+        .request(Method::POST, "/api/2/idp/token")
+        .basic_auth(&id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=password")
+        .send()
+        .await
+        .unwrap();
+    oauth_error(r, 400, "invalid_request").await;
+    // The wrong content type.
+    let r = s
+        .request(Method::POST, "/api/2/idp/token")
+        .basic_auth(&id, Some(&secret))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    oauth_error(r, 400, "invalid_request").await;
+    // A huge body.
+    let r = s
+        .request(Method::POST, "/api/2/idp/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=client_credentials&pad={}", "x".repeat(200_000)))
+        .send()
+        .await
+        .unwrap();
+    oauth_error(r, 400, "invalid_request").await;
+    // Two client authentication methods at once.
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)],
+        basic,
+    )
+    .await;
+    oauth_error(r, 400, "invalid_request").await;
+    // Absurd refresh tokens and bearer tokens.
+    let long = "a".repeat(10_000);
+    oauth_error(
+        token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &long)], None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_error(me_with(&s, &"a".repeat(5000)).await, 401, 1001).await;
+}
+
+#[tokio::test]
+async fn password_grant_issues_id_and_refresh_tokens_that_rotate() {
+    let s = TestServer::set_up().await;
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "offline_access").await;
+    assert_eq!(t["scope"], "openid offline_access");
+    assert!(t["id_token"].as_str().unwrap().split('.').count() == 3);
+    let first = t["refresh_token"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("nph_rt_"));
+    let me = json_of(me_with(&s, t["access_token"].as_str().unwrap()).await, 200).await;
+    assert_eq!(me["data"]["principal"]["login"], ADMIN_LOGIN);
+
+    // Without offline_access: no refresh token, but still an id token.
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "").await;
+    assert!(t.get("refresh_token").is_none());
+    assert!(t["id_token"].is_string());
+
+    // Refresh: a new pair; the old refresh token is spent.
+    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &first)], None).await;
+    let t2 = json_of(r, 200).await;
+    let second = t2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    json_of(me_with(&s, t2["access_token"].as_str().unwrap()).await, 200).await;
+    // A narrower scope is fine; a wider one is not.
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &second), ("scope", "openid email")],
+        None,
+    )
+    .await;
+    oauth_error(r, 400, "invalid_scope").await;
+
+    // Replaying the spent token revokes the whole family, the live one too.
+    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &first)], None).await;
+    oauth_error(r, 400, "invalid_grant").await;
+    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &second)], None).await;
+    oauth_error(r, 400, "invalid_grant").await;
+
+    // Wrong passwords and unknown users look the same.
+    for (user, pw) in [(ADMIN_LOGIN, "wrong-password"), ("nobody", "wrong-password")] {
+        let r = token(
+            &s,
+            &[("grant_type", "password"), ("username", user), ("password", pw)],
+            None,
+        )
+        .await;
+        let body = oauth_error(r, 400, "invalid_grant").await;
+        assert_eq!(body["error_description"], "Invalid username or password");
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_bound_to_their_client() {
+    let s = TestServer::set_up().await;
+    let (id, secret) = create_client(&s, client_body("app")).await;
+    let (other, other_secret) = create_client(&s, client_body("other")).await;
+    let r = token(
+        &s,
+        &[
+            ("grant_type", "password"),
+            ("username", ADMIN_LOGIN),
+            ("password", ADMIN_PASSWORD),
+            ("scope", "openid offline_access"),
+        ],
+        Some((&id, &secret)),
+    )
+    .await;
+    let rt = json_of(r, 200).await["refresh_token"].as_str().unwrap().to_owned();
+    // Another client, or no client, cannot use it (and does not spend it).
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        Some((&other, &other_secret)),
+    )
+    .await;
+    oauth_error(r, 400, "invalid_grant").await;
+    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &rt)], None).await;
+    oauth_error(r, 401, "invalid_client").await;
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        Some((&id, &secret)),
+    )
+    .await;
+    json_of(r, 200).await;
+}
+
+#[tokio::test]
+async fn revocation_and_introspection() {
+    let s = TestServer::set_up().await;
+    let (id, secret, access) = client_token(&s).await;
+    let (other, other_secret) = create_client(&s, client_body("other")).await;
+    let introspect = |token: String, cid: String, csecret: String| {
+        let s = &s;
+        async move {
+            s.request(Method::POST, "/api/2/idp/introspect")
+                .basic_auth(cid, Some(csecret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let i = json_of(introspect(access.clone(), id.clone(), secret.clone()).await, 200).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["client_id"], id.as_str());
+    assert_eq!(i["token_type"], "access_token");
+    // Introspection needs client authentication.
+    let r = s
+        .request(Method::POST, "/api/2/idp/introspect")
+        .form(&[("token", &access)])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(r, 401, "invalid_client").await;
+    // Unknown tokens are exactly {"active":false}.
+    let r = introspect("garbage".into(), id.clone(), secret.clone()).await;
+    assert_eq!(r.text().await.unwrap(), r#"{"active":false}"#);
+
+    // Another client's revocation of this token is a silent no-op.
+    let r = s
+        .request(Method::POST, "/api/2/idp/revoke")
+        .basic_auth(&other, Some(&other_secret))
+        .form(&[("token", &access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    json_of(me_with(&s, &access).await, 200).await;
+    // Unknown tokens: 200 too.
+    let r = s
+        .request(Method::POST, "/api/2/idp/revoke")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", "nothing-like-a-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Its own client revokes it: refused at once.
+    let r = s
+        .request(Method::POST, "/api/2/idp/revoke")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", &access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_error(me_with(&s, &access).await, 401, 1002).await;
+    let r = introspect(access.clone(), id.clone(), secret.clone()).await;
+    assert_eq!(r.text().await.unwrap(), r#"{"active":false}"#);
+
+    // A user revokes their own refresh token with their access token.
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "offline_access").await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let i = json_of(introspect(rt.to_owned(), id.clone(), secret.clone()).await, 200).await;
+    assert_eq!(i["active"], true);
+    assert_eq!(i["token_type"], "refresh_token");
+    assert_eq!(i["username"], ADMIN_LOGIN);
+    let r = s
+        .request(Method::POST, "/api/2/idp/revoke")
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .form(&[("token", rt), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", rt)], None).await;
+    oauth_error(r, 400, "invalid_grant").await;
+    // Revocation without a token parameter.
+    let r = s
+        .request(Method::POST, "/api/2/idp/revoke")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(r, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn introspection_does_not_reach_into_other_tenants() {
+    let s = TestServer::set_up().await;
+    let root = s.root_org().await;
+    let a = s.create_org("A", Some(&root)).await;
+    let b = s.create_org("B", Some(&root)).await;
+    let mut body = client_body("a-client");
+    body["tenant_id"] = json!(a);
+    let (a_id, a_secret) = create_client(&s, body).await;
+    body = client_body("b-client");
+    body["tenant_id"] = json!(b);
+    let (b_id, b_secret) = create_client(&s, body).await;
+    let r = token(&s, &[("grant_type", "client_credentials")], Some((&b_id, &b_secret))).await;
+    let b_token = json_of(r, 200).await["access_token"].as_str().unwrap().to_owned();
+    let r = s
+        .request(Method::POST, "/api/2/idp/introspect")
+        .basic_auth(&a_id, Some(&a_secret))
+        .form(&[("token", &b_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"active":false}"#);
+    // The root's client sees below.
+    let (root_id, root_secret) = create_client(&s, client_body("root-client")).await;
+    let r = s
+        .request(Method::POST, "/api/2/idp/introspect")
+        .basic_auth(&root_id, Some(&root_secret))
+        .form(&[("token", &b_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r, 200).await["active"], true);
+}
+
+#[tokio::test]
+async fn api_clients_are_managed_per_tenant_and_never_grant_more_than_held() {
+    let s = TestServer::set_up().await;
+    let root = s.root_org().await;
+    let a = s.create_org("A", Some(&root)).await;
+    let b = s.create_org("B", Some(&root)).await;
+    s.create_user(&a, "alice", &["admin"]).await;
+    s.create_user(&a, "clerk", &["viewer"]).await;
+    let mut rw = s
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/roles?org_id={a}"),
+            &json!({"name": "client-manager", "permissions": ["clients:read", "clients:write"]}),
+        )
+        .await;
+    json_of(rw, 201).await;
+    s.create_user(&a, "manager", &["client-manager"]).await;
+
+    // alice (admin of A) creates a client in A; it defaults to admin there.
+    let r = s
+        .as_user(Method::POST, "/api/2/clients", "alice")
+        .json(&client_body("a-app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let c = r.json::<Value>().await.unwrap();
+    let id = c["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/2/clients/{id}"));
+    assert_eq!(c["tenant_id"], a.as_str());
+    assert_eq!(c["roles"], json!(["admin"]));
+    assert_eq!(c["status"], "enabled");
+    assert!(c["created_by"].is_string());
+    assert!(c["last_access_at"].is_null());
+
+    // Not in a tenant alice cannot manage: B is beside A (404), the root above.
+    for tenant in [&b, &root] {
+        let mut body = client_body("x");
+        body["tenant_id"] = json!(tenant);
+        let r = s
+            .as_user(Method::POST, "/api/2/clients", "alice")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 404, 2000).await;
+    }
+    // A viewer cannot create clients; the manager cannot make an admin one,
+    // but may make one with roles it holds... which carry nothing beyond them.
+    let r = s
+        .as_user(Method::POST, "/api/2/clients", "clerk")
+        .json(&client_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+    let r = s
+        .as_user(Method::POST, "/api/2/clients", "manager")
+        .json(&client_body("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+    let mut body = client_body("limited");
+    body["roles"] = json!(["client-manager"]);
+    rw = s
+        .as_user(Method::POST, "/api/2/clients", "manager")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    json_of(rw, 201).await;
+    // ...nor reset the admin client's secret (that hands over its power).
+    let r = s
+        .as_user(Method::POST, &format!("/api/2/clients/{id}/secret"), "manager")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+
+    // Lists are per tenant; another tenant's client is 404.
+    let r = s
+        .as_user(Method::GET, "/api/2/clients", "alice")
+        .send()
+        .await
+        .unwrap();
+    let list = json_of(r, 200).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert!(list["items"][0].get("client_secret").is_none());
+    let r = s
+        .as_user(Method::GET, &format!("/api/2/clients?tenant_id={b}"), "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, 2000).await;
+    let mut body = client_body("b-app");
+    body["tenant_id"] = json!(b);
+    let (b_client, _) = create_client(&s, body).await;
+    for (method, path) in [
+        (Method::GET, format!("/api/2/clients/{b_client}")),
+        (Method::PUT, format!("/api/2/clients/{b_client}")),
+        (Method::DELETE, format!("/api/2/clients/{b_client}")),
+        (Method::POST, format!("/api/2/clients/{b_client}/secret")),
+    ] {
+        let r = s
+            .as_user(method, &path, "alice")
+            .json(&json!({"status": "disabled"}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 404, 2000).await;
+    }
+
+    // Validation lists every bad field.
+    let r = s
+        .admin_json(
+            Method::POST,
+            "/api/2/clients",
+            &json!({"type": "robot", "token_endpoint_auth_method": "private_key_jwt",
+                    "data": {}, "roles": ["nope"]}),
+        )
+        .await;
+    let e = assert_error(r, 422, 3001).await;
+    let fields: Vec<&str> = e["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["context"]["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["type", "token_endpoint_auth_method", "data.client_name", "roles[0]"]
+    );
+
+    // Reset the secret: the old one dies; rename; delete.
+    let (cid, old) = create_client(&s, client_body("rotate-me")).await;
+    let r = s
+        .admin(Method::POST, &format!("/api/2/clients/{cid}/secret"))
+        .send()
+        .await
+        .unwrap();
+    let new = json_of(r, 200).await["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    oauth_error(
+        token(&s, &[("grant_type", "client_credentials")], Some((&cid, &old))).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    json_of(
+        token(&s, &[("grant_type", "client_credentials")], Some((&cid, &new))).await,
+        200,
+    )
+    .await;
+    let r = s
+        .admin_json(
+            Method::PUT,
+            &format!("/api/2/clients/{cid}"),
+            &json!({"data": {"client_name": "renamed"}}),
+        )
+        .await;
+    assert_eq!(json_of(r, 200).await["data"]["client_name"], "renamed");
+    let r = s
+        .admin(Method::DELETE, &format!("/api/2/clients/{cid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = s
+        .admin(Method::GET, &format!("/api/2/clients/{cid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, 2000).await;
+    // An organization with clients is not deleted from under them.
+    let r = s
+        .admin(Method::DELETE, &format!("/api/v2/organizations/{b}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 409, 2012).await;
+}
+
+#[tokio::test]
+async fn repeated_failed_passwords_lock_the_account_without_an_oracle() {
+    let s = TestServer::set_up().await;
+    let root = s.root_org().await;
+    s.create_user(&root, "victim", &["viewer"]).await;
+    for _ in 0..5 {
+        let r = token(
+            &s,
+            &[("grant_type", "password"), ("username", "victim"), ("password", "guess-guess")],
+            None,
+        )
+        .await;
+        oauth_error(r, 400, "invalid_grant").await;
+    }
+    // Now even the right password is refused, with Retry-After.
+    let r = token(
+        &s,
+        &[("grant_type", "password"), ("username", "victim"), ("password", USER_PASSWORD)],
+        None,
+    )
+    .await;
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry));
+    oauth_error(r, 429, "invalid_grant").await;
+    // HTTP Basic is locked too (429, 1004).
+    let r = s
+        .as_user(Method::GET, "/api/v2/me", "victim")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, 429, 1004).await;
+    // An unknown login is locked the same way: nothing tells them apart.
+    for _ in 0..5 {
+        let r = s
+            .request(Method::GET, "/api/v2/me")
+            .basic_auth("ghost", Some("guess-guess"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 401, 1001).await;
+    }
+    let r = s
+        .request(Method::GET, "/api/v2/me")
+        .basic_auth("ghost", Some("guess-guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 429, 1004).await;
+    // Other accounts are untouched.
+    json_of(s.admin(Method::GET, "/api/v2/me").send().await.unwrap(), 200).await;
+    // A password far over the limit is refused without hashing it.
+    let r = token(
+        &s,
+        &[("grant_type", "password"), ("username", "admin"), ("password", &"p".repeat(5000))],
+        None,
+    )
+    .await;
+    oauth_error(r, 400, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn discovery_keys_userinfo_and_accounts() {
+    let s = TestServer::set_up().await;
+    let c = json_of(s.get("/.well-known/openid-configuration").await, 200).await;
+    assert_eq!(c["issuer"], s.url.as_str());
+    assert_eq!(c["token_endpoint"], format!("{}/api/2/idp/token", s.url));
+    assert_eq!(c["jwks_uri"], format!("{}/api/2/idp/keys", s.url));
+    for field in [
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "userinfo_endpoint",
+        "grant_types_supported",
+        "token_endpoint_auth_methods_supported",
+        "scopes_supported",
+        "id_token_signing_alg_values_supported",
+        "response_types_supported",
+        "subject_types_supported",
+    ] {
+        assert!(!c[field].is_null(), "{field}");
+    }
+    let jwks = json_of(s.get("/api/2/idp/keys").await, 200).await;
+    let algs: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    assert_eq!(algs, ["ES256", "RS256"]);
+
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "openid email").await;
+    let r = s
+        .request(Method::GET, "/api/2/idp/userinfo")
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let info = json_of(r, 200).await;
+    assert_eq!(info["preferred_username"], ADMIN_LOGIN);
+    assert_eq!(info["email"], "admin@acme.test");
+    assert!(info["sub"].is_string() && info["tenant_id"].is_string());
+    assert_error(s.get("/api/2/idp/userinfo").await, 401, 1000).await;
+
+    // Accounts: the same shape for known and unknown logins.
+    let known = json_of(s.get("/api/1/accounts?login=admin").await, 200).await;
+    let unknown = json_of(s.get("/api/1/accounts?login=nobody").await, 200).await;
+    assert_eq!(known, json!({"login": "admin", "id": 0, "server_url": s.url}));
+    assert_eq!(unknown, json!({"login": "nobody", "id": 0, "server_url": s.url}));
+    // A user homed in another data center is sent there.
+    let r = s
+        .admin_json(
+            Method::POST,
+            "/api/v2/datacenters",
+            &json!({"name": "eu", "serverUrl": "https://eu.example.test"}),
+        )
+        .await;
+    let dc = json_of(r, 201).await["data"]["id"].as_str().unwrap().to_owned();
+    let root = s.root_org().await;
+    let r = s
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/users?org_id={root}"),
+            &json!({"login": "far", "email": "far@example.test", "password": USER_PASSWORD,
+                    "datacenterId": dc}),
+        )
+        .await;
+    json_of(r, 201).await;
+    let far = json_of(s.get("/api/1/accounts?login=far").await, 200).await;
+    assert_eq!(far["server_url"], "https://eu.example.test");
+    assert_error(s.get("/api/1/accounts").await, 422, 3001).await;
+}
+
+#[tokio::test]
+async fn identity_endpoints_wait_for_setup() {
+    let s = TestServer::start().await;
+    assert_error(s.get("/.well-known/openid-configuration").await, 420, 1100).await;
+    let r = token(&s, &[("grant_type", "client_credentials")], None).await;
+    assert_error(r, 420, 1100).await;
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_tokens_verifiable_and_peers_agree() {
+    let s = TestServer::set_up().await;
+    let (id, secret, before) = client_token(&s).await;
+    let peer = s.peer().await;
+    // A token from one node verifies on the other.
+    json_of(me_with(&peer, &before).await, 200).await;
+
+    s.app().key_ring().rotate_all().await.unwrap();
+    let jwks = json_of(s.get("/api/2/idp/keys").await, 200).await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
+    json_of(me_with(&s, &before).await, 200).await;
+    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let after = json_of(r, 200).await["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(
+        before.split('.').next().unwrap(),
+        after.split('.').next().unwrap(),
+        "a new kid"
+    );
+    // The peer has not reloaded yet; the unknown kid makes it look.
+    json_of(me_with(&peer, &after).await, 200).await;
+
+    // A revocation on one node is refused by the other within a second.
+    let r = s
+        .request(Method::POST, "/api/2/idp/revoke")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", &after)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_error(me_with(&peer, &after).await, 401, 1002).await;
+    peer.stop().await;
+}
