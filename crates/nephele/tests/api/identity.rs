@@ -33,7 +33,12 @@ pub async fn token(s: &TestServer, form: &[(&str, &str)], basic: Option<(&str, &
 /// A client-credentials access token for a new admin client of the root.
 pub async fn client_token(s: &TestServer) -> (String, String, String) {
     let (id, secret) = create_client(s, client_body("tokens")).await;
-    let r = token(s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let r = token(
+        s,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret)),
+    )
+    .await;
     let t = json_of(r, 200).await;
     (id, secret, t["access_token"].as_str().unwrap().to_owned())
 }
@@ -81,7 +86,12 @@ async fn client_credentials_with_basic_and_post_authentication() {
     let (id, secret) = create_client(&s, client_body("basic")).await;
     assert!(secret.starts_with("nph_sec_"));
 
-    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret)),
+    )
+    .await;
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["pragma"], "no-cache");
     let t = json_of(r, 200).await;
@@ -124,7 +134,12 @@ async fn client_credentials_with_basic_and_post_authentication() {
     .await;
     json_of(r, 200).await;
     // A client uses the method it registered.
-    let r = token(&s, &[("grant_type", "client_credentials")], Some((&post_id, &post_secret))).await;
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&post_id, &post_secret)),
+    )
+    .await;
     oauth_error(r, 401, "invalid_client").await;
 
     // last_access_at is written within a couple of seconds.
@@ -147,7 +162,12 @@ async fn bad_client_credentials_are_invalid_client_with_a_challenge() {
         ("00000000-0000-7000-8000-000000000999", secret.as_str()),
         ("not-a-uuid", secret.as_str()),
     ] {
-        let r = token(&s, &[("grant_type", "client_credentials")], Some((cid, csecret))).await;
+        let r = token(
+            &s,
+            &[("grant_type", "client_credentials")],
+            Some((cid, csecret)),
+        )
+        .await;
         assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"nephele\"");
         oauth_error(r, 401, "invalid_client").await;
     }
@@ -166,14 +186,31 @@ async fn bad_client_credentials_are_invalid_client_with_a_challenge() {
         oauth_error(r, 401, "invalid_client").await;
     }
     // A disabled client cannot get tokens, and its tokens stop working.
-    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
-    let access = json_of(r, 200).await["access_token"].as_str().unwrap().to_owned();
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret)),
+    )
+    .await;
+    let access = json_of(r, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     json_of(me_with(&s, &access).await, 200).await;
     let r = s
-        .admin_json(Method::PUT, &format!("/api/2/clients/{id}"), &json!({"status": "disabled"}))
+        .admin_json(
+            Method::PUT,
+            &format!("/api/2/clients/{id}"),
+            &json!({"status": "disabled"}),
+        )
         .await;
     assert_eq!(json_of(r, 200).await["status"], "disabled");
-    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret)),
+    )
+    .await;
     oauth_error(r, 401, "invalid_client").await;
     assert_error(me_with(&s, &access).await, 401, 1002).await;
 }
@@ -191,13 +228,23 @@ async fn malformed_token_requests_get_rfc6749_errors() {
     )
     .await;
     oauth_error(
-        token(&s, &[("grant_type", "client_credentials"), ("scope", "root")], basic).await,
+        token(
+            &s,
+            &[("grant_type", "client_credentials"), ("scope", "root")],
+            basic,
+        )
+        .await,
         400,
         "invalid_scope",
     )
     .await;
     oauth_error(
-        token(&s, &[("grant_type", "password"), ("username", "admin")], None).await,
+        token(
+            &s,
+            &[("grant_type", "password"), ("username", "admin")],
+            None,
+        )
+        .await,
         400,
         "invalid_request",
     )
@@ -231,7 +278,10 @@ async fn malformed_token_requests_get_rfc6749_errors() {
     let r = s
         .request(Method::POST, "/api/2/idp/token")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=client_credentials&pad={}", "x".repeat(200_000)))
+        .body(format!(
+            "grant_type=client_credentials&pad={}",
+            "x".repeat(200_000)
+        ))
         .send()
         .await
         .unwrap();
@@ -239,7 +289,11 @@ async fn malformed_token_requests_get_rfc6749_errors() {
     // Two client authentication methods at once.
     let r = token(
         &s,
-        &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ],
         basic,
     )
     .await;
@@ -247,7 +301,12 @@ async fn malformed_token_requests_get_rfc6749_errors() {
     // Absurd refresh tokens and bearer tokens.
     let long = "a".repeat(10_000);
     oauth_error(
-        token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &long)], None).await,
+        token(
+            &s,
+            &[("grant_type", "refresh_token"), ("refresh_token", &long)],
+            None,
+        )
+        .await,
         400,
         "invalid_grant",
     )
@@ -272,7 +331,12 @@ async fn password_grant_issues_id_and_refresh_tokens_that_rotate() {
     assert!(t["id_token"].is_string());
 
     // Refresh: a new pair; the old refresh token is spent.
-    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &first)], None).await;
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &first)],
+        None,
+    )
+    .await;
     let t2 = json_of(r, 200).await;
     let second = t2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
@@ -280,23 +344,44 @@ async fn password_grant_issues_id_and_refresh_tokens_that_rotate() {
     // A narrower scope is fine; a wider one is not.
     let r = token(
         &s,
-        &[("grant_type", "refresh_token"), ("refresh_token", &second), ("scope", "openid email")],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &second),
+            ("scope", "openid email"),
+        ],
         None,
     )
     .await;
     oauth_error(r, 400, "invalid_scope").await;
 
     // Replaying the spent token revokes the whole family, the live one too.
-    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &first)], None).await;
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &first)],
+        None,
+    )
+    .await;
     oauth_error(r, 400, "invalid_grant").await;
-    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &second)], None).await;
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &second)],
+        None,
+    )
+    .await;
     oauth_error(r, 400, "invalid_grant").await;
 
     // Wrong passwords and unknown users look the same.
-    for (user, pw) in [(ADMIN_LOGIN, "wrong-password"), ("nobody", "wrong-password")] {
+    for (user, pw) in [
+        (ADMIN_LOGIN, "wrong-password"),
+        ("nobody", "wrong-password"),
+    ] {
         let r = token(
             &s,
-            &[("grant_type", "password"), ("username", user), ("password", pw)],
+            &[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", pw),
+            ],
             None,
         )
         .await;
@@ -321,7 +406,10 @@ async fn refresh_tokens_are_bound_to_their_client() {
         Some((&id, &secret)),
     )
     .await;
-    let rt = json_of(r, 200).await["refresh_token"].as_str().unwrap().to_owned();
+    let rt = json_of(r, 200).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // Another client, or no client, cannot use it (and does not spend it).
     let r = token(
         &s,
@@ -330,7 +418,12 @@ async fn refresh_tokens_are_bound_to_their_client() {
     )
     .await;
     oauth_error(r, 400, "invalid_grant").await;
-    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", &rt)], None).await;
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        None,
+    )
+    .await;
     oauth_error(r, 401, "invalid_client").await;
     let r = token(
         &s,
@@ -357,7 +450,11 @@ async fn revocation_and_introspection() {
                 .unwrap()
         }
     };
-    let i = json_of(introspect(access.clone(), id.clone(), secret.clone()).await, 200).await;
+    let i = json_of(
+        introspect(access.clone(), id.clone(), secret.clone()).await,
+        200,
+    )
+    .await;
     assert_eq!(i["active"], true);
     assert_eq!(i["client_id"], id.as_str());
     assert_eq!(i["token_type"], "access_token");
@@ -408,7 +505,11 @@ async fn revocation_and_introspection() {
     // A user revokes their own refresh token with their access token.
     let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "offline_access").await;
     let rt = t["refresh_token"].as_str().unwrap();
-    let i = json_of(introspect(rt.to_owned(), id.clone(), secret.clone()).await, 200).await;
+    let i = json_of(
+        introspect(rt.to_owned(), id.clone(), secret.clone()).await,
+        200,
+    )
+    .await;
     assert_eq!(i["active"], true);
     assert_eq!(i["token_type"], "refresh_token");
     assert_eq!(i["username"], ADMIN_LOGIN);
@@ -420,7 +521,12 @@ async fn revocation_and_introspection() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = token(&s, &[("grant_type", "refresh_token"), ("refresh_token", rt)], None).await;
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        None,
+    )
+    .await;
     oauth_error(r, 400, "invalid_grant").await;
     // Revocation without a token parameter.
     let r = s
@@ -445,8 +551,16 @@ async fn introspection_does_not_reach_into_other_tenants() {
     body = client_body("b-client");
     body["tenant_id"] = json!(b);
     let (b_id, b_secret) = create_client(&s, body).await;
-    let r = token(&s, &[("grant_type", "client_credentials")], Some((&b_id, &b_secret))).await;
-    let b_token = json_of(r, 200).await["access_token"].as_str().unwrap().to_owned();
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&b_id, &b_secret)),
+    )
+    .await;
+    let b_token = json_of(r, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = s
         .request(Method::POST, "/api/2/idp/introspect")
         .basic_auth(&a_id, Some(&a_secret))
@@ -542,7 +656,11 @@ async fn api_clients_are_managed_per_tenant_and_never_grant_more_than_held() {
     json_of(rw, 201).await;
     // ...nor reset the admin client's secret (that hands over its power).
     let r = s
-        .as_user(Method::POST, &format!("/api/2/clients/{id}/secret"), "manager")
+        .as_user(
+            Method::POST,
+            &format!("/api/2/clients/{id}/secret"),
+            "manager",
+        )
         .send()
         .await
         .unwrap();
@@ -558,7 +676,11 @@ async fn api_clients_are_managed_per_tenant_and_never_grant_more_than_held() {
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
     assert!(list["items"][0].get("client_secret").is_none());
     let r = s
-        .as_user(Method::GET, &format!("/api/2/clients?tenant_id={b}"), "alice")
+        .as_user(
+            Method::GET,
+            &format!("/api/2/clients?tenant_id={b}"),
+            "alice",
+        )
         .send()
         .await
         .unwrap();
@@ -599,7 +721,12 @@ async fn api_clients_are_managed_per_tenant_and_never_grant_more_than_held() {
         .collect();
     assert_eq!(
         fields,
-        ["type", "token_endpoint_auth_method", "data.client_name", "roles[0]"]
+        [
+            "type",
+            "token_endpoint_auth_method",
+            "data.client_name",
+            "roles[0]"
+        ]
     );
 
     // Reset the secret: the old one dies; rename; delete.
@@ -609,16 +736,29 @@ async fn api_clients_are_managed_per_tenant_and_never_grant_more_than_held() {
         .send()
         .await
         .unwrap();
-    let new = json_of(r, 200).await["client_secret"].as_str().unwrap().to_owned();
+    let new = json_of(r, 200).await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new, old);
     oauth_error(
-        token(&s, &[("grant_type", "client_credentials")], Some((&cid, &old))).await,
+        token(
+            &s,
+            &[("grant_type", "client_credentials")],
+            Some((&cid, &old)),
+        )
+        .await,
         401,
         "invalid_client",
     )
     .await;
     json_of(
-        token(&s, &[("grant_type", "client_credentials")], Some((&cid, &new))).await,
+        token(
+            &s,
+            &[("grant_type", "client_credentials")],
+            Some((&cid, &new)),
+        )
+        .await,
         200,
     )
     .await;
@@ -659,7 +799,11 @@ async fn repeated_failed_passwords_lock_the_account_without_an_oracle() {
     for _ in 0..5 {
         let r = token(
             &s,
-            &[("grant_type", "password"), ("username", "victim"), ("password", "guess-guess")],
+            &[
+                ("grant_type", "password"),
+                ("username", "victim"),
+                ("password", "guess-guess"),
+            ],
             None,
         )
         .await;
@@ -668,11 +812,19 @@ async fn repeated_failed_passwords_lock_the_account_without_an_oracle() {
     // Now even the right password is refused, with Retry-After.
     let r = token(
         &s,
-        &[("grant_type", "password"), ("username", "victim"), ("password", USER_PASSWORD)],
+        &[
+            ("grant_type", "password"),
+            ("username", "victim"),
+            ("password", USER_PASSWORD),
+        ],
         None,
     )
     .await;
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry));
     oauth_error(r, 429, "invalid_grant").await;
     // HTTP Basic is locked too (429, 1004).
@@ -701,11 +853,19 @@ async fn repeated_failed_passwords_lock_the_account_without_an_oracle() {
         .unwrap();
     assert_error(r, 429, 1004).await;
     // Other accounts are untouched.
-    json_of(s.admin(Method::GET, "/api/v2/me").send().await.unwrap(), 200).await;
+    json_of(
+        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
+        200,
+    )
+    .await;
     // A password far over the limit is refused without hashing it.
     let r = token(
         &s,
-        &[("grant_type", "password"), ("username", "admin"), ("password", &"p".repeat(5000))],
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", &"p".repeat(5000)),
+        ],
         None,
     )
     .await;
@@ -757,8 +917,14 @@ async fn discovery_keys_userinfo_and_accounts() {
     // Accounts: the same shape for known and unknown logins.
     let known = json_of(s.get("/api/1/accounts?login=admin").await, 200).await;
     let unknown = json_of(s.get("/api/1/accounts?login=nobody").await, 200).await;
-    assert_eq!(known, json!({"login": "admin", "id": 0, "server_url": s.url}));
-    assert_eq!(unknown, json!({"login": "nobody", "id": 0, "server_url": s.url}));
+    assert_eq!(
+        known,
+        json!({"login": "admin", "id": 0, "server_url": s.url})
+    );
+    assert_eq!(
+        unknown,
+        json!({"login": "nobody", "id": 0, "server_url": s.url})
+    );
     // A user homed in another data center is sent there.
     let r = s
         .admin_json(
@@ -767,7 +933,10 @@ async fn discovery_keys_userinfo_and_accounts() {
             &json!({"name": "eu", "serverUrl": "https://eu.example.test"}),
         )
         .await;
-    let dc = json_of(r, 201).await["data"]["id"].as_str().unwrap().to_owned();
+    let dc = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let root = s.root_org().await;
     let r = s
         .admin_json(
@@ -803,8 +972,16 @@ async fn rotation_keeps_old_tokens_verifiable_and_peers_agree() {
     let jwks = json_of(s.get("/api/2/idp/keys").await, 200).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
     json_of(me_with(&s, &before).await, 200).await;
-    let r = token(&s, &[("grant_type", "client_credentials")], Some((&id, &secret))).await;
-    let after = json_of(r, 200).await["access_token"].as_str().unwrap().to_owned();
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials")],
+        Some((&id, &secret)),
+    )
+    .await;
+    let after = json_of(r, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(
         before.split('.').next().unwrap(),
         after.split('.').next().unwrap(),

@@ -9,6 +9,7 @@ mod access;
 mod binary;
 mod conventions;
 mod identity;
+mod interop;
 mod isolation;
 mod ops;
 mod organizations;
