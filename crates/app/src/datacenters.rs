@@ -42,7 +42,7 @@ impl App {
 
     /// Only a principal of the root organization holding every permission
     /// there (an admin of the root) manages data centers.
-    async fn ensure_root_admin(&self, ctx: &OpCtx) -> Result<()> {
+    pub(crate) async fn ensure_root_admin(&self, ctx: &OpCtx, what: &str) -> Result<()> {
         // The actor's own organization is the root when it has no ancestors.
         let ancestry = self
             .store()
@@ -52,7 +52,7 @@ impl App {
         if ancestry.len() != 1 || held != Permissions::all() {
             return Err(Error::new(
                 ErrorCode::Forbidden,
-                "Only the root organization's admins manage data centers",
+                format!("Only the root organization's admins {what}"),
             ));
         }
         Ok(())
@@ -70,7 +70,7 @@ impl App {
         let (Some(name), Some(server_url)) = (name, url) else {
             return Err(Error::internal("validated data center incomplete"));
         };
-        self.ensure_root_admin(ctx).await?;
+        self.ensure_root_admin(ctx, "manage data centers").await?;
         self.store()
             .create_datacenter(&NewDatacenter {
                 id: DatacenterId::new(),
@@ -82,7 +82,7 @@ impl App {
     }
 
     pub async fn delete_datacenter(&self, ctx: &OpCtx, id: DatacenterId) -> Result<()> {
-        self.ensure_root_admin(ctx).await?;
+        self.ensure_root_admin(ctx, "manage data centers").await?;
         if id == Datacenter::LOCAL {
             return Err(Error::wrong_state(
                 "datacenters",

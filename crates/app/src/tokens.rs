@@ -794,6 +794,13 @@ impl App {
             .contains(&top))
     }
 
+    /// Rotates both signing keys now (root admins only); the retired keys
+    /// stay published until their last tokens expire.
+    pub async fn rotate_signing_keys(&self, ctx: &crate::access::OpCtx) -> Result<Arc<KeySet>> {
+        self.ensure_root_admin(ctx, "rotate signing keys").await?;
+        self.key_ring().rotate_all().await
+    }
+
     /// `GET /api/2/idp/userinfo`.
     pub async fn userinfo(&self, ctx: &crate::access::OpCtx) -> Result<UserInfo> {
         let tenant = ctx.actor.organization_id.to_string();

@@ -29,6 +29,8 @@ pub struct Request<'a> {
 pub fn action(method: &Method, route: &str, path: &str) -> (String, String, Option<String>) {
     let strip = |p: &'static str| route.strip_prefix(p);
     let rest = strip("/api/v2/")
+        .or_else(|| strip("/api/2/"))
+        .or_else(|| strip("/api/1/"))
         .or_else(|| strip("/occm/"))
         .or_else(|| strip("/api/"))
         .unwrap_or(route.trim_start_matches('/'));

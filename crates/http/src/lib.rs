@@ -70,6 +70,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(idp::introspect))
             .routes(routes!(idp::userinfo))
             .routes(routes!(idp::keys))
+            .routes(routes!(idp::rotate_keys))
             .routes(routes!(idp::openid_configuration))
             .routes(routes!(clients::list, clients::create))
             .routes(routes!(clients::get, clients::put, clients::delete))

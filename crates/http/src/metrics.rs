@@ -17,6 +17,11 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrantLabels {
+    pub grant_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
     pub route: String,
@@ -34,6 +39,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    tokens: Family<GrantLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,10 +63,17 @@ impl Metrics {
             "HTTP request latency by method and route",
             latency.clone(),
         );
+        let tokens = Family::<GrantLabels, Counter>::default();
+        registry.register(
+            "tokens_issued",
+            "Access tokens issued by grant type",
+            tokens.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            tokens,
         }
     }
 
@@ -78,6 +91,14 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn token_issued(&self, grant_type: &str) {
+        self.tokens
+            .get_or_create(&GrantLabels {
+                grant_type: grant_type.to_owned(),
+            })
+            .inc();
     }
 
     /// The registry in the Prometheus/OpenMetrics text format.

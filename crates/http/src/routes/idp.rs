@@ -15,6 +15,7 @@ use nephele_api_types::{
     ErrorBody, Introspection, JsonWebKey, JsonWebKeySet, OAuthError, OpenIdConfiguration,
     TokenResponse, UserInfo,
 };
+use nephele_app::keys::KeySet;
 use nephele_app::tokens::{
     ClientAuthMethod, ClientCredentials, RevocationCaller, TokenError, TokenRequest, SCOPES,
 };
@@ -199,8 +200,9 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
     let slot = request.extensions().get::<PrincipalSlot>().cloned();
     let mut form = read_form(&state, request).await?;
     let client = client_credentials(&headers, &mut form)?;
+    let grant_type = form.take("grant_type");
     let token_request = TokenRequest {
-        grant_type: form.take("grant_type"),
+        grant_type: grant_type.clone(),
         username: form.take("username"),
         password: form.take("password").map(Secret::new),
         scope: form.take("scope"),
@@ -221,6 +223,9 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
         });
     }
     let tokens = result?;
+    state
+        .metrics
+        .token_issued(grant_type.as_deref().unwrap_or_default());
     let mut response = axum::Json(tokens).into_response();
     no_store(response.headers_mut());
     Ok(response)
@@ -324,7 +329,16 @@ pub async fn userinfo(State(state): State<AppState>, Auth(ctx): Auth) -> HttpRes
     security(()))]
 pub async fn keys(State(state): State<AppState>) -> HttpResult<Response> {
     let keys = state.app.key_ring().keys()?;
-    let set = JsonWebKeySet {
+    let mut response = axum::Json(jwks(&keys)).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(response)
+}
+
+fn jwks(keys: &KeySet) -> JsonWebKeySet {
+    JsonWebKeySet {
         keys: keys
             .jwks
             .iter()
@@ -340,13 +354,18 @@ pub async fn keys(State(state): State<AppState>) -> HttpResult<Response> {
                 e: k.e.clone(),
             })
             .collect(),
-    };
-    let mut response = axum::Json(set).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    Ok(response)
+    }
+}
+
+/// Replaces both signing keys now (root admins only). The retired keys
+/// stay in the JWKS until the last token they signed has expired.
+#[utoipa::path(post, path = "/api/2/idp/keys/rotate", tag = "identity",
+    responses(
+        (status = 200, description = "The JWKS after rotation", body = JsonWebKeySet),
+        (status = 403, description = "Not an admin of the root organization (1003)", body = ErrorBody)))]
+pub async fn rotate_keys(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<Reply> {
+    let keys = state.app.rotate_signing_keys(&ctx).await?;
+    Ok(Reply::bare(StatusCode::OK, &jwks(&keys))?)
 }
 
 /// OpenID Connect discovery.

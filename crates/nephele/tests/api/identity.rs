@@ -142,6 +142,20 @@ async fn client_credentials_with_basic_and_post_authentication() {
     .await;
     oauth_error(r, 401, "invalid_client").await;
 
+    // Issuance is counted and audited.
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"nephele_tokens_issued_total{grant_type="client_credentials"} 2"#),
+        "{metrics}"
+    );
+    let r = s
+        .admin(Method::GET, "/api/v2/audit-events?action=idp.token")
+        .send()
+        .await
+        .unwrap();
+    let events = json_of(r, 200).await;
+    assert!(events["data"].as_array().unwrap().len() >= 2, "{events}");
+
     // last_access_at is written within a couple of seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let r = s
@@ -968,8 +982,24 @@ async fn rotation_keeps_old_tokens_verifiable_and_peers_agree() {
     // A token from one node verifies on the other.
     json_of(me_with(&peer, &before).await, 200).await;
 
-    s.app().key_ring().rotate_all().await.unwrap();
+    // Only the root's admins rotate on demand.
+    let root = s.root_org().await;
+    let sub = s.create_org("Sub", Some(&root)).await;
+    s.create_user(&sub, "subadmin", &["admin"]).await;
+    let r = s
+        .as_user(Method::POST, "/api/2/idp/keys/rotate", "subadmin")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+    let r = s
+        .admin(Method::POST, "/api/2/idp/keys/rotate")
+        .send()
+        .await
+        .unwrap();
+    let rotated = json_of(r, 200).await;
     let jwks = json_of(s.get("/api/2/idp/keys").await, 200).await;
+    assert_eq!(jwks, rotated);
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
     json_of(me_with(&s, &before).await, 200).await;
     let r = token(
