@@ -500,3 +500,33 @@ pub struct ApiClientUpdate {
 pub struct ApiClientList {
     pub items: Vec<ApiClient>,
 }
+
+/// The form of `POST /api/2/idp/token` (`application/x-www-form-urlencoded`;
+/// each parameter at most once). A client authenticates with HTTP Basic
+/// (`client_secret_basic`) or with `client_id` and `client_secret` here
+/// (`client_secret_post`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenForm {
+    /// `password`, `client_credentials` or `refresh_token`.
+    pub grant_type: String,
+    /// For `password`.
+    pub username: Option<String>,
+    /// For `password`.
+    pub password: Option<String>,
+    /// Space-separated: `openid`, `profile`, `email`, `offline_access`.
+    pub scope: Option<String>,
+    /// For `refresh_token`.
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// The form of `POST /api/2/idp/revoke` and `/api/2/idp/introspect`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenHintForm {
+    pub token: String,
+    /// `access_token` or `refresh_token`.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nephele_api_types::{
     ErrorBody, Introspection, JsonWebKey, JsonWebKeySet, OAuthError, OpenIdConfiguration,
-    TokenResponse, UserInfo,
+    TokenForm, TokenHintForm, TokenResponse, UserInfo,
 };
 use nephele_app::keys::KeySet;
 use nephele_app::tokens::{
@@ -186,8 +186,7 @@ fn address(request: &Request) -> Option<std::net::IpAddr> {
 /// `refresh_token` grants; clients authenticate with
 /// `client_secret_basic` or `client_secret_post`.
 #[utoipa::path(post, path = "/api/2/idp/token", tag = "identity",
-    request_body(content_type = "application/x-www-form-urlencoded", content = String,
-        description = "grant_type=password&username=…&password=…[&scope=…] | grant_type=client_credentials[&scope=…] | grant_type=refresh_token&refresh_token=…"),
+    request_body(content_type = "application/x-www-form-urlencoded", content = TokenForm),
     responses(
         (status = 200, description = "Tokens", body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant, unsupported_grant_type, invalid_scope", body = OAuthError),
@@ -263,8 +262,7 @@ async fn revocation_caller(
 /// Revokes an access or refresh token (RFC 7009). Always 200 for a token
 /// the caller may not revoke or that does not exist.
 #[utoipa::path(post, path = "/api/2/idp/revoke", tag = "identity",
-    request_body(content_type = "application/x-www-form-urlencoded", content = String,
-        description = "token=…[&token_type_hint=access_token|refresh_token]"),
+    request_body(content_type = "application/x-www-form-urlencoded", content = TokenHintForm),
     responses(
         (status = 200, description = "Revoked (or nothing to revoke)"),
         (status = 400, description = "invalid_request", body = OAuthError),
@@ -289,8 +287,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> OAuthRes
 
 /// Tells an authenticated client whether a token is active (RFC 7662).
 #[utoipa::path(post, path = "/api/2/idp/introspect", tag = "identity",
-    request_body(content_type = "application/x-www-form-urlencoded", content = String,
-        description = "token=…[&token_type_hint=…]"),
+    request_body(content_type = "application/x-www-form-urlencoded", content = TokenHintForm),
     responses(
         (status = 200, description = "The token's state; inactive is exactly {\"active\":false}", body = Introspection),
         (status = 400, description = "invalid_request", body = OAuthError),
