@@ -21,7 +21,8 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 const TYPE: &str = "clients";
@@ -71,6 +72,19 @@ fn new_client_secret() -> Secret {
     Secret::new(format!("{CLIENT_SECRET_PREFIX}{random}"))
 }
 
+/// How long a client read from the database is trusted.
+pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// A client as the token endpoint checks it.
+#[derive(Debug)]
+pub struct CachedClient {
+    client: ApiClient,
+    secret_hash: String,
+    fetched: Instant,
+}
+
+pub type ClientCache = quick_cache::sync::Cache<ClientId, Arc<CachedClient>>;
+
 /// When clients last asked for a token, written in batches.
 #[derive(Debug, Default)]
 pub struct ClientAccess(Mutex<HashMap<ClientId, chrono::DateTime<chrono::Utc>>>);
@@ -86,9 +100,10 @@ impl App {
             return Err(TokenError::invalid_client());
         };
         let presented = self.secret_hasher().hash(credentials.secret.expose());
-        let Some((client, stored)) = self.store().client_with_secret(id).await? else {
+        let Some(entry) = self.client_entry(id).await? else {
             return Err(TokenError::invalid_client());
         };
+        let (client, stored) = (&entry.client, &entry.secret_hash);
         let matches: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
         if !matches || !client.is_enabled() {
             return Err(TokenError::invalid_client());
@@ -100,7 +115,30 @@ impl App {
                 format!("This client authenticates with {}", client.auth_method),
             ));
         }
-        Ok(client)
+        Ok(client.clone())
+    }
+
+    /// A client and its secret's hash, from memory when read within
+    /// [`CLIENT_CACHE_TTL`]: the token endpoint then costs no query. This
+    /// node forgets a client at once when it changes; other nodes within
+    /// the TTL, the same bound as for revocations.
+    async fn client_entry(&self, id: ClientId) -> Result<Option<Arc<CachedClient>>> {
+        if let Some(entry) = self.client_cache().get(&id) {
+            if entry.fetched.elapsed() < CLIENT_CACHE_TTL {
+                return Ok(Some(entry));
+            }
+        }
+        let Some((client, secret_hash)) = self.store().client_with_secret(id).await? else {
+            self.client_cache().remove(&id);
+            return Ok(None);
+        };
+        let entry = Arc::new(CachedClient {
+            client,
+            secret_hash,
+            fetched: Instant::now(),
+        });
+        self.client_cache().insert(id, entry.clone());
+        Ok(Some(entry))
     }
 
     /// Notes a token request for the next batched write of `last_access_at`.
@@ -284,6 +322,7 @@ impl App {
                 now,
             )
             .await?;
+        self.client_cache().remove(&id);
         if !client.is_enabled() {
             self.store().revoke_client_refresh_tokens(id, now).await?;
         }
@@ -306,6 +345,7 @@ impl App {
                 self.clock().now(),
             )
             .await?;
+        self.client_cache().remove(&id);
         Ok((client, secret))
     }
 
@@ -316,7 +356,9 @@ impl App {
         precondition: &Precondition,
     ) -> Result<()> {
         self.managed_client(ctx, id).await?;
-        self.store().delete_client(id, precondition).await
+        self.store().delete_client(id, precondition).await?;
+        self.client_cache().remove(&id);
+        Ok(())
     }
 }
 

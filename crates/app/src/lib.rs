@@ -20,7 +20,7 @@ pub mod tokens;
 pub mod users;
 
 use audit::AuditLog;
-use clients::{ClientAccess, SecretHasher};
+use clients::{ClientAccess, ClientCache, SecretHasher};
 use credentials::VerifiedPasswords;
 use keys::{KeyConfig, KeyRing, Sealer};
 use lockout::{Lockout, LockoutPolicy};
@@ -41,6 +41,8 @@ const VERIFIED_TOKENS_CAPACITY: usize = 100_000;
 /// How often each node looks for access tokens revoked on other nodes:
 /// a revocation takes effect everywhere within this (SPEC §9: a second).
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
+/// How many API clients the token endpoint keeps in memory.
+const CLIENT_CACHE_CAPACITY: usize = 10_000;
 /// How often `last_access_at` of clients is written.
 const CLIENT_ACCESS_FLUSH: Duration = Duration::from_secs(1);
 /// How often the signing keys are reloaded (and rotated when due).
@@ -94,6 +96,7 @@ struct Inner {
     revocations: Revocations,
     lockout: Lockout,
     client_access: ClientAccess,
+    client_cache: ClientCache,
     /// Once true it stays true: setup cannot be undone.
     initialized: AtomicBool,
 }
@@ -116,6 +119,7 @@ impl App {
                 revocations: Revocations::default(),
                 lockout: Lockout::new(config.lockout),
                 client_access: ClientAccess::default(),
+                client_cache: ClientCache::new(CLIENT_CACHE_CAPACITY),
                 store,
                 clock,
                 config,
@@ -171,6 +175,10 @@ impl App {
 
     pub(crate) fn lockout(&self) -> &Lockout {
         &self.inner.lockout
+    }
+
+    pub(crate) fn client_cache(&self) -> &ClientCache {
+        &self.inner.client_cache
     }
 
     pub(crate) fn client_access(&self) -> &ClientAccess {

@@ -403,15 +403,17 @@ impl App {
         } else {
             None
         };
-        self.user_tokens(&user, client.as_ref().map(|c| c.id), &scopes, refresh)
+        self.user_tokens(&user, client.as_ref().map(|c| c.id), &scopes, true, refresh)
     }
 
-    /// Access token (and id token when `openid` is granted) for a user.
+    /// Access token (and id token when asked for and `openid` is granted)
+    /// for a user.
     fn user_tokens(
         &self,
         user: &User,
         client: Option<ClientId>,
         scopes: &[&str],
+        id_token: bool,
         refresh_token: Option<String>,
     ) -> TokenResult<TokenResponse> {
         let scope = scopes.join(" ");
@@ -423,7 +425,7 @@ impl App {
             client,
             &scope,
         )?;
-        let id_token = if scopes.contains(&"openid") {
+        let id_token = if id_token && scopes.contains(&"openid") {
             Some(self.sign_id_token(&keys, user, client, scopes)?)
         } else {
             None
@@ -452,29 +454,31 @@ impl App {
             return Err(invalid());
         }
         let hash = hash_token(presented.expose());
-        let Some(current) = self.store().refresh_token_by_hash(&hash).await? else {
-            return Err(invalid());
-        };
-        // A token issued to a client is only for that client; one issued
-        // without a client must be used without one.
-        if current.client_id != client.as_ref().map(|c| c.id) {
-            return Err(match current.client_id {
-                Some(_) if client.is_none() => TokenError::invalid_client(),
-                _ => invalid(),
-            });
-        }
-        let granted: Vec<&str> = current.scope.split(' ').filter(|s| !s.is_empty()).collect();
-        let scopes = match request.scope.as_deref() {
-            None => parse_scope(Some(&current.scope))?,
+        // A refresh answers with a new id token only when the request asks
+        // for `openid` again (OIDC Core §12.2 lets it leave the id token
+        // out): an RSA signature would otherwise cap refreshes at about a
+        // thousand per second and core.
+        let id_token = request
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|s| s == "openid"));
+        // A narrower scope may be asked for, never a wider one: checked
+        // before the token is spent.
+        let asked = match request.scope.as_deref() {
+            None => None,
             Some(asked) => {
                 let asked = parse_scope(Some(asked))?;
+                let Some(current) = self.store().refresh_token_by_hash(&hash).await? else {
+                    return Err(invalid());
+                };
+                let granted: Vec<&str> = current.scope.split(' ').collect();
                 if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
                     return Err(TokenError::oauth(
                         "invalid_scope",
                         format!("Scope '{extra}' was not granted to this refresh token"),
                     ));
                 }
-                asked
+                Some(asked)
             }
         };
         let next = new_refresh_token();
@@ -482,17 +486,23 @@ impl App {
         let ttl = lifetime(self.config().tokens.refresh_token_ttl);
         let outcome = self
             .store()
-            .rotate_refresh_token(&hash, now, &hash_token(&next), |spent| RefreshToken {
-                id: RefreshTokenId::new(),
-                family_id: spent.family_id,
-                user_id: spent.user_id,
-                client_id: spent.client_id,
-                scope: spent.scope.clone(),
-                created_at: now,
-                expires_at: now + ttl,
-                used_at: None,
-                revoked_at: None,
-            })
+            .rotate_refresh_token(
+                &hash,
+                client.as_ref().map(|c| c.id),
+                now,
+                &hash_token(&next),
+                |spent| RefreshToken {
+                    id: RefreshTokenId::new(),
+                    family_id: spent.family_id,
+                    user_id: spent.user_id,
+                    client_id: spent.client_id,
+                    scope: spent.scope.clone(),
+                    created_at: now,
+                    expires_at: now + ttl,
+                    used_at: None,
+                    revoked_at: None,
+                },
+            )
             .await?;
         let spent = match outcome {
             RefreshOutcome::Rotated(spent) => spent,
@@ -502,7 +512,19 @@ impl App {
                     "The refresh token was already used; every token of its family is revoked",
                 ));
             }
+            // A token issued to a client is only for that client; one
+            // issued without a client must be used without one.
+            RefreshOutcome::WrongClient(token) => {
+                return Err(match (token.client_id, &client) {
+                    (Some(_), None) => TokenError::invalid_client(),
+                    _ => invalid(),
+                })
+            }
             RefreshOutcome::Invalid => return Err(invalid()),
+        };
+        let scopes = match asked {
+            Some(asked) => asked,
+            None => parse_scope(Some(&spent.scope))?,
         };
         let user = self
             .store()
@@ -512,7 +534,7 @@ impl App {
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
-        self.user_tokens(&user, spent.client_id, &scopes, Some(next))
+        self.user_tokens(&user, spent.client_id, &scopes, id_token, Some(next))
     }
 
     fn sign_access_token(

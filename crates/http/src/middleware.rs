@@ -67,6 +67,12 @@ fn header_str(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .map(|s| s.chars().take(256).collect())
 }
 
+/// Marks a successful POST that changes nothing worth an audit event: a
+/// machine's token request (counted in metrics instead) or an
+/// introspection. Failures are audited regardless.
+#[derive(Debug, Clone, Copy)]
+pub struct NotAudited;
+
 /// One log line and one metric sample per request.
 pub async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -103,7 +109,8 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
     let status = resp.status().as_u16();
     let principal = principal.0.get();
     let failed_auth = principal.is_some_and(|p| p.failed);
-    if (mutating || failed_auth) && status != 420 {
+    let unaudited = resp.extensions().get::<NotAudited>().is_some();
+    if (mutating || failed_auth) && status != 420 && !unaudited {
         let event = audit::event(
             &state.app,
             audit::Request {

@@ -288,6 +288,8 @@ pub enum RefreshOutcome {
     Rotated(RefreshToken),
     /// The token had been used before: a replay. Its family is revoked.
     Replayed(RefreshToken),
+    /// The token belongs to another client (or to none): left unspent.
+    WrongClient(RefreshToken),
     /// No such token, or it expired or was revoked.
     Invalid,
 }

@@ -157,19 +157,43 @@ impl Store {
         tx.commit().await.map_err(db_error)
     }
 
-    /// Spends the refresh token with hash `hash` and stores `next` (built
-    /// by `successor` from the spent one) in its family, in one
-    /// transaction. A token spent before is a replay: its whole family is
-    /// revoked (RFC 9700 §4.14). Of two concurrent uses, one wins and the
-    /// other is a replay.
+    /// Spends the refresh token with hash `hash`, presented by `client`,
+    /// and stores `next` (built by `successor` from the spent one) in its
+    /// family, in one transaction. A token spent before is a replay: its
+    /// whole family is revoked (RFC 9700 §4.14). Of two concurrent uses,
+    /// one wins and the other is a replay. A token presented by the wrong
+    /// client is left unspent.
+    ///
+    /// The live case is one `UPDATE … RETURNING` and one `INSERT`: the
+    /// single SQLite writer does little per refresh.
     pub async fn rotate_refresh_token(
         &self,
         hash: &str,
+        client: Option<ClientId>,
         now: DateTime<Utc>,
         next_hash: &str,
         successor: impl FnOnce(&RefreshToken) -> RefreshToken,
     ) -> Result<RefreshOutcome> {
+        let client = client.map(|c| c.to_string());
         let mut tx = self.write.begin().await.map_err(db_error)?;
+        let spent = sqlx::query(&format!(
+            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $2 \
+             AND (client_id = $3 OR (client_id IS NULL AND $3 IS NULL)) \
+             RETURNING {REFRESH_COLUMNS}"
+        ))
+        .bind(hash)
+        .bind(to_micros(now))
+        .bind(client.clone())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(token) = spent.as_ref().map(refresh_from_row).transpose()? {
+            insert_refresh(&mut tx, &successor(&token), next_hash).await?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(RefreshOutcome::Rotated(token));
+        }
+        // Why not: unknown, dead, another client's, or spent before.
         let row = sqlx::query(&format!(
             "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
         ))
@@ -183,21 +207,12 @@ impl Store {
         if token.revoked_at.is_some() || token.expires_at <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        let spent =
-            sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-                .bind(token.id.to_string())
-                .bind(to_micros(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if token.used_at.is_some() || spent.rows_affected() == 0 {
-            revoke_family(&mut tx, token.family_id, now).await?;
-            tx.commit().await.map_err(db_error)?;
-            return Ok(RefreshOutcome::Replayed(token));
+        if token.client_id.map(|c| c.to_string()) != client {
+            return Ok(RefreshOutcome::WrongClient(token));
         }
-        insert_refresh(&mut tx, &successor(&token), next_hash).await?;
+        revoke_family(&mut tx, token.family_id, now).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(RefreshOutcome::Rotated(token))
+        Ok(RefreshOutcome::Replayed(token))
     }
 
     pub async fn refresh_token_by_hash(&self, hash: &str) -> Result<Option<RefreshToken>> {

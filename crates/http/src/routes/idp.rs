@@ -5,7 +5,7 @@
 use crate::auth::{parse_basic, Auth};
 use crate::error::{HttpError, HttpResult};
 use crate::extract::{body_kind, read_body, BodyKind};
-use crate::middleware::{Principal, PrincipalSlot, RequestContext};
+use crate::middleware::{NotAudited, Principal, PrincipalSlot, RequestContext};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -215,7 +215,11 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
     let result = state.app.token(token_request, addr).await;
     if let (Some(slot), Some(name)) = (slot, attempted) {
         let _ = slot.0.set(Principal {
-            kind: "token",
+            kind: if grant_type.as_deref() == Some("password") {
+                "user"
+            } else {
+                "client"
+            },
             name: Some(name.chars().take(320).collect()),
             failed: result.is_err(),
             ..Principal::default()
@@ -227,6 +231,11 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
         .token_issued(grant_type.as_deref().unwrap_or_default());
     let mut response = axum::Json(tokens).into_response();
     no_store(response.headers_mut());
+    // A user's sign-in (the password grant) is audited; a machine's token
+    // traffic and refreshes are counted in metrics instead.
+    if grant_type.as_deref() != Some("password") {
+        response.extensions_mut().insert(NotAudited);
+    }
     Ok(response)
 }
 
@@ -304,6 +313,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> OAut
     let answer = state.app.introspect(&client, &token).await?;
     let mut response = axum::Json(answer).into_response();
     no_store(response.headers_mut());
+    response.extensions_mut().insert(NotAudited);
     Ok(response)
 }
 

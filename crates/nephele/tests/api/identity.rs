@@ -142,19 +142,35 @@ async fn client_credentials_with_basic_and_post_authentication() {
     .await;
     oauth_error(r, 401, "invalid_client").await;
 
-    // Issuance is counted and audited.
+    // Issuance is counted; a machine's tokens are not audit events, but a
+    // failed attempt is.
     let metrics = s.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"nephele_tokens_issued_total{grant_type="client_credentials"} 2"#),
         "{metrics}"
     );
-    let r = s
-        .admin(Method::GET, "/api/v2/audit-events?action=idp.token")
-        .send()
-        .await
-        .unwrap();
-    let events = json_of(r, 200).await;
-    assert!(events["data"].as_array().unwrap().len() >= 2, "{events}");
+    let audit = |action: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .admin(
+                    Method::GET,
+                    &format!("/api/v2/audit-events?action={action}"),
+                )
+                .send()
+                .await
+                .unwrap();
+            json_of(r, 200).await["data"].as_array().unwrap().clone()
+        }
+    };
+    assert!(audit("idp.token").await.is_empty());
+    let failed = audit("authentication").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["actorName"], post_id.as_str());
+    password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "").await;
+    let signed_in = audit("idp.token").await;
+    assert_eq!(signed_in.len(), 1, "{signed_in:?}");
+    assert_eq!(signed_in[0]["outcome"], "success");
 
     // last_access_at is written within a couple of seconds.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
