@@ -11,7 +11,7 @@
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -248,12 +248,21 @@ impl SigningKey {
     }
 }
 
-/// A public key that verifies tokens.
-#[derive(Debug, Clone)]
+/// A public key that verifies tokens, parsed once.
+#[derive(Clone)]
 pub struct VerifyingKey {
     pub kid: String,
     pub alg: Algorithm,
-    key: UnparsedPublicKey<Vec<u8>>,
+    key: std::sync::Arc<ParsedPublicKey>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
 }
 
 fn b64(field: &Option<String>) -> Result<Vec<u8>, JwsError> {
@@ -295,9 +304,9 @@ impl VerifyingKey {
                 let mut point = vec![0x04];
                 point.extend(b64(&jwk.x)?);
                 point.extend(b64(&jwk.y)?);
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
             }
-            Algorithm::EdDSA => UnparsedPublicKey::new(&ED25519, b64(&jwk.x)?),
+            Algorithm::EdDSA => ParsedPublicKey::new(&ED25519, b64(&jwk.x)?),
             Algorithm::RS256 => {
                 // RFC 8017 RSAPublicKey: SEQUENCE { n INTEGER, e INTEGER }.
                 let mut body = Vec::new();
@@ -306,13 +315,14 @@ impl VerifyingKey {
                 let mut der = vec![0x30];
                 der_length(body.len(), &mut der);
                 der.extend(body);
-                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
+                ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
             }
-        };
+        }
+        .map_err(key_error)?;
         Ok(VerifyingKey {
             kid: jwk.kid.clone(),
             alg,
-            key,
+            key: std::sync::Arc::new(key),
         })
     }
 }
@@ -389,7 +399,7 @@ impl Unverified<'_> {
             .decode(self.signature)
             .map_err(|_| JwsError::Malformed)?;
         key.key
-            .verify(self.signing_input.as_bytes(), &signature)
+            .verify_sig(self.signing_input.as_bytes(), &signature)
             .map_err(|_| JwsError::Signature)?;
         B64.decode(self.payload).map_err(|_| JwsError::Malformed)
     }
