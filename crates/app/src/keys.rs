@@ -336,6 +336,79 @@ fn current_of(stored: &[StoredSigningKey], purpose: Purpose) -> Option<&StoredSi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nephele_common::clock::Clock;
+    use nephele_store::StoreOptions;
+
+    /// A clock the test moves by hand.
+    #[derive(Debug)]
+    struct ManualClock(Mutex<DateTime<Utc>>);
+
+    impl Clock for ManualClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    impl ManualClock {
+        fn advance(&self, by: Duration) {
+            *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
+        }
+    }
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[tokio::test]
+    async fn keys_rotate_on_schedule_and_retired_ones_stay_published_until_their_tokens_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display());
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let start = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let clock = Arc::new(ManualClock(Mutex::new(start)));
+        let config = KeyConfig {
+            access_algorithm: Algorithm::ES256,
+            id_algorithm: Algorithm::RS256,
+            rotation: 30 * DAY,
+            token_lifetime: Duration::from_secs(3600),
+        };
+        let ring = |sealer| KeyRing::new(store.clone(), clock.clone(), sealer, config.clone());
+        let first = ring(Sealer::new(&[1; 32]).unwrap());
+        let a = first.refresh().await.unwrap();
+        assert_eq!(a.jwks.len(), 2);
+        let kid = a.access.key.kid().to_owned();
+
+        // Another node with the same secret key loads the same keys...
+        let second = ring(Sealer::new(&[1; 32]).unwrap());
+        assert_eq!(second.refresh().await.unwrap().access.key.kid(), kid);
+        // ...and one with another secret key cannot open them.
+        assert!(ring(Sealer::new(&[2; 32]).unwrap())
+            .refresh()
+            .await
+            .is_err());
+
+        // Not due yet: nothing changes.
+        clock.advance(29 * DAY);
+        assert_eq!(first.refresh().await.unwrap().access.key.kid(), kid);
+        // Due: a new current key; the old one still verifies and is published.
+        clock.advance(DAY);
+        let b = first.refresh().await.unwrap();
+        assert_ne!(b.access.key.kid(), kid);
+        assert!(b.access_verifier(&kid).is_some());
+        assert_eq!(b.jwks.len(), 4);
+        // The other node rotated nothing of its own: it loads the same set.
+        assert_eq!(
+            second.refresh().await.unwrap().access.key.kid(),
+            b.access.key.kid()
+        );
+        // Past the last token's expiry, the retired key is gone at the next
+        // rotation.
+        clock.advance(2 * Duration::from_secs(3600));
+        let c = first.rotate_all().await.unwrap();
+        assert!(c.access_verifier(&kid).is_none());
+        assert!(c.access_verifier(b.access.key.kid()).is_some());
+        assert_eq!(c.jwks.len(), 4);
+    }
 
     #[test]
     fn sealed_keys_open_only_with_their_key_and_row() {
