@@ -92,6 +92,7 @@ struct Inner {
     audit_log: AuditLog,
     key_ring: KeyRing,
     secret_hasher: SecretHasher,
+    record_sealer: Sealer,
     verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<AccessClaims>>,
     revocations: Revocations,
     lockout: Lockout,
@@ -115,6 +116,7 @@ impl App {
                     config.keys.clone(),
                 ),
                 secret_hasher: SecretHasher::new(&config.secret_key.0)?,
+                record_sealer: Sealer::new(&config.secret_key.0)?,
                 verified_tokens: quick_cache::sync::Cache::new(VERIFIED_TOKENS_CAPACITY),
                 revocations: Revocations::default(),
                 lockout: Lockout::new(config.lockout),
@@ -207,6 +209,25 @@ impl App {
             app.store().purge_expired_tokens(now).await
         });
         Ok(())
+    }
+
+    /// Seals a record kept for later (a response kept for an idempotent
+    /// replay) under the secret key; `context` binds it to its use.
+    pub fn seal_record(&self, plain: &[u8], context: &str) -> Result<Vec<u8>> {
+        Ok(self
+            .inner
+            .record_sealer
+            .seal(plain, &format!("record:{context}"))?
+            .into_bytes())
+    }
+
+    /// Opens what [`App::seal_record`] sealed.
+    pub fn open_record(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>> {
+        let text = std::str::from_utf8(sealed)
+            .map_err(|_| nephele_common::Error::internal("sealed record is not text"))?;
+        self.inner
+            .record_sealer
+            .open(text, &format!("record:{context}"))
     }
 
     /// Writes what is still buffered (clients' last access); for shutdown.

@@ -205,7 +205,9 @@ fn hex_string(bytes: &[u8]) -> String {
 /// different request gets 422 (3006). Keys are scoped to the credentials
 /// presented, so one caller can never replay another's response.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    // The OAuth2 endpoints answer `no-store`: a token is never kept to be
+    // replayed.
+    if req.method() != Method::POST || req.uri().path().starts_with("/api/2/idp/") {
         return next.run(req).await;
     }
     let Some(key) = req.headers().get(&IDEMPOTENCY_KEY) else {
@@ -256,7 +258,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 "A request with this Idempotency-Key is still in progress",
             ))
         }
-        Ok(Claim::Replay(stored)) => return replay(stored),
+        Ok(Claim::Replay(mut stored)) => {
+            stored.body = match state
+                .app
+                .open_record(&stored.body, &format!("{scope}/{key}"))
+            {
+                Ok(body) => body,
+                Err(e) => return error_response(&e),
+            };
+            return replay(stored);
+        }
         Ok(Claim::Started) => {}
     }
     let resp = next
@@ -285,7 +296,12 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        body: body.to_vec(),
+        // Sealed: a replayed creation can carry a secret (an API key's, a
+        // client's), which must not lie in the database in clear.
+        body: match state.app.seal_record(&body, &format!("{scope}/{key}")) {
+            Ok(sealed) => sealed,
+            Err(e) => return error_response(&e),
+        },
     };
     if let Err(e) = store.complete_idempotency_key(&scope, &key, &stored).await {
         tracing::warn!(error = %e, "could not record an idempotent response");

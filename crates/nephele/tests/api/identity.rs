@@ -1049,3 +1049,52 @@ async fn rotation_keeps_old_tokens_verifiable_and_peers_agree() {
     assert_error(me_with(&peer, &after).await, 401, 1002).await;
     peer.stop().await;
 }
+
+#[tokio::test]
+async fn idempotent_replays_keep_secrets_sealed_and_tokens_are_never_replayed() {
+    use sqlx::Connection;
+    let s = TestServer::set_up().await;
+    let create = || {
+        s.admin(Method::POST, "/api/2/clients")
+            .header("idempotency-key", "create-client-1")
+            .json(&client_body("once"))
+            .send()
+    };
+    let first = json_of(create().await.unwrap(), 201).await;
+    let r = create().await.unwrap();
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let again = json_of(r, 201).await;
+    assert_eq!(first["client_secret"], again["client_secret"]);
+    // The stored response does not hold the secret in clear.
+    let secret = first["client_secret"].as_str().unwrap();
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&s.database_url).await.unwrap();
+    let bodies: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM idempotency_keys")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    assert!(!bodies.is_empty());
+    for body in bodies {
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains(secret) && !text.contains("nph_sec_"),
+            "{text}"
+        );
+    }
+    // Token requests are not idempotent-replayed: each gets its own token.
+    let id = first["client_id"].as_str().unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let r = s
+            .request(Method::POST, "/api/2/idp/token")
+            .basic_auth(id, Some(secret))
+            .header("idempotency-key", "token-1")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("idempotent-replayed").is_none());
+        tokens.push(json_of(r, 200).await["access_token"].clone());
+    }
+    assert_ne!(tokens[0], tokens[1]);
+}
