@@ -47,6 +47,8 @@ const CLIENT_CACHE_CAPACITY: usize = 10_000;
 const CLIENT_ACCESS_FLUSH: Duration = Duration::from_secs(1);
 /// How often the signing keys are reloaded (and rotated when due).
 const KEY_REFRESH: Duration = Duration::from_secs(60);
+/// How often SQLite's write-ahead log is checkpointed.
+const CHECKPOINT: Duration = Duration::from_secs(1);
 /// How often expired refresh tokens and revocations are purged.
 const TOKEN_PURGE: Duration = Duration::from_secs(600);
 
@@ -203,6 +205,9 @@ impl App {
         });
         every(weak.clone(), CLIENT_ACCESS_FLUSH, |app| async move {
             app.flush_client_access().await
+        });
+        every(weak.clone(), CHECKPOINT, |app| async move {
+            app.store().checkpoint().await
         });
         every(weak, TOKEN_PURGE, |app| async move {
             let now = app.clock().now();

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use nephele_api_types::{Introspection, TokenResponse, UserInfo};
 use nephele_auth::jws::{self, JwsError};
 use nephele_auth::PrincipalId;
-use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId};
+use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId, UserId};
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};
 use nephele_store::{ApiClient, RefreshOutcome, RefreshToken, User};
@@ -389,6 +389,7 @@ impl App {
                         id,
                         family_id: id,
                         user_id: user.id,
+                        organization_id: user.organization_id,
                         client_id: client.as_ref().map(|c| c.id),
                         scope: scopes.join(" "),
                         created_at: now,
@@ -403,32 +404,36 @@ impl App {
         } else {
             None
         };
-        self.user_tokens(&user, client.as_ref().map(|c| c.id), &scopes, true, refresh)
+        self.user_tokens(
+            user.id,
+            user.organization_id,
+            client.as_ref().map(|c| c.id),
+            &scopes,
+            Some(&user),
+            refresh,
+        )
     }
 
-    /// Access token (and id token when asked for and `openid` is granted)
-    /// for a user.
+    /// An access token for a user, and an id token when `id_user` is
+    /// given and `openid` granted.
     fn user_tokens(
         &self,
-        user: &User,
+        user: UserId,
+        tenant: OrganizationId,
         client: Option<ClientId>,
         scopes: &[&str],
-        id_token: bool,
+        id_user: Option<&User>,
         refresh_token: Option<String>,
     ) -> TokenResult<TokenResponse> {
         let scope = scopes.join(" ");
         let keys = self.key_ring().keys()?;
-        let (access_token, expires_on) = self.sign_access_token(
-            &keys,
-            PrincipalId::User(user.id),
-            user.organization_id,
-            client,
-            &scope,
-        )?;
-        let id_token = if id_token && scopes.contains(&"openid") {
-            Some(self.sign_id_token(&keys, user, client, scopes)?)
-        } else {
-            None
+        let (access_token, expires_on) =
+            self.sign_access_token(&keys, PrincipalId::User(user), tenant, client, &scope)?;
+        let id_token = match id_user {
+            Some(u) if scopes.contains(&"openid") => {
+                Some(self.sign_id_token(&keys, u, client, scopes)?)
+            }
+            _ => None,
         };
         Ok(TokenResponse {
             access_token,
@@ -483,29 +488,21 @@ impl App {
         };
         let next = new_refresh_token();
         let now = self.clock().now();
-        let ttl = lifetime(self.config().tokens.refresh_token_ttl);
         let outcome = self
             .store()
             .rotate_refresh_token(
                 &hash,
                 client.as_ref().map(|c| c.id),
                 now,
-                &hash_token(&next),
-                |spent| RefreshToken {
-                    id: RefreshTokenId::new(),
-                    family_id: spent.family_id,
-                    user_id: spent.user_id,
-                    client_id: spent.client_id,
-                    scope: spent.scope.clone(),
-                    created_at: now,
-                    expires_at: now + ttl,
-                    used_at: None,
-                    revoked_at: None,
-                },
+                (
+                    RefreshTokenId::new(),
+                    &hash_token(&next),
+                    now + lifetime(self.config().tokens.refresh_token_ttl),
+                ),
             )
             .await?;
-        let spent = match outcome {
-            RefreshOutcome::Rotated(spent) => spent,
+        let successor = match outcome {
+            RefreshOutcome::Rotated(successor) => successor,
             RefreshOutcome::Replayed(spent) => {
                 tracing::warn!(family = %spent.family_id, "refresh token replayed; family revoked");
                 return Err(TokenError::invalid_grant(
@@ -524,17 +521,30 @@ impl App {
         };
         let scopes = match asked {
             Some(asked) => asked,
-            None => parse_scope(Some(&spent.scope))?,
+            None => parse_scope(Some(&successor.scope))?,
         };
-        let user = self
-            .store()
-            .user(spent.user_id)
-            .await?
-            .ok_or_else(invalid)?;
+        // The user's row is read only for a new id token.
+        let id_user = if id_token {
+            Some(
+                self.store()
+                    .user(successor.user_id)
+                    .await?
+                    .ok_or_else(invalid)?,
+            )
+        } else {
+            None
+        };
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
-        self.user_tokens(&user, spent.client_id, &scopes, id_token, Some(next))
+        self.user_tokens(
+            successor.user_id,
+            successor.organization_id,
+            successor.client_id,
+            &scopes,
+            id_user.as_ref(),
+            Some(next),
+        )
     }
 
     fn sign_access_token(
@@ -917,7 +927,6 @@ mod tests {
 
     #[test]
     fn a_client_token_speaks_for_the_client() {
-        use nephele_common::ids::UserId;
         let client = ClientId::new();
         let user = UserId::new();
         let mut claims = AccessClaims {

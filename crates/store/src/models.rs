@@ -273,6 +273,8 @@ pub struct RefreshToken {
     /// Every token rotated from the same first one shares its family.
     pub family_id: RefreshTokenId,
     pub user_id: UserId,
+    /// The user's organization (users never move).
+    pub organization_id: OrganizationId,
     pub client_id: Option<ClientId>,
     pub scope: String,
     pub created_at: DateTime<Utc>,
@@ -284,7 +286,7 @@ pub struct RefreshToken {
 /// What presenting a refresh token came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefreshOutcome {
-    /// The token was live: it is now used, and its successor stored.
+    /// The token was live: it is now spent; this is its stored successor.
     Rotated(RefreshToken),
     /// The token had been used before: a replay. Its family is revoked.
     Replayed(RefreshToken),

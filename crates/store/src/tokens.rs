@@ -2,6 +2,7 @@
 //! access tokens.
 
 use crate::db::{col, col_id, col_opt_id, col_time, db_error, lock_invariants};
+use crate::Backend;
 use crate::{RefreshOutcome, RefreshToken, RevokedToken, Store, StoredSigningKey};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -26,14 +27,15 @@ fn key_from_row(r: &AnyRow) -> Result<StoredSigningKey> {
     })
 }
 
-const REFRESH_COLUMNS: &str =
-    "id, family_id, user_id, client_id, scope, created_at, expires_at, used_at, revoked_at";
+const REFRESH_COLUMNS: &str = "id, family_id, user_id, organization_id, client_id, scope, \
+                               created_at, expires_at, used_at, revoked_at";
 
 fn refresh_from_row(r: &AnyRow) -> Result<RefreshToken> {
     Ok(RefreshToken {
         id: col_id(r, "id")?,
         family_id: col_id(r, "family_id")?,
         user_id: col_id(r, "user_id")?,
+        organization_id: col_id(r, "organization_id")?,
         client_id: col_opt_id(r, "client_id")?,
         scope: col(r, "scope")?,
         created_at: col_time(r, "created_at")?,
@@ -49,14 +51,15 @@ async fn insert_refresh(
     hash: &str,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (id, family_id, token_hash, user_id, client_id, scope, \
-         created_at, expires_at, used_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+        "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
+         organization_id, client_id, scope, created_at, expires_at, used_at, revoked_at) \
+         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
     )
     .bind(token.id.to_string())
     .bind(token.family_id.to_string())
     .bind(hash)
     .bind(token.user_id.to_string())
+    .bind(token.organization_id.to_string())
     .bind(token.client_id.map(|c| c.to_string()))
     .bind(&token.scope)
     .bind(to_micros(token.created_at))
@@ -158,41 +161,55 @@ impl Store {
     }
 
     /// Spends the refresh token with hash `hash`, presented by `client`,
-    /// and stores `next` (built by `successor` from the spent one) in its
-    /// family, in one transaction. A token spent before is a replay: its
-    /// whole family is revoked (RFC 9700 §4.14). Of two concurrent uses,
-    /// one wins and the other is a replay. A token presented by the wrong
-    /// client is left unspent.
+    /// and stores its successor (id `next_id`, hash `next_hash`, expiring at
+    /// `next_expires`) in its family. A token spent before is a replay:
+    /// its whole family is revoked (RFC 9700 §4.14). Of two concurrent
+    /// uses, one wins and the other is a replay. A token presented by the
+    /// wrong client is left unspent.
     ///
-    /// The live case is one `UPDATE … RETURNING` and one `INSERT`: the
-    /// single SQLite writer does little per refresh.
+    /// The live case is one statement: SQLite inserts the successor with
+    /// `INSERT … SELECT` and a trigger spends the parent; PostgreSQL spends
+    /// it in a data-modifying CTE whose row lock makes a concurrent second
+    /// use find it spent.
     pub async fn rotate_refresh_token(
         &self,
         hash: &str,
         client: Option<ClientId>,
         now: DateTime<Utc>,
-        next_hash: &str,
-        successor: impl FnOnce(&RefreshToken) -> RefreshToken,
+        next: (RefreshTokenId, &str, DateTime<Utc>),
     ) -> Result<RefreshOutcome> {
+        let (next_id, next_hash, next_expires) = next;
         let client = client.map(|c| c.to_string());
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let spent = sqlx::query(&format!(
-            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-             AND revoked_at IS NULL AND expires_at > $2 \
-             AND (client_id = $3 OR (client_id IS NULL AND $3 IS NULL)) \
-             RETURNING {REFRESH_COLUMNS}"
-        ))
-        .bind(hash)
-        .bind(to_micros(now))
-        .bind(client.clone())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if let Some(token) = spent.as_ref().map(refresh_from_row).transpose()? {
-            insert_refresh(&mut tx, &successor(&token), next_hash).await?;
-            tx.commit().await.map_err(db_error)?;
+        let live = "token_hash = $5 AND used_at IS NULL AND revoked_at IS NULL \
+                    AND expires_at > $3 AND (client_id = $6 OR (client_id IS NULL AND $6 IS NULL))";
+        let insert = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
+                      organization_id, client_id, scope, created_at, expires_at, used_at, \
+                      revoked_at) SELECT $1, family_id, id, $2, user_id, organization_id, \
+                      client_id, scope, $3, $4, NULL, NULL";
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                format!("{insert} FROM refresh_tokens WHERE {live} RETURNING {REFRESH_COLUMNS}")
+            }
+            Backend::Postgres => format!(
+                "WITH spent AS (UPDATE refresh_tokens SET used_at = $3 WHERE {live} \
+                 RETURNING id, family_id, user_id, organization_id, client_id, scope) \
+                 {insert} FROM spent RETURNING {REFRESH_COLUMNS}"
+            ),
+        };
+        let successor = sqlx::query(&sql)
+            .bind(next_id.to_string())
+            .bind(next_hash)
+            .bind(to_micros(now))
+            .bind(to_micros(next_expires))
+            .bind(hash)
+            .bind(client.clone())
+            .fetch_optional(&self.write)
+            .await
+            .map_err(db_error)?;
+        if let Some(token) = successor.as_ref().map(refresh_from_row).transpose()? {
             return Ok(RefreshOutcome::Rotated(token));
         }
+        let mut tx = self.write.begin().await.map_err(db_error)?;
         // Why not: unknown, dead, another client's, or spent before.
         let row = sqlx::query(&format!(
             "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"

@@ -44,12 +44,16 @@ CREATE TABLE client_role_assignments (
 
 -- Opaque refresh tokens, stored as SHA-256. Each use rotates the token:
 -- the used one gets `used_at`, and a second use of it revokes the family.
+-- `parent_id` is the token this one replaced; `organization_id` is the
+-- user's, so that a refresh needs no other row.
 CREATE TABLE refresh_tokens (
-    id          TEXT PRIMARY KEY NOT NULL,
-    family_id   TEXT NOT NULL,
-    token_hash  TEXT NOT NULL,
-    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    client_id   TEXT REFERENCES api_clients (id) ON DELETE CASCADE,
+    id              TEXT PRIMARY KEY NOT NULL,
+    family_id       TEXT NOT NULL,
+    parent_id       TEXT,
+    token_hash      TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    organization_id TEXT NOT NULL,
+    client_id       TEXT REFERENCES api_clients (id) ON DELETE CASCADE,
     scope       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,

@@ -44,12 +44,16 @@ CREATE TABLE client_role_assignments (
 
 -- Opaque refresh tokens, stored as SHA-256. Each use rotates the token:
 -- the used one gets `used_at`, and a second use of it revokes the family.
+-- `parent_id` is the token this one replaced; `organization_id` is the
+-- user's, so that a refresh needs no other row.
 CREATE TABLE refresh_tokens (
-    id          TEXT PRIMARY KEY NOT NULL,
-    family_id   TEXT NOT NULL,
-    token_hash  TEXT NOT NULL,
-    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    client_id   TEXT REFERENCES api_clients (id) ON DELETE CASCADE,
+    id              TEXT PRIMARY KEY NOT NULL,
+    family_id       TEXT NOT NULL,
+    parent_id       TEXT,
+    token_hash      TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    organization_id TEXT NOT NULL,
+    client_id       TEXT REFERENCES api_clients (id) ON DELETE CASCADE,
     scope       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
@@ -58,6 +62,15 @@ CREATE TABLE refresh_tokens (
 );
 CREATE UNIQUE INDEX refresh_tokens_hash ON refresh_tokens (token_hash);
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+
+-- A refresh is one statement (INSERT … SELECT of the successor): this
+-- trigger spends the parent in the same statement. (PostgreSQL does both
+-- in one statement with a data-modifying CTE instead.)
+CREATE TRIGGER refresh_tokens_spend_parent AFTER INSERT ON refresh_tokens
+WHEN NEW.parent_id IS NOT NULL
+BEGIN
+    UPDATE refresh_tokens SET used_at = NEW.created_at WHERE id = NEW.parent_id;
+END;
 
 -- Access tokens revoked before they expire, by `jti`. Every node polls this
 -- table for what was revoked since its last look.
