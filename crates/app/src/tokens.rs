@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use nephele_api_types::{Introspection, TokenResponse, UserInfo};
 use nephele_auth::jws::{self, JwsError};
 use nephele_auth::PrincipalId;
-use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId, UserId};
+use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId};
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};
 use nephele_store::{ApiClient, RefreshOutcome, RefreshToken, User};
@@ -330,25 +330,15 @@ impl App {
             .into_iter()
             .filter(|s| *s != "openid" && *s != "offline_access")
             .collect();
-        let scope = scopes.join(" ");
-        let keys = self.key_ring().keys()?;
-        let (access_token, expires_on) = self.sign_access_token(
-            &keys,
+        self.note_client_access(client.id);
+        self.tokens_for(
             PrincipalId::Client(client.id),
             client.organization_id,
             Some(client.id),
-            &scope,
-        )?;
-        self.note_client_access(client.id);
-        Ok(TokenResponse {
-            access_token,
-            token_type: "bearer".into(),
-            expires_in: self.access_ttl().as_secs(),
-            expires_on,
-            scope,
-            id_token: None,
-            refresh_token: None,
-        })
+            &scopes,
+            None,
+            None,
+        )
     }
 
     async fn password_grant(
@@ -404,8 +394,8 @@ impl App {
         } else {
             None
         };
-        self.user_tokens(
-            user.id,
+        self.tokens_for(
+            PrincipalId::User(user.id),
             user.organization_id,
             client.as_ref().map(|c| c.id),
             &scopes,
@@ -414,11 +404,11 @@ impl App {
         )
     }
 
-    /// An access token for a user, and an id token when `id_user` is
-    /// given and `openid` granted.
-    fn user_tokens(
+    /// An access token, and an id token when `id_user` is given and
+    /// `openid` granted.
+    fn tokens_for(
         &self,
-        user: UserId,
+        principal: PrincipalId,
         tenant: OrganizationId,
         client: Option<ClientId>,
         scopes: &[&str],
@@ -428,7 +418,7 @@ impl App {
         let scope = scopes.join(" ");
         let keys = self.key_ring().keys()?;
         let (access_token, expires_on) =
-            self.sign_access_token(&keys, PrincipalId::User(user), tenant, client, &scope)?;
+            self.sign_access_token(&keys, principal, tenant, client, &scope)?;
         let id_token = match id_user {
             Some(u) if scopes.contains(&"openid") => {
                 Some(self.sign_id_token(&keys, u, client, scopes)?)
@@ -537,8 +527,8 @@ impl App {
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
-        self.user_tokens(
-            successor.user_id,
+        self.tokens_for(
+            PrincipalId::User(successor.user_id),
             successor.organization_id,
             successor.client_id,
             &scopes,
@@ -927,6 +917,7 @@ mod tests {
 
     #[test]
     fn a_client_token_speaks_for_the_client() {
+        use nephele_common::ids::UserId;
         let client = ClientId::new();
         let user = UserId::new();
         let mut claims = AccessClaims {

@@ -1,6 +1,6 @@
 //! OAuth2 API clients and the roles they act with.
 
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, placeholders};
+use crate::db::{check_version, col, col_id, col_opt_id, col_time, db_error, role_names};
 use crate::{ApiClient, ClientChanges, NewApiClient, RoleGrant, Store};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -8,7 +8,6 @@ use nephele_common::ids::{ClientId, OrganizationId, RoleId};
 use nephele_common::{Error, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
-use std::collections::HashMap;
 
 const COLUMNS: &str = "id, organization_id, name, auth_method, status, created_by, created_at, \
                        updated_at, last_access_at, version";
@@ -53,26 +52,8 @@ async fn set_roles(
 impl Store {
     /// Fills in the role names of clients (one query for all of them).
     async fn clients_with_role_names(&self, mut clients: Vec<ApiClient>) -> Result<Vec<ApiClient>> {
-        if clients.is_empty() {
-            return Ok(clients);
-        }
-        let sql = format!(
-            "SELECT a.client_id, r.name FROM client_role_assignments a \
-             JOIN roles r ON r.id = a.role_id WHERE a.client_id IN ({}) ORDER BY r.name",
-            placeholders(1, clients.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for c in &clients {
-            query = query.bind(c.id.to_string());
-        }
-        let rows = query.fetch_all(&self.read).await.map_err(db_error)?;
-        let mut names: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &rows {
-            names
-                .entry(col(r, "client_id")?)
-                .or_default()
-                .push(col(r, "name")?);
-        }
+        let ids: Vec<String> = clients.iter().map(|c| c.id.to_string()).collect();
+        let mut names = role_names(self, "client_role_assignments", "client_id", &ids).await?;
         for c in &mut clients {
             c.roles = names.remove(&c.id.to_string()).unwrap_or_default();
         }
@@ -154,16 +135,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApiClient> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM api_clients WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let Some(version) = version else {
-            return Err(Error::not_found("clients", id));
-        };
-        precondition.check(version)?;
+        check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
         sqlx::query(
             "UPDATE api_clients SET name = COALESCE($2, name), status = COALESCE($3, status), \
              updated_at = $4, version = version + 1 WHERE id = $1",
@@ -212,16 +184,7 @@ impl Store {
     /// Deletes a client; its roles and refresh tokens go with it.
     pub async fn delete_client(&self, id: ClientId, precondition: &Precondition) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM api_clients WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let Some(version) = version else {
-            return Err(Error::not_found("clients", id));
-        };
-        precondition.check(version)?;
+        check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
         for sql in [
             "DELETE FROM client_role_assignments WHERE client_id = $1",
             "DELETE FROM refresh_tokens WHERE client_id = $1",

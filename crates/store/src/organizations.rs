@@ -1,4 +1,4 @@
-use crate::db::{count, db_error, lock_invariants, parse_id, unique_violation};
+use crate::db::{check_version, count, db_error, lock_invariants, parse_id, unique_violation};
 use crate::{NewOrganization, Organization, Store};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::OrganizationId;
@@ -214,16 +214,7 @@ impl Store {
         precondition: &Precondition,
     ) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM organizations WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let Some(version) = version else {
-            return Err(Error::not_found("organizations", id));
-        };
-        precondition.check(version)?;
+        check_version(&mut tx, "organizations", "organizations", &id, precondition).await?;
         let children = count(
             &mut tx,
             "SELECT count(*) FROM organizations WHERE parent_id = $1",

@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_time, db_error, lock_invariants, placeholders, unique_violation};
+use crate::db::{col, col_id, col_time, db_error, lock_invariants, role_names, unique_violation};
 use crate::{builtin_roles, NewUser, RoleGrant, Store, User, UserChanges, UserDetail};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
@@ -7,7 +7,6 @@ use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
-use std::collections::HashMap;
 
 const COLUMNS: &str = "id, organization_id, login, email, password_hash, datacenter_id, \
                        created_at, updated_at, version";
@@ -185,26 +184,8 @@ impl Store {
     }
 
     async fn with_role_names(&self, users: Vec<User>) -> Result<Vec<UserDetail>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT a.user_id, r.name FROM role_assignments a JOIN roles r ON r.id = a.role_id \
-             WHERE a.user_id IN ({}) ORDER BY r.name",
-            placeholders(1, users.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for u in &users {
-            query = query.bind(u.id.to_string());
-        }
-        let rows = query.fetch_all(&self.read).await.map_err(db_error)?;
-        let mut names: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &rows {
-            names
-                .entry(col(r, "user_id")?)
-                .or_default()
-                .push(col(r, "name")?);
-        }
+        let ids: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
+        let mut names = role_names(self, "role_assignments", "user_id", &ids).await?;
         Ok(users
             .into_iter()
             .map(|user| {
