@@ -7,53 +7,40 @@
 //! the commit: when a request's response leaves, its event is stored.
 
 use crate::access::OpCtx;
+use crate::batch::Batcher;
 use crate::App;
 use nephele_auth::Permission;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, Result};
+use nephele_common::Result;
 use nephele_store::{AuditEvent, AuditFilter, Store};
-use tokio::sync::{mpsc, oneshot};
 
 /// At most this many events go into one transaction.
 const BATCH: usize = 512;
 
-type Pending = (AuditEvent, oneshot::Sender<Result<()>>);
-
 /// The handle to the writer task.
 #[derive(Debug, Clone)]
-pub struct AuditLog {
-    queue: mpsc::Sender<Pending>,
-}
+pub struct AuditLog(Batcher<AuditEvent, ()>);
 
 impl AuditLog {
     /// Starts the writer; it ends when the last handle is dropped.
     pub fn start(store: Store) -> AuditLog {
-        let (queue, mut rx) = mpsc::channel::<Pending>(4 * BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                let (events, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let result = store.insert_audit_events(&events).await;
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, events = events.len(), "could not write audit events");
+        AuditLog(Batcher::start(
+            "audit log",
+            BATCH,
+            move |events: Vec<AuditEvent>| {
+                let store = store.clone();
+                async move {
+                    let n = events.len();
+                    store.insert_audit_events(&events).await?;
+                    Ok(vec![(); n])
                 }
-                for ack in acks {
-                    let _ = ack.send(result.clone());
-                }
-            }
-        });
-        AuditLog { queue }
+            },
+        ))
     }
 
     async fn record(&self, event: AuditEvent) -> Result<()> {
-        let (ack, done) = oneshot::channel();
-        self.queue
-            .send((event, ack))
-            .await
-            .map_err(|_| Error::unavailable("the audit log is closed"))?;
-        done.await
-            .map_err(|_| Error::unavailable("the audit log is closed"))?
+        self.0.submit(event).await
     }
 }
 

@@ -6,6 +6,7 @@ pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod batch;
 pub mod clients;
 pub mod credentials;
 pub mod datacenters;
@@ -100,6 +101,7 @@ struct Inner {
     lockout: Lockout,
     client_access: ClientAccess,
     client_cache: ClientCache,
+    refresh_writer: tokens::RefreshWriter,
     /// Once true it stays true: setup cannot be undone.
     initialized: AtomicBool,
 }
@@ -124,6 +126,7 @@ impl App {
                 lockout: Lockout::new(config.lockout),
                 client_access: ClientAccess::default(),
                 client_cache: ClientCache::new(CLIENT_CACHE_CAPACITY),
+                refresh_writer: tokens::refresh_writer(store.clone()),
                 store,
                 clock,
                 config,
@@ -179,6 +182,10 @@ impl App {
 
     pub(crate) fn lockout(&self) -> &Lockout {
         &self.inner.lockout
+    }
+
+    pub(crate) fn refresh_writer(&self) -> &tokens::RefreshWriter {
+        &self.inner.refresh_writer
     }
 
     pub(crate) fn client_cache(&self) -> &ClientCache {

@@ -7,6 +7,7 @@
 //! sits on the client-credentials path. Refresh tokens are opaque, stored
 //! hashed, and rotate on every use.
 
+use crate::batch::Batcher;
 use crate::keys::KeySet;
 use crate::App;
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use nephele_auth::PrincipalId;
 use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId};
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::{ApiClient, RefreshOutcome, RefreshToken, User};
+use nephele_store::{ApiClient, RefreshOutcome, RefreshSpend, RefreshToken, Store, User};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -229,6 +230,28 @@ fn parse_scope(scope: Option<&str>) -> TokenResult<Vec<&'static str>> {
     Ok(granted)
 }
 
+/// The error for a refresh token that did not spend.
+fn refresh_refused(why: RefreshOutcome, client_authenticated: bool) -> TokenError {
+    match why {
+        RefreshOutcome::Replayed(token) => {
+            tracing::warn!(family = %token.family_id, "refresh token replayed; family revoked");
+            TokenError::invalid_grant(
+                "The refresh token was already used; every token of its family is revoked",
+            )
+        }
+        // A token issued to a client is only for that client; one issued
+        // without a client must be used without one.
+        RefreshOutcome::WrongClient(token)
+            if token.client_id.is_some() && !client_authenticated =>
+        {
+            TokenError::invalid_client()
+        }
+        RefreshOutcome::WrongClient(_) | RefreshOutcome::Invalid => {
+            TokenError::invalid_grant("Invalid refresh token")
+        }
+    }
+}
+
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -259,6 +282,23 @@ fn invalid_token() -> Error {
 pub struct Revocations {
     jtis: RwLock<HashMap<String, DateTime<Utc>>>,
     cursor: RwLock<Option<DateTime<Utc>>>,
+}
+
+/// Refreshes committed together (group commit), at most this many at once.
+const REFRESH_BATCH: usize = 256;
+
+/// The writer of refresh rotations.
+pub type RefreshWriter = Batcher<RefreshSpend, Option<RefreshToken>>;
+
+pub fn refresh_writer(store: Store) -> RefreshWriter {
+    Batcher::start(
+        "refresh token",
+        REFRESH_BATCH,
+        move |batch: Vec<RefreshSpend>| {
+            let store = store.clone();
+            async move { store.spend_refresh_tokens(&batch).await }
+        },
+    )
 }
 
 /// How far back each poll looks again, for revocations committed late.
@@ -478,36 +518,21 @@ impl App {
         };
         let next = new_refresh_token();
         let now = self.clock().now();
-        let outcome = self
-            .store()
-            .rotate_refresh_token(
-                &hash,
-                client.as_ref().map(|c| c.id),
+        let client_id = client.as_ref().map(|c| c.id);
+        let spent = self
+            .refresh_writer()
+            .submit(RefreshSpend {
+                hash: hash.clone(),
+                client: client_id,
                 now,
-                (
-                    RefreshTokenId::new(),
-                    &hash_token(&next),
-                    now + lifetime(self.config().tokens.refresh_token_ttl),
-                ),
-            )
+                next_id: RefreshTokenId::new(),
+                next_hash: hash_token(&next),
+                next_expires: now + lifetime(self.config().tokens.refresh_token_ttl),
+            })
             .await?;
-        let successor = match outcome {
-            RefreshOutcome::Rotated(successor) => successor,
-            RefreshOutcome::Replayed(spent) => {
-                tracing::warn!(family = %spent.family_id, "refresh token replayed; family revoked");
-                return Err(TokenError::invalid_grant(
-                    "The refresh token was already used; every token of its family is revoked",
-                ));
-            }
-            // A token issued to a client is only for that client; one
-            // issued without a client must be used without one.
-            RefreshOutcome::WrongClient(token) => {
-                return Err(match (token.client_id, &client) {
-                    (Some(_), None) => TokenError::invalid_client(),
-                    _ => invalid(),
-                })
-            }
-            RefreshOutcome::Invalid => return Err(invalid()),
+        let Some(successor) = spent else {
+            let why = self.store().refresh_failure(&hash, client_id, now).await?;
+            return Err(refresh_refused(why, client.is_some()));
         };
         let scopes = match asked {
             Some(asked) => asked,

@@ -283,11 +283,21 @@ pub struct RefreshToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// What presenting a refresh token came to.
+/// A refresh to make: the presented token's hash and client, and the
+/// successor's id, hash and expiry.
+#[derive(Debug, Clone)]
+pub struct RefreshSpend {
+    pub hash: String,
+    pub client: Option<ClientId>,
+    pub now: DateTime<Utc>,
+    pub next_id: RefreshTokenId,
+    pub next_hash: String,
+    pub next_expires: DateTime<Utc>,
+}
+
+/// Why a refresh token did not spend.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefreshOutcome {
-    /// The token was live: it is now spent; this is its stored successor.
-    Rotated(RefreshToken),
     /// The token had been used before: a replay. Its family is revoked.
     Replayed(RefreshToken),
     /// The token belongs to another client (or to none): left unspent.

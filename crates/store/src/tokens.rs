@@ -3,7 +3,7 @@
 
 use crate::db::{col, col_id, col_opt_id, col_time, db_error, lock_invariants};
 use crate::Backend;
-use crate::{RefreshOutcome, RefreshToken, RevokedToken, Store, StoredSigningKey};
+use crate::{RefreshOutcome, RefreshSpend, RefreshToken, RevokedToken, Store, StoredSigningKey};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::{ClientId, RefreshTokenId, SigningKeyId};
@@ -160,26 +160,20 @@ impl Store {
         tx.commit().await.map_err(db_error)
     }
 
-    /// Spends the refresh token with hash `hash`, presented by `client`,
-    /// and stores its successor (id `next_id`, hash `next_hash`, expiring at
-    /// `next_expires`) in its family. A token spent before is a replay:
-    /// its whole family is revoked (RFC 9700 §4.14). Of two concurrent
-    /// uses, one wins and the other is a replay. A token presented by the
-    /// wrong client is left unspent.
+    /// Spends refresh tokens and stores their successors, in one
+    /// transaction for the whole batch (group commit). For each, the
+    /// successor, or `None` when the token was not live for that client
+    /// (then [`Store::refresh_failure`] tells why). Of two uses of one
+    /// token, in one batch or concurrently, only one gets a successor.
     ///
-    /// The live case is one statement: SQLite inserts the successor with
+    /// Each is one statement: SQLite inserts the successor with
     /// `INSERT … SELECT` and a trigger spends the parent; PostgreSQL spends
     /// it in a data-modifying CTE whose row lock makes a concurrent second
     /// use find it spent.
-    pub async fn rotate_refresh_token(
+    pub async fn spend_refresh_tokens(
         &self,
-        hash: &str,
-        client: Option<ClientId>,
-        now: DateTime<Utc>,
-        next: (RefreshTokenId, &str, DateTime<Utc>),
-    ) -> Result<RefreshOutcome> {
-        let (next_id, next_hash, next_expires) = next;
-        let client = client.map(|c| c.to_string());
+        batch: &[RefreshSpend],
+    ) -> Result<Vec<Option<RefreshToken>>> {
         let live = "token_hash = $5 AND used_at IS NULL AND revoked_at IS NULL \
                     AND expires_at > $3 AND (client_id = $6 OR (client_id IS NULL AND $6 IS NULL))";
         let insert = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
@@ -196,21 +190,35 @@ impl Store {
                  {insert} FROM spent RETURNING {REFRESH_COLUMNS}"
             ),
         };
-        let successor = sqlx::query(&sql)
-            .bind(next_id.to_string())
-            .bind(next_hash)
-            .bind(to_micros(now))
-            .bind(to_micros(next_expires))
-            .bind(hash)
-            .bind(client.clone())
-            .fetch_optional(&self.write)
-            .await
-            .map_err(db_error)?;
-        if let Some(token) = successor.as_ref().map(refresh_from_row).transpose()? {
-            return Ok(RefreshOutcome::Rotated(token));
-        }
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        // Why not: unknown, dead, another client's, or spent before.
+        let mut successors = Vec::with_capacity(batch.len());
+        for spend in batch {
+            let row = sqlx::query(&sql)
+                .bind(spend.next_id.to_string())
+                .bind(&spend.next_hash)
+                .bind(to_micros(spend.now))
+                .bind(to_micros(spend.next_expires))
+                .bind(&spend.hash)
+                .bind(spend.client.map(|c| c.to_string()))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            successors.push(row.as_ref().map(refresh_from_row).transpose()?);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(successors)
+    }
+
+    /// Why a refresh token did not spend: unknown or dead (`Invalid`),
+    /// another client's (`WrongClient`, left alone), or spent before
+    /// (`Replayed`: its whole family is revoked now, RFC 9700 §4.14).
+    pub async fn refresh_failure(
+        &self,
+        hash: &str,
+        client: Option<ClientId>,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshOutcome> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
         let row = sqlx::query(&format!(
             "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
         ))
@@ -224,7 +232,7 @@ impl Store {
         if token.revoked_at.is_some() || token.expires_at <= now {
             return Ok(RefreshOutcome::Invalid);
         }
-        if token.client_id.map(|c| c.to_string()) != client {
+        if token.client_id != client {
             return Ok(RefreshOutcome::WrongClient(token));
         }
         revoke_family(&mut tx, token.family_id, now).await?;

@@ -1098,3 +1098,48 @@ async fn idempotent_replays_keep_secrets_sealed_and_tokens_are_never_replayed() 
     }
     assert_ne!(tokens[0], tokens[1]);
 }
+
+#[tokio::test]
+async fn concurrent_uses_of_one_refresh_token_let_one_win_and_revoke_the_family() {
+    let s = TestServer::set_up().await;
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "offline_access").await;
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let attempts = (0..6).map(|_| {
+        let rt = rt.clone();
+        let s = &s;
+        async move {
+            let r = token(
+                s,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                None,
+            )
+            .await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (status, body) in &results {
+        if *status != 200 {
+            assert_eq!(
+                (*status, body["error"].as_str()),
+                (400, Some("invalid_grant"))
+            );
+        }
+    }
+    // The replays revoked the family, the winner's new token with it.
+    let next = winners[0]["refresh_token"].as_str().unwrap();
+    let r = token(
+        &s,
+        &[("grant_type", "refresh_token"), ("refresh_token", next)],
+        None,
+    )
+    .await;
+    oauth_error(r, 400, "invalid_grant").await;
+}
