@@ -51,6 +51,7 @@ struct World {
     role: String,
     key: String,
     datacenter: String,
+    client: String,
 }
 
 /// One route of the table. `request` builds the path and body for a victim
@@ -78,6 +79,7 @@ fn routes() -> Vec<Route> {
     let user = |w: &World| w.user.clone();
     let role = |w: &World| w.role.clone();
     let key = |w: &World| w.key.clone();
+    let client = |w: &World| w.client.clone();
     let dc = |w: &World| w.datacenter.clone();
     vec![
         Route {
@@ -405,6 +407,96 @@ fn routes() -> Vec<Route> {
             viewer: Forbidden,
             child_admin: Forbidden,
         },
+        Route {
+            method: Method::GET,
+            template: "/api/2/clients",
+            victim: org,
+            request: |id| (format!("/api/2/clients?tenant_id={id}"), None),
+            reread: |w| as_root(format!("/api/2/clients?tenant_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/2/clients",
+            victim: org,
+            request: |id| {
+                (
+                    "/api/2/clients".into(),
+                    Some(json!({"tenant_id": id, "data": {"client_name": "intruder"}})),
+                )
+            },
+            reread: |w| as_root(format!("/api/2/clients?tenant_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/2/clients/{client_id}",
+            victim: client,
+            request: |id| (format!("/api/2/clients/{id}"), None),
+            reread: |w| as_root(format!("/api/2/clients/{}", w.client)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PUT,
+            template: "/api/2/clients/{client_id}",
+            victim: client,
+            request: |id| {
+                (
+                    format!("/api/2/clients/{id}"),
+                    Some(json!({"status": "disabled"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/2/clients/{}", w.client)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/2/clients/{client_id}",
+            victim: client,
+            request: |id| (format!("/api/2/clients/{id}"), None),
+            reread: |w| as_root(format!("/api/2/clients/{}", w.client)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/2/clients/{client_id}/secret",
+            victim: client,
+            request: |id| (format!("/api/2/clients/{id}/secret"), None),
+            reread: |w| as_root(format!("/api/2/clients/{}", w.client)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/2/idp/keys/rotate",
+            victim: org,
+            request: |_| ("/api/2/idp/keys/rotate".into(), None),
+            reread: |_| as_root("/api/2/idp/keys".into()),
+            sibling: Forbidden,
+            viewer: Forbidden,
+            child_admin: Forbidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/2/idp/userinfo",
+            victim: org,
+            request: |_| ("/api/2/idp/userinfo".into(), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
     ]
 }
 
@@ -450,6 +542,18 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let r = s
+        .admin_json(
+            Method::POST,
+            "/api/2/clients",
+            &json!({"type": "api_client", "tenant_id": tenant_a,
+                    "data": {"client_name": "victim-client"}}),
+        )
+        .await;
+    let client = json_of(r, 201).await["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     World {
         s,
         tenant_a,
@@ -457,6 +561,7 @@ async fn world() -> World {
         role,
         key,
         datacenter,
+        client,
     }
 }
 
@@ -521,7 +626,15 @@ async fn every_route_refuses_every_principal_that_must_not_pass() {
     let doc = json_of(w.s.get("/api/openapi.json").await, 200).await;
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        if !path.starts_with("/api/v2/") {
+        // Every route that takes the principal's credentials: the
+        // management API, API clients, key rotation and userinfo. (The
+        // OAuth2 endpoints authenticate clients their own way, and
+        // discovery is public.)
+        let authenticated = path.starts_with("/api/v2/")
+            || path.starts_with("/api/2/clients")
+            || path == "/api/2/idp/keys/rotate"
+            || path == "/api/2/idp/userinfo";
+        if !authenticated {
             continue;
         }
         for method in item.as_object().unwrap().keys() {
