@@ -157,6 +157,8 @@ fn client_credentials(
     let post_id = form.take("client_id");
     let post_secret = form.take("client_secret");
     match (basic, post_id, post_secret) {
+        // Some libraries repeat the Basic client's id in the form.
+        (Some(basic), Some(id), None) if id == basic.client_id => Ok(Some(basic)),
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             Err(TokenError::invalid_request("Use one client authentication method, not two").into())
         }

@@ -316,6 +316,25 @@ async fn malformed_token_requests_get_rfc6749_errors() {
         .await
         .unwrap();
     oauth_error(r, 400, "invalid_request").await;
+    // The Basic client's own id repeated in the form is fine (some
+    // libraries send it); another id, or a secret too, is not.
+    let r = token(
+        &s,
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+        basic,
+    )
+    .await;
+    json_of(r, 200).await;
+    let r = token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "someone-else"),
+        ],
+        basic,
+    )
+    .await;
+    oauth_error(r, 400, "invalid_request").await;
     // Two client authentication methods at once.
     let r = token(
         &s,
