@@ -99,7 +99,7 @@ pub fn event(app: &App, r: Request<'_>) -> AuditEvent {
         status: r.status,
         request_id: Some(r.ctx.request_id.clone()).filter(|s| !s.is_empty()),
         agent_id: r.ctx.agent_id.clone(),
-        client_address: r.ctx.client_addr.map(|a| a.ip().to_string()),
+        client_address: r.ctx.client_ip.map(|a| a.to_string()),
     }
 }
 

@@ -118,7 +118,7 @@ where
             }
         };
         let ctx = parts.extensions.get::<RequestContext>();
-        let address = ctx.and_then(|c| c.client_addr).map(|a| a.ip());
+        let address = ctx.and_then(|c| c.client_ip);
         let actor = match state.app.authenticate(&credentials, address).await {
             Ok(actor) => actor,
             Err(e) => {

@@ -17,7 +17,7 @@ use nephele_common::ids::OrganizationId;
 use nephele_common::{Error, ErrorCode, FieldError};
 use nephele_store::idempotency::{Claim, StoredResponse};
 use sha2::{Digest, Sha256};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,7 +29,40 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 pub struct RequestContext {
     pub request_id: String,
     pub agent_id: Option<String>,
+    /// The TCP peer.
     pub client_addr: Option<SocketAddr>,
+    /// The client: the peer, or, when the peer is a trusted proxy, the
+    /// address `X-Forwarded-For` names (the rightmost one not itself a
+    /// trusted proxy).
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The client's address, seen through trusted proxies.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer?;
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer),
+    )
 }
 
 /// Who authentication found (or failed to find), for the access log and
@@ -82,13 +115,19 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let ctx = RequestContext {
         request_id: header_str(req.headers(), &X_REQUEST_ID).unwrap_or_default(),
         agent_id: header_str(req.headers(), &X_AGENT_ID),
-        client_addr: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
+        client_addr: peer,
+        client_ip: client_ip(
+            peer.map(|p| p.ip()),
+            req.headers(),
+            &state.options.trusted_proxies,
+        ),
     };
     let principal = PrincipalSlot::default();
     let scope = AuditScope::default();
@@ -327,4 +366,35 @@ fn replay(stored: StoredResponse) -> Response {
         HeaderValue::from_static("true"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_seen_through_trusted_proxies_only() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7, 10.1.2.3".parse().unwrap(),
+        );
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
+        // The rightmost address that is not a trusted proxy.
+        assert_eq!(
+            client_ip(Some(proxy), &headers, &trusted),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_ip(Some(stranger), &headers, &trusted),
+            Some(stranger)
+        );
+        assert_eq!(client_ip(Some(proxy), &headers, &[]), Some(proxy));
+        // Garbage in the header: the proxy itself.
+        headers.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(client_ip(Some(proxy), &headers, &trusted), Some(proxy));
+    }
 }

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// How long a signing key signs before it is replaced [default: 30days]
     #[arg(long, env = "NEPHELE_KEY_ROTATION")]
     pub key_rotation: Option<humantime::Duration>,
+    /// Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For
+    /// names the client, for the lockout and the audit log [default: none]
+    #[arg(long, env = "NEPHELE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
     /// TOML configuration file (keys as the flags, with underscores)
     #[arg(long, env = "NEPHELE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -108,6 +112,15 @@ pub struct FileConfig {
     pub refresh_token_ttl: Option<String>,
     pub token_algorithm: Option<TokenAlgorithm>,
     pub key_rotation: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// An IP address or a CIDR block.
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("not an IP address or CIDR block: {s:?}"))
 }
 
 /// The resolved configuration of a server.
@@ -131,6 +144,7 @@ pub struct ServerConfig {
     pub refresh_token_ttl: Duration,
     pub token_algorithm: TokenAlgorithm,
     pub key_rotation: Duration,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
@@ -257,6 +271,15 @@ impl ServerConfig {
                 .or(file.token_algorithm)
                 .unwrap_or(TokenAlgorithm::Es256),
             key_rotation,
+            trusted_proxies: match (args.trusted_proxies, file.trusted_proxies) {
+                (Some(nets), _) => nets,
+                (None, Some(list)) => list
+                    .iter()
+                    .map(|s| parse_net(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
+                (None, None) => Vec::new(),
+            },
         })
     }
 
@@ -282,6 +305,7 @@ impl ServerConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             token_algorithm: TokenAlgorithm::Es256,
             key_rotation: Duration::from_secs(30 * 24 * 3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -313,6 +337,21 @@ mod tests {
             .database_url
             .starts_with("sqlite:///tmp/from-file/nephele.db"));
         assert_eq!(c.driver, DriverKind::Sim);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        assert_eq!(parse_net("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
+        assert_eq!(parse_net(" 10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_net("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_net("proxy.internal").is_err());
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]").unwrap();
+        let args = ServeArgs {
+            config: Some(f.path().to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(ServerConfig::resolve(args).unwrap().trusted_proxies.len(), 2);
     }
 
     #[test]

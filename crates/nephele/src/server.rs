@@ -212,6 +212,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         app.clone(),
         HttpOptions {
             max_body_bytes: config.max_body_bytes,
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     )
     .into_make_service_with_connect_info::<SocketAddr>();

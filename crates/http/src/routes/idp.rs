@@ -180,8 +180,7 @@ fn address(request: &Request) -> Option<std::net::IpAddr> {
     request
         .extensions()
         .get::<RequestContext>()
-        .and_then(|c| c.client_addr)
-        .map(|a| a.ip())
+        .and_then(|c| c.client_ip)
 }
 
 /// Issues tokens: the `password`, `client_credentials` and

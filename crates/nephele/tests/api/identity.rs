@@ -1162,3 +1162,41 @@ async fn concurrent_uses_of_one_refresh_token_let_one_win_and_revoke_the_family(
     .await;
     oauth_error(r, 400, "invalid_grant").await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_lockout_counts_the_forwarded_address() {
+    let s = TestServer::start_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    json_of(s.post("/occm/setup/init", &setup_body()).await, 201).await;
+    let from = |ip: &'static str, login: String, password: &'static str| {
+        let s = &s;
+        async move {
+            s.request(Method::GET, "/api/v2/me")
+                .header("x-forwarded-for", ip)
+                .basic_auth(login, Some(password))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // One address sprays fifty accounts: that address is locked...
+    for i in 0..50 {
+        let r = from("198.51.100.7", format!("sprayed{i}"), "guess-guess").await;
+        assert_error(r, 401, 1001).await;
+    }
+    let r = from("198.51.100.7", ADMIN_LOGIN.into(), ADMIN_PASSWORD).await;
+    assert_error(r, 429, 1004).await;
+    // ...and nobody else behind the same proxy is.
+    let r = from("203.0.113.9", ADMIN_LOGIN.into(), ADMIN_PASSWORD).await;
+    json_of(r, 200).await;
+    // The audit log records the forwarded address.
+    let r = s
+        .admin(Method::GET, "/api/v2/audit-events?action=authentication")
+        .send()
+        .await
+        .unwrap();
+    let events = json_of(r, 200).await;
+    assert_eq!(events["data"][0]["clientAddress"], "198.51.100.7");
+}
