@@ -351,7 +351,10 @@ mod tests {
             config: Some(f.path().to_owned()),
             ..Default::default()
         };
-        assert_eq!(ServerConfig::resolve(args).unwrap().trusted_proxies.len(), 2);
+        assert_eq!(
+            ServerConfig::resolve(args).unwrap().trusted_proxies.len(),
+            2
+        );
     }
 
     #[test]
