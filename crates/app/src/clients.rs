@@ -300,10 +300,9 @@ impl App {
                 v.push("status", "must be enabled or disabled");
             }
         }
-        let roles = request.roles.map(|wanted| {
-            let (ids, granted) = resolve_roles(&mut v, &assignable, &wanted);
-            (ids, granted)
-        });
+        let roles = request
+            .roles
+            .map(|wanted| resolve_roles(&mut v, &assignable, &wanted));
         v.finish()?;
         if let Some((_, granted)) = &roles {
             ensure_grantable(held, *granted)?;

@@ -9,6 +9,7 @@
 //! a token names a key it does not know, so a key another node just made
 //! verifies everywhere.
 
+use crate::tokens::lifetime;
 use aws_lc_rs::aead::{Aad, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -137,10 +138,6 @@ pub struct KeyRing {
     config: KeyConfig,
     current: RwLock<Option<Arc<KeySet>>>,
     last_reload: Mutex<Option<Instant>>,
-}
-
-fn lifetime(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl KeyRing {

@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_time, count, db_error, unique_violation};
+use crate::db::{col, col_id, col_time, db_error, refuse_while_held, unique_violation};
 use crate::{Datacenter, NewDatacenter, Store};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::DatacenterId;
@@ -74,20 +74,15 @@ impl Store {
     /// Deletes a data center that is no user's home (409 otherwise).
     pub async fn delete_datacenter(&self, id: DatacenterId) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let users = count(
+        refuse_while_held(
             &mut tx,
+            "datacenters",
+            &id,
             "SELECT count(*) FROM users WHERE datacenter_id = $1",
-            &id.to_string(),
+            "users",
+            "Cannot delete a data center that is still the home of users",
         )
         .await?;
-        if users > 0 {
-            return Err(Error::wrong_state(
-                "datacenters",
-                id,
-                "Cannot delete a data center that is still the home of users",
-            )
-            .with("users", users));
-        }
         let done = sqlx::query("DELETE FROM datacenters WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

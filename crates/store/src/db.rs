@@ -293,17 +293,26 @@ pub(crate) async fn role_names(
     Ok(names)
 }
 
-/// `SELECT count(*) … WHERE … = $1` inside a transaction.
-pub(crate) async fn count(
+/// Refuses (409, 2012) to delete an object while rows still hold on to
+/// it: `sql` is `SELECT count(*) … WHERE … = $1` with the object's id, and
+/// the count goes into the error's context under `key`.
+pub(crate) async fn refuse_while_held(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    object_type: &str,
+    id: &(dyn std::fmt::Display + Sync),
     sql: &str,
-    id: &str,
-) -> Result<i64> {
-    sqlx::query_scalar(sql)
-        .bind(id)
+    key: &str,
+    message: &str,
+) -> Result<()> {
+    let held: i64 = sqlx::query_scalar(sql)
+        .bind(id.to_string())
         .fetch_one(&mut **tx)
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+    if held > 0 {
+        return Err(Error::wrong_state(object_type, id, message).with(key, held));
+    }
+    Ok(())
 }
 
 /// Column getters that map failures like every other database error.

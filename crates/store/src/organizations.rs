@@ -1,4 +1,6 @@
-use crate::db::{check_version, count, db_error, lock_invariants, parse_id, unique_violation};
+use crate::db::{
+    check_version, db_error, lock_invariants, parse_id, refuse_while_held, unique_violation,
+};
 use crate::{NewOrganization, Organization, Store};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::OrganizationId;
@@ -215,48 +217,33 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
         check_version(&mut tx, "organizations", "organizations", &id, precondition).await?;
-        let children = count(
+        refuse_while_held(
             &mut tx,
+            "organizations",
+            &id,
             "SELECT count(*) FROM organizations WHERE parent_id = $1",
-            &id.to_string(),
+            "subOrganizations",
+            "Cannot delete an organization that still holds sub-organizations",
         )
         .await?;
-        if children > 0 {
-            return Err(Error::wrong_state(
-                "organizations",
-                id,
-                "Cannot delete an organization that still holds sub-organizations",
-            )
-            .with("subOrganizations", children));
-        }
-        let users = count(
+        refuse_while_held(
             &mut tx,
+            "organizations",
+            &id,
             "SELECT count(*) FROM users WHERE organization_id = $1",
-            &id.to_string(),
+            "users",
+            "Cannot delete an organization that still holds users",
         )
         .await?;
-        if users > 0 {
-            return Err(Error::wrong_state(
-                "organizations",
-                id,
-                "Cannot delete an organization that still holds users",
-            )
-            .with("users", users));
-        }
-        let clients = count(
+        refuse_while_held(
             &mut tx,
+            "organizations",
+            &id,
             "SELECT count(*) FROM api_clients WHERE organization_id = $1",
-            &id.to_string(),
+            "clients",
+            "Cannot delete an organization that still holds API clients",
         )
         .await?;
-        if clients > 0 {
-            return Err(Error::wrong_state(
-                "organizations",
-                id,
-                "Cannot delete an organization that still holds API clients",
-            )
-            .with("clients", clients));
-        }
         sqlx::query("DELETE FROM role_assignments WHERE organization_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_opt_id, col_time, count, db_error, unique_violation};
+use crate::db::{col, col_id, col_opt_id, col_time, db_error, refuse_while_held, unique_violation};
 use crate::{NewRole, Role, Store};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
@@ -186,34 +186,24 @@ impl Store {
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let current = role_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;
-        let holders = count(
+        refuse_while_held(
             &mut tx,
+            "roles",
+            &id,
             "SELECT count(*) FROM role_assignments WHERE role_id = $1",
-            &id.to_string(),
+            "users",
+            "Cannot delete a role that users still hold",
         )
         .await?;
-        if holders > 0 {
-            return Err(Error::wrong_state(
-                "roles",
-                id,
-                "Cannot delete a role that users still hold",
-            )
-            .with("users", holders));
-        }
-        let clients = count(
+        refuse_while_held(
             &mut tx,
+            "roles",
+            &id,
             "SELECT count(*) FROM client_role_assignments WHERE role_id = $1",
-            &id.to_string(),
+            "clients",
+            "Cannot delete a role that API clients still hold",
         )
         .await?;
-        if clients > 0 {
-            return Err(Error::wrong_state(
-                "roles",
-                id,
-                "Cannot delete a role that API clients still hold",
-            )
-            .with("clients", clients));
-        }
         sqlx::query("DELETE FROM roles WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

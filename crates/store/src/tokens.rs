@@ -9,7 +9,6 @@ use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::{ClientId, RefreshTokenId, SigningKeyId};
 use nephele_common::Result;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
 const KEY_COLUMNS: &str =
     "id, purpose, algorithm, sealed_key, public_jwk, created_at, retired_at, expires_at";
@@ -43,47 +42,6 @@ fn refresh_from_row(r: &AnyRow) -> Result<RefreshToken> {
         used_at: col::<Option<i64>>(r, "used_at")?.map(from_micros),
         revoked_at: col::<Option<i64>>(r, "revoked_at")?.map(from_micros),
     })
-}
-
-async fn insert_refresh(
-    tx: &mut Transaction<'static, Any>,
-    token: &RefreshToken,
-    hash: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
-         organization_id, client_id, scope, created_at, expires_at, used_at, revoked_at) \
-         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
-    )
-    .bind(token.id.to_string())
-    .bind(token.family_id.to_string())
-    .bind(hash)
-    .bind(token.user_id.to_string())
-    .bind(token.organization_id.to_string())
-    .bind(token.client_id.map(|c| c.to_string()))
-    .bind(&token.scope)
-    .bind(to_micros(token.created_at))
-    .bind(to_micros(token.expires_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-async fn revoke_family(
-    tx: &mut Transaction<'static, Any>,
-    family: RefreshTokenId,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(family.to_string())
-    .bind(to_micros(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
 }
 
 impl Store {
@@ -155,9 +113,24 @@ impl Store {
 
     /// Stores the first refresh token of a new family.
     pub async fn create_refresh_token(&self, token: &RefreshToken, hash: &str) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        insert_refresh(&mut tx, token, hash).await?;
-        tx.commit().await.map_err(db_error)
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
+             organization_id, client_id, scope, created_at, expires_at, used_at, revoked_at) \
+             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+        )
+        .bind(token.id.to_string())
+        .bind(token.family_id.to_string())
+        .bind(hash)
+        .bind(token.user_id.to_string())
+        .bind(token.organization_id.to_string())
+        .bind(token.client_id.map(|c| c.to_string()))
+        .bind(&token.scope)
+        .bind(to_micros(token.created_at))
+        .bind(to_micros(token.expires_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     /// Spends refresh tokens and stores their successors, in one
@@ -218,15 +191,7 @@ impl Store {
         client: Option<ClientId>,
         now: DateTime<Utc>,
     ) -> Result<RefreshOutcome> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let row = sqlx::query(&format!(
-            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
-        ))
-        .bind(hash)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let Some(token) = row.as_ref().map(refresh_from_row).transpose()? else {
+        let Some(token) = self.refresh_token_by_hash(hash).await? else {
             return Ok(RefreshOutcome::Invalid);
         };
         if token.revoked_at.is_some() || token.expires_at <= now {
@@ -235,8 +200,7 @@ impl Store {
         if token.client_id != client {
             return Ok(RefreshOutcome::WrongClient(token));
         }
-        revoke_family(&mut tx, token.family_id, now).await?;
-        tx.commit().await.map_err(db_error)?;
+        self.revoke_refresh_family(token.family_id, now).await?;
         Ok(RefreshOutcome::Replayed(token))
     }
 
@@ -257,9 +221,15 @@ impl Store {
         family: RefreshTokenId,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        revoke_family(&mut tx, family, now).await?;
-        tx.commit().await.map_err(db_error)
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(family.to_string())
+        .bind(to_micros(now))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     /// Records an access token's revocation (once; repeating it is a no-op).

@@ -121,10 +121,10 @@ async fn read_form(state: &AppState, request: Request) -> OAuthResult<Form> {
 /// The client's credentials: `client_secret_basic` (the `Authorization`
 /// header) or `client_secret_post` (the form), never both.
 fn client_credentials(
-    headers: &axum::http::HeaderMap,
+    authorization: Option<&HeaderValue>,
     form: &mut Form,
 ) -> OAuthResult<Option<ClientCredentials>> {
-    let basic = match headers.get(header::AUTHORIZATION) {
+    let basic = match authorization {
         Some(value) => {
             let value = value
                 .to_str()
@@ -195,11 +195,11 @@ fn address(request: &Request) -> Option<std::net::IpAddr> {
         (status = 429, description = "Locked out after failed passwords; see Retry-After", body = OAuthError)),
     security(()))]
 pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
-    let headers = request.headers().clone();
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let addr = address(&request);
     let slot = request.extensions().get::<PrincipalSlot>().cloned();
     let mut form = read_form(&state, request).await?;
-    let client = client_credentials(&headers, &mut form)?;
+    let client = client_credentials(authorization.as_ref(), &mut form)?;
     let grant_type = form.take("grant_type");
     let token_request = TokenRequest {
         grant_type: grant_type.clone(),
@@ -244,16 +244,15 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
 /// access token) the token's own subject.
 async fn revocation_caller(
     app: &App,
-    headers: &axum::http::HeaderMap,
+    authorization: Option<&HeaderValue>,
     form: &mut Form,
 ) -> OAuthResult<RevocationCaller> {
-    if let Some(client) = client_credentials(headers, form)? {
+    if let Some(client) = client_credentials(authorization, form)? {
         return Ok(RevocationCaller::Client(
             app.authenticate_client(&client).await?,
         ));
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
+    let bearer = authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -279,9 +278,9 @@ async fn revocation_caller(
         (status = 401, description = "invalid_client", body = OAuthError)),
     security(()))]
 pub async fn revoke(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
-    let headers = request.headers().clone();
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let mut form = read_form(&state, request).await?;
-    let caller = revocation_caller(&state.app, &headers, &mut form).await?;
+    let caller = revocation_caller(&state.app, authorization.as_ref(), &mut form).await?;
     let token = form
         .take("token")
         .ok_or_else(|| TokenError::invalid_request("token is required"))?;
@@ -304,9 +303,10 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> OAuthRes
         (status = 401, description = "invalid_client", body = OAuthError)),
     security(()))]
 pub async fn introspect(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
-    let headers = request.headers().clone();
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let mut form = read_form(&state, request).await?;
-    let client = client_credentials(&headers, &mut form)?.ok_or_else(TokenError::invalid_client)?;
+    let client = client_credentials(authorization.as_ref(), &mut form)?
+        .ok_or_else(TokenError::invalid_client)?;
     let client = state.app.authenticate_client(&client).await?;
     let token = form
         .take("token")
