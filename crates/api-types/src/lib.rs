@@ -301,6 +301,152 @@ pub struct DatacenterCreate {
     pub server_url: Option<String>,
 }
 
+// ---- Instances, quotas and tasks (SPEC §6). ----
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub id: Uuid,
+    pub name: String,
+    pub organization_id: Uuid,
+    /// `Provisioning`, `Stopped`, `Starting`, `Running`, `Stopping`,
+    /// `Rebooting`, `Deleting` or `Error`.
+    pub state: String,
+    pub cpu: i64,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: i64,
+    #[serde(rename = "diskGiB")]
+    pub disk_gib: i64,
+    pub image: String,
+    /// The id of the data center it runs in.
+    pub datacenter: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// A new instance in the organization acted in. `name` and `image` are
+/// required; `cpu` defaults to 1, `memoryMiB` to 1024, `diskGiB` to 10.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceCreate {
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    pub image: Option<String>,
+    #[schema(value_type = i64, minimum = 1, maximum = 128)]
+    pub cpu: Option<i64>,
+    #[serde(rename = "memoryMiB")]
+    #[schema(value_type = i64, minimum = 64, maximum = 1048576)]
+    pub memory_mib: Option<i64>,
+    #[serde(rename = "diskGiB")]
+    #[schema(value_type = i64, minimum = 1, maximum = 65536)]
+    pub disk_gib: Option<i64>,
+    /// This server's data center (the default); no other is accepted.
+    pub datacenter: Option<Uuid>,
+}
+
+/// A merge patch of an instance: `name` any time; `cpu` and `memoryMiB`
+/// only while it is `Stopped`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceUpdate {
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    #[schema(value_type = i64, minimum = 1, maximum = 128)]
+    pub cpu: Option<i64>,
+    #[serde(rename = "memoryMiB")]
+    #[schema(value_type = i64, minimum = 64, maximum = 1048576)]
+    pub memory_mib: Option<i64>,
+}
+
+/// The 202 body of an asynchronous operation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAccepted {
+    pub task_id: Uuid,
+    /// Always `PENDING` here.
+    pub task_status: String,
+}
+
+/// One step of a task's log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStep {
+    pub name: String,
+    /// `do` or `undo`.
+    pub action: String,
+    /// `done` or `failed`.
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub task_id: Uuid,
+    /// `PENDING` (queued or running), `SUCCESS` or `FAILED`.
+    pub task_status: String,
+    /// `create`, `start`, `stop`, `reboot` or `delete`.
+    pub operation: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub organization_id: Uuid,
+    /// The `x-agent-id` of the request that started it.
+    pub agent_id: Option<String>,
+    /// 0–100.
+    pub progress: i64,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// On SUCCESS: the resource as it ended (`null` once deleted).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// On FAILED: what went wrong.
+    pub error: Option<ErrorDetail>,
+    /// The step log (`GET /api/v2/tasks/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<TaskStep>>,
+}
+
+/// Usage of an organization's quota by its own instances.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaUsage {
+    pub instances: i64,
+    pub vcpus: i64,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: i64,
+}
+
+/// An organization's limits (`null`: none) and its usage.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Quota {
+    pub organization_id: Uuid,
+    pub instances: Option<i64>,
+    pub vcpus: Option<i64>,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: Option<i64>,
+    pub usage: QuotaUsage,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// New limits for an organization, set from its parent; a missing or
+/// `null` field is no limit (the parent's still applies as a ceiling).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaWrite {
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub instances: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub vcpus: Option<i64>,
+    #[serde(rename = "memoryMiB")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    pub memory_mib: Option<i64>,
+}
+
 // ---- Identity and discovery (SPEC §5): snake_case, no envelope. ----
 
 /// `GET /api/1/accounts?login=`: where an account lives. The same shape for

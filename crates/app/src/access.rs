@@ -44,6 +44,9 @@ pub struct OpCtx {
     pub request_id: String,
     pub agent_id: Option<String>,
     pub audit: AuditScope,
+    /// The `Idempotency-Key` the request holds: an operation that queues a
+    /// task records it under the key in the same transaction.
+    pub idempotency: Option<nephele_store::idempotency::IdempotencyKey>,
 }
 
 pub fn invalid_credentials() -> Error {

@@ -7,9 +7,9 @@
 //! the commit: when a request's response leaves, its event is stored.
 
 use crate::access::OpCtx;
-use crate::batch::Batcher;
 use crate::App;
 use nephele_auth::Permission;
+use nephele_common::batch::Batcher;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::Result;

@@ -6,17 +6,19 @@ pub mod access;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
-pub mod batch;
 pub mod clients;
 pub mod credentials;
 pub mod datacenters;
+pub mod instances;
 pub mod keys;
 pub mod lockout;
 pub mod me;
 pub mod organizations;
 pub mod passwords;
+pub mod quotas;
 pub mod roles;
 pub mod setup;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 
@@ -27,10 +29,13 @@ use keys::{KeyConfig, KeyRing, Sealer};
 use lockout::{Lockout, LockoutPolicy};
 use nephele_common::clock::SharedClock;
 use nephele_common::{Result, Secret};
+use nephele_drivers::sim::{SimConfig, SimDriver};
+use nephele_drivers::Driver;
 use nephele_store::Store;
+use nephele_tasks::{Engine, EngineConfig};
 use passwords::Passwords;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokens::{AccessClaims, Revocations, TokenConfig};
 
@@ -77,6 +82,8 @@ pub struct AppConfig {
     pub tokens: TokenConfig,
     pub keys: KeyConfig,
     pub lockout: LockoutPolicy,
+    pub engine: EngineConfig,
+    pub sim: SimConfig,
 }
 
 /// The application: every domain service hangs off this. Cheap to clone.
@@ -102,6 +109,9 @@ struct Inner {
     client_access: ClientAccess,
     client_cache: ClientCache,
     refresh_writer: tokens::RefreshWriter,
+    driver: Arc<dyn Driver>,
+    /// Started by [`App::start`].
+    engine: OnceLock<Engine>,
     /// Once true it stays true: setup cannot be undone.
     initialized: AtomicBool,
 }
@@ -127,6 +137,12 @@ impl App {
                 client_access: ClientAccess::default(),
                 client_cache: ClientCache::new(CLIENT_CACHE_CAPACITY),
                 refresh_writer: tokens::refresh_writer(store.clone()),
+                driver: Arc::new(SimDriver::new(
+                    store.clone(),
+                    clock.clone(),
+                    config.sim.clone(),
+                )),
+                engine: OnceLock::new(),
                 store,
                 clock,
                 config,
@@ -196,6 +212,18 @@ impl App {
         &self.inner.client_access
     }
 
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.inner.driver
+    }
+
+    /// The task engine (503 before [`App::start`]).
+    pub fn engine(&self) -> Result<&Engine> {
+        self.inner
+            .engine
+            .get()
+            .ok_or_else(|| nephele_common::Error::unavailable("the task engine is not running"))
+    }
+
     /// Loads (or makes) the signing keys and the revocation list, then
     /// starts the background work of the token service: reloading and
     /// rotating keys, polling revocations, writing clients' last access.
@@ -203,6 +231,18 @@ impl App {
     pub async fn start(&self) -> Result<()> {
         self.key_ring().refresh().await?;
         self.poll_revocations().await?;
+        let engine = Engine::start(
+            self.store().clone(),
+            self.clock().clone(),
+            Arc::new(instances::InstanceOperations {
+                store: self.store().clone(),
+                clock: self.clock().clone(),
+                driver: self.driver().clone(),
+            }),
+            self.config().engine.clone(),
+        )
+        .await?;
+        let _ = self.inner.engine.set(engine);
         let weak = Arc::downgrade(&self.inner);
         every(weak.clone(), KEY_REFRESH, |app| async move {
             app.key_ring().refresh().await.map(|_| ())
@@ -242,8 +282,13 @@ impl App {
             .open(text, &format!("record:{context}"))
     }
 
-    /// Writes what is still buffered (clients' last access); for shutdown.
-    pub async fn flush(&self) -> Result<()> {
+    /// For shutdown: hands unfinished tasks back (running steps get
+    /// `grace` to end) and writes what is still buffered (clients' last
+    /// access).
+    pub async fn shutdown(&self, grace: Duration) -> Result<()> {
+        if let Some(engine) = self.inner.engine.get() {
+            engine.shutdown(grace).await?;
+        }
         self.flush_client_access().await
     }
 

@@ -7,13 +7,13 @@
 //! sits on the client-credentials path. Refresh tokens are opaque, stored
 //! hashed, and rotate on every use.
 
-use crate::batch::Batcher;
 use crate::keys::KeySet;
 use crate::App;
 use chrono::{DateTime, Utc};
 use nephele_api_types::{Introspection, TokenResponse, UserInfo};
 use nephele_auth::jws::{self, JwsError};
 use nephele_auth::PrincipalId;
+use nephele_common::batch::Batcher;
 use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId};
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};

@@ -90,7 +90,7 @@ impl ErrorCode {
 }
 
 /// One entry of the `errors` array, exactly as it goes on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable error code from the contract's table.
     pub code: u16,

@@ -83,6 +83,18 @@ typed_id!(
     /// A refresh token; the family it belongs to shares the first one's id.
     RefreshTokenId
 );
+typed_id!(
+    /// A compute instance.
+    InstanceId
+);
+typed_id!(
+    /// A durable asynchronous task.
+    TaskId
+);
+typed_id!(
+    /// One run of a server process: the holder of task leases.
+    NodeId
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! What every Nephele crate shares: the one error type, typed ids, validated
 //! names, pagination, secrets and the injected clock.
 
+pub mod batch;
 pub mod clock;
 pub mod error;
 pub mod ids;

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use nephele_app::access::{invalid_credentials, AuditScope, Credentials, OpCtx};
 use nephele_common::{Error, ErrorCode, Secret};
+use nephele_store::idempotency::IdempotencyKey;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -147,6 +148,7 @@ where
                 .get::<AuditScope>()
                 .cloned()
                 .unwrap_or_default(),
+            idempotency: parts.extensions.get::<IdempotencyKey>().cloned(),
         }))
     }
 }

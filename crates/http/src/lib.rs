@@ -33,8 +33,8 @@ use utoipa_axum::routes;
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
-        accounts, api_keys, audit_events, clients, datacenters, idp, me, ops, organizations, roles,
-        setup, users,
+        accounts, api_keys, audit_events, clients, datacenters, idp, instances, me, ops,
+        organizations, roles, setup, tasks, users,
     };
     let (router, api) =
         OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -75,6 +75,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(clients::list, clients::create))
             .routes(routes!(clients::get, clients::put, clients::delete))
             .routes(routes!(clients::secret))
+            .routes(routes!(organizations::get_quota, organizations::put_quota))
+            .routes(routes!(instances::list, instances::create))
+            .routes(routes!(instances::get, instances::patch, instances::delete))
+            .routes(routes!(instances::start))
+            .routes(routes!(instances::stop))
+            .routes(routes!(instances::reboot))
+            .routes(routes!(tasks::list))
+            .routes(routes!(tasks::get, tasks::cancel))
             .split_for_parts();
     (router, openapi::finish(api))
 }
@@ -94,9 +102,12 @@ async fn not_found(uri: axum::http::Uri) -> HttpError {
 /// The complete service: routes, layers and state.
 pub fn service(app: App, options: HttpOptions) -> Router {
     let (routes, api) = api();
+    let metrics = Arc::new(metrics::Metrics::new(
+        app.engine().ok().map(|e| e.metrics()),
+    ));
     let state = AppState {
         app,
-        metrics: Arc::new(metrics::Metrics::new()),
+        metrics,
         options: Arc::new(options),
         openapi_json: Arc::new(api.to_pretty_json().unwrap_or_default()),
         docs_html: Arc::new(docs::render(&api)),

@@ -42,15 +42,13 @@ pub struct Metrics {
     tokens: Family<GrantLabels, Counter>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// The HTTP metrics, and the task engine's when it runs.
+    pub fn new(tasks: Option<&nephele_tasks::TaskMetrics>) -> Metrics {
         let mut registry = Registry::with_prefix("nephele");
+        if let Some(tasks) = tasks {
+            tasks.register(&mut registry);
+        }
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",

@@ -5,17 +5,19 @@
 use crate::audit;
 use crate::error::error_response;
 use crate::extract::read_body;
+use crate::reply::Reply;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use http_body_util::BodyExt;
 use nephele_app::access::AuditScope;
 use nephele_common::ids::OrganizationId;
 use nephele_common::{Error, ErrorCode, FieldError};
-use nephele_store::idempotency::{Claim, StoredResponse};
+use nephele_store::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -280,11 +282,32 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let request_hash = sha256_hex(&[target.as_bytes(), content_type, &bytes]);
     let store = state.app.store();
     let now = state.app.clock().now();
+    let node = match state.app.engine() {
+        Ok(engine) => engine.node().to_string(),
+        Err(e) => return error_response(&e),
+    };
     match store
-        .claim_idempotency_key(&scope, &key, &request_hash, now)
+        .claim_idempotency_key(&scope, &key, &request_hash, &node, now)
         .await
     {
         Err(e) => return error_response(&e),
+        Ok(Claim::Task(task)) => {
+            // The first request queued this task but died before it could
+            // record its response: the response is the task's 202.
+            let reply = task
+                .parse::<uuid::Uuid>()
+                .map_err(|_| Error::internal(format!("corrupt task id {task:?}")))
+                .and_then(Reply::accepted);
+            let mut resp = match reply {
+                Ok(r) => r.into_response(),
+                Err(e) => return error_response(&e),
+            };
+            resp.headers_mut().insert(
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            );
+            return resp;
+        }
         Ok(Claim::Mismatch) => {
             return error_response(&Error::new(
                 ErrorCode::IdempotencyKeyReused,
@@ -309,6 +332,11 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(Claim::Started) => {}
     }
+    let mut parts = parts;
+    parts.extensions.insert(IdempotencyKey {
+        scope: scope.clone(),
+        key: key.clone(),
+    });
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;

@@ -73,6 +73,18 @@ impl Reply {
         Ok(Reply::new(status, Some(json(body)?)))
     }
 
+    /// 202 `{"taskId": …, "taskStatus": "PENDING"}` with `Location` naming
+    /// the task that carries the operation out.
+    pub fn accepted(task: uuid::Uuid) -> Result<Reply, Error> {
+        let body = nephele_api_types::TaskAccepted {
+            task_id: task,
+            task_status: "PENDING".to_owned(),
+        };
+        let mut r = Reply::new(StatusCode::ACCEPTED, Some(json(&body)?));
+        r.location = Some(format!("/api/v2/tasks/{task}"));
+        Ok(r)
+    }
+
     /// 204.
     pub fn no_content() -> Reply {
         Reply::new(StatusCode::NO_CONTENT, None)

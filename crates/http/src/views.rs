@@ -138,3 +138,64 @@ pub fn api_client(c: &model::ApiClient, secret: Option<&Secret>) -> api::ApiClie
         last_access_at: c.last_access_at,
     }
 }
+
+/// A task as the API shows it: a running task is `PENDING`; `steps` only
+/// when the log is given.
+pub fn task(t: &model::tasks::Task, steps: Option<&[model::tasks::StepEntry]>) -> api::Task {
+    use model::tasks::TaskStatus;
+    let status = match t.status {
+        TaskStatus::Pending | TaskStatus::Running => "PENDING",
+        other => other.as_str(),
+    };
+    let finished = t.status.is_finished();
+    api::Task {
+        task_id: t.id.0,
+        task_status: status.to_owned(),
+        operation: t.operation.clone(),
+        resource_type: t.resource_type.clone(),
+        resource_id: t.resource_id.clone(),
+        organization_id: t.organization_id.0,
+        agent_id: t.agent_id.clone(),
+        progress: t.progress,
+        created_at: t.created_at,
+        started_at: t.started_at,
+        completed_at: t.completed_at,
+        result: t
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok()),
+        // While unwinding a task carries the error it will end with; it is
+        // shown once the task has ended.
+        error: t
+            .error
+            .as_deref()
+            .filter(|_| finished && t.status == TaskStatus::Failed)
+            .and_then(|e| serde_json::from_str(e).ok()),
+        steps: steps.map(|s| {
+            s.iter()
+                .map(|e| api::TaskStep {
+                    name: e.name.clone(),
+                    action: e.action.to_owned(),
+                    outcome: e.outcome.to_owned(),
+                    detail: e.detail.clone(),
+                })
+                .collect()
+        }),
+    }
+}
+
+pub fn quota(q: &model::instances::Quota) -> api::Quota {
+    api::Quota {
+        organization_id: q.organization_id.0,
+        instances: q.limits.instances,
+        vcpus: q.limits.vcpus,
+        memory_mib: q.limits.memory_mib,
+        usage: api::QuotaUsage {
+            instances: q.usage.instances,
+            vcpus: q.usage.vcpus,
+            memory_mib: q.usage.memory_mib,
+        },
+        updated_at: q.updated_at,
+        version: q.version,
+    }
+}

@@ -85,6 +85,19 @@ pub struct ServeArgs {
     /// names the client, for the lockout and the audit log [default: none]
     #[arg(long, env = "NEPHELE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    /// Tasks run at once on this node [default: 64]
+    #[arg(long, env = "NEPHELE_TASK_WORKERS")]
+    pub task_workers: Option<usize>,
+    /// How long finished tasks are kept, at least 30min [default: 24h]
+    #[arg(long, env = "NEPHELE_TASK_RETENTION")]
+    pub task_retention: Option<humantime::Duration>,
+    /// How long a node's claim on its tasks lasts unrenewed; a dead node's
+    /// tasks are taken over after this [default: 10s]
+    #[arg(long, env = "NEPHELE_TASK_LEASE")]
+    pub task_lease: Option<humantime::Duration>,
+    /// Chance (0 to 1) that any simulated operation fails [default: 0]
+    #[arg(long, env = "NEPHELE_SIM_FAILURE_RATE")]
+    pub sim_failure_rate: Option<f64>,
     /// TOML configuration file (keys as the flags, with underscores)
     #[arg(long, env = "NEPHELE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -113,6 +126,10 @@ pub struct FileConfig {
     pub token_algorithm: Option<TokenAlgorithm>,
     pub key_rotation: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub task_workers: Option<usize>,
+    pub task_retention: Option<String>,
+    pub task_lease: Option<String>,
+    pub sim_failure_rate: Option<f64>,
 }
 
 /// An IP address or a CIDR block.
@@ -145,6 +162,10 @@ pub struct ServerConfig {
     pub token_algorithm: TokenAlgorithm,
     pub key_rotation: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub task_workers: usize,
+    pub task_retention: Duration,
+    pub task_lease: Duration,
+    pub sim_failure_rate: f64,
 }
 
 fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
@@ -232,6 +253,35 @@ impl ServerConfig {
         if key_rotation < Duration::from_secs(3600) {
             bail!("key_rotation must be at least 1 hour");
         }
+        let task_retention = pick(
+            "task_retention",
+            args.task_retention,
+            file.task_retention,
+            Duration::from_secs(DAY),
+        )?;
+        if task_retention < Duration::from_secs(30 * 60) {
+            bail!("task_retention must be at least 30 minutes");
+        }
+        let task_lease = pick(
+            "task_lease",
+            args.task_lease,
+            file.task_lease,
+            Duration::from_secs(10),
+        )?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&task_lease) {
+            bail!("task_lease must be between 1 second and 10 minutes");
+        }
+        let task_workers = args.task_workers.or(file.task_workers).unwrap_or(64);
+        if !(1..=10_000).contains(&task_workers) {
+            bail!("task_workers must be between 1 and 10000");
+        }
+        let sim_failure_rate = args
+            .sim_failure_rate
+            .or(file.sim_failure_rate)
+            .unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&sim_failure_rate) {
+            bail!("sim_failure_rate must be between 0 and 1");
+        }
         let tls = match (
             args.tls_cert.or(file.tls_cert),
             args.tls_key.or(file.tls_key),
@@ -280,6 +330,10 @@ impl ServerConfig {
                     .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
                 (None, None) => Vec::new(),
             },
+            task_workers,
+            task_retention,
+            task_lease,
+            sim_failure_rate,
         })
     }
 
@@ -306,6 +360,10 @@ impl ServerConfig {
             token_algorithm: TokenAlgorithm::Es256,
             key_rotation: Duration::from_secs(30 * 24 * 3600),
             trusted_proxies: Vec::new(),
+            task_workers: 64,
+            task_retention: Duration::from_secs(24 * 3600),
+            task_lease: Duration::from_secs(10),
+            sim_failure_rate: 0.0,
         }
     }
 }

@@ -11,8 +11,10 @@ use nephele_app::tokens::TokenConfig;
 use nephele_app::{App, AppConfig, SecretKey};
 use nephele_auth::jws::Algorithm;
 use nephele_common::{Secret, SystemClock};
+use nephele_drivers::sim::SimConfig;
 use nephele_http::HttpOptions;
 use nephele_store::{Store, StoreOptions};
+use nephele_tasks::EngineConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(self.grace));
         self.task.await.context("server task")??;
-        if let Err(e) = self.app.flush().await {
+        if let Err(e) = self.app.shutdown(self.grace).await {
             tracing::warn!(error = %e, "flushing on shutdown");
         }
         self.app.store().close().await;
@@ -193,6 +195,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 token_lifetime: config.access_token_ttl,
             },
             lockout: LockoutPolicy::default(),
+            engine: EngineConfig {
+                workers: config.task_workers,
+                lease: config.task_lease,
+                retention: config.task_retention,
+                ..EngineConfig::default()
+            },
+            sim: SimConfig {
+                latency: config.sim_latency,
+                failure_rate: config.sim_failure_rate,
+            },
         },
     )?;
     app.start()

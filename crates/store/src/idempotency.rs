@@ -29,15 +29,48 @@ pub enum Claim {
     Mismatch,
     /// The first request with this key is still running.
     InProgress,
+    /// The first request started this task (and may have died before it
+    /// could record its response): its answer is the task's 202.
+    Task(String),
+}
+
+/// The key a request holds, for the transaction that starts a task to
+/// record the task under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+}
+
+/// Records, inside the transaction that creates it, that the request
+/// holding `key` started `task`.
+pub(crate) async fn record_task(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    key: Option<&IdempotencyKey>,
+    task: &str,
+) -> Result<()> {
+    if let Some(k) = key {
+        sqlx::query("UPDATE idempotency_keys SET task_id = $1 WHERE scope = $2 AND key = $3")
+            .bind(task)
+            .bind(&k.scope)
+            .bind(&k.key)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
 }
 
 impl Store {
-    /// Claims `key` for a request whose fingerprint is `request_hash`.
+    /// Claims `key` for a request whose fingerprint is `request_hash`, on
+    /// behalf of `node`. A claim still in progress whose node's lease has
+    /// run out (the process died mid-request) is taken over.
     pub async fn claim_idempotency_key(
         &self,
         scope: &str,
         key: &str,
         request_hash: &str,
+        node: &str,
         now: DateTime<Utc>,
     ) -> Result<Claim> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
@@ -52,11 +85,13 @@ impl Store {
         .await
         .map_err(db_error)?;
         let existing = sqlx::query(
-            "SELECT request_hash, status, content_type, location, body FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2",
+            "SELECT k.request_hash, k.status, k.content_type, k.location, k.body, k.task_id, \
+             (SELECT count(*) FROM nodes n WHERE n.id = k.node_id AND n.lease_until >= $3) \
+             AS live FROM idempotency_keys k WHERE k.scope = $1 AND k.key = $2",
         )
         .bind(scope)
         .bind(key)
+        .bind(to_micros(now))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -76,19 +111,33 @@ impl Store {
                             .map_err(db_error)?
                             .unwrap_or_default(),
                     })
+                } else if let Some(task) = row.try_get::<Option<String>, _>(5).map_err(db_error)? {
+                    Claim::Task(task)
+                } else if row.try_get::<i64, _>(6).map_err(db_error)? == 0 {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET node_id = $1 WHERE scope = $2 AND key = $3",
+                    )
+                    .bind(node)
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    Claim::Started
                 } else {
                     Claim::InProgress
                 }
             }
             None => {
                 let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at, node_id) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(scope)
                 .bind(key)
                 .bind(request_hash)
                 .bind(to_micros(now))
+                .bind(node)
                 .execute(&mut *tx)
                 .await;
                 match inserted {

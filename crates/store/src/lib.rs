@@ -10,10 +10,13 @@ pub mod clients;
 pub mod datacenters;
 mod db;
 pub mod idempotency;
+pub mod instances;
 pub mod models;
 pub mod organizations;
 pub mod roles;
 pub mod setup;
+pub mod sim;
+pub mod tasks;
 pub mod tokens;
 pub mod users;
 

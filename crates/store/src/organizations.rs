@@ -244,6 +244,20 @@ impl Store {
             "Cannot delete an organization that still holds API clients",
         )
         .await?;
+        refuse_while_held(
+            &mut tx,
+            "organizations",
+            &id,
+            "SELECT count(*) FROM instances WHERE organization_id = $1",
+            "instances",
+            "Cannot delete an organization that still holds instances",
+        )
+        .await?;
+        sqlx::query("DELETE FROM quotas WHERE organization_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query("DELETE FROM role_assignments WHERE organization_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

@@ -4,11 +4,13 @@ pub mod audit_events;
 pub mod clients;
 pub mod datacenters;
 pub mod idp;
+pub mod instances;
 pub mod me;
 pub mod ops;
 pub mod organizations;
 pub mod roles;
 pub mod setup;
+pub mod tasks;
 pub mod users;
 
 use serde::Deserialize;

@@ -9,7 +9,7 @@ use crate::state::AppState;
 use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{
-    Data, ErrorBody, List, Organization, OrganizationCreate, OrganizationUpdate,
+    Data, ErrorBody, List, Organization, OrganizationCreate, OrganizationUpdate, Quota, QuotaWrite,
 };
 use nephele_app::access::OpCtx;
 use nephele_common::ids::OrganizationId;
@@ -177,4 +177,43 @@ pub async fn delete(
         .delete_organization(&ctx, id, &precondition)
         .await?;
     Ok(Reply::no_content())
+}
+
+/// An organization's quota: its limits (`null`: none) and what its own
+/// instances use.
+#[utoipa::path(get, path = "/api/v2/organizations/{id}/quota", tag = "organizations",
+    params(("id" = String, Path, description = "Organization id")),
+    responses((status = 200, description = "The quota", body = Data<Quota>)))]
+pub async fn get_quota(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> HttpResult<Reply> {
+    let quota = state.app.get_quota(&ctx, parse_path_id(TYPE, &id)?).await?;
+    Ok(Reply::resource(views::quota(&quota), quota.version)?)
+}
+
+/// Sets an organization's limits: only an admin of its parent can, and
+/// never above the parent's own.
+#[utoipa::path(put, path = "/api/v2/organizations/{id}/quota", tag = "organizations",
+    params(("id" = String, Path, description = "Organization id")),
+    request_body(content = QuotaWrite, content_type = "application/json"),
+    responses((status = 200, description = "Updated", body = Data<Quota>),
+              (status = 204, description = "Updated (Prefer: return=minimal)"),
+              (status = 403, description = "Not an admin of the parent (1003)", body = ErrorBody),
+              (status = 412, description = "If-Match failed (2021)", body = ErrorBody),
+              (status = 422, description = "Above the parent's limit (3001)", body = ErrorBody)))]
+pub async fn put_quota(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    IfMatch(precondition): IfMatch,
+    Body(request): Body<QuotaWrite>,
+) -> HttpResult<Reply> {
+    let id = parse_path_id(TYPE, &id)?;
+    let quota = state
+        .app
+        .set_quota(&ctx, id, request, &precondition)
+        .await?;
+    Ok(Reply::resource(views::quota(&quota), quota.version)?)
 }

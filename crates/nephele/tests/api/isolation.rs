@@ -52,6 +52,8 @@ struct World {
     key: String,
     datacenter: String,
     client: String,
+    instance: String,
+    task: String,
 }
 
 /// One route of the table. `request` builds the path and body for a victim
@@ -81,6 +83,8 @@ fn routes() -> Vec<Route> {
     let key = |w: &World| w.key.clone();
     let client = |w: &World| w.client.clone();
     let dc = |w: &World| w.datacenter.clone();
+    let instance = |w: &World| w.instance.clone();
+    let task = |w: &World| w.task.clone();
     vec![
         Route {
             method: Method::GET,
@@ -497,6 +501,151 @@ fn routes() -> Vec<Route> {
             viewer: Allowed,
             child_admin: Allowed,
         },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/organizations/{id}/quota",
+            victim: org,
+            request: |id| (format!("/api/v2/organizations/{id}/quota"), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}/quota", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PUT,
+            template: "/api/v2/organizations/{id}/quota",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/v2/organizations/{id}/quota"),
+                    Some(json!({"instances": 1000})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/organizations/{}/quota", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/instances",
+            victim: org,
+            request: |id| (format!("/api/v2/instances?org_id={id}"), None),
+            reread: |w| as_root(format!("/api/v2/instances?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/instances",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/v2/instances?org_id={id}"),
+                    Some(json!({"name": "intruder", "image": "debian-12"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/instances?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/instances/{id}",
+            victim: instance,
+            request: |id| (format!("/api/v2/instances/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/instances/{}", w.instance)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::PATCH,
+            template: "/api/v2/instances/{id}",
+            victim: instance,
+            request: |id| {
+                (
+                    format!("/api/v2/instances/{id}"),
+                    Some(json!({"name": "renamed"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/instances/{}", w.instance)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/instances/{id}",
+            victim: instance,
+            request: |id| (format!("/api/v2/instances/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/instances/{}", w.instance)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/instances/{id}/start",
+            victim: instance,
+            request: |id| (format!("/api/v2/instances/{id}/start"), None),
+            reread: |w| as_root(format!("/api/v2/instances/{}", w.instance)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/instances/{id}/stop",
+            victim: instance,
+            request: |id| (format!("/api/v2/instances/{id}/stop"), None),
+            reread: |w| as_root(format!("/api/v2/instances/{}", w.instance)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/instances/{id}/reboot",
+            victim: instance,
+            request: |id| (format!("/api/v2/instances/{id}/reboot"), None),
+            reread: |w| as_root(format!("/api/v2/instances/{}", w.instance)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/tasks",
+            victim: org,
+            request: |id| (format!("/api/v2/tasks?org_id={id}"), None),
+            reread: |w| as_root(format!("/api/v2/tasks?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/tasks/{id}",
+            victim: task,
+            request: |id| (format!("/api/v2/tasks/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/tasks/{}", w.task)),
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/tasks/{id}",
+            victim: task,
+            request: |id| (format!("/api/v2/tasks/{id}"), None),
+            reread: |w| as_root(format!("/api/v2/tasks/{}", w.task)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
     ]
 }
 
@@ -554,10 +703,22 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let instance = s.create_instance(&tenant_a, "victim-vm").await;
+    let r = s
+        .admin(Method::GET, &format!("/api/v2/tasks?org_id={tenant_a}"))
+        .send()
+        .await
+        .unwrap();
+    let task = json_of(r, 200).await["data"][0]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     World {
         s,
         tenant_a,
         user,
+        instance,
+        task,
         role,
         key,
         datacenter,

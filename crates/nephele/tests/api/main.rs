@@ -9,6 +9,7 @@ mod access;
 mod binary;
 mod conventions;
 mod identity;
+mod instances;
 mod interop;
 mod isolation;
 mod ops;

@@ -273,3 +273,59 @@ impl TestServer {
             .to_owned()
     }
 }
+
+/// The task id of a 202, after checking its shape and `Location`.
+pub async fn accepted_task(r: Response) -> String {
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = json_of(r, 202).await;
+    assert_eq!(body["taskStatus"], "PENDING", "{body}");
+    let task = body["taskId"].as_str().expect("taskId").to_owned();
+    assert_eq!(location, Some(format!("/api/v2/tasks/{task}")));
+    task
+}
+
+impl TestServer {
+    /// Asks the root admin's server to make an instance in `org`; the
+    /// task id.
+    pub async fn start_instance_creation(&self, org: &str, name: &str, image: &str) -> String {
+        let r = self
+            .admin_json(
+                Method::POST,
+                &format!("/api/v2/instances?org_id={org}"),
+                &json!({"name": name, "image": image, "cpu": 1, "memoryMiB": 256}),
+            )
+            .await;
+        accepted_task(r).await
+    }
+
+    /// Waits (up to 60 s) for a task to finish; the task.
+    pub async fn finished_task(&self, task: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = self
+                .admin(Method::GET, &format!("/api/v2/tasks/{task}?wait=10"))
+                .send()
+                .await
+                .unwrap();
+            let t = json_of(r, 200).await["data"].clone();
+            if t["taskStatus"] != "PENDING" {
+                return t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "task never ended: {t}"
+            );
+        }
+    }
+
+    /// Makes an instance in `org` and waits until it runs; its id.
+    pub async fn create_instance(&self, org: &str, name: &str) -> String {
+        let task = self.start_instance_creation(org, name, "debian-12").await;
+        let t = self.finished_task(&task).await;
+        assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+        t["resourceId"].as_str().unwrap().to_owned()
+    }
+}

@@ -2,7 +2,7 @@
 //! in one transaction, so a burst of requests costs one commit, not one
 //! each. Each submitter waits for its own item's result.
 
-use nephele_common::{Error, Result};
+use crate::{Error, Result};
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 

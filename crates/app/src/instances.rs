@@ -1,0 +1,431 @@
+//! Instances: accepted here (a state check, a quota check, a queued task,
+//! one transaction), carried out by the task engine through the steps of
+//! [`InstanceOperations`].
+
+use crate::access::OpCtx;
+use crate::App;
+use async_trait::async_trait;
+use nephele_api_types as api;
+use nephele_auth::Permission;
+use nephele_common::clock::SharedClock;
+use nephele_common::error::Validator;
+use nephele_common::ids::{InstanceId, OrganizationId, TaskId};
+use nephele_common::names::Name;
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, Precondition, Result};
+use nephele_drivers::{Driver, MachineSpec, Power};
+use nephele_store::instances::{
+    Instance, InstanceChanges, InstanceFilter, InstanceState, NewInstance, Transition, TYPE,
+};
+use nephele_store::tasks::{NewTask, Task};
+use nephele_store::{Datacenter, Store};
+use nephele_tasks::Operations;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Sizes an instance may have.
+const CPU: std::ops::RangeInclusive<i64> = 1..=128;
+const MEMORY_MIB: std::ops::RangeInclusive<i64> = 64..=1_048_576;
+const DISK_GIB: std::ops::RangeInclusive<i64> = 1..=65_536;
+
+/// The asynchronous operations on an existing instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Start,
+    Stop,
+    Reboot,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+            Operation::Reboot => "reboot",
+            Operation::Delete => "delete",
+        }
+    }
+
+    fn permission(self) -> Permission {
+        match self {
+            Operation::Delete => Permission::InstancesWrite,
+            _ => Permission::InstancesOperate,
+        }
+    }
+
+    fn transition(self) -> Transition<'static> {
+        use InstanceState::*;
+        let (expected, transitional): (&'static [InstanceState], _) = match self {
+            Operation::Start => (&[Stopped], Starting),
+            Operation::Stop => (&[Running], Stopping),
+            Operation::Reboot => (&[Running], Rebooting),
+            Operation::Delete => (&[Stopped, Running, Error], Deleting),
+        };
+        Transition {
+            expected,
+            transitional,
+            verb: self.as_str(),
+        }
+    }
+}
+
+/// The permission a task's operation needs (to cancel it, say).
+pub(crate) fn permission_of(operation: &str) -> Permission {
+    match operation {
+        "start" | "stop" | "reboot" => Permission::InstancesOperate,
+        _ => Permission::InstancesWrite,
+    }
+}
+
+/// An instance as it goes on the wire (also a task's `result`).
+pub fn wire(i: &Instance) -> api::Instance {
+    api::Instance {
+        id: i.id.0,
+        name: i.name.clone(),
+        organization_id: i.organization_id.0,
+        state: i.state.as_str().to_owned(),
+        cpu: i.cpu,
+        memory_mib: i.memory_mib,
+        disk_gib: i.disk_gib,
+        image: i.image.clone(),
+        datacenter: i.datacenter_id.0,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        version: i.version,
+    }
+}
+
+fn in_range(value: i64, range: &std::ops::RangeInclusive<i64>) -> std::result::Result<i64, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be between {} and {}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+impl App {
+    fn new_task(
+        &self,
+        ctx: &OpCtx,
+        org: OrganizationId,
+        operation: &str,
+        instance: InstanceId,
+        restore: Option<InstanceState>,
+    ) -> NewTask {
+        NewTask {
+            id: TaskId::new(),
+            organization_id: org,
+            operation: operation.to_owned(),
+            resource_type: TYPE.to_owned(),
+            resource_id: instance.to_string(),
+            agent_id: ctx.agent_id.clone(),
+            input: json!({ "restore": restore.map(InstanceState::as_str) }).to_string(),
+            now: self.clock().now(),
+        }
+    }
+
+    /// Accepts a new instance; the task that makes it is returned.
+    pub async fn create_instance(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        request: api::InstanceCreate,
+    ) -> Result<Task> {
+        let org = self.acting_organization(ctx, acting);
+        self.authorize(ctx, org, Permission::InstancesWrite).await?;
+        let mut v = Validator::new();
+        let name = v.require("name", request.name, |n| Name::parse(&n));
+        let image = v.require("image", request.image, |i| Name::parse(&i));
+        let cpu = v.check("cpu", in_range(request.cpu.unwrap_or(1), &CPU));
+        let memory = v.check(
+            "memoryMiB",
+            in_range(request.memory_mib.unwrap_or(1024), &MEMORY_MIB),
+        );
+        let disk = v.check(
+            "diskGiB",
+            in_range(request.disk_gib.unwrap_or(10), &DISK_GIB),
+        );
+        if let Some(image) = &image {
+            if !self.driver().has_image(image.as_str()).await? {
+                v.push("image", "is not an image this data center offers");
+            }
+        }
+        if request.datacenter.is_some_and(|d| d != Datacenter::LOCAL.0) {
+            v.push(
+                "datacenter",
+                "must be this server's data center: instances run where they are created",
+            );
+        }
+        v.finish()?;
+        let (Some(name), Some(image), Some(cpu), Some(memory_mib), Some(disk_gib)) =
+            (name, image, cpu, memory, disk)
+        else {
+            return Err(Error::internal("validated instance incomplete"));
+        };
+        let id = InstanceId::new();
+        let task = self.new_task(ctx, org, "create", id, None);
+        self.store()
+            .create_instance(
+                &NewInstance {
+                    id,
+                    organization_id: org,
+                    name: name.as_str().to_owned(),
+                    cpu,
+                    memory_mib,
+                    disk_gib,
+                    image: image.as_str().to_owned(),
+                    datacenter_id: Datacenter::LOCAL,
+                    now: task.now,
+                },
+                &task,
+                ctx.idempotency.as_ref(),
+            )
+            .await?;
+        self.engine()?.wake();
+        Ok(task.queued())
+    }
+
+    pub async fn list_instances(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        state: Option<&str>,
+        name: Option<String>,
+        page: &PageRequest,
+    ) -> Result<Page<Instance>> {
+        let org = self.acting_organization(ctx, acting);
+        let state = match state {
+            None => None,
+            Some(s) => Some(InstanceState::parse(s).ok_or_else(|| {
+                let known: Vec<&str> = InstanceState::ALL.iter().map(|s| s.as_str()).collect();
+                Error::invalid("state", format!("must be one of {}", known.join(", ")))
+            })?),
+        };
+        self.authorize(ctx, org, Permission::InstancesRead).await?;
+        self.store()
+            .list_instances(org, &InstanceFilter { state, name }, page)
+            .await
+    }
+
+    /// An instance the actor may `permission` on (404 when it cannot see it).
+    async fn visible_instance(
+        &self,
+        ctx: &OpCtx,
+        id: InstanceId,
+        permission: Permission,
+    ) -> Result<Instance> {
+        let instance = self
+            .store()
+            .get_instance(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        self.authorize_object(ctx, instance.organization_id, permission, TYPE, &id)
+            .await?;
+        Ok(instance)
+    }
+
+    pub async fn get_instance(&self, ctx: &OpCtx, id: InstanceId) -> Result<Instance> {
+        self.visible_instance(ctx, id, Permission::InstancesRead)
+            .await
+    }
+
+    /// Renames (any time) or resizes (only `Stopped`) an instance.
+    pub async fn update_instance(
+        &self,
+        ctx: &OpCtx,
+        id: InstanceId,
+        request: api::InstanceUpdate,
+        precondition: &Precondition,
+    ) -> Result<Instance> {
+        self.visible_instance(ctx, id, Permission::InstancesWrite)
+            .await?;
+        let mut v = Validator::new();
+        let name = v.field("name", request.name, false, |n| Name::parse(&n));
+        let cpu = v.field("cpu", request.cpu, false, |c| in_range(c, &CPU));
+        let memory_mib = v.field("memoryMiB", request.memory_mib, false, |m| {
+            in_range(m, &MEMORY_MIB)
+        });
+        v.finish()?;
+        self.store()
+            .update_instance(
+                id,
+                &InstanceChanges {
+                    name: name.map(|n| n.as_str().to_owned()),
+                    cpu,
+                    memory_mib,
+                },
+                precondition,
+                self.clock().now(),
+            )
+            .await
+    }
+
+    /// Starts, stops, reboots or deletes an instance: the task is returned.
+    pub async fn operate_instance(
+        &self,
+        ctx: &OpCtx,
+        id: InstanceId,
+        operation: Operation,
+        precondition: &Precondition,
+    ) -> Result<Task> {
+        let instance = self
+            .visible_instance(ctx, id, operation.permission())
+            .await?;
+        // The state to restore is the one found when the operation is
+        // accepted, inside the store's transaction.
+        let task = self.new_task(ctx, instance.organization_id, operation.as_str(), id, None);
+        let task = self
+            .store()
+            .begin_instance_operation(
+                id,
+                &operation.transition(),
+                precondition,
+                task,
+                ctx.idempotency.as_ref(),
+            )
+            .await?;
+        self.engine()?.wake();
+        Ok(task)
+    }
+}
+
+/// The steps of each operation on an instance. Every step is idempotent;
+/// the `mark` steps only set the recorded state, which the driver steps
+/// before them made true.
+#[derive(Debug)]
+pub struct InstanceOperations {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub driver: Arc<dyn Driver>,
+}
+
+const CREATE: &[&str] = &["create machine", "start machine", "mark running"];
+const START: &[&str] = &["start machine", "mark running"];
+const STOP: &[&str] = &["stop machine", "mark stopped"];
+const REBOOT: &[&str] = &["reboot machine", "mark running"];
+const DELETE: &[&str] = &["stop machine", "delete machine", "remove record"];
+
+impl InstanceOperations {
+    fn instance_id(task: &Task) -> Result<InstanceId> {
+        task.resource_id
+            .parse()
+            .map_err(|_| Error::internal(format!("task {} names no instance", task.id)))
+    }
+
+    async fn instance(&self, task: &Task) -> Result<Instance> {
+        let id = Self::instance_id(task)?;
+        self.store
+            .get_instance(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))
+    }
+
+    async fn spec(&self, task: &Task) -> Result<MachineSpec> {
+        let i = self.instance(task).await?;
+        Ok(MachineSpec {
+            id: i.id,
+            cpu: i.cpu,
+            memory_mib: i.memory_mib,
+            disk_gib: i.disk_gib,
+            image: i.image,
+        })
+    }
+
+    async fn mark(&self, task: &Task, state: InstanceState) -> Result<()> {
+        let id = Self::instance_id(task)?;
+        if !self
+            .store
+            .set_instance_state(id, state, self.clock.now())
+            .await?
+        {
+            return Err(Error::not_found(TYPE, id));
+        }
+        Ok(())
+    }
+
+    /// Stops the machine if it runs (a delete of a stopped or broken one
+    /// has nothing to stop).
+    async fn stop_if_running(&self, id: InstanceId) -> Result<()> {
+        if self.driver.status(id).await? == Some(Power::Running) {
+            self.driver.stop(id).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Operations for InstanceOperations {
+    fn steps(&self, task: &Task) -> Option<&'static [&'static str]> {
+        Some(match task.operation.as_str() {
+            "create" => CREATE,
+            "start" => START,
+            "stop" => STOP,
+            "reboot" => REBOOT,
+            "delete" => DELETE,
+            _ => return None,
+        })
+    }
+
+    async fn run(&self, task: &Task, step: usize) -> Result<()> {
+        let id = Self::instance_id(task)?;
+        match (task.operation.as_str(), step) {
+            ("create", 0) => self.driver.create(&self.spec(task).await?).await,
+            ("create", 1) | ("start", 0) => self.driver.start(&self.spec(task).await?).await,
+            ("create", 2) | ("start" | "reboot", 1) => {
+                self.mark(task, InstanceState::Running).await
+            }
+            ("stop", 0) => self.driver.stop(id).await,
+            ("stop", 1) => self.mark(task, InstanceState::Stopped).await,
+            ("reboot", 0) => self.driver.reboot(id, task.id).await,
+            ("delete", 0) => self.stop_if_running(id).await,
+            ("delete", 1) => self.driver.delete(id).await,
+            ("delete", 2) => self.store.remove_instance(id).await,
+            (op, step) => Err(Error::internal(format!("no step {step} in {op}"))),
+        }
+    }
+
+    async fn undo(&self, task: &Task, step: usize) -> Result<()> {
+        let id = Self::instance_id(task)?;
+        match (task.operation.as_str(), step) {
+            ("create", 0) => self.driver.delete(id).await,
+            ("create", 1) | ("start", 0) => self.driver.stop(id).await,
+            ("stop", 0) => self.driver.start(&self.spec(task).await?).await,
+            ("delete", 0) if task.restore_state() == Some(InstanceState::Running) => {
+                self.driver.start(&self.spec(task).await?).await
+            }
+            // Marking is undone by settling; a reboot, a machine deleted
+            // and a record removed cannot be undone.
+            _ => Ok(()),
+        }
+    }
+
+    async fn result(&self, task: &Task) -> Result<Option<String>> {
+        if task.operation == "delete" {
+            return Ok(None);
+        }
+        let instance = self.instance(task).await?;
+        serde_json::to_string(&wire(&instance))
+            .map(Some)
+            .map_err(|e| Error::internal(format!("serialize instance: {e}")))
+    }
+
+    async fn settle(&self, task: &Task, undo_failed: bool) -> Result<()> {
+        let id = Self::instance_id(task)?;
+        let now = self.clock.now();
+        if undo_failed {
+            self.store
+                .set_instance_state(id, InstanceState::Error, now)
+                .await
+                .map(|_| ())
+        } else {
+            self.store
+                .settle_instance(id, task.restore_state(), now)
+                .await
+        }
+    }
+}

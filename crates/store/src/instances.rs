@@ -1,0 +1,708 @@
+//! Instances and their quotas. An operation on an instance is accepted in
+//! one transaction that checks the instance's state, moves it to the
+//! operation's transitional state and queues the task (see `tasks`).
+
+use crate::db::{check_version, col, col_id, col_time, db_error, unique_violation, Backend};
+use crate::idempotency::{record_task, IdempotencyKey};
+use crate::tasks::{insert_task, NewTask, Task};
+use crate::Store;
+use chrono::{DateTime, Utc};
+use nephele_common::clock::to_micros;
+use nephele_common::ids::{DatacenterId, InstanceId, OrganizationId};
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, ErrorCode, Precondition, Result};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+pub const TYPE: &str = "instances";
+
+/// The states of SPEC §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Provisioning,
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Rebooting,
+    Deleting,
+    Error,
+}
+
+impl InstanceState {
+    pub const ALL: [InstanceState; 8] = [
+        InstanceState::Provisioning,
+        InstanceState::Stopped,
+        InstanceState::Starting,
+        InstanceState::Running,
+        InstanceState::Stopping,
+        InstanceState::Rebooting,
+        InstanceState::Deleting,
+        InstanceState::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        use InstanceState::*;
+        match self {
+            Provisioning => "Provisioning",
+            Stopped => "Stopped",
+            Starting => "Starting",
+            Running => "Running",
+            Stopping => "Stopping",
+            Rebooting => "Rebooting",
+            Deleting => "Deleting",
+            Error => "Error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InstanceState> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub state: InstanceState,
+    pub cpu: i64,
+    pub memory_mib: i64,
+    pub disk_gib: i64,
+    pub image: String,
+    pub datacenter_id: DatacenterId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Sizes an instance takes from its organization's quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub instances: i64,
+    pub vcpus: i64,
+    pub memory_mib: i64,
+}
+
+/// An organization's limits; `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub instances: Option<i64>,
+    pub vcpus: Option<i64>,
+    pub memory_mib: Option<i64>,
+}
+
+impl Limits {
+    /// The first limit `usage` goes over: (quota name, limit, usage).
+    pub fn exceeded_by(&self, usage: Usage) -> Option<(&'static str, i64, i64)> {
+        [
+            ("instances", self.instances, usage.instances),
+            ("vcpus", self.vcpus, usage.vcpus),
+            ("memoryMiB", self.memory_mib, usage.memory_mib),
+        ]
+        .into_iter()
+        .find_map(|(name, limit, used)| limit.filter(|l| used > *l).map(|l| (name, l, used)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    pub organization_id: OrganizationId,
+    pub limits: Limits,
+    pub usage: Usage,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// 400 (3004): `requested` more of `quota` would go over its limit.
+pub fn quota_exceeded(quota: &str, limit: i64, used: i64, requested: i64) -> Error {
+    Error::new(
+        ErrorCode::QuotaExceeded,
+        format!("The organization's {quota} quota would be exceeded"),
+    )
+    .with("quota", quota)
+    .with("limit", limit)
+    .with("used", used)
+    .with("requested", requested)
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub id: InstanceId,
+    pub organization_id: OrganizationId,
+    pub name: String,
+    pub cpu: i64,
+    pub memory_mib: i64,
+    pub disk_gib: i64,
+    pub image: String,
+    pub datacenter_id: DatacenterId,
+    pub now: DateTime<Utc>,
+}
+
+/// What an update of an instance changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceChanges {
+    pub name: Option<String>,
+    pub cpu: Option<i64>,
+    pub memory_mib: Option<i64>,
+}
+
+impl InstanceChanges {
+    fn resizes(&self) -> bool {
+        self.cpu.is_some() || self.memory_mib.is_some()
+    }
+}
+
+/// An operation to start on an existing instance: it must be in one of
+/// `expected` and moves to `transitional` while the task runs.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub expected: &'a [InstanceState],
+    pub transitional: InstanceState,
+    /// The verb for the 2012 message ("start", "stop", …).
+    pub verb: &'a str,
+}
+
+/// `?state=`, `?name=` of a list.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub state: Option<InstanceState>,
+    pub name: Option<String>,
+}
+
+const COLUMNS: &str = "id, organization_id, name, state, cpu, memory_mib, disk_gib, image, \
+                       datacenter_id, created_at, updated_at, version";
+
+fn instance_from_row(r: &AnyRow) -> Result<Instance> {
+    let state: String = col(r, "state")?;
+    Ok(Instance {
+        id: col_id(r, "id")?,
+        organization_id: col_id(r, "organization_id")?,
+        name: col(r, "name")?,
+        state: InstanceState::parse(&state)
+            .ok_or_else(|| Error::internal(format!("corrupt instance state {state:?}")))?,
+        cpu: col(r, "cpu")?,
+        memory_mib: col(r, "memory_mib")?,
+        disk_gib: col(r, "disk_gib")?,
+        image: col(r, "image")?,
+        datacenter_id: col_id(r, "datacenter_id")?,
+        created_at: col_time(r, "created_at")?,
+        updated_at: col_time(r, "updated_at")?,
+        version: col(r, "version")?,
+    })
+}
+
+async fn fetch_instance(
+    tx: &mut Transaction<'static, Any>,
+    id: InstanceId,
+) -> Result<Option<Instance>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    row.as_ref().map(instance_from_row).transpose()
+}
+
+/// 409 (2013) naming the task that holds `resource`, if one does.
+async fn refuse_while_busy(
+    tx: &mut Transaction<'static, Any>,
+    resource_type: &str,
+    resource: &str,
+) -> Result<()> {
+    let running: Option<String> =
+        sqlx::query_scalar("SELECT id FROM tasks WHERE active_resource = $1")
+            .bind(resource)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    match running {
+        Some(task) => Err(busy(resource_type, resource, &task)),
+        None => Ok(()),
+    }
+}
+
+fn busy(resource_type: &str, resource: &str, task: &str) -> Error {
+    Error::new(
+        ErrorCode::OperationInProgress,
+        "Another operation is in progress on this resource",
+    )
+    .with("type", resource_type)
+    .with("id", resource)
+    .with("taskId", task)
+}
+
+/// 409 (2012) with the state found and the states the operation needs.
+pub fn wrong_state(
+    id: InstanceId,
+    verb: &str,
+    current: InstanceState,
+    expected: &[InstanceState],
+) -> Error {
+    let names: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
+    let wanted = match names.as_slice() {
+        [one] => format!("the {} state", one.to_lowercase()),
+        many => format!("one of the states {}", many.join(", ")),
+    };
+    Error::wrong_state(
+        TYPE,
+        id,
+        format!("Cannot {verb} an instance that isn't in {wanted}"),
+    )
+    .with("currentState", current.as_str())
+    .with("expectedStates", names)
+}
+
+impl Store {
+    /// Locks an organization's quota row for the rest of the transaction
+    /// (PostgreSQL; SQLite's writer is alone anyway) and checks that
+    /// `extra` more fits. No row, no limit, no cost.
+    async fn check_quota(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org: OrganizationId,
+        extra: Usage,
+    ) -> Result<()> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT instances, vcpus, memory_mib FROM quotas WHERE organization_id = $1{lock}"
+        ))
+        .bind(org.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(()) };
+        let limits = Limits {
+            instances: col(&row, "instances")?,
+            vcpus: col(&row, "vcpus")?,
+            memory_mib: col(&row, "memory_mib")?,
+        };
+        if limits == Limits::default() {
+            return Ok(());
+        }
+        let used = usage_of(&mut **tx, org).await?;
+        let after = Usage {
+            instances: used.instances + extra.instances,
+            vcpus: used.vcpus + extra.vcpus,
+            memory_mib: used.memory_mib + extra.memory_mib,
+        };
+        if let Some((quota, limit, _)) = limits.exceeded_by(after) {
+            let (used, requested) = match quota {
+                "instances" => (used.instances, extra.instances),
+                "vcpus" => (used.vcpus, extra.vcpus),
+                _ => (used.memory_mib, extra.memory_mib),
+            };
+            // Growing is refused; shrinking under a lowered limit is not.
+            if requested > 0 {
+                return Err(quota_exceeded(quota, limit, used, requested));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a new instance (`Provisioning`) and queues the task that
+    /// makes it, in one transaction, within the organization's quota.
+    pub async fn create_instance(
+        &self,
+        new: &NewInstance,
+        task: &NewTask,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<Instance> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        self.check_quota(
+            &mut tx,
+            new.organization_id,
+            Usage {
+                instances: 1,
+                vcpus: new.cpu,
+                memory_mib: new.memory_mib,
+            },
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, disk_gib, \
+             image, datacenter_id, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)",
+        )
+        .bind(new.id.to_string())
+        .bind(new.organization_id.to_string())
+        .bind(&new.name)
+        .bind(InstanceState::Provisioning.as_str())
+        .bind(new.cpu)
+        .bind(new.memory_mib)
+        .bind(new.disk_gib)
+        .bind(&new.image)
+        .bind(new.datacenter_id.to_string())
+        .bind(to_micros(new.now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_task(&mut tx, task).await?;
+        record_task(&mut tx, idempotency, &task.id.to_string()).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Instance {
+            id: new.id,
+            organization_id: new.organization_id,
+            name: new.name.clone(),
+            state: InstanceState::Provisioning,
+            cpu: new.cpu,
+            memory_mib: new.memory_mib,
+            disk_gib: new.disk_gib,
+            image: new.image.clone(),
+            datacenter_id: new.datacenter_id,
+            created_at: new.now,
+            updated_at: new.now,
+            version: 1,
+        })
+    }
+
+    /// Starts an operation on an instance: 2013 while another runs on it,
+    /// 2012 when its state is not one the operation needs; otherwise the
+    /// instance takes the transitional state and the task is queued (with
+    /// the state found as the one to restore if it fails), in one
+    /// transaction.
+    pub async fn begin_instance_operation(
+        &self,
+        id: InstanceId,
+        transition: &Transition<'_>,
+        precondition: &Precondition,
+        mut task: NewTask,
+        idempotency: Option<&IdempotencyKey>,
+    ) -> Result<Task> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let instance = fetch_instance(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        precondition.check(instance.version)?;
+        refuse_while_busy(&mut tx, TYPE, &id.to_string()).await?;
+        if !transition.expected.contains(&instance.state) {
+            return Err(wrong_state(
+                id,
+                transition.verb,
+                instance.state,
+                transition.expected,
+            ));
+        }
+        task.input = serde_json::json!({ "restore": instance.state.as_str() }).to_string();
+        sqlx::query(
+            "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
+             WHERE id = $3",
+        )
+        .bind(transition.transitional.as_str())
+        .bind(to_micros(task.now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Err(e) = insert_task(&mut tx, &task).await {
+            // Another node queued a task on it between our check and insert.
+            if e.code() == ErrorCode::NameTaken {
+                drop(tx);
+                let running = self.active_task(&id.to_string()).await?;
+                return Err(busy(TYPE, &id.to_string(), &running.unwrap_or_default()));
+            }
+            return Err(e);
+        }
+        record_task(&mut tx, idempotency, &task.id.to_string()).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(task.queued())
+    }
+
+    /// The id of the unfinished task on `resource`, if any.
+    pub async fn active_task(&self, resource: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT id FROM tasks WHERE active_resource = $1")
+            .bind(resource)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn get_instance(&self, id: InstanceId) -> Result<Option<Instance>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(instance_from_row).transpose()
+    }
+
+    /// The organization's instances by id, filtered.
+    pub async fn list_instances(
+        &self,
+        org: OrganizationId,
+        filter: &InstanceFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Instance>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM instances WHERE organization_id = $1");
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if filter.state.is_some() {
+            sql.push_str(&format!(" AND state = ${}", next()));
+        }
+        if filter.name.is_some() {
+            sql.push_str(&format!(" AND name = ${}", next()));
+        }
+        if page.after.is_some() {
+            sql.push_str(&format!(" AND id > ${}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
+        let mut query = sqlx::query(&sql).bind(org.to_string());
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        if let Some(name) = &filter.name {
+            query = query.bind(name.clone());
+        }
+        if let Some(after) = &page.after {
+            query = query.bind(after.clone());
+        }
+        let rows = query
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        let items = rows
+            .iter()
+            .map(instance_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, page.limit, |i| i.id.to_string()))
+    }
+
+    /// Renames an instance (any time) or resizes it (only `Stopped`, with
+    /// no task on it, within the quota).
+    pub async fn update_instance(
+        &self,
+        id: InstanceId,
+        changes: &InstanceChanges,
+        precondition: &Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<Instance> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        check_version(&mut tx, "instances", TYPE, &id, precondition).await?;
+        let Some(mut instance) = fetch_instance(&mut tx, id).await? else {
+            return Err(Error::not_found(TYPE, id));
+        };
+        if changes.resizes() {
+            refuse_while_busy(&mut tx, TYPE, &id.to_string()).await?;
+            if instance.state != InstanceState::Stopped {
+                return Err(wrong_state(
+                    id,
+                    "resize",
+                    instance.state,
+                    &[InstanceState::Stopped],
+                ));
+            }
+            let cpu = changes.cpu.unwrap_or(instance.cpu);
+            let memory = changes.memory_mib.unwrap_or(instance.memory_mib);
+            self.check_quota(
+                &mut tx,
+                instance.organization_id,
+                Usage {
+                    instances: 0,
+                    vcpus: cpu - instance.cpu,
+                    memory_mib: memory - instance.memory_mib,
+                },
+            )
+            .await?;
+            instance.cpu = cpu;
+            instance.memory_mib = memory;
+        }
+        if let Some(name) = &changes.name {
+            instance.name = name.clone();
+        }
+        instance.updated_at = now;
+        instance.version += 1;
+        sqlx::query(
+            "UPDATE instances SET name = $1, cpu = $2, memory_mib = $3, updated_at = $4, \
+             version = $5 WHERE id = $6",
+        )
+        .bind(&instance.name)
+        .bind(instance.cpu)
+        .bind(instance.memory_mib)
+        .bind(to_micros(now))
+        .bind(instance.version)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(instance)
+    }
+
+    /// Sets an instance's state (a task step: idempotent). False when the
+    /// instance is gone.
+    pub async fn set_instance_state(
+        &self,
+        id: InstanceId,
+        state: InstanceState,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
+             WHERE id = $3 AND state <> $1",
+        )
+        .bind(state.as_str())
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        Ok(self.get_instance(id).await?.is_some())
+    }
+
+    /// Removes an instance's record (a task step: idempotent).
+    pub async fn remove_instance(&self, id: InstanceId) -> Result<()> {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// An organization's limits and what its instances use of them.
+    pub async fn quota(&self, org: OrganizationId) -> Result<Quota> {
+        let row = sqlx::query(
+            "SELECT instances, vcpus, memory_mib, updated_at, version FROM quotas \
+             WHERE organization_id = $1",
+        )
+        .bind(org.to_string())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?;
+        let mut conn = self.read.acquire().await.map_err(db_error)?;
+        let usage = usage_of(&mut *conn, org).await?;
+        Ok(match row {
+            Some(r) => Quota {
+                organization_id: org,
+                limits: Limits {
+                    instances: col(&r, "instances")?,
+                    vcpus: col(&r, "vcpus")?,
+                    memory_mib: col(&r, "memory_mib")?,
+                },
+                usage,
+                updated_at: Some(col_time(&r, "updated_at")?),
+                version: col(&r, "version")?,
+            },
+            None => Quota {
+                organization_id: org,
+                limits: Limits::default(),
+                usage,
+                updated_at: None,
+                version: 0,
+            },
+        })
+    }
+
+    /// Sets an organization's limits, each within `ceiling` (its parent's).
+    pub async fn set_quota(
+        &self,
+        org: OrganizationId,
+        limits: Limits,
+        precondition: &Precondition,
+        now: DateTime<Utc>,
+    ) -> Result<Quota> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM quotas WHERE organization_id = $1")
+                .bind(org.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        precondition.check(version.unwrap_or(0))?;
+        let next = version.unwrap_or(0) + 1;
+        sqlx::query(
+            "INSERT INTO quotas (organization_id, instances, vcpus, memory_mib, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (organization_id) DO UPDATE SET \
+             instances = $2, vcpus = $3, memory_mib = $4, updated_at = $5, version = $6",
+        )
+        .bind(org.to_string())
+        .bind(limits.instances)
+        .bind(limits.vcpus)
+        .bind(limits.memory_mib)
+        .bind(to_micros(now))
+        .bind(next)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let usage = usage_of(&mut *tx, org).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Quota {
+            organization_id: org,
+            limits,
+            usage,
+            updated_at: Some(now),
+            version: next,
+        })
+    }
+}
+
+async fn usage_of<'c, E>(executor: E, org: OrganizationId) -> Result<Usage>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let row = sqlx::query(
+        "SELECT count(*) AS n, CAST(COALESCE(SUM(cpu), 0) AS BIGINT) AS cpu, \
+         CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS mem \
+         FROM instances WHERE organization_id = $1",
+    )
+    .bind(org.to_string())
+    .fetch_one(executor)
+    .await
+    .map_err(db_error)?;
+    Ok(Usage {
+        instances: col(&row, "n")?,
+        vcpus: col(&row, "cpu")?,
+        memory_mib: col(&row, "mem")?,
+    })
+}
+
+/// The unique index on a task's active resource names it in violations.
+pub(crate) fn is_active_resource_violation(e: &sqlx::Error) -> bool {
+    unique_violation(e).is_some_and(|c| c.contains("active_resource"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse_back() {
+        for s in InstanceState::ALL {
+            assert_eq!(InstanceState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(InstanceState::parse("running"), None);
+    }
+
+    #[test]
+    fn the_first_limit_exceeded_is_named() {
+        let limits = Limits {
+            instances: Some(2),
+            vcpus: Some(4),
+            memory_mib: None,
+        };
+        let ok = Usage {
+            instances: 2,
+            vcpus: 4,
+            memory_mib: 1 << 40,
+        };
+        assert_eq!(limits.exceeded_by(ok), None);
+        let over = Usage { vcpus: 5, ..ok };
+        assert_eq!(limits.exceeded_by(over), Some(("vcpus", 4, 5)));
+    }
+}

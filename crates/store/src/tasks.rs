@@ -1,0 +1,601 @@
+//! Durable tasks, their step log, and the leases of the nodes that run
+//! them.
+//!
+//! A task is claimed by one node at a time: the claim sets `owner`, and a
+//! node holds its tasks only while its lease (`nodes.lease_until`) is
+//! live. Every write of a running task is conditional on `owner`, so a
+//! node whose tasks were taken over can no longer advance them. Claiming
+//! uses `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer
+//! makes the same statement atomic there.
+
+use crate::db::{col, col_id, col_opt_id, col_time, db_error, Backend};
+use crate::instances::{is_active_resource_violation, InstanceState};
+use crate::Store;
+use chrono::{DateTime, Utc};
+use nephele_common::clock::{from_micros, to_micros};
+use nephele_common::ids::{InstanceId, NodeId, OrganizationId, TaskId};
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, ErrorCode, Result};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+pub const TYPE: &str = "tasks";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// Accepted, not yet claimed by a node.
+    Pending,
+    /// Claimed and running; the API shows it as `PENDING` too.
+    Running,
+    Success,
+    Failed,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Success => "SUCCESS",
+            TaskStatus::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        [
+            TaskStatus::Pending,
+            TaskStatus::Running,
+            TaskStatus::Success,
+            TaskStatus::Failed,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, TaskStatus::Success | TaskStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: TaskId,
+    pub organization_id: OrganizationId,
+    pub operation: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub agent_id: Option<String>,
+    pub status: TaskStatus,
+    pub progress: i64,
+    /// The next step to run, or while `unwinding`, the next to undo.
+    pub step: i64,
+    pub unwinding: bool,
+    /// The operation's parameters (JSON).
+    pub input: String,
+    /// On success: the resource as it ended (JSON).
+    pub result: Option<String>,
+    /// On failure, and while unwinding: the error (JSON).
+    pub error: Option<String>,
+    pub owner: Option<NodeId>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl Task {
+    /// What an instance goes back to when this task is undone: the state
+    /// it had, or none when the task created it (it is removed).
+    pub fn restore_state(&self) -> Option<InstanceState> {
+        serde_json::from_str::<serde_json::Value>(&self.input)
+            .ok()
+            .and_then(|v| v.get("restore")?.as_str().and_then(InstanceState::parse))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub organization_id: OrganizationId,
+    pub operation: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub agent_id: Option<String>,
+    pub input: String,
+    pub now: DateTime<Utc>,
+}
+
+impl NewTask {
+    /// The task as it is right after it was queued.
+    pub fn queued(&self) -> Task {
+        Task {
+            id: self.id,
+            organization_id: self.organization_id,
+            operation: self.operation.clone(),
+            resource_type: self.resource_type.clone(),
+            resource_id: self.resource_id.clone(),
+            agent_id: self.agent_id.clone(),
+            status: TaskStatus::Pending,
+            progress: 0,
+            step: 0,
+            unwinding: false,
+            input: self.input.clone(),
+            result: None,
+            error: None,
+            owner: None,
+            created_at: self.now,
+            started_at: None,
+            completed_at: None,
+        }
+    }
+}
+
+/// One entry of the step log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepEntry {
+    pub name: String,
+    /// `do` or `undo`.
+    pub action: &'static str,
+    /// `done` or `failed`.
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+}
+
+/// Where a task has got to, written after each step.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub task: TaskId,
+    pub owner: NodeId,
+    pub step: i64,
+    pub unwinding: bool,
+    pub progress: i64,
+    /// The error that started the unwinding.
+    pub error: Option<String>,
+    pub entry: StepEntry,
+    pub now: DateTime<Utc>,
+}
+
+/// `?status=`, `?resourceId=` of a list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub resource_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, organization_id, operation, resource_type, resource_id, agent_id, \
+                       status, progress, step, unwinding, input, result, error, owner, \
+                       created_at, started_at, completed_at";
+
+fn task_from_row(r: &AnyRow) -> Result<Task> {
+    let status: String = col(r, "status")?;
+    Ok(Task {
+        id: col_id(r, "id")?,
+        organization_id: col_id(r, "organization_id")?,
+        operation: col(r, "operation")?,
+        resource_type: col(r, "resource_type")?,
+        resource_id: col(r, "resource_id")?,
+        agent_id: col(r, "agent_id")?,
+        status: TaskStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("corrupt task status {status:?}")))?,
+        progress: col(r, "progress")?,
+        step: col(r, "step")?,
+        unwinding: col::<i64>(r, "unwinding")? != 0,
+        input: col(r, "input")?,
+        result: col(r, "result")?,
+        error: col(r, "error")?,
+        owner: col_opt_id(r, "owner")?,
+        created_at: col_time(r, "created_at")?,
+        started_at: col::<Option<i64>>(r, "started_at")?.map(from_micros),
+        completed_at: col::<Option<i64>>(r, "completed_at")?.map(from_micros),
+    })
+}
+
+/// Queues a task inside the transaction that accepted its operation. A
+/// second unfinished task on the same resource is refused (as a taken
+/// name, which the caller turns into 2013).
+pub(crate) async fn insert_task(tx: &mut Transaction<'static, Any>, t: &NewTask) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
+         active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, 'PENDING', 0, 0, 0, $7, $8)",
+    )
+    .bind(t.id.to_string())
+    .bind(t.organization_id.to_string())
+    .bind(&t.operation)
+    .bind(&t.resource_type)
+    .bind(&t.resource_id)
+    .bind(t.agent_id.clone())
+    .bind(&t.input)
+    .bind(to_micros(t.now))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_active_resource_violation(&e) {
+            Error::new(ErrorCode::NameTaken, "resource busy")
+        } else {
+            db_error(e)
+        }
+    })?;
+    Ok(())
+}
+
+async fn log_step(
+    tx: &mut Transaction<'static, Any>,
+    task: TaskId,
+    entry: &StepEntry,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
+         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_steps WHERE task_id = $1), \
+         $2, $3, $4, $5, $6)",
+    )
+    .bind(task.to_string())
+    .bind(&entry.name)
+    .bind(entry.action)
+    .bind(entry.outcome)
+    .bind(entry.detail.clone())
+    .bind(to_micros(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn get_task(&self, id: TaskId) -> Result<Option<Task>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_error)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    /// An organization's tasks, newest first.
+    pub async fn list_tasks(
+        &self,
+        org: OrganizationId,
+        filter: &TaskFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Task>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM tasks WHERE organization_id = $1");
+        let mut n = 1;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let statuses: &[&str] = match filter.status {
+            None => &[],
+            // Running tasks are PENDING to the API.
+            Some(TaskStatus::Pending | TaskStatus::Running) => &["PENDING", "RUNNING"],
+            Some(TaskStatus::Success) => &["SUCCESS"],
+            Some(TaskStatus::Failed) => &["FAILED"],
+        };
+        if !statuses.is_empty() {
+            let a = next();
+            let b = next();
+            sql.push_str(&format!(" AND status IN (${a}, ${b})"));
+        }
+        if filter.resource_id.is_some() {
+            sql.push_str(&format!(" AND resource_id = ${}", next()));
+        }
+        if page.after.is_some() {
+            sql.push_str(&format!(" AND id < ${}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", next()));
+        let mut query = sqlx::query(&sql).bind(org.to_string());
+        if let [a, rest @ ..] = statuses {
+            query = query.bind(*a).bind(*rest.first().unwrap_or(a));
+        }
+        if let Some(r) = &filter.resource_id {
+            query = query.bind(r.clone());
+        }
+        if let Some(after) = &page.after {
+            query = query.bind(after.clone());
+        }
+        let rows = query
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        let items = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, page.limit, |t| t.id.to_string()))
+    }
+
+    /// The step log of a task, in order.
+    pub async fn task_steps(&self, id: TaskId) -> Result<Vec<StepEntry>> {
+        let rows = sqlx::query(
+            "SELECT name, action, outcome, detail FROM task_steps WHERE task_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let action: String = col(r, "action")?;
+                let outcome: String = col(r, "outcome")?;
+                Ok(StepEntry {
+                    name: col(r, "name")?,
+                    action: if action == "undo" { "undo" } else { "do" },
+                    outcome: if outcome == "failed" {
+                        "failed"
+                    } else {
+                        "done"
+                    },
+                    detail: col(r, "detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Claims up to `limit` tasks for `node`: tasks not yet claimed, and
+    /// tasks whose node's lease has run out. Oldest first.
+    pub async fn claim_tasks(
+        &self,
+        node: NodeId,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Task>> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "UPDATE tasks SET owner = $1, status = 'RUNNING', \
+             started_at = COALESCE(started_at, $2) \
+             WHERE id IN (SELECT t.id FROM tasks t WHERE t.status IN ('PENDING', 'RUNNING') \
+             AND (t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
+             WHERE n.id = t.owner AND n.lease_until >= $2)) ORDER BY t.id LIMIT $3{lock}) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(node.to_string())
+        .bind(to_micros(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.write)
+        .await
+        .map_err(db_error)?;
+        let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        tasks.sort_by_key(|t| t.id);
+        Ok(tasks)
+    }
+
+    /// Records the steps tasks have got through, in one transaction. Each
+    /// answer is false when that task is no longer its node's.
+    pub async fn record_progress(&self, batch: &[Progress]) -> Result<Vec<bool>> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut held = Vec::with_capacity(batch.len());
+        for p in batch {
+            let done = sqlx::query(
+                "UPDATE tasks SET step = $1, unwinding = $2, progress = $3, \
+                 error = COALESCE($4, error) WHERE id = $5 AND owner = $6 AND status = 'RUNNING'",
+            )
+            .bind(p.step)
+            .bind(i64::from(p.unwinding))
+            .bind(p.progress)
+            .bind(p.error.clone())
+            .bind(p.task.to_string())
+            .bind(p.owner.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let ours = done.rows_affected() > 0;
+            if ours {
+                log_step(&mut tx, p.task, &p.entry, p.now).await?;
+            }
+            held.push(ours);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(held)
+    }
+
+    /// Ends a task `node` holds: SUCCESS with its result or FAILED with
+    /// its error. False when the task was no longer the node's.
+    pub async fn finish_task(
+        &self,
+        id: TaskId,
+        node: NodeId,
+        status: TaskStatus,
+        result: Option<&str>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tasks SET status = $1, result = $2, error = COALESCE($3, error), \
+             progress = 100, completed_at = $4, active_resource = NULL \
+             WHERE id = $5 AND owner = $6 AND status = 'RUNNING'",
+        )
+        .bind(status.as_str())
+        .bind(result)
+        .bind(error)
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .bind(node.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Hands a task `node` holds back to the queue (it stopped before the
+    /// end): the next claim resumes it at the step it had reached.
+    pub async fn release_task(&self, id: TaskId, node: NodeId) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET owner = NULL, status = 'PENDING' \
+             WHERE id = $1 AND owner = $2 AND status = 'RUNNING'",
+        )
+        .bind(id.to_string())
+        .bind(node.to_string())
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Cancels a task no node has claimed yet: it ends FAILED with `error`
+    /// and its instance goes back to the state it had (or, for a creation,
+    /// away), in one transaction. `None` when the task is no longer
+    /// waiting (the caller says why).
+    pub async fn cancel_task(
+        &self,
+        id: TaskId,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let done = sqlx::query(
+            "UPDATE tasks SET status = 'FAILED', error = $1, completed_at = $2, \
+             active_resource = NULL WHERE id = $3 AND status = 'PENDING' \
+             AND started_at IS NULL",
+        )
+        .bind(error)
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let task = task_from_row(&row)?;
+        if task.resource_type == crate::instances::TYPE {
+            let instance: InstanceId = crate::db::parse_id(&task.resource_id)?;
+            settle_instance(&mut tx, instance, task.restore_state(), now).await?;
+        }
+        log_step(
+            &mut tx,
+            id,
+            &StepEntry {
+                name: "cancel".into(),
+                action: "undo",
+                outcome: "done",
+                detail: None,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(task))
+    }
+
+    /// Puts an instance back in `restore`, or removes it when there is
+    /// nothing to go back to (a creation undone). Idempotent.
+    pub async fn settle_instance(
+        &self,
+        id: InstanceId,
+        restore: Option<InstanceState>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        settle_instance(&mut tx, id, restore, now).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Drops tasks that finished before `before`, with their step logs.
+    pub async fn purge_tasks(&self, before: DateTime<Utc>) -> Result<u64> {
+        sqlx::query(
+            "DELETE FROM task_steps WHERE task_id IN \
+             (SELECT id FROM tasks WHERE completed_at < $1)",
+        )
+        .bind(to_micros(before))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        let done = sqlx::query("DELETE FROM tasks WHERE completed_at < $1")
+            .bind(to_micros(before))
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Registers a node with a lease until `until`.
+    pub async fn register_node(
+        &self,
+        node: NodeId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO nodes (id, started_at, lease_until) VALUES ($1, $2, $3)")
+            .bind(node.to_string())
+            .bind(to_micros(now))
+            .bind(to_micros(until))
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Extends a node's lease; false when the lease had already run out
+    /// (its tasks may have been taken over: it must stop working on them).
+    pub async fn renew_node(
+        &self,
+        node: NodeId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE nodes SET lease_until = $1 WHERE id = $2 AND lease_until >= $3")
+                .bind(to_micros(until))
+                .bind(node.to_string())
+                .bind(to_micros(now))
+                .execute(&self.write)
+                .await
+                .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A node leaving: its running tasks go back to the queue for another
+    /// node (or the next start), and its lease ends. Nodes long dead are
+    /// forgotten.
+    pub async fn retire_node(&self, node: NodeId, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        sqlx::query("UPDATE tasks SET owner = NULL, status = 'PENDING' WHERE owner = $1 AND status = 'RUNNING'")
+            .bind(node.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM nodes WHERE id = $1 OR lease_until < $2")
+            .bind(node.to_string())
+            .bind(to_micros(now - chrono::Duration::days(1)))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+async fn settle_instance(
+    tx: &mut Transaction<'static, Any>,
+    id: InstanceId,
+    restore: Option<InstanceState>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match restore {
+        Some(state) => {
+            sqlx::query(
+                "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
+                 WHERE id = $3 AND state <> $1",
+            )
+            .bind(state.as_str())
+            .bind(to_micros(now))
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+        None => {
+            sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}

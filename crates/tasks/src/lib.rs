@@ -1,0 +1,518 @@
+//! The durable task engine.
+//!
+//! A task is a sequence of steps, each idempotent and each with an undo
+//! ([`Operations`]). The engine claims queued tasks (see
+//! `nephele_store::tasks` for the lease), runs their steps in order and
+//! records each one before the next starts, so a task interrupted by a
+//! crash resumes at the step it was in, on whichever node claims it next.
+//! When a step fails, the steps done so far (and the failed one, which may
+//! have half happened) are undone in reverse, the resource is settled in a
+//! defined state, and the task ends FAILED with the step's error.
+
+mod metrics;
+
+pub use metrics::TaskMetrics;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nephele_common::batch::Batcher;
+use nephele_common::clock::{to_micros, SharedClock};
+use nephele_common::ids::{NodeId, TaskId};
+use nephele_common::{Error, Result};
+use nephele_store::tasks::{Progress, StepEntry, Task, TaskStatus};
+use nephele_store::Store;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// What a kind of task does, step by step.
+#[async_trait]
+pub trait Operations: Send + Sync + 'static {
+    /// The steps of the task's operation, by name; `None` for an operation
+    /// this engine does not know (the task fails).
+    fn steps(&self, task: &Task) -> Option<&'static [&'static str]>;
+    /// Runs step `step`. Must be idempotent.
+    async fn run(&self, task: &Task, step: usize) -> Result<()>;
+    /// Undoes step `step` (which may have run partly, or not at all).
+    async fn undo(&self, task: &Task, step: usize) -> Result<()>;
+    /// Once every step has run: the task's result (JSON), if any.
+    async fn result(&self, task: &Task) -> Result<Option<String>>;
+    /// Once every step is undone: puts the resource in its defined state
+    /// (`Error` when an undo failed).
+    async fn settle(&self, task: &Task, undo_failed: bool) -> Result<()>;
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many tasks run at once on this node.
+    pub workers: usize,
+    /// How long a node's claim on its tasks lasts without renewal.
+    pub lease: Duration,
+    /// How often the queue is polled when nothing wakes the engine.
+    pub poll: Duration,
+    /// How long finished tasks are kept.
+    pub retention: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 64,
+            lease: Duration::from_secs(10),
+            poll: Duration::from_millis(200),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The engine of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("node", &self.inner.node)
+            .finish()
+    }
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    node: NodeId,
+    config: EngineConfig,
+    operations: Arc<dyn Operations>,
+    workers: Arc<Semaphore>,
+    wake: Notify,
+    /// Until when (micros) this node's lease is known to hold.
+    lease_until: AtomicI64,
+    stopping: AtomicBool,
+    progress: Batcher<Progress, bool>,
+    /// Requests waiting for a task to finish (`?wait=`).
+    waiters: Mutex<HashMap<TaskId, Arc<Notify>>>,
+    metrics: TaskMetrics,
+}
+
+/// How many step records are written in one transaction.
+const PROGRESS_BATCH: usize = 512;
+/// How often finished tasks past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+fn error_json(e: &Error) -> Value {
+    let detail = e.details().first();
+    json!({
+        "code": e.code().number(),
+        "message": detail.map(|d| d.message.as_str()).unwrap_or("The operation failed"),
+        "context": detail.map(|d| Value::Object(d.context.clone())).unwrap_or(json!({})),
+    })
+}
+
+impl Engine {
+    /// Registers this node and starts claiming tasks. Must run inside a
+    /// Tokio runtime; the background work ends when the engine is dropped.
+    pub async fn start(
+        store: Store,
+        clock: SharedClock,
+        operations: Arc<dyn Operations>,
+        config: EngineConfig,
+    ) -> Result<Engine> {
+        let node = NodeId::new();
+        let now = clock.now();
+        let until = now + lease(&config);
+        store.register_node(node, now, until).await?;
+        let writer = store.clone();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                progress: Batcher::start("task progress", PROGRESS_BATCH, move |batch| {
+                    let store = writer.clone();
+                    async move { store.record_progress(&batch).await }
+                }),
+                workers: Arc::new(Semaphore::new(config.workers.max(1))),
+                lease_until: AtomicI64::new(to_micros(until)),
+                store,
+                clock,
+                node,
+                config,
+                operations,
+                wake: Notify::new(),
+                stopping: AtomicBool::new(false),
+                waiters: Mutex::new(HashMap::new()),
+                metrics: TaskMetrics::new(),
+            }),
+        };
+        tracing::info!(node = %node, "task engine started");
+        let weak = Arc::downgrade(&engine.inner);
+        tokio::spawn(heartbeat(weak.clone()));
+        tokio::spawn(claim_loop(weak.clone()));
+        tokio::spawn(purge_loop(weak));
+        Ok(engine)
+    }
+
+    /// This node's id: the owner of the tasks it runs and of the
+    /// idempotency claims it holds.
+    pub fn node(&self) -> NodeId {
+        self.inner.node
+    }
+
+    pub fn metrics(&self) -> &TaskMetrics {
+        &self.inner.metrics
+    }
+
+    /// A task was queued: look now rather than at the next poll.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Waits (at most `timeout`) until task `id` may have finished on this
+    /// node; the caller re-reads it. Tasks finished on other nodes are
+    /// seen by the caller's own polling.
+    pub async fn finished(&self, id: TaskId, timeout: Duration) {
+        let notify = {
+            let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            waiters.entry(id).or_default().clone()
+        };
+        let _ = tokio::time::timeout(timeout, notify.notified()).await;
+        let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map and this waiter hold it: nobody else waits.
+        if waiters.get(&id).is_some_and(|n| Arc::strong_count(n) <= 2) {
+            waiters.remove(&id);
+        }
+    }
+
+    /// Stops claiming, lets running steps end (at most `grace`), hands
+    /// every unfinished task back to the queue and gives up the lease.
+    pub async fn shutdown(&self, grace: Duration) -> Result<()> {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+        let all = u32::try_from(self.inner.config.workers.max(1)).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(grace, self.inner.workers.acquire_many(all)).await;
+        self.inner
+            .store
+            .retire_node(self.inner.node, self.inner.clock.now())
+            .await
+    }
+}
+
+fn lease(config: &EngineConfig) -> chrono::Duration {
+    chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(10))
+}
+
+impl Inner {
+    /// May this node start another step? Its lease must hold for a while
+    /// yet, and it must not be stopping.
+    fn may_proceed(&self, now: DateTime<Utc>) -> bool {
+        let margin = to_micros(now) + i64::try_from(self.config.lease.as_micros() / 4).unwrap_or(0);
+        !self.stopping.load(Ordering::Acquire) && self.lease_until.load(Ordering::Acquire) > margin
+    }
+
+    fn notify_finished(&self, id: TaskId) {
+        let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = waiters.get(&id) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Records a step; false when the task is no longer this node's.
+    async fn record(
+        &self,
+        task: &Task,
+        step: i64,
+        unwinding: bool,
+        error: Option<String>,
+        entry: StepEntry,
+        steps: usize,
+    ) -> Result<bool> {
+        let done = if unwinding { task.progress } else { step };
+        let progress = (done * 100 / i64::try_from(steps.max(1)).unwrap_or(1)).min(99);
+        self.progress
+            .submit(Progress {
+                task: task.id,
+                owner: self.node,
+                step,
+                unwinding,
+                progress,
+                error,
+                entry,
+                now: self.clock.now(),
+            })
+            .await
+    }
+
+    /// Runs a claimed task to its end (true), or until this node must let
+    /// it go (false: it is stopping, or its lease is in doubt).
+    async fn drive(&self, mut task: Task) -> Result<bool> {
+        let Some(steps) = self.operations.steps(&task) else {
+            let e = Error::internal(format!("unknown operation {:?}", task.operation));
+            self.end(&task, TaskStatus::Failed, None, Some(error_json(&e)))
+                .await?;
+            return Ok(true);
+        };
+        let mut undo_failed = task
+            .error
+            .as_deref()
+            .and_then(|e| serde_json::from_str::<Value>(e).ok())
+            .is_some_and(|e| e["context"]["undoFailed"] == json!(true));
+        loop {
+            if !self.may_proceed(self.clock.now()) {
+                // Another node (or the next start) takes it from here.
+                return Ok(false);
+            }
+            let index = usize::try_from(task.step).unwrap_or(0);
+            if !task.unwinding {
+                if index >= steps.len() {
+                    let result = self.operations.result(&task).await?;
+                    self.end(&task, TaskStatus::Success, result, None).await?;
+                    return Ok(true);
+                }
+                let name = steps[index];
+                let started = std::time::Instant::now();
+                let outcome = self.operations.run(&task, index).await;
+                self.metrics
+                    .step(&task.operation, name, started.elapsed(), outcome.is_ok());
+                let (next, unwinding, error, entry) = match outcome {
+                    Ok(()) => (task.step + 1, false, None, entry(name, "do", "done", None)),
+                    Err(e) => {
+                        let error = error_json(&e);
+                        let detail = error["message"].as_str().map(str::to_owned);
+                        tracing::info!(task = %task.id, step = name, error = %e, "task step failed; undoing");
+                        // The failed step may have half happened: undo it too.
+                        (
+                            task.step,
+                            true,
+                            Some(error.to_string()),
+                            entry(name, "do", "failed", detail),
+                        )
+                    }
+                };
+                if !self
+                    .record(&task, next, unwinding, error.clone(), entry, steps.len())
+                    .await?
+                {
+                    return Ok(true);
+                }
+                task.step = next;
+                task.unwinding = unwinding;
+                if error.is_some() {
+                    task.error = error;
+                }
+            } else {
+                if task.step < 0 {
+                    self.operations.settle(&task, undo_failed).await?;
+                    let error = task
+                        .error
+                        .as_deref()
+                        .and_then(|e| serde_json::from_str(e).ok());
+                    self.end(&task, TaskStatus::Failed, None, error).await?;
+                    return Ok(true);
+                }
+                let name = steps[index.min(steps.len() - 1)];
+                let (outcome, detail) = match self.operations.undo(&task, index).await {
+                    Ok(()) => ("done", None),
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, step = name, error = %e, "undo failed");
+                        undo_failed = true;
+                        let mut error = task
+                            .error
+                            .as_deref()
+                            .and_then(|e| serde_json::from_str::<Value>(e).ok())
+                            .unwrap_or_else(|| json!({"context": {}}));
+                        error["context"]["undoFailed"] = json!(true);
+                        error["context"]["undoError"] = error_json(&e)["message"].clone();
+                        task.error = Some(error.to_string());
+                        (
+                            "failed",
+                            error_json(&e)["message"].as_str().map(str::to_owned),
+                        )
+                    }
+                };
+                let error = (outcome == "failed").then(|| task.error.clone()).flatten();
+                if !self
+                    .record(
+                        &task,
+                        task.step - 1,
+                        true,
+                        error,
+                        entry(name, "undo", outcome, detail),
+                        steps.len(),
+                    )
+                    .await?
+                {
+                    return Ok(true);
+                }
+                task.step -= 1;
+            }
+        }
+    }
+
+    async fn end(
+        &self,
+        task: &Task,
+        status: TaskStatus,
+        result: Option<String>,
+        error: Option<Value>,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let error = error.map(|e| e.to_string());
+        if self
+            .store
+            .finish_task(
+                task.id,
+                self.node,
+                status,
+                result.as_deref(),
+                error.as_deref(),
+                now,
+            )
+            .await?
+        {
+            let took = task
+                .started_at
+                .map(|s| (now - s).to_std().unwrap_or_default())
+                .unwrap_or_default();
+            self.metrics.finished(&task.operation, status, took);
+            self.notify_finished(task.id);
+        }
+        Ok(())
+    }
+}
+
+fn entry(
+    name: &str,
+    action: &'static str,
+    outcome: &'static str,
+    detail: Option<String>,
+) -> StepEntry {
+    StepEntry {
+        name: name.to_owned(),
+        action,
+        outcome,
+        detail,
+    }
+}
+
+/// Renews this node's lease three times per lease period. A node that
+/// could not renew in time stops starting steps (see `may_proceed`) until
+/// it can again; tasks taken over meanwhile are no longer its to write.
+async fn heartbeat(engine: Weak<Inner>) {
+    loop {
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        let period = inner.config.lease / 3;
+        if inner.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let now = inner.clock.now();
+        let until = now + lease(&inner.config);
+        match inner.store.renew_node(inner.node, now, until).await {
+            Ok(true) => inner.lease_until.store(to_micros(until), Ordering::Release),
+            Ok(false) => {
+                tracing::warn!(node = %inner.node, "the task lease ran out; registering again");
+                if inner
+                    .store
+                    .register_node(inner.node, now, until)
+                    .await
+                    .is_ok()
+                {
+                    inner.lease_until.store(to_micros(until), Ordering::Release);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the task lease"),
+        }
+        drop(inner);
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Claims as many tasks as there are free workers, and runs each.
+async fn claim_loop(engine: Weak<Inner>) {
+    loop {
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        if inner.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let free = inner.workers.available_permits();
+        let mut claimed = 0;
+        if free > 0 && inner.may_proceed(inner.clock.now()) {
+            match inner
+                .store
+                .claim_tasks(inner.node, free, inner.clock.now())
+                .await
+            {
+                Ok(tasks) => {
+                    claimed = tasks.len();
+                    for task in tasks {
+                        let Ok(permit) = inner.workers.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        spawn_drive(&inner, engine.clone(), task, permit);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not claim tasks"),
+            }
+        }
+        let poll = inner.config.poll;
+        let full = claimed == free && free > 0;
+        if full {
+            // More may be waiting: look again once a worker is free.
+            let workers = inner.workers.clone();
+            drop(inner);
+            if let Ok(p) = workers.acquire_owned().await {
+                drop(p);
+            }
+            continue;
+        }
+        let notified = inner.wake.notified();
+        let _ = tokio::time::timeout(poll, notified).await;
+    }
+}
+
+fn spawn_drive(inner: &Arc<Inner>, engine: Weak<Inner>, task: Task, permit: OwnedSemaphorePermit) {
+    inner.metrics.running(1);
+    tokio::spawn(async move {
+        let id = task.id;
+        if let Some(inner) = engine.upgrade() {
+            let let_go = match inner.drive(task).await {
+                Ok(done) => !done,
+                Err(e) => {
+                    tracing::warn!(task = %id, error = %e, "task interrupted; it will be taken up again");
+                    true
+                }
+            };
+            if let_go {
+                // Back to the queue at once, rather than when the lease ends.
+                if let Err(e) = inner.store.release_task(id, inner.node).await {
+                    tracing::warn!(task = %id, error = %e, "could not hand a task back");
+                }
+            }
+            inner.metrics.running(-1);
+            inner.wake.notify_one();
+        }
+        drop(permit);
+    });
+}
+
+async fn purge_loop(engine: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(PURGE_EVERY).await;
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        let before = inner.clock.now()
+            - chrono::Duration::from_std(inner.config.retention)
+                .unwrap_or(chrono::Duration::hours(24));
+        match inner.store.purge_tasks(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tasks = n, "purged finished tasks past their retention"),
+            Err(e) => tracing::warn!(error = %e, "could not purge finished tasks"),
+        }
+    }
+}
