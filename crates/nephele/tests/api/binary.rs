@@ -7,14 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-struct Process {
+pub(crate) struct Process {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Process {
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Process {
+    pub(crate) fn spawn(args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nephele"));
         cmd.args(args)
             .env_remove("NEPHELE_DATABASE_URL")
@@ -45,7 +45,7 @@ impl Process {
     }
 
     /// Waits for a line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
             return line.clone();
         }
@@ -64,13 +64,13 @@ impl Process {
         }
     }
 
-    fn url(&mut self) -> String {
+    pub(crate) fn url(&mut self) -> String {
         let line = self.wait_for("listening on ");
         let start = line.find("listening on ").unwrap() + "listening on ".len();
         line[start..].split_whitespace().next().unwrap().to_owned()
     }
 
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let mut seen = std::mem::take(&mut self.seen);
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -91,6 +91,15 @@ impl Process {
     }
 }
 
+impl Process {
+    /// `kill -9`: no shutdown, no flush, nothing handed back.
+    pub(crate) fn kill9(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         // A test that failed half-way must not leave a server behind.
@@ -100,7 +109,7 @@ impl Drop for Process {
 }
 
 /// Sets a server up with the given setup token; asserts it worked.
-async fn set_up_with(url: &str, token: &str) {
+pub(crate) async fn set_up_with(url: &str, token: &str) {
     let mut body = setup_body();
     body["setupToken"] = serde_json::json!(token);
     let r = reqwest::Client::new()

@@ -8,6 +8,7 @@
 mod access;
 mod binary;
 mod conventions;
+mod durability;
 mod identity;
 mod instances;
 mod interop;
