@@ -5,8 +5,10 @@
 use crate::access::OpCtx;
 use crate::App;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use nephele_api_types as api;
 use nephele_auth::Permission;
+use nephele_common::batch::Batcher;
 use nephele_common::clock::SharedClock;
 use nephele_common::error::Validator;
 use nephele_common::ids::{InstanceId, OrganizationId, TaskId};
@@ -299,9 +301,11 @@ impl App {
 /// before them made true.
 #[derive(Debug)]
 pub struct InstanceOperations {
-    pub store: Store,
-    pub clock: SharedClock,
-    pub driver: Arc<dyn Driver>,
+    store: Store,
+    clock: SharedClock,
+    driver: Arc<dyn Driver>,
+    /// State changes, written in groups.
+    states: Batcher<(InstanceId, InstanceState, DateTime<Utc>), bool>,
 }
 
 const CREATE: &[&str] = &["create machine", "start machine", "mark running"];
@@ -311,6 +315,23 @@ const REBOOT: &[&str] = &["reboot machine", "mark running"];
 const DELETE: &[&str] = &["stop machine", "delete machine", "remove record"];
 
 impl InstanceOperations {
+    pub fn new(store: Store, clock: SharedClock, driver: Arc<dyn Driver>) -> InstanceOperations {
+        let writer = store.clone();
+        InstanceOperations {
+            states: Batcher::start("instance states", 512, move |batch| {
+                let store = writer.clone();
+                async move { store.set_instance_states(&batch).await }
+            }),
+            store,
+            clock,
+            driver,
+        }
+    }
+
+    async fn set_state(&self, id: InstanceId, state: InstanceState) -> Result<bool> {
+        self.states.submit((id, state, self.clock.now())).await
+    }
+
     fn instance_id(task: &Task) -> Result<InstanceId> {
         task.resource_id
             .parse()
@@ -338,11 +359,7 @@ impl InstanceOperations {
 
     async fn mark(&self, task: &Task, state: InstanceState) -> Result<()> {
         let id = Self::instance_id(task)?;
-        if !self
-            .store
-            .set_instance_state(id, state, self.clock.now())
-            .await?
-        {
+        if !self.set_state(id, state).await? {
             return Err(Error::not_found(TYPE, id));
         }
         Ok(())
@@ -418,10 +435,7 @@ impl Operations for InstanceOperations {
         let id = Self::instance_id(task)?;
         let now = self.clock.now();
         if undo_failed {
-            self.store
-                .set_instance_state(id, InstanceState::Error, now)
-                .await
-                .map(|_| ())
+            self.set_state(id, InstanceState::Error).await.map(|_| ())
         } else {
             self.store
                 .settle_instance(id, task.restore_state(), now)

@@ -234,11 +234,11 @@ impl App {
         let engine = Engine::start(
             self.store().clone(),
             self.clock().clone(),
-            Arc::new(instances::InstanceOperations {
-                store: self.store().clone(),
-                clock: self.clock().clone(),
-                driver: self.driver().clone(),
-            }),
+            Arc::new(instances::InstanceOperations::new(
+                self.store().clone(),
+                self.clock().clone(),
+                self.driver().clone(),
+            )),
             self.config().engine.clone(),
         )
         .await?;

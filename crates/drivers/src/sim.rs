@@ -7,9 +7,12 @@
 
 use crate::{Driver, MachineSpec, Power};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nephele_common::batch::Batcher;
 use nephele_common::clock::SharedClock;
 use nephele_common::ids::{InstanceId, TaskId};
 use nephele_common::{Error, ErrorCode, Result};
+use nephele_store::sim::SimChange;
 use nephele_store::Store;
 use std::time::Duration;
 
@@ -36,6 +39,8 @@ pub struct SimDriver {
     store: Store,
     clock: SharedClock,
     config: SimConfig,
+    /// Machine changes, written in groups.
+    changes: Batcher<(SimChange, DateTime<Utc>), bool>,
 }
 
 /// Does `image` name an injected failure of `operation`?
@@ -56,12 +61,22 @@ pub fn known_image(image: &str) -> bool {
 }
 
 impl SimDriver {
+    /// Must run inside a Tokio runtime: it starts the writer of changes.
     pub fn new(store: Store, clock: SharedClock, config: SimConfig) -> SimDriver {
+        let writer = store.clone();
         SimDriver {
+            changes: Batcher::start("simulated machines", 512, move |batch| {
+                let store = writer.clone();
+                async move { store.sim_apply(&batch).await }
+            }),
             store,
             clock,
             config,
         }
+    }
+
+    async fn change(&self, change: SimChange) -> Result<bool> {
+        self.changes.submit((change, self.clock.now())).await
     }
 
     /// Waits the latency, then fails if this operation is to fail.
@@ -103,25 +118,24 @@ impl Driver for SimDriver {
 
     async fn create(&self, spec: &MachineSpec) -> Result<()> {
         self.operate("create", Some(&spec.image)).await?;
-        self.store
-            .sim_create(
-                spec.id,
-                spec.cpu,
-                spec.memory_mib,
-                &spec.image,
-                self.clock.now(),
-            )
-            .await
+        self.change(SimChange::Create {
+            id: spec.id,
+            cpu: spec.cpu,
+            memory_mib: spec.memory_mib,
+            image: spec.image.clone(),
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn start(&self, spec: &MachineSpec) -> Result<()> {
         self.operate("start", Some(&spec.image)).await?;
-        let sizes = Some((spec.cpu, spec.memory_mib));
-        if !self
-            .store
-            .sim_power(spec.id, "running", sizes, self.clock.now())
-            .await?
-        {
+        let on = SimChange::Power {
+            id: spec.id,
+            on: true,
+            sizes: Some((spec.cpu, spec.memory_mib)),
+        };
+        if !self.change(on).await? {
             return Err(failure("The simulated machine does not exist"));
         }
         Ok(())
@@ -130,11 +144,12 @@ impl Driver for SimDriver {
     async fn stop(&self, id: InstanceId) -> Result<()> {
         let image = self.image_of(id).await?;
         self.operate("stop", image.as_deref()).await?;
-        if !self
-            .store
-            .sim_power(id, "stopped", None, self.clock.now())
-            .await?
-        {
+        let off = SimChange::Power {
+            id,
+            on: false,
+            sizes: None,
+        };
+        if !self.change(off).await? {
             return Err(failure("The simulated machine does not exist"));
         }
         Ok(())
@@ -143,7 +158,7 @@ impl Driver for SimDriver {
     async fn reboot(&self, id: InstanceId, task: TaskId) -> Result<()> {
         let image = self.image_of(id).await?;
         self.operate("reboot", image.as_deref()).await?;
-        if !self.store.sim_reboot(id, task, self.clock.now()).await? {
+        if !self.change(SimChange::Reboot { id, task }).await? {
             return Err(failure("The simulated machine is not running"));
         }
         Ok(())
@@ -154,7 +169,7 @@ impl Driver for SimDriver {
             return Ok(());
         };
         self.operate("delete", Some(&image)).await?;
-        self.store.sim_delete(id).await
+        self.change(SimChange::Delete { id }).await.map(|_| ())
     }
 
     async fn status(&self, id: InstanceId) -> Result<Option<Power>> {

@@ -541,28 +541,29 @@ impl Store {
         Ok(instance)
     }
 
-    /// Sets an instance's state (a task step: idempotent). False when the
-    /// instance is gone.
-    pub async fn set_instance_state(
+    /// Sets instances' states (task steps: idempotent), in one
+    /// transaction. Each answer is false when that instance is gone.
+    pub async fn set_instance_states(
         &self,
-        id: InstanceId,
-        state: InstanceState,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
-             WHERE id = $3 AND state <> $1",
-        )
-        .bind(state.as_str())
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        if done.rows_affected() > 0 {
-            return Ok(true);
+        batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut found = Vec::with_capacity(batch.len());
+        for (id, state, now) in batch {
+            let done = sqlx::query(
+                "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
+                 WHERE id = $3 AND state <> $1",
+            )
+            .bind(state.as_str())
+            .bind(to_micros(*now))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            found.push(done.rows_affected() > 0 || fetch_instance(&mut tx, *id).await?.is_some());
         }
-        Ok(self.get_instance(id).await?.is_some())
+        tx.commit().await.map_err(db_error)?;
+        Ok(found)
     }
 
     /// Removes an instance's record (a task step: idempotent).

@@ -1,5 +1,6 @@
 //! The simulated hypervisor's machines. Every change is idempotent: made
 //! twice (a task step run again after a crash), it takes effect once.
+//! Changes are applied in groups, one transaction each.
 
 use crate::db::{col, db_error};
 use crate::Store;
@@ -7,6 +8,7 @@ use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{InstanceId, TaskId};
 use nephele_common::Result;
+use sqlx::{Any, Transaction};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimMachine {
@@ -20,91 +22,114 @@ pub struct SimMachine {
     pub boots: i64,
 }
 
-impl Store {
+/// One change to the simulated machines.
+#[derive(Debug, Clone)]
+pub enum SimChange {
     /// Makes a stopped machine, unless it exists.
-    pub async fn sim_create(
-        &self,
+    Create {
         id: InstanceId,
         cpu: i64,
         memory_mib: i64,
-        image: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
-             VALUES ($1, 'stopped', $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(cpu)
-        .bind(memory_mib)
-        .bind(image)
-        .bind(to_micros(now))
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Powers a machine on or off (`running`/`stopped`), counting a boot
-    /// when it comes on; with the sizes it boots with. False when there is
-    /// no such machine.
-    pub async fn sim_power(
-        &self,
+        image: String,
+    },
+    /// Powers a machine on (counting a boot, with the sizes it boots with)
+    /// or off; answers whether the machine exists.
+    Power {
         id: InstanceId,
-        power: &str,
+        on: bool,
         sizes: Option<(i64, i64)>,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let boot = i64::from(power == "running");
-        let (cpu, memory) = sizes.unzip();
-        sqlx::query(
-            "UPDATE sim_machines SET power = $1, boots = boots + $2, updated_at = $3, \
-             cpu = COALESCE($4, cpu), memory_mib = COALESCE($5, memory_mib) \
-             WHERE id = $6 AND power <> $1",
-        )
-        .bind(power)
-        .bind(boot)
-        .bind(to_micros(now))
-        .bind(cpu)
-        .bind(memory)
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(self.sim_machine(id).await?.is_some())
-    }
+    },
+    /// Reboots a running machine once per task, however often asked;
+    /// answers whether it runs.
+    Reboot { id: InstanceId, task: TaskId },
+    /// Removes a machine, unless it is gone.
+    Delete { id: InstanceId },
+}
 
-    /// Reboots a running machine once per task: the same task asking again
-    /// changes nothing. False when it is not running.
-    pub async fn sim_reboot(
-        &self,
-        id: InstanceId,
-        task: TaskId,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        sqlx::query(
-            "UPDATE sim_machines SET boots = boots + 1, last_task = $1, updated_at = $2 \
-             WHERE id = $3 AND power = 'running' AND (last_task IS NULL OR last_task <> $1)",
-        )
-        .bind(task.to_string())
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(self
-            .sim_machine(id)
-            .await?
-            .is_some_and(|m| m.power == "running"))
-    }
-
-    pub async fn sim_delete(&self, id: InstanceId) -> Result<()> {
-        sqlx::query("DELETE FROM sim_machines WHERE id = $1")
+async fn apply(tx: &mut Transaction<'static, Any>, change: &SimChange, now: i64) -> Result<bool> {
+    match change {
+        SimChange::Create {
+            id,
+            cpu,
+            memory_mib,
+            image,
+        } => {
+            sqlx::query(
+                "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
+                 VALUES ($1, 'stopped', $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
+            )
             .bind(id.to_string())
-            .execute(&self.write)
+            .bind(*cpu)
+            .bind(*memory_mib)
+            .bind(image)
+            .bind(now)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-        Ok(())
+            Ok(true)
+        }
+        SimChange::Power { id, on, sizes } => {
+            let power = if *on { "running" } else { "stopped" };
+            let (cpu, memory) = sizes.unzip();
+            sqlx::query(
+                "UPDATE sim_machines SET power = $1, boots = boots + $2, updated_at = $3, \
+                 cpu = COALESCE($4, cpu), memory_mib = COALESCE($5, memory_mib) \
+                 WHERE id = $6 AND power <> $1",
+            )
+            .bind(power)
+            .bind(i64::from(*on))
+            .bind(now)
+            .bind(cpu)
+            .bind(memory)
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            Ok(power_of(tx, *id).await?.is_some())
+        }
+        SimChange::Reboot { id, task } => {
+            sqlx::query(
+                "UPDATE sim_machines SET boots = boots + 1, last_task = $1, updated_at = $2 \
+                 WHERE id = $3 AND power = 'running' AND (last_task IS NULL OR last_task <> $1)",
+            )
+            .bind(task.to_string())
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            Ok(power_of(tx, *id).await?.as_deref() == Some("running"))
+        }
+        SimChange::Delete { id } => {
+            sqlx::query("DELETE FROM sim_machines WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+            Ok(true)
+        }
+    }
+}
+
+async fn power_of(tx: &mut Transaction<'static, Any>, id: InstanceId) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT power FROM sim_machines WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)
+}
+
+impl Store {
+    /// Applies changes to the simulated machines in one transaction; one
+    /// answer per change.
+    pub async fn sim_apply(&self, batch: &[(SimChange, DateTime<Utc>)]) -> Result<Vec<bool>> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut answers = Vec::with_capacity(batch.len());
+        for (change, now) in batch {
+            answers.push(apply(&mut tx, change, to_micros(*now)).await?);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(answers)
     }
 
     pub async fn sim_machine(&self, id: InstanceId) -> Result<Option<SimMachine>> {
@@ -112,7 +137,7 @@ impl Store {
             "SELECT power, cpu, memory_mib, image, boots FROM sim_machines WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.write)
+        .fetch_optional(&self.read)
         .await
         .map_err(db_error)?;
         row.map(|r| {

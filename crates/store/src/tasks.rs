@@ -154,6 +154,17 @@ pub struct Progress {
     pub now: DateTime<Utc>,
 }
 
+/// How a task ends.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub task: TaskId,
+    pub owner: NodeId,
+    pub status: TaskStatus,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
 /// `?status=`, `?resourceId=` of a list.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
@@ -389,32 +400,31 @@ impl Store {
         Ok(held)
     }
 
-    /// Ends a task `node` holds: SUCCESS with its result or FAILED with
-    /// its error. False when the task was no longer the node's.
-    pub async fn finish_task(
-        &self,
-        id: TaskId,
-        node: NodeId,
-        status: TaskStatus,
-        result: Option<&str>,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE tasks SET status = $1, result = $2, error = COALESCE($3, error), \
-             progress = 100, completed_at = $4, active_resource = NULL \
-             WHERE id = $5 AND owner = $6 AND status = 'RUNNING'",
-        )
-        .bind(status.as_str())
-        .bind(result)
-        .bind(error)
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .bind(node.to_string())
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
+    /// Ends tasks their nodes hold, in one transaction: SUCCESS with a
+    /// result or FAILED with an error. Each answer is false when that task
+    /// was no longer its node's.
+    pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut held = Vec::with_capacity(batch.len());
+        for f in batch {
+            let done = sqlx::query(
+                "UPDATE tasks SET status = $1, result = $2, error = COALESCE($3, error), \
+                 progress = 100, completed_at = $4, active_resource = NULL \
+                 WHERE id = $5 AND owner = $6 AND status = 'RUNNING'",
+            )
+            .bind(f.status.as_str())
+            .bind(f.result.clone())
+            .bind(f.error.clone())
+            .bind(to_micros(f.now))
+            .bind(f.task.to_string())
+            .bind(f.owner.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            held.push(done.rows_affected() > 0);
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(held)
     }
 
     /// Hands a task `node` holds back to the queue (it stopped before the

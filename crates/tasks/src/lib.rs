@@ -19,7 +19,7 @@ use nephele_common::batch::Batcher;
 use nephele_common::clock::{to_micros, SharedClock};
 use nephele_common::ids::{NodeId, TaskId};
 use nephele_common::{Error, Result};
-use nephele_store::tasks::{Progress, StepEntry, Task, TaskStatus};
+use nephele_store::tasks::{Finish, Progress, StepEntry, Task, TaskStatus};
 use nephele_store::Store;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -94,6 +94,7 @@ struct Inner {
     lease_until: AtomicI64,
     stopping: AtomicBool,
     progress: Batcher<Progress, bool>,
+    finisher: Batcher<Finish, bool>,
     /// Requests waiting for a task to finish (`?wait=`).
     waiters: Mutex<HashMap<TaskId, Arc<Notify>>>,
     metrics: TaskMetrics,
@@ -127,11 +128,16 @@ impl Engine {
         let until = now + lease(&config);
         store.register_node(node, now, until).await?;
         let writer = store.clone();
+        let finisher = store.clone();
         let engine = Engine {
             inner: Arc::new(Inner {
                 progress: Batcher::start("task progress", PROGRESS_BATCH, move |batch| {
                     let store = writer.clone();
                     async move { store.record_progress(&batch).await }
+                }),
+                finisher: Batcher::start("task ends", PROGRESS_BATCH, move |batch| {
+                    let store = finisher.clone();
+                    async move { store.finish_tasks(&batch).await }
                 }),
                 workers: Arc::new(Semaphore::new(config.workers.max(1))),
                 lease_until: AtomicI64::new(to_micros(until)),
@@ -360,15 +366,15 @@ impl Inner {
         let now = self.clock.now();
         let error = error.map(|e| e.to_string());
         if self
-            .store
-            .finish_task(
-                task.id,
-                self.node,
+            .finisher
+            .submit(Finish {
+                task: task.id,
+                owner: self.node,
                 status,
-                result.as_deref(),
-                error.as_deref(),
+                result,
+                error,
                 now,
-            )
+            })
             .await?
         {
             let took = task
