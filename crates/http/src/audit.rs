@@ -72,11 +72,13 @@ pub fn event(app: &App, r: Request<'_>) -> AuditEvent {
         ("authentication".to_owned(), None, None)
     } else {
         let (action, resource, mut target) = action(r.method, r.route, r.path);
-        // A create names its target in `Location`.
+        // A create names its target in `Location` (an asynchronous one
+        // names its task there, not its target).
         if target.is_none() {
             target = r
                 .location
                 .and_then(|l| l.to_str().ok())
+                .filter(|l| !l.starts_with("/api/v2/tasks/"))
                 .and_then(|l| l.rsplit('/').next())
                 .map(str::to_owned);
         }
