@@ -2,7 +2,7 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{check_version, col, col_id, col_time, db_error, unique_violation, Backend};
+use crate::db::{col, col_id, col_time, db_error, unique_violation, Backend};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
 use crate::Store;
@@ -210,19 +210,25 @@ async fn fetch_instance(
     row.as_ref().map(instance_from_row).transpose()
 }
 
+/// The id of the unfinished task on `resource`, if any.
+async fn active_task<'c, E>(executor: E, resource: &str) -> Result<Option<String>>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query_scalar("SELECT id FROM tasks WHERE active_resource = $1")
+        .bind(resource)
+        .fetch_optional(executor)
+        .await
+        .map_err(db_error)
+}
+
 /// 409 (2013) naming the task that holds `resource`, if one does.
 async fn refuse_while_busy(
     tx: &mut Transaction<'static, Any>,
     resource_type: &str,
     resource: &str,
 ) -> Result<()> {
-    let running: Option<String> =
-        sqlx::query_scalar("SELECT id FROM tasks WHERE active_resource = $1")
-            .bind(resource)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
-    match running {
+    match active_task(&mut **tx, resource).await? {
         Some(task) => Err(busy(resource_type, resource, &task)),
         None => Ok(()),
     }
@@ -407,7 +413,7 @@ impl Store {
             // Another node queued a task on it between our check and insert.
             if e.code() == ErrorCode::NameTaken {
                 drop(tx);
-                let running = self.active_task(&id.to_string()).await?;
+                let running = active_task(&self.read, &id.to_string()).await?;
                 return Err(busy(TYPE, &id.to_string(), &running.unwrap_or_default()));
             }
             return Err(e);
@@ -415,15 +421,6 @@ impl Store {
         record_task(&mut tx, idempotency, &task.id.to_string()).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(task.queued())
-    }
-
-    /// The id of the unfinished task on `resource`, if any.
-    pub async fn active_task(&self, resource: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT id FROM tasks WHERE active_resource = $1")
-            .bind(resource)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)
     }
 
     pub async fn get_instance(&self, id: InstanceId) -> Result<Option<Instance>> {
@@ -490,10 +487,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Instance> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        check_version(&mut tx, "instances", TYPE, &id, precondition).await?;
         let Some(mut instance) = fetch_instance(&mut tx, id).await? else {
             return Err(Error::not_found(TYPE, id));
         };
+        precondition.check(instance.version)?;
         if changes.resizes() {
             refuse_while_busy(&mut tx, TYPE, &id.to_string()).await?;
             if instance.state != InstanceState::Stopped {

@@ -255,8 +255,13 @@ impl Inner {
     async fn drive(&self, mut task: Task) -> Result<bool> {
         let Some(steps) = self.operations.steps(&task) else {
             let e = Error::internal(format!("unknown operation {:?}", task.operation));
-            self.end(&task, TaskStatus::Failed, None, Some(error_json(&e)))
-                .await?;
+            self.end(
+                &task,
+                TaskStatus::Failed,
+                None,
+                Some(error_json(&e).to_string()),
+            )
+            .await?;
             return Ok(true);
         };
         let mut undo_failed = task
@@ -310,10 +315,7 @@ impl Inner {
             } else {
                 if task.step < 0 {
                     self.operations.settle(&task, undo_failed).await?;
-                    let error = task
-                        .error
-                        .as_deref()
-                        .and_then(|e| serde_json::from_str(e).ok());
+                    let error = task.error.clone();
                     self.end(&task, TaskStatus::Failed, None, error).await?;
                     return Ok(true);
                 }
@@ -323,18 +325,16 @@ impl Inner {
                     Err(e) => {
                         tracing::warn!(task = %task.id, step = name, error = %e, "undo failed");
                         undo_failed = true;
+                        let message = error_json(&e)["message"].clone();
                         let mut error = task
                             .error
                             .as_deref()
                             .and_then(|e| serde_json::from_str::<Value>(e).ok())
                             .unwrap_or_else(|| json!({"context": {}}));
                         error["context"]["undoFailed"] = json!(true);
-                        error["context"]["undoError"] = error_json(&e)["message"].clone();
+                        error["context"]["undoError"] = message.clone();
                         task.error = Some(error.to_string());
-                        (
-                            "failed",
-                            error_json(&e)["message"].as_str().map(str::to_owned),
-                        )
+                        ("failed", message.as_str().map(str::to_owned))
                     }
                 };
                 let error = (outcome == "failed").then(|| task.error.clone()).flatten();
@@ -361,10 +361,9 @@ impl Inner {
         task: &Task,
         status: TaskStatus,
         result: Option<String>,
-        error: Option<Value>,
+        error: Option<String>,
     ) -> Result<()> {
         let now = self.clock.now();
-        let error = error.map(|e| e.to_string());
         if self
             .finisher
             .submit(Finish {
