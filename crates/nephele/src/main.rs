@@ -34,31 +34,32 @@ fn init_tracing() {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Waits for SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first polled: a signal that arrives as soon as
+/// the server says it is listening must not find the default action (death
+/// with a non-zero status) still in place.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::terminate()).and_then(|t| Ok((t, signal(SignalKind::interrupt())?)))
+    };
+    async move {
+        #[cfg(unix)]
+        if let Ok((mut term, mut int)) = signals {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig::resolve(args)?;
+    let signal = shutdown_signal();
     let mut running = nephele::server::start(config).await?;
     if let Some(password) = &running.demo_password {
         // Printed once, to the terminal only: never to the log.
@@ -69,7 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     tokio::select! {
-        _ = shutdown_signal() => {
+        _ = signal => {
             tracing::info!("shutting down: draining in-flight requests");
             running.shutdown().await?;
             tracing::info!("stopped");
