@@ -1,5 +1,7 @@
 //! The `nephele` binary as a library: configuration, wiring and `serve`,
-//! so that tests can start real servers in-process.
+//! so that tests can start real servers in-process, and the command-line
+//! client.
 
+pub mod cli;
 pub mod config;
 pub mod server;

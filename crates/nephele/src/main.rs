@@ -1,4 +1,5 @@
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use nephele::cli;
 use nephele::config::{ServeArgs, ServerConfig};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -7,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "nephele", version, about, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -17,7 +20,17 @@ enum Command {
     #[command(
         after_help = "Examples:\n  nephele serve --demo\n  nephele serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem\n  NEPHELE_DATABASE_URL=postgres://postgres@127.0.0.1/nephele nephele serve"
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  nephele completion bash > /etc/bash_completion.d/nephele\n  nephele completion zsh > \"${fpath[1]}/_nephele\"\n  nephele completion fish > ~/.config/fish/completions/nephele.fish"
+    )]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 fn init_tracing() {
@@ -80,8 +93,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A client command: a small runtime, no server logging; errors are the
+/// command's own one-line messages.
+fn run_client(global: cli::Global, command: cli::Command) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(cli::run(global, command)),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One line, not clap's page of usage: the first line names the
+            // problem, and --help is there for the rest.
+            let rendered = e.render().to_string();
+            let line = rendered.lines().next().unwrap_or("error: invalid usage");
+            eprintln!("{line} (see --help)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let command = match cli.command {
+        Command::Serve(args) => *args,
+        Command::Completion { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "nephele", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Client(command) => return run_client(cli.global, command),
+    };
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -90,11 +142,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve(args).await,
-        }
-    });
+    let result = runtime.block_on(serve(command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -102,5 +150,31 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command a person can run explains itself with examples.
+    #[test]
+    fn every_command_has_examples() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            let leaf = command.get_subcommands().next().is_none();
+            let examples = command
+                .get_after_help()
+                .is_some_and(|h| h.to_string().contains("Examples:"));
+            if leaf && !examples && command.get_name() != "help" {
+                missing.push(path.clone());
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no examples: {missing:?}");
     }
 }

@@ -7,6 +7,7 @@
 
 mod access;
 mod binary;
+mod cli;
 mod conventions;
 mod durability;
 mod identity;

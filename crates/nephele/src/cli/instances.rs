@@ -1,0 +1,405 @@
+//! Instances and the tasks their operations run as: `--wait` follows a
+//! task to its end, with a progress bar on a terminal.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::{Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use nephele_client::{describe_error, Method, Request};
+use nephele_common::error::ErrorDetail;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::output::{Output, INSTANCE, TASK};
+use super::session::Session;
+use super::{Exit, Failure, Global, Paging};
+
+/// Longest single long-poll: short enough to move the progress bar.
+const POLL: u64 = 5;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum State {
+    Provisioning,
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Rebooting,
+    Deleting,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum TaskStatus {
+    Pending,
+    Success,
+    Failed,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// Create an instance (asynchronous: prints its task, or waits with --wait)
+    #[command(
+        after_help = "Examples:\n  nephele instance create web-1 --image ubuntu-24.04 --cpu 2 --memory-mib 2048 --wait\n  nephele instance create db-1 --image debian-12 --disk-gib 100 -q"
+    )]
+    Create {
+        name: String,
+        #[arg(long)]
+        image: String,
+        /// vCPUs [server default: 1]
+        #[arg(long)]
+        cpu: Option<i64>,
+        /// Memory in MiB [server default: 1024]
+        #[arg(long)]
+        memory_mib: Option<i64>,
+        /// Disk in GiB [server default: 10]
+        #[arg(long)]
+        disk_gib: Option<i64>,
+        /// Data center id [default: the server's own]
+        #[arg(long)]
+        datacenter: Option<Uuid>,
+        /// Wait for the task to end; exit 8 if it fails
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Instances of the organization acted in
+    #[command(
+        after_help = "Examples:\n  nephele instance list\n  nephele instance list --state Running -q\n  nephele instance list --name web-1 -o yaml"
+    )]
+    List {
+        #[arg(long, value_enum)]
+        state: Option<State>,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One instance
+    #[command(
+        after_help = "Examples:\n  nephele instance get 0192…\n  nephele instance get 0192… -o xml"
+    )]
+    Get { id: Uuid },
+    /// Start a stopped instance
+    #[command(after_help = "Examples:\n  nephele instance start 0192… --wait")]
+    Start {
+        id: Uuid,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop a running instance
+    #[command(after_help = "Examples:\n  nephele instance stop 0192… --wait")]
+    Stop {
+        id: Uuid,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Reboot a running instance
+    #[command(after_help = "Examples:\n  nephele instance reboot 0192… --wait")]
+    Reboot {
+        id: Uuid,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Change a stopped instance's vCPUs or memory
+    #[command(after_help = "Examples:\n  nephele instance resize 0192… --cpu 4 --memory-mib 8192")]
+    Resize {
+        id: Uuid,
+        #[arg(long)]
+        cpu: Option<i64>,
+        #[arg(long)]
+        memory_mib: Option<i64>,
+    },
+    /// Rename an instance
+    #[command(after_help = "Examples:\n  nephele instance rename 0192… web-2")]
+    Rename { id: Uuid, name: String },
+    /// Delete an instance (asynchronous)
+    #[command(after_help = "Examples:\n  nephele instance delete 0192… --wait")]
+    Delete {
+        id: Uuid,
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Tasks of the organization acted in, newest first
+    #[command(
+        after_help = "Examples:\n  nephele task list\n  nephele task list --status FAILED\n  nephele task list --resource 0192…"
+    )]
+    List {
+        #[arg(long, value_enum)]
+        status: Option<TaskStatus>,
+        /// Only tasks on this resource
+        #[arg(long)]
+        resource: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One task with its step log
+    #[command(after_help = "Examples:\n  nephele task get 0192…")]
+    Get { id: Uuid },
+    /// Wait for a task to end; exit 8 if it fails
+    #[command(
+        after_help = "Examples:\n  nephele task wait 0192…\n  nephele task wait 0192… --timeout 10m"
+    )]
+    Wait {
+        id: Uuid,
+        /// Give up after this long (exit 1), e.g. 30s, 10m
+        #[arg(long, default_value = "1h")]
+        timeout: humantime::Duration,
+    },
+    /// Cancel a task that has not started
+    #[command(after_help = "Examples:\n  nephele task cancel 0192…")]
+    Cancel { id: Uuid },
+}
+
+pub async fn instance(
+    global: &Global,
+    command: InstanceCommand,
+    out: Output,
+) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/instances";
+    match command {
+        InstanceCommand::Create {
+            name,
+            image,
+            cpu,
+            memory_mib,
+            disk_gib,
+            datacenter,
+            wait,
+        } => {
+            let mut body = json!({"name": name, "image": image});
+            for (key, value) in [
+                ("cpu", cpu),
+                ("memoryMiB", memory_mib),
+                ("diskGiB", disk_gib),
+            ] {
+                if let Some(value) = value {
+                    body[key] = json!(value);
+                }
+            }
+            if let Some(dc) = datacenter {
+                body["datacenter"] = json!(dc);
+            }
+            accepted(&mut s, Request::post(base, body), wait, out).await
+        }
+        InstanceCommand::List {
+            state,
+            name,
+            paging,
+        } => {
+            let state = state
+                .and_then(|st| st.to_possible_value())
+                .map(|v| v.get_name().to_owned());
+            let request = Request::get(base).query("state", state).query("name", name);
+            let items = s.list(request, &paging).await?;
+            out.list(&items, &INSTANCE)
+        }
+        InstanceCommand::Get { id } => {
+            let value = s.data(Request::get(format!("{base}/{id}"))).await?;
+            out.item(&value, &INSTANCE)
+        }
+        InstanceCommand::Start { id, wait } => {
+            accepted(
+                &mut s,
+                Request::post(format!("{base}/{id}/start"), json!({})),
+                wait,
+                out,
+            )
+            .await
+        }
+        InstanceCommand::Stop { id, wait } => {
+            accepted(
+                &mut s,
+                Request::post(format!("{base}/{id}/stop"), json!({})),
+                wait,
+                out,
+            )
+            .await
+        }
+        InstanceCommand::Reboot { id, wait } => {
+            accepted(
+                &mut s,
+                Request::post(format!("{base}/{id}/reboot"), json!({})),
+                wait,
+                out,
+            )
+            .await
+        }
+        InstanceCommand::Resize {
+            id,
+            cpu,
+            memory_mib,
+        } => {
+            if cpu.is_none() && memory_mib.is_none() {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "nothing to change: give --cpu or --memory-mib",
+                ));
+            }
+            let mut body = json!({});
+            if let Some(cpu) = cpu {
+                body["cpu"] = json!(cpu);
+            }
+            if let Some(memory) = memory_mib {
+                body["memoryMiB"] = json!(memory);
+            }
+            let request = Request::new(Method::PATCH, format!("{base}/{id}")).json(body);
+            let value = s.data(request).await?;
+            out.item(&value, &INSTANCE)
+        }
+        InstanceCommand::Rename { id, name } => {
+            let request =
+                Request::new(Method::PATCH, format!("{base}/{id}")).json(json!({"name": name}));
+            let value = s.data(request).await?;
+            out.item(&value, &INSTANCE)
+        }
+        InstanceCommand::Delete { id, wait } => {
+            accepted(
+                &mut s,
+                Request::new(Method::DELETE, format!("{base}/{id}")),
+                wait,
+                out,
+            )
+            .await
+        }
+    }
+}
+
+/// An asynchronous operation: prints the accepted task, or with `wait`
+/// follows it and prints the resource as it ended.
+async fn accepted(
+    s: &mut Session,
+    request: Request,
+    wait: bool,
+    out: Output,
+) -> Result<(), Failure> {
+    let accepted = s.send(request).await?.body;
+    let Some(task_id) = accepted
+        .get("taskId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(Failure::new(
+            Exit::Server,
+            "the server accepted the operation without a taskId",
+        ));
+    };
+    if !wait {
+        return out.item(&accepted, &TASK);
+    }
+    let task = follow(s, &task_id, Duration::from_secs(3600)).await?;
+    ended(&task, out)
+}
+
+/// Prints a finished task's outcome: the resource it left on success (the
+/// task itself when there is none, as after a delete); a failure is exit 8.
+fn ended(task: &Value, out: Output) -> Result<(), Failure> {
+    if task["taskStatus"] == "FAILED" {
+        let error = serde_json::from_value::<ErrorDetail>(task["error"].clone())
+            .map_or_else(|_| "no error given".to_owned(), |e| describe_error(&e));
+        return Err(Failure::new(
+            Exit::TaskFailed,
+            format!(
+                "task {} ({}) FAILED: {error}",
+                task["taskId"].as_str().unwrap_or_default(),
+                task["operation"].as_str().unwrap_or_default(),
+            ),
+        ));
+    }
+    match task.get("result") {
+        Some(result) if result.is_object() => out.item(result, &INSTANCE),
+        _ => out.item(task, &TASK),
+    }
+}
+
+/// Long-polls a task until it ends or `timeout` passes.
+async fn follow(s: &mut Session, task_id: &str, timeout: Duration) -> Result<Value, Failure> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(100);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:30} [{bar:30}] {pos:>3}%") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let deadline = Instant::now() + timeout;
+    let path = format!("/api/v2/tasks/{task_id}");
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs()
+            .min(POLL);
+        let task = s
+            .data(Request::get(&path).query("wait", Some(left)))
+            .await?;
+        let status = task["taskStatus"].as_str().unwrap_or_default().to_owned();
+        if let Some(bar) = &bar {
+            bar.set_position(task["progress"].as_u64().unwrap_or(0));
+            bar.set_message(format!(
+                "{} {}",
+                task["operation"].as_str().unwrap_or("task"),
+                status.to_lowercase()
+            ));
+        }
+        if status == "SUCCESS" || status == "FAILED" {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            return Ok(task);
+        }
+        if Instant::now() >= deadline {
+            if let Some(bar) = &bar {
+                bar.abandon();
+            }
+            return Err(Failure::new(
+                Exit::Error,
+                format!(
+                    "task {task_id} is still {status} after {}",
+                    humantime::format_duration(timeout)
+                ),
+            ));
+        }
+    }
+}
+
+pub async fn task(global: &Global, command: TaskCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/tasks";
+    match command {
+        TaskCommand::List {
+            status,
+            resource,
+            paging,
+        } => {
+            let status = status
+                .and_then(|st| st.to_possible_value())
+                .map(|v| v.get_name().to_owned());
+            let request = Request::get(base)
+                .query("status", status)
+                .query("resourceId", resource);
+            let items = s.list(request, &paging).await?;
+            out.list(&items, &TASK)
+        }
+        TaskCommand::Get { id } => {
+            let value = s.data(Request::get(format!("{base}/{id}"))).await?;
+            out.item(&value, &TASK)
+        }
+        TaskCommand::Wait { id, timeout } => {
+            let task = follow(&mut s, &id.to_string(), timeout.into()).await?;
+            ended(&task, out)
+        }
+        TaskCommand::Cancel { id } => {
+            let value = s
+                .data(Request::new(Method::DELETE, format!("{base}/{id}")))
+                .await?;
+            out.item(&value, &TASK)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The command-line client: `nephele login`, `nephele instance create`, …
+//! It talks to a server only through its public API (`nephele-client`).
+//!
+//! Exit codes (documented in the README, relied on by scripts):
+//! 0 success · 1 a refused request (invalid input, quota, rate limit) ·
+//! 2 usage · 3 authentication or permission · 4 not found ·
+//! 5 conflict (wrong state, busy, name taken, precondition) ·
+//! 6 server error · 7 no Nephele server at the URL · 8 the task failed.
+
+mod account;
+mod instances;
+mod output;
+mod profile;
+mod resources;
+mod session;
+
+use clap::{Args, Subcommand};
+use std::process::ExitCode;
+
+pub use output::Format;
+
+/// Why a command stopped, and the exit code that tells scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Error = 1,
+    Usage = 2,
+    Auth = 3,
+    NotFound = 4,
+    Conflict = 5,
+    Server = 6,
+    Unreachable = 7,
+    TaskFailed = 8,
+}
+
+/// A command's failure: one line for the user and an exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<nephele_client::Error> for Failure {
+    fn from(e: nephele_client::Error) -> Failure {
+        use nephele_client::Error;
+        let exit = match &e {
+            Error::Unreachable { .. } => Exit::Unreachable,
+            Error::Unexpected { status, .. } if *status >= 500 => Exit::Server,
+            Error::Unexpected { .. } => Exit::Unreachable,
+            Error::OAuth { status: 429, .. } => Exit::Error,
+            Error::OAuth { error, .. } if error == "invalid_request" => Exit::Error,
+            Error::OAuth { .. } => Exit::Auth,
+            Error::Api { status, .. } => match status {
+                401 | 403 => Exit::Auth,
+                404 => Exit::NotFound,
+                409 | 412 => Exit::Conflict,
+                s if *s >= 500 => Exit::Server,
+                _ => Exit::Error,
+            },
+        };
+        let hint = match e.code() {
+            Some(1100) => " (run `nephele setup`)",
+            _ => "",
+        };
+        Failure::new(exit, format!("{e}{hint}"))
+    }
+}
+
+/// Options of every client command.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Profile of stored credentials
+    #[arg(
+        long,
+        global = true,
+        env = "NEPHELE_PROFILE",
+        default_value = "default"
+    )]
+    pub profile: String,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(short = 'o', long = "output", global = true, value_enum)]
+    pub output: Option<Format>,
+    /// Act in this organization (the API's `org_id`) instead of your own
+    #[arg(long, global = true, env = "NEPHELE_ORG")]
+    pub org: Option<uuid::Uuid>,
+    /// Print only ids, one per line, for scripts
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Show every HTTP exchange on stderr, secrets redacted
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+/// Paging of list commands.
+#[derive(Debug, Clone, Args)]
+pub struct Paging {
+    /// Items per page (1–1000) [default: 100]
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Continue from a page token a previous list printed
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Follow every page
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in to a server and store the credentials in a profile
+    #[command(after_help = account::LOGIN_EXAMPLES)]
+    Login(account::LoginArgs),
+    /// Forget a profile's credentials (and revoke its refresh token)
+    #[command(after_help = "Examples:\n  nephele logout\n  nephele logout --profile staging")]
+    Logout,
+    /// Show who the profile is signed in as
+    #[command(after_help = "Examples:\n  nephele whoami\n  nephele whoami -o json")]
+    Whoami,
+    /// Set up a new server: its root organization and first admin
+    #[command(after_help = account::SETUP_EXAMPLES)]
+    Setup(account::SetupArgs),
+    /// Organizations and their quotas
+    #[command(subcommand, visible_alias = "organization")]
+    Org(resources::OrgCommand),
+    /// Users of an organization
+    #[command(subcommand)]
+    User(resources::UserCommand),
+    /// Roles: built-in and an organization's own
+    #[command(subcommand)]
+    Role(resources::RoleCommand),
+    /// Your API keys
+    #[command(subcommand)]
+    ApiKey(resources::ApiKeyCommand),
+    /// OAuth2 API clients of a tenant
+    #[command(subcommand)]
+    Client(resources::ClientCommand),
+    /// Compute instances
+    #[command(subcommand)]
+    Instance(instances::InstanceCommand),
+    /// Asynchronous tasks
+    #[command(subcommand)]
+    Task(instances::TaskCommand),
+    /// The audit log
+    #[command(subcommand)]
+    Audit(resources::AuditCommand),
+    /// Data centers
+    #[command(subcommand)]
+    Datacenter(resources::DatacenterCommand),
+}
+
+/// Runs a client command and turns its outcome into an exit code.
+pub async fn run(global: Global, command: Command) -> ExitCode {
+    let out = output::Output::new(global.output, global.quiet);
+    let result = match command {
+        Command::Login(args) => account::login(&global, args).await,
+        Command::Logout => account::logout(&global).await,
+        Command::Whoami => account::whoami(&global, out).await,
+        Command::Setup(args) => account::setup(&global, args, out).await,
+        Command::Org(c) => resources::org(&global, c, out).await,
+        Command::User(c) => resources::user(&global, c, out).await,
+        Command::Role(c) => resources::role(&global, c, out).await,
+        Command::ApiKey(c) => resources::api_key(&global, c, out).await,
+        Command::Client(c) => resources::client(&global, c, out).await,
+        Command::Instance(c) => instances::instance(&global, c, out).await,
+        Command::Task(c) => instances::task(&global, c, out).await,
+        Command::Audit(c) => resources::audit(&global, c, out).await,
+        Command::Datacenter(c) => resources::datacenter(&global, c, out).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let line = failure.message.replace('\n', " ");
+            if line.starts_with("warning: ") {
+                eprintln!("{line}");
+            } else {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(failure.exit as u8)
+        }
+    }
+}
+
+/// A password from `--password-stdin`, `NEPHELE_PASSWORD`, or a prompt on
+/// a terminal: never from a flag, where it would land in shell history.
+pub(crate) fn read_password(from_stdin: bool, prompt: &str) -> Result<String, Failure> {
+    use std::io::{BufRead, IsTerminal};
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::new(Exit::Usage, format!("cannot read stdin: {e}")))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(Failure::new(Exit::Usage, "no password on stdin"));
+        }
+        return Ok(password);
+    }
+    if let Ok(password) = std::env::var("NEPHELE_PASSWORD") {
+        if !password.is_empty() {
+            return Ok(password);
+        }
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt)
+            .map_err(|e| Failure::new(Exit::Usage, format!("cannot read the password: {e}")));
+    }
+    Err(Failure::new(
+        Exit::Usage,
+        "no password: use --password-stdin or NEPHELE_PASSWORD, or run on a terminal",
+    ))
+}

@@ -1,0 +1,663 @@
+//! Commands on the synchronous resources: organizations, users, roles, API
+//! keys, API clients, the audit log and data centers.
+
+use clap::{Subcommand, ValueEnum};
+use nephele_client::{Method, Request};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::output::{
+    Kind, Output, API_KEY, AUDIT_EVENT, CLIENT, DATACENTER, OBJECT, ORGANIZATION, ROLE, USER,
+};
+use super::session::Session;
+use super::{read_password, Exit, Failure, Global, Paging};
+
+/// Prints one resource from a GET.
+async fn show(
+    session: &mut Session,
+    path: String,
+    kind: &Kind,
+    out: Output,
+) -> Result<(), Failure> {
+    let value = session.data(Request::get(path)).await?;
+    out.item(&value, kind)
+}
+
+async fn show_list(
+    session: &mut Session,
+    request: Request,
+    paging: &Paging,
+    kind: &Kind,
+    out: Output,
+) -> Result<(), Failure> {
+    let items = session.list(request, paging).await?;
+    out.list(&items, kind)
+}
+
+/// Sends a write and prints the resource it answers with.
+async fn write(
+    session: &mut Session,
+    method: Method,
+    path: String,
+    body: Value,
+    kind: &Kind,
+    out: Output,
+) -> Result<(), Failure> {
+    let value = session.data(Request::new(method, path).json(body)).await?;
+    out.item(&value, kind)
+}
+
+async fn delete(
+    session: &mut Session,
+    path: String,
+    what: &str,
+    out: Output,
+) -> Result<(), Failure> {
+    session.send(Request::new(Method::DELETE, &path)).await?;
+    if !out.quiet {
+        eprintln!(
+            "Deleted {what} {}",
+            path.rsplit('/').next().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// A JSON object of the fields that were given.
+fn fields<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn nothing_to_change(body: &Value) -> Result<(), Failure> {
+    if body.as_object().is_some_and(Map::is_empty) {
+        return Err(Failure::new(
+            Exit::Usage,
+            "nothing to change: give at least one field",
+        ));
+    }
+    Ok(())
+}
+
+// ---- organizations ----
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Your organization and every one below it
+    #[command(after_help = "Examples:\n  nephele org list\n  nephele org list --parent 0192…")]
+    List {
+        /// Only the children of this organization
+        #[arg(long)]
+        parent: Option<Uuid>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One organization
+    #[command(after_help = "Examples:\n  nephele org get 0192…")]
+    Get { id: Uuid },
+    /// A sub-organization (of your own, or of --parent)
+    #[command(
+        after_help = "Examples:\n  nephele org create customer-a\n  nephele org create team-b --parent 0192…"
+    )]
+    Create {
+        name: String,
+        #[arg(long)]
+        parent: Option<Uuid>,
+    },
+    /// Rename an organization
+    #[command(after_help = "Examples:\n  nephele org update 0192… --name customer-b")]
+    Update {
+        id: Uuid,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete an organization that holds no instances or sub-organizations
+    #[command(after_help = "Examples:\n  nephele org delete 0192…")]
+    Delete { id: Uuid },
+    /// An organization's quota and usage
+    #[command(after_help = "Examples:\n  nephele org quota 0192…")]
+    Quota { id: Uuid },
+    /// Set an organization's quota (by an admin of its parent)
+    #[command(
+        after_help = "Examples:\n  nephele org set-quota 0192… --instances 10 --vcpus 20 --memory-mib 40960"
+    )]
+    SetQuota {
+        id: Uuid,
+        #[arg(long)]
+        instances: Option<i64>,
+        #[arg(long)]
+        vcpus: Option<i64>,
+        #[arg(long)]
+        memory_mib: Option<i64>,
+    },
+}
+
+pub async fn org(global: &Global, command: OrgCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/organizations";
+    match command {
+        OrgCommand::List { parent, paging } => {
+            let request = Request::get(base).query("parentId", parent);
+            show_list(&mut s, request, &paging, &ORGANIZATION, out).await
+        }
+        OrgCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &ORGANIZATION, out).await,
+        OrgCommand::Create { name, parent } => {
+            let body = fields([
+                ("name", Some(json!(name))),
+                ("parentId", parent.map(|p| json!(p))),
+            ]);
+            write(&mut s, Method::POST, base.into(), body, &ORGANIZATION, out).await
+        }
+        OrgCommand::Update { id, name } => {
+            let body = fields([("name", name.map(Value::String))]);
+            nothing_to_change(&body)?;
+            write(
+                &mut s,
+                Method::PATCH,
+                format!("{base}/{id}"),
+                body,
+                &ORGANIZATION,
+                out,
+            )
+            .await
+        }
+        OrgCommand::Delete { id } => {
+            delete(&mut s, format!("{base}/{id}"), "organization", out).await
+        }
+        OrgCommand::Quota { id } => show(&mut s, format!("{base}/{id}/quota"), &OBJECT, out).await,
+        OrgCommand::SetQuota {
+            id,
+            instances,
+            vcpus,
+            memory_mib,
+        } => {
+            let body = json!({"instances": instances, "vcpus": vcpus, "memoryMiB": memory_mib});
+            write(
+                &mut s,
+                Method::PUT,
+                format!("{base}/{id}/quota"),
+                body,
+                &OBJECT,
+                out,
+            )
+            .await
+        }
+    }
+}
+
+// ---- users ----
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Users of the organization acted in
+    #[command(
+        after_help = "Examples:\n  nephele user list\n  nephele user list --org 0192… -o yaml"
+    )]
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One user
+    #[command(after_help = "Examples:\n  nephele user get 0192…")]
+    Get { id: Uuid },
+    /// A new user; the password is asked for (or read with --password-stdin)
+    #[command(
+        after_help = "Examples:\n  nephele user create bob --email bob@acme.test --role operator\n  echo \"$PW\" | nephele user create ci --email ci@acme.test --role viewer --password-stdin"
+    )]
+    Create {
+        login: String,
+        #[arg(long)]
+        email: String,
+        /// A role name (built-in or the organization's own) or id; repeatable
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's login, email or roles
+    #[command(
+        after_help = "Examples:\n  nephele user update 0192… --email new@acme.test\n  nephele user update 0192… --role admin --role operator"
+    )]
+    Update {
+        id: Uuid,
+        #[arg(long)]
+        login: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Replaces the user's roles; repeatable
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Delete a user
+    #[command(after_help = "Examples:\n  nephele user delete 0192…")]
+    Delete { id: Uuid },
+    /// Set a user's password (your own needs NEPHELE_CURRENT_PASSWORD too)
+    #[command(
+        after_help = "Examples:\n  nephele user set-password 0192…\n  echo \"$PW\" | nephele user set-password 0192… --password-stdin"
+    )]
+    SetPassword {
+        id: Uuid,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/users";
+    match command {
+        UserCommand::List { paging } => {
+            show_list(&mut s, Request::get(base), &paging, &USER, out).await
+        }
+        UserCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &USER, out).await,
+        UserCommand::Create {
+            login,
+            email,
+            roles,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin, &format!("Password for {login}: "))?;
+            let body =
+                json!({"login": login, "email": email, "password": password, "roles": roles});
+            write(&mut s, Method::POST, base.into(), body, &USER, out).await
+        }
+        UserCommand::Update {
+            id,
+            login,
+            email,
+            roles,
+        } => {
+            let body = fields([
+                ("login", login.map(Value::String)),
+                ("email", email.map(Value::String)),
+                ("roles", (!roles.is_empty()).then(|| json!(roles))),
+            ]);
+            nothing_to_change(&body)?;
+            write(
+                &mut s,
+                Method::PATCH,
+                format!("{base}/{id}"),
+                body,
+                &USER,
+                out,
+            )
+            .await
+        }
+        UserCommand::Delete { id } => delete(&mut s, format!("{base}/{id}"), "user", out).await,
+        UserCommand::SetPassword { id, password_stdin } => {
+            let password = read_password(password_stdin, "New password: ")?;
+            let current = std::env::var("NEPHELE_CURRENT_PASSWORD").ok();
+            let body = fields([
+                ("password", Some(json!(password))),
+                ("currentPassword", current.map(Value::String)),
+            ]);
+            s.send(Request::post(format!("{base}/{id}/password"), body))
+                .await?;
+            if !out.quiet {
+                eprintln!("Password of user {id} changed");
+            }
+            Ok(())
+        }
+    }
+}
+
+// ---- roles ----
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Built-in roles and the organization's own
+    #[command(after_help = "Examples:\n  nephele role list\n  nephele role list -o xml")]
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One role
+    #[command(after_help = "Examples:\n  nephele role get 0192…")]
+    Get { id: Uuid },
+    /// A role of the organization acted in
+    #[command(
+        after_help = "Examples:\n  nephele role create auditor --permission audit:read --permission tasks:read"
+    )]
+    Create {
+        name: String,
+        /// A `resource:action` permission; repeatable
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+    },
+    /// Rename a role or replace its permissions
+    #[command(after_help = "Examples:\n  nephele role update 0192… --permission instances:read")]
+    Update {
+        id: Uuid,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces the role's permissions; repeatable
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+    },
+    /// Delete a role
+    #[command(after_help = "Examples:\n  nephele role delete 0192…")]
+    Delete { id: Uuid },
+}
+
+pub async fn role(global: &Global, command: RoleCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/roles";
+    match command {
+        RoleCommand::List { paging } => {
+            show_list(&mut s, Request::get(base), &paging, &ROLE, out).await
+        }
+        RoleCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &ROLE, out).await,
+        RoleCommand::Create { name, permissions } => {
+            let body = json!({"name": name, "permissions": permissions});
+            write(&mut s, Method::POST, base.into(), body, &ROLE, out).await
+        }
+        RoleCommand::Update {
+            id,
+            name,
+            permissions,
+        } => {
+            if name.is_none() && permissions.is_empty() {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "nothing to change: give --name or --permission",
+                ));
+            }
+            // PUT replaces both fields: keep the one not given.
+            let path = format!("{base}/{id}");
+            let current = s.data(Request::get(&path)).await?;
+            let body = json!({
+                "name": name.map_or_else(|| current["name"].clone(), Value::String),
+                "permissions": if permissions.is_empty() { current["permissions"].clone() } else { json!(permissions) },
+            });
+            write(&mut s, Method::PUT, path, body, &ROLE, out).await
+        }
+        RoleCommand::Delete { id } => delete(&mut s, format!("{base}/{id}"), "role", out).await,
+    }
+}
+
+// ---- API keys ----
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Your API keys (never their secrets)
+    #[command(after_help = "Examples:\n  nephele api-key list")]
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// A new key; its secret is printed this once
+    #[command(
+        after_help = "Examples:\n  nephele api-key create ci\n  KEY=$(nephele api-key create ci -o json | jq -r .secret)"
+    )]
+    Create { name: String },
+    /// Delete a key
+    #[command(after_help = "Examples:\n  nephele api-key delete 0192…")]
+    Delete { id: Uuid },
+    /// A new secret for a key; the old one stops working
+    #[command(after_help = "Examples:\n  nephele api-key regenerate 0192…")]
+    Regenerate { id: Uuid },
+}
+
+pub async fn api_key(global: &Global, command: ApiKeyCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/api-keys";
+    match command {
+        ApiKeyCommand::List { paging } => {
+            show_list(&mut s, Request::get(base), &paging, &API_KEY, out).await
+        }
+        ApiKeyCommand::Create { name } => {
+            write(
+                &mut s,
+                Method::POST,
+                base.into(),
+                json!({"name": name}),
+                &API_KEY,
+                out,
+            )
+            .await
+        }
+        ApiKeyCommand::Delete { id } => {
+            delete(&mut s, format!("{base}/{id}"), "API key", out).await
+        }
+        ApiKeyCommand::Regenerate { id } => {
+            write(
+                &mut s,
+                Method::POST,
+                format!("{base}/{id}/regenerate"),
+                json!({}),
+                &API_KEY,
+                out,
+            )
+            .await
+        }
+    }
+}
+
+// ---- API clients (`/api/2/clients`: snake_case, no envelope) ----
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuthMethod {
+    /// client_secret_basic
+    Basic,
+    /// client_secret_post
+    Post,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClientStatus {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// The API clients of a tenant (--tenant, else --org, else your own)
+    #[command(
+        after_help = "Examples:\n  nephele client list\n  nephele client list --tenant 0192…"
+    )]
+    List {
+        #[arg(long)]
+        tenant: Option<Uuid>,
+    },
+    /// One API client (never its secret)
+    #[command(after_help = "Examples:\n  nephele client get 0192…")]
+    Get { id: Uuid },
+    /// A new API client; its secret is printed this once
+    #[command(
+        after_help = "Examples:\n  nephele client create billing-sync --role viewer\n  nephele client create deployer --role operator --tenant 0192… --auth-method post"
+    )]
+    Create {
+        name: String,
+        #[arg(long)]
+        tenant: Option<Uuid>,
+        #[arg(long, value_enum, default_value = "basic")]
+        auth_method: AuthMethod,
+        /// A role the client acts with; repeatable
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Rename, enable or disable a client, or replace its roles
+    #[command(
+        after_help = "Examples:\n  nephele client update 0192… --status disabled\n  nephele client update 0192… --name deployer-2 --role viewer"
+    )]
+    Update {
+        id: Uuid,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<ClientStatus>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Delete a client
+    #[command(after_help = "Examples:\n  nephele client delete 0192…")]
+    Delete { id: Uuid },
+    /// A new secret; the old one stops working
+    #[command(after_help = "Examples:\n  nephele client rotate-secret 0192…")]
+    RotateSecret { id: Uuid },
+}
+
+pub async fn client(global: &Global, command: ClientCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/2/clients";
+    let tenant = |t: Option<Uuid>| t.or(global.org);
+    match command {
+        ClientCommand::List { tenant: t } => {
+            let body = s
+                .send(Request::get(base).query("tenant_id", tenant(t)))
+                .await?
+                .body;
+            let items = body
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            out.list(&items, &CLIENT)
+        }
+        ClientCommand::Get { id } => {
+            let body = s.send(Request::get(format!("{base}/{id}"))).await?.body;
+            out.item(&body, &CLIENT)
+        }
+        ClientCommand::Create {
+            name,
+            tenant: t,
+            auth_method,
+            roles,
+        } => {
+            let mut body = json!({
+                "type": "api_client",
+                "token_endpoint_auth_method": match auth_method {
+                    AuthMethod::Basic => "client_secret_basic",
+                    AuthMethod::Post => "client_secret_post",
+                },
+                "data": {"client_name": name},
+                "roles": roles,
+            });
+            if let Some(t) = tenant(t) {
+                body["tenant_id"] = json!(t);
+            }
+            let body = s.send(Request::post(base, body)).await?.body;
+            out.item(&body, &CLIENT)
+        }
+        ClientCommand::Update {
+            id,
+            name,
+            status,
+            roles,
+        } => {
+            let body = fields([
+                ("data", name.map(|n| json!({"client_name": n}))),
+                (
+                    "status",
+                    status.map(|st| {
+                        json!(match st {
+                            ClientStatus::Enabled => "enabled",
+                            ClientStatus::Disabled => "disabled",
+                        })
+                    }),
+                ),
+                ("roles", (!roles.is_empty()).then(|| json!(roles))),
+            ]);
+            nothing_to_change(&body)?;
+            let request = Request::new(Method::PUT, format!("{base}/{id}")).json(body);
+            let body = s.send(request).await?.body;
+            out.item(&body, &CLIENT)
+        }
+        ClientCommand::Delete { id } => delete(&mut s, format!("{base}/{id}"), "client", out).await,
+        ClientCommand::RotateSecret { id } => {
+            let body = s
+                .send(Request::post(format!("{base}/{id}/secret"), json!({})))
+                .await?
+                .body;
+            out.item(&body, &CLIENT)
+        }
+    }
+}
+
+// ---- audit log ----
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Who did what, when, from which agent, with what outcome
+    #[command(
+        after_help = "Examples:\n  nephele audit list --since 2026-11-01T00:00:00Z\n  nephele audit list --action instances.create --all -o json"
+    )]
+    List {
+        /// Events at or after this RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
+        /// Events by this actor (a user or client id)
+        #[arg(long)]
+        actor: Option<String>,
+        /// Events of this action, e.g. instances.create
+        #[arg(long)]
+        action: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+}
+
+pub async fn audit(global: &Global, command: AuditCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let AuditCommand::List {
+        since,
+        actor,
+        action,
+        paging,
+    } = command;
+    let request = Request::get("/api/v2/audit-events")
+        .query("since", since)
+        .query("actor", actor)
+        .query("action", action);
+    show_list(&mut s, request, &paging, &AUDIT_EVENT, out).await
+}
+
+// ---- data centers ----
+
+#[derive(Debug, Subcommand)]
+pub enum DatacenterCommand {
+    /// Every data center of the platform
+    #[command(after_help = "Examples:\n  nephele datacenter list")]
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Register a data center (root organization's admins)
+    #[command(
+        after_help = "Examples:\n  nephele datacenter create eu-west --url https://eu-west.example.com"
+    )]
+    Create {
+        name: String,
+        /// The data center's server URL
+        #[arg(long)]
+        url: String,
+    },
+    /// Remove a data center
+    #[command(after_help = "Examples:\n  nephele datacenter delete 0192…")]
+    Delete { id: Uuid },
+}
+
+pub async fn datacenter(
+    global: &Global,
+    command: DatacenterCommand,
+    out: Output,
+) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    let base = "/api/v2/datacenters";
+    match command {
+        DatacenterCommand::List { paging } => {
+            show_list(&mut s, Request::get(base), &paging, &DATACENTER, out).await
+        }
+        DatacenterCommand::Create { name, url } => {
+            let body = json!({"name": name, "serverUrl": url});
+            write(&mut s, Method::POST, base.into(), body, &DATACENTER, out).await
+        }
+        DatacenterCommand::Delete { id } => {
+            delete(&mut s, format!("{base}/{id}"), "data center", out).await
+        }
+    }
+}

@@ -1,0 +1,897 @@
+//! The command-line client, driven as a user drives it: the real binary
+//! against a real server, credentials in a private config directory.
+
+use crate::binary::Process;
+use crate::support::*;
+use serde_json::Value;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+/// One CLI user: their own config directory (and so their own profiles).
+struct Cli {
+    config: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "failed: {self:?}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+
+    /// A failure is one line on stderr, never a panic or a backtrace.
+    #[track_caller]
+    fn failed(self, code: i32) -> String {
+        assert_eq!(self.code, code, "{self:?}");
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "one line: {self:?}"
+        );
+        assert!(!self.stderr.contains("panicked"), "{self:?}");
+        self.stderr.trim_end().to_owned()
+    }
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli {
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn credentials(&self) -> std::path::PathBuf {
+        self.config.path().join("credentials.toml")
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_with_stdin(args, "").await
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Out {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nephele"))
+            .args(args)
+            .env("NEPHELE_CONFIG_DIR", self.config.path())
+            .env_remove("NEPHELE_PROFILE")
+            .env_remove("NEPHELE_PASSWORD")
+            .env_remove("NEPHELE_ORG")
+            .env_remove("NEPHELE_URL")
+            .env_remove("NEPHELE_API_KEY")
+            .env_remove("NEPHELE_CLIENT_SECRET")
+            .env_remove("NEPHELE_SETUP_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let output = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            child.wait_with_output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("nephele {args:?} did not finish"))
+        .unwrap();
+        Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Signs in as the suite's admin.
+    async fn login_admin(&self, url: &str) {
+        self.run_with_stdin(
+            &[
+                "login",
+                "--url",
+                url,
+                "--username",
+                ADMIN_LOGIN,
+                "--password-stdin",
+            ],
+            &format!("{ADMIN_PASSWORD}\n"),
+        )
+        .await
+        .ok();
+    }
+}
+
+/// The README's walk-through, command for command: from `serve --demo` to
+/// a running instance and back.
+#[tokio::test]
+async fn the_readme_walk_through_from_a_demo_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _pg) = test_database(dir.path()).await;
+    let data = dir.path().to_str().unwrap();
+    let mut server = Process::spawn(
+        &[
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+            "--sim-latency",
+            "100ms",
+            "--database-url",
+            &db,
+        ],
+        &[],
+    );
+    let url = server.url();
+    let line = server.wait_for("password '");
+    let password = line
+        .split("password '")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+
+    let cli = Cli::new();
+    let login = cli
+        .run_with_stdin(
+            &[
+                "login",
+                "--url",
+                &url,
+                "--username",
+                "admin",
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        )
+        .await
+        .ok();
+    assert!(login.stderr.contains("Logged in"), "{login:?}");
+    assert!(!login.stderr.contains(password) && !login.stdout.contains(password));
+
+    let me = cli.run(&["whoami", "-o", "json"]).await.ok().json();
+    assert_eq!(me["login"], "admin");
+    assert_eq!(me["organization"], "demo");
+
+    let created = cli
+        .run(&[
+            "instance",
+            "create",
+            "web-1",
+            "--image",
+            "ubuntu-24.04",
+            "--cpu",
+            "2",
+            "--memory-mib",
+            "2048",
+            "--wait",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(created["state"], "Running");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let listed = cli.run(&["instance", "list"]).await.ok();
+    assert!(listed.stdout.contains("web-1"), "{listed:?}");
+
+    let stopped = cli
+        .run(&["instance", "stop", &id, "--wait", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(stopped["state"], "Stopped");
+    let resized = cli
+        .run(&["instance", "resize", &id, "--cpu", "4", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(resized["cpu"], 4);
+    let started = cli
+        .run(&["instance", "start", &id, "--wait", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(started["state"], "Running");
+    let rebooted = cli
+        .run(&["instance", "reboot", &id, "--wait", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(rebooted["state"], "Running");
+
+    let tasks = cli.run(&["task", "list", "-o", "json"]).await.ok().json();
+    let operations: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(operations, ["reboot", "start", "stop", "create"]);
+
+    let deleted = cli
+        .run(&["instance", "delete", &id, "--wait", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(deleted["taskStatus"], "SUCCESS");
+    assert_eq!(cli.run(&["instance", "list", "-q"]).await.ok().stdout, "");
+
+    cli.run(&["logout"]).await.ok();
+    let line = cli.run(&["whoami"]).await.failed(3);
+    assert!(line.contains("not logged in"), "{line}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+/// First-run setup from the CLI, then every synchronous resource.
+#[tokio::test]
+async fn setup_and_the_synchronous_resources() {
+    let server = TestServer::start().await;
+    let url = server.url.clone();
+    let cli = Cli::new();
+    let setup = cli
+        .run_with_stdin(
+            &[
+                "setup",
+                "--url",
+                &url,
+                "--token",
+                SETUP_TOKEN,
+                "--organization",
+                "Acme",
+                "--login",
+                "admin",
+                "--email",
+                "admin@acme.test",
+                "--password-stdin",
+                "-o",
+                "json",
+            ],
+            &format!("{ADMIN_PASSWORD}\n"),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(setup["organization"], "Acme");
+    assert_eq!(setup["profile"], "default");
+    // The admin is signed in by setup.
+    assert_eq!(
+        cli.run(&["whoami", "-o", "json"]).await.ok().json()["login"],
+        "admin"
+    );
+    // A second setup is a conflict.
+    let again = cli
+        .run_with_stdin(
+            &[
+                "setup",
+                "--url",
+                &url,
+                "--token",
+                SETUP_TOKEN,
+                "--organization",
+                "X",
+                "--login",
+                "x",
+                "--email",
+                "x@x.test",
+                "--password-stdin",
+                "--no-login",
+            ],
+            "password-123456\n",
+        )
+        .await;
+    again.failed(5);
+
+    // Organizations and quotas.
+    let org = cli
+        .run(&["org", "create", "customer-a", "-q"])
+        .await
+        .ok()
+        .stdout;
+    let org = org.trim();
+    let orgs = cli.run(&["org", "list", "-o", "json"]).await.ok().json();
+    assert_eq!(orgs.as_array().unwrap().len(), 2);
+    let quota = cli
+        .run(&[
+            "org",
+            "set-quota",
+            org,
+            "--instances",
+            "3",
+            "--vcpus",
+            "6",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(quota["instances"], 3);
+    assert_eq!(
+        cli.run(&["org", "quota", org, "-o", "json"])
+            .await
+            .ok()
+            .json()["vcpus"],
+        6
+    );
+    let renamed = cli
+        .run(&["org", "update", org, "--name", "customer-b", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(renamed["name"], "customer-b");
+
+    // Users, acting in the sub-organization with --org.
+    let user = cli
+        .run_with_stdin(
+            &[
+                "user",
+                "create",
+                "bob",
+                "--email",
+                "bob@acme.test",
+                "--role",
+                "operator",
+                "--org",
+                org,
+                "--password-stdin",
+                "-o",
+                "json",
+            ],
+            "bob-password-123\n",
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(user["organizationId"], org);
+    let users = cli
+        .run(&["user", "list", "--org", org, "-q"])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(users.trim(), user["id"].as_str().unwrap());
+    let bob = Cli::new();
+    bob.run_with_stdin(
+        &["login", "--url", &url, "-u", "bob", "--password-stdin"],
+        "bob-password-123\n",
+    )
+    .await
+    .ok();
+    // bob may operate instances but not manage organizations: 403 is exit 3.
+    bob.run(&["org", "create", "bobs"]).await.failed(3);
+
+    // Roles.
+    let role = cli
+        .run(&[
+            "role",
+            "create",
+            "auditor",
+            "--permission",
+            "audit:read",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    let role_id = role["id"].as_str().unwrap();
+    let updated = cli
+        .run(&[
+            "role", "update", role_id, "--name", "auditors", "-o", "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(updated["permissions"], serde_json::json!(["audit:read"]));
+    cli.run(&["role", "delete", role_id]).await.ok();
+
+    // API keys, and signing in with one.
+    let key = cli
+        .run(&["api-key", "create", "ci", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    let secret = key["secret"].as_str().unwrap();
+    assert!(secret.starts_with("nph_key_"));
+    cli.run(&[
+        "login",
+        "--url",
+        &url,
+        "--api-key",
+        secret,
+        "--profile",
+        "key",
+    ])
+    .await
+    .ok();
+    let me = cli
+        .run(&["whoami", "--profile", "key", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(me["authenticatedBy"], "api_key");
+    assert_eq!(
+        cli.run(&["api-key", "list", "-q"]).await.ok().stdout.trim(),
+        key["id"]
+    );
+
+    // API clients, and signing in as one.
+    let client = cli
+        .run(&[
+            "client", "create", "deployer", "--role", "viewer", "-o", "json",
+        ])
+        .await
+        .ok()
+        .json();
+    let client_id = client["client_id"].as_str().unwrap();
+    let client_secret = client["client_secret"].as_str().unwrap();
+    cli.run(&[
+        "login",
+        "--url",
+        &url,
+        "--client-id",
+        client_id,
+        "--client-secret",
+        client_secret,
+        "--profile",
+        "machine",
+    ])
+    .await
+    .ok();
+    // A client registered for client_secret_post signs in too.
+    let poster = cli
+        .run(&[
+            "client",
+            "create",
+            "poster",
+            "--auth-method",
+            "post",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    cli.run(&[
+        "login",
+        "--url",
+        &url,
+        "--client-id",
+        poster["client_id"].as_str().unwrap(),
+        "--client-secret",
+        poster["client_secret"].as_str().unwrap(),
+        "--profile",
+        "poster",
+    ])
+    .await
+    .ok();
+    cli.run(&["whoami", "--profile", "poster"]).await.ok();
+    cli.run(&["client", "delete", poster["client_id"].as_str().unwrap()])
+        .await
+        .ok();
+    let listed = cli
+        .run(&["instance", "list", "--profile", "machine", "-o", "json"])
+        .await
+        .ok();
+    assert_eq!(listed.json(), serde_json::json!([]));
+    let disabled = cli
+        .run(&[
+            "client", "update", client_id, "--status", "disabled", "-o", "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(disabled["status"], "disabled");
+    assert_eq!(
+        cli.run(&["client", "list", "-q"]).await.ok().stdout.trim(),
+        client_id
+    );
+
+    // The audit log recorded all of it; data centers are listed.
+    let events = cli
+        .run(&["audit", "list", "--action", "api-keys.create", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    let dcs = cli
+        .run(&["datacenter", "list", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(dcs[0]["local"], true);
+
+    // Deletes.
+    cli.run(&["client", "delete", client_id]).await.ok();
+    cli.run(&["api-key", "delete", key["id"].as_str().unwrap()])
+        .await
+        .ok();
+    cli.run(&["user", "delete", user["id"].as_str().unwrap(), "--org", org])
+        .await
+        .ok();
+    cli.run(&["org", "delete", org]).await.ok();
+    cli.run(&["org", "get", org]).await.failed(4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_output_format_and_quiet() {
+    let server = TestServer::set_up().await;
+    let cli = Cli::new();
+    cli.login_admin(&server.url).await;
+    let id = cli
+        .run(&[
+            "instance",
+            "create",
+            "fmt-1",
+            "--image",
+            "alpine-3.20",
+            "--wait",
+            "-q",
+        ])
+        .await
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "--quiet prints the id: {id}"
+    );
+
+    let json = cli
+        .run(&["instance", "get", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(json["name"], "fmt-1");
+    let yaml = cli
+        .run(&["instance", "get", &id, "-o", "yaml"])
+        .await
+        .ok()
+        .stdout;
+    let from_yaml: Value = yaml_serde::from_str(&yaml).unwrap();
+    assert_eq!(from_yaml, json);
+    let xml = cli
+        .run(&["instance", "get", &id, "-o", "xml"])
+        .await
+        .ok()
+        .stdout;
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains(&format!("<response><data><id>{id}</id><name>fmt-1</name>")),
+        "{xml}"
+    );
+    let xml_list = cli
+        .run(&["instance", "list", "-o", "xml"])
+        .await
+        .ok()
+        .stdout;
+    assert!(xml_list.contains("<data><instance><id>"), "{xml_list}");
+    let table = cli
+        .run(&["instance", "list", "-o", "table"])
+        .await
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].contains("ID") && lines[0].contains("STATE"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains(&id) && lines[1].contains("Running"),
+        "{table}"
+    );
+    // Piped output without -o is JSON.
+    let piped = cli.run(&["instance", "list"]).await.ok().json();
+    assert_eq!(piped[0]["id"], id.as_str());
+
+    // Without --wait, an operation prints its task; `task wait` follows it.
+    let accepted = cli
+        .run(&["instance", "stop", &id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(accepted["taskStatus"], "PENDING");
+    let task_id = accepted["taskId"].as_str().unwrap();
+    let ended = cli
+        .run(&["task", "wait", task_id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ended["state"], "Stopped");
+    let task = cli
+        .run(&["task", "get", task_id, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(task["taskStatus"], "SUCCESS");
+    assert_eq!(
+        cli.run(&[
+            "task",
+            "list",
+            "--status",
+            "SUCCESS",
+            "--resource",
+            &id,
+            "-q"
+        ])
+        .await
+        .ok()
+        .stdout
+        .lines()
+        .count(),
+        2
+    );
+    // A finished task cannot be cancelled.
+    cli.run(&["task", "cancel", task_id]).await.failed(5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_task_exits_8_with_the_servers_error() {
+    let server = TestServer::set_up().await;
+    let cli = Cli::new();
+    cli.login_admin(&server.url).await;
+    let line = cli
+        .run(&[
+            "instance",
+            "create",
+            "doomed",
+            "--image",
+            "fail-on-start",
+            "--wait",
+        ])
+        .await
+        .failed(8);
+    assert!(line.starts_with("error: task "), "{line}");
+    assert!(
+        line.contains("FAILED") && line.contains("code 5003"),
+        "{line}"
+    );
+    // Nothing was left behind.
+    assert_eq!(cli.run(&["instance", "list", "-q"]).await.ok().stdout, "");
+    // A wrong state is a conflict with the context the server gave.
+    let id = cli
+        .run(&[
+            "instance",
+            "create",
+            "ok",
+            "--image",
+            "alpine-3.20",
+            "--wait",
+            "-q",
+        ])
+        .await
+        .ok()
+        .stdout;
+    let line = cli.run(&["instance", "start", id.trim()]).await.failed(5);
+    assert!(
+        line.contains("code 2012") && line.contains("currentState: Running"),
+        "{line}"
+    );
+    // Invalid input is exit 1, every bad field named.
+    let line = cli
+        .run(&["instance", "create", "x", "--image", "nope", "--cpu", "0"])
+        .await
+        .failed(1);
+    assert!(line.contains("image") && line.contains("cpu"), "{line}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_refreshed_transparently_and_debug_hides_secrets() {
+    let server = TestServer::set_up().await;
+    let cli = Cli::new();
+    let login = cli
+        .run_with_stdin(
+            &[
+                "--debug",
+                "login",
+                "--url",
+                &server.url,
+                "-u",
+                ADMIN_LOGIN,
+                "--password-stdin",
+            ],
+            &format!("{ADMIN_PASSWORD}\n"),
+        )
+        .await
+        .ok();
+    assert!(login.stderr.contains("> POST"), "{login:?}");
+    assert!(
+        login.stderr.contains("\"password\":\"[redacted]\""),
+        "{login:?}"
+    );
+    assert!(!login.stderr.contains(ADMIN_PASSWORD), "{login:?}");
+    let stored = std::fs::read_to_string(cli.credentials()).unwrap();
+    let access = stored
+        .lines()
+        .find(|l| l.starts_with("access_token"))
+        .unwrap()
+        .to_owned();
+    let token = access.split('"').nth(1).unwrap();
+    assert!(!login.stderr.contains(token), "the token is never shown");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cli.credentials())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // An access token past its time is renewed with the refresh token.
+    let expired = stored
+        .lines()
+        .map(|l| {
+            if l.starts_with("expires_on") {
+                "expires_on = 0"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(cli.credentials(), &expired).unwrap();
+    let debug = cli.run(&["--debug", "whoami", "-o", "json"]).await.ok();
+    assert!(
+        debug.stderr.contains("authorization: Bearer [redacted]"),
+        "{debug:?}"
+    );
+    assert!(debug.stderr.contains("refresh_token"), "renewed: {debug:?}");
+    let renewed = std::fs::read_to_string(cli.credentials()).unwrap();
+    assert!(!renewed.contains(token) && !renewed.contains("expires_on = 0"));
+
+    // A revoked session asks for a new login: exit 3.
+    let refresh = renewed
+        .lines()
+        .find(|l| l.starts_with("refresh_token"))
+        .unwrap();
+    let revoked = renewed
+        .replace(refresh, "refresh_token = \"nph_rt_revoked\"")
+        .lines()
+        .map(|l| {
+            if l.starts_with("expires_on") {
+                "expires_on = 0"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(cli.credentials(), revoked).unwrap();
+    let line = cli.run(&["whoami"]).await.failed(3);
+    assert!(line.contains("nephele login"), "{line}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_one_line_and_a_distinct_exit_code() {
+    let server = TestServer::set_up().await;
+    let cli = Cli::new();
+    // Not logged in.
+    assert!(cli
+        .run(&["instance", "list"])
+        .await
+        .failed(3)
+        .contains("not logged in"));
+    // No server.
+    let line = cli
+        .run_with_stdin(
+            &[
+                "login",
+                "--url",
+                "http://127.0.0.1:1",
+                "-u",
+                "admin",
+                "--password-stdin",
+            ],
+            "x\n",
+        )
+        .await
+        .failed(7);
+    assert!(
+        line.contains("cannot reach") && line.contains("refused"),
+        "{line}"
+    );
+    // Not a URL at all.
+    cli.run(&["login", "--url", "nope", "--api-key", "k"])
+        .await
+        .failed(7);
+    // Something that is not Nephele.
+    let foreign = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let foreign_url = format!("http://{}", foreign.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut socket, _)) = foreign.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 6\r\nconnection: close\r\n\r\n<html>")
+                .await;
+        }
+    });
+    let line = cli
+        .run_with_stdin(
+            &[
+                "login",
+                "--url",
+                &foreign_url,
+                "-u",
+                "admin",
+                "--password-stdin",
+            ],
+            "x\n",
+        )
+        .await
+        .failed(7);
+    assert!(line.contains("not as a Nephele server would"), "{line}");
+    // A wrong password.
+    cli.run_with_stdin(
+        &[
+            "login",
+            "--url",
+            &server.url,
+            "-u",
+            ADMIN_LOGIN,
+            "--password-stdin",
+        ],
+        "wrong-password\n",
+    )
+    .await
+    .failed(3);
+    // Unknown flags and missing arguments are usage errors.
+    cli.run(&["instance", "list", "--bogus"]).await.failed(2);
+    cli.run(&["instance", "create"]).await.failed(2);
+    cli.run(&["instance", "get", "not-a-uuid"]).await.failed(2);
+
+    cli.login_admin(&server.url).await;
+    // An id that does not exist.
+    let line = cli
+        .run(&["instance", "get", "00000000-0000-4000-8000-000000000000"])
+        .await
+        .failed(4);
+    assert!(line.contains("code 2000"), "{line}");
+    // A credentials file others can read is refused, with a warning.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cli.credentials(), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let line = cli.run(&["whoami"]).await.failed(3);
+        assert!(
+            line.starts_with("warning:") && line.contains("chmod 600"),
+            "{line}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn completions_and_help() {
+    let cli = Cli::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = cli.run(&["completion", shell]).await.ok().stdout;
+        assert!(script.contains("instance"), "{shell}");
+    }
+    let help = cli.run(&["instance", "create", "--help"]).await.ok().stdout;
+    assert!(
+        help.contains("Examples:") && help.contains("--wait"),
+        "{help}"
+    );
+}
