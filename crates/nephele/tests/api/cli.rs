@@ -77,7 +77,8 @@ impl Cli {
             .spawn()
             .unwrap();
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).await.unwrap();
+        // A command that exits before reading stdin closes the pipe.
+        let _ = input.write_all(stdin.as_bytes()).await;
         drop(input);
         let output = tokio::time::timeout(
             std::time::Duration::from_secs(120),
