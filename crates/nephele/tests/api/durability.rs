@@ -248,25 +248,27 @@ async fn three_nodes_share_the_work_and_take_over_a_killed_ones_tasks() {
         accepted.insert(task);
     }
     let db = pool(&pg.url).await;
-    // Kill the second node once it holds tasks.
+    // Kill the second node once it holds tasks. What it held is read after
+    // the kill: until then it may still finish some of them itself.
+    let held_by_second = || {
+        sqlx::query_scalar::<_, String>(
+            "SELECT id FROM tasks WHERE owner = $1 AND status = 'RUNNING'",
+        )
+        .bind(&ids[1])
+        .fetch_all(&db)
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    let held: Vec<String> = loop {
-        let held: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM tasks WHERE owner = $1 AND status = 'RUNNING'")
-                .bind(&ids[1])
-                .fetch_all(&db)
-                .await
-                .unwrap();
-        if !held.is_empty() {
-            break held;
-        }
+    while held_by_second().await.unwrap().is_empty() {
         assert!(
             Instant::now() < deadline,
             "the second node never claimed a task"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
     nodes.remove(1).kill9();
+    // Its lease (2 s) outlives this read, so nothing is taken over yet.
+    let held = held_by_second().await.unwrap();
+    assert!(!held.is_empty(), "the second node died holding tasks");
     until_all_finished(&db, Duration::from_secs(90)).await;
     let running = assert_nothing_lost_or_doubled(&db).await;
     assert_eq!(running, N, "zero lost");
