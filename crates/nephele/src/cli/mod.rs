@@ -128,31 +128,56 @@ pub enum Command {
     #[command(after_help = account::SETUP_EXAMPLES)]
     Setup(account::SetupArgs),
     /// Organizations and their quotas
-    #[command(subcommand, visible_alias = "organization")]
+    #[command(
+        subcommand,
+        visible_alias = "organization",
+        after_help = "Examples:\n  nephele org list\n  nephele org create customer-a\n  nephele org set-quota ID --instances 10"
+    )]
     Org(resources::OrgCommand),
     /// Users of an organization
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele user list\n  nephele user create bob --email bob@acme.test --role operator"
+    )]
     User(resources::UserCommand),
     /// Roles: built-in and an organization's own
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele role list\n  nephele role create auditor --permission audit:read"
+    )]
     Role(resources::RoleCommand),
     /// Your API keys
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele api-key create ci\n  nephele api-key list"
+    )]
     ApiKey(resources::ApiKeyCommand),
     /// OAuth2 API clients of a tenant
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele client create deployer --role operator\n  nephele client rotate-secret ID"
+    )]
     Client(resources::ClientCommand),
     /// Compute instances
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele instance create web-1 --image ubuntu-24.04 --wait\n  nephele instance list --state Running\n  nephele instance stop ID --wait"
+    )]
     Instance(instances::InstanceCommand),
     /// Asynchronous tasks
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele task list --status FAILED\n  nephele task wait ID"
+    )]
     Task(instances::TaskCommand),
     /// The audit log
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele audit list --action instances.create"
+    )]
     Audit(resources::AuditCommand),
     /// Data centers
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  nephele datacenter list")]
     Datacenter(resources::DatacenterCommand),
 }
 
