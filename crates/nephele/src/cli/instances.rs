@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use nephele_client::{describe_error, Method, Request};
 use nephele_common::error::ErrorDetail;
@@ -17,27 +17,6 @@ use super::{Exit, Failure, Global, Paging};
 
 /// Longest single long-poll: short enough to move the progress bar.
 const POLL: u64 = 5;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-#[value(rename_all = "PascalCase")]
-pub enum State {
-    Provisioning,
-    Stopped,
-    Starting,
-    Running,
-    Stopping,
-    Rebooting,
-    Deleting,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-#[value(rename_all = "UPPER")]
-pub enum TaskStatus {
-    Pending,
-    Success,
-    Failed,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
@@ -70,8 +49,9 @@ pub enum InstanceCommand {
         after_help = "Examples:\n  nephele instance list\n  nephele instance list --state Running -q\n  nephele instance list --name web-1 -o yaml"
     )]
     List {
-        #[arg(long, value_enum)]
-        state: Option<State>,
+        /// Running, Stopped, … (the server checks it)
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -131,8 +111,9 @@ pub enum TaskCommand {
         after_help = "Examples:\n  nephele task list\n  nephele task list --status FAILED\n  nephele task list --resource 0192…"
     )]
     List {
-        #[arg(long, value_enum)]
-        status: Option<TaskStatus>,
+        /// PENDING, SUCCESS or FAILED (the server checks it)
+        #[arg(long)]
+        status: Option<String>,
         /// Only tasks on this resource
         #[arg(long)]
         resource: Option<String>,
@@ -194,9 +175,6 @@ pub async fn instance(
             name,
             paging,
         } => {
-            let state = state
-                .and_then(|st| st.to_possible_value())
-                .map(|v| v.get_name().to_owned());
             let request = Request::get(base).query("state", state).query("name", name);
             let items = s.list(request, &paging).await?;
             out.list(&items, &INSTANCE)
@@ -378,9 +356,6 @@ pub async fn task(global: &Global, command: TaskCommand, out: Output) -> Result<
             resource,
             paging,
         } => {
-            let status = status
-                .and_then(|st| st.to_possible_value())
-                .map(|v| v.get_name().to_owned());
             let request = Request::get(base)
                 .query("status", status)
                 .query("resourceId", resource);
