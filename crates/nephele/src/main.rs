@@ -99,10 +99,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A client command: a small runtime, no server logging; errors are the
-/// command's own one-line messages.
+/// A client command: no server logging; errors are the command's own
+/// one-line messages. Every core, for `bench`.
 fn run_client(global: cli::Global, command: cli::Command) -> ExitCode {
-    match tokio::runtime::Builder::new_current_thread()
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {

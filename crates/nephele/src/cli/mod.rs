@@ -12,7 +12,7 @@ mod instances;
 mod output;
 mod profile;
 mod resources;
-mod session;
+pub(crate) mod session;
 
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
@@ -176,6 +176,11 @@ pub enum Command {
         after_help = "Examples:\n  nephele audit list --action instances.create"
     )]
     Audit(resources::AuditCommand),
+    /// Load a server and report throughput and latency (see docs/performance.md)
+    #[command(
+        after_help = "Examples:\n  nephele bench token-client-credentials --duration 10s --connections 32\n  nephele bench get-instance --auth api-key --seed-data 1000 --server-pid $(pgrep -f 'nephele serve')\n  nephele bench create-instance --rate 1000 -o json"
+    )]
+    Bench(Box<crate::bench::BenchArgs>),
     /// Data centers
     #[command(subcommand, after_help = "Examples:\n  nephele datacenter list")]
     Datacenter(resources::DatacenterCommand),
@@ -198,6 +203,7 @@ pub async fn run(global: Global, command: Command) -> ExitCode {
         Command::Task(c) => instances::task(&global, c, out).await,
         Command::Audit(c) => resources::audit(&global, c, out).await,
         Command::Datacenter(c) => resources::datacenter(&global, c, out).await,
+        Command::Bench(args) => crate::bench::run(&global, *args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

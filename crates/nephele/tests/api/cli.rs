@@ -896,3 +896,63 @@ async fn completions_and_help() {
         "{help}"
     );
 }
+
+/// `nephele bench` works: every scenario briefly against a real server.
+/// The figures are benchmarks (docs/performance.md), never asserted here.
+#[tokio::test]
+async fn bench_smoke_runs_every_scenario() {
+    let server = TestServer::set_up().await;
+    let cli = Cli::new();
+    cli.login_admin(&server.url).await;
+    let runs: &[&[&str]] = &[
+        &["token-client-credentials"],
+        &["token-password"],
+        &["token-refresh"],
+        &["get-instance"],
+        &["get-instance", "--auth", "api-key", "--xml"],
+        &["get-instance", "--auth", "basic", "--rate", "50"],
+        &["list-instances"],
+        &["create-instance"],
+        &["mixed"],
+    ];
+    for run in runs {
+        let mut args = vec!["bench"];
+        args.extend_from_slice(run);
+        args.extend_from_slice(&[
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--connections",
+            "2",
+            "--seed-data",
+            "3",
+            "-o",
+            "json",
+        ]);
+        let report = cli.run(&args).await.ok().json();
+        assert!(
+            report["succeeded"].as_u64().unwrap() > 0,
+            "{run:?}: {report}"
+        );
+        assert_eq!(report["errors"], 0, "{run:?}: {report}");
+        assert!(report["latencyMs"]["p99"].as_f64().unwrap() > 0.0);
+    }
+    // The run's user, client and key are removed; the seeded instances stay.
+    let users = cli.run(&["user", "list", "-o", "json"]).await.ok().json();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(cli.run(&["client", "list", "-q"]).await.ok().stdout, "");
+
+    // Bad input: a usage error, and a server that is gone.
+    cli.run(&["bench", "get-instance", "--connections", "0"])
+        .await
+        .failed(2);
+    server.stop().await;
+    let started = std::time::Instant::now();
+    let line = cli
+        .run(&["bench", "get-instance", "--duration", "2s"])
+        .await
+        .failed(7);
+    assert!(line.contains("cannot reach"), "{line}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
