@@ -6,9 +6,81 @@ use crate::App;
 use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions, PrincipalId};
 use nephele_common::ids::{OrganizationId, UserId};
 use nephele_common::{Error, ErrorCode, Result, Secret};
+use nephele_store::ApiKey;
 use nephele_store::{Role, RoleGrant, User};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a principal or an ancestry is remembered. Changes made on this
+/// node apply at once (the store's access generation); changes made on
+/// another node apply within this time, as revocations do.
+const REMEMBER: Duration = Duration::from_secs(1);
+const ACCESS_CACHE_CAPACITY: usize = 10_000;
+
+/// What an authenticated request would otherwise read on every call: who
+/// its principal is (the user or client, and its role grants), and the
+/// organizations above the one it acts in. A read of one instance made
+/// four queries, three of them these.
+pub(crate) struct AccessCache {
+    actors: quick_cache::sync::Cache<PrincipalId, Arc<Remembered<Actor>>>,
+    api_keys: quick_cache::sync::Cache<String, Arc<Remembered<(ApiKey, Actor)>>>,
+    ancestry: quick_cache::sync::Cache<OrganizationId, Arc<Remembered<Vec<OrganizationId>>>>,
+}
+
+struct Remembered<T> {
+    value: T,
+    generation: u64,
+    at: Instant,
+}
+
+impl<T> Remembered<T> {
+    fn new(value: T, generation: u64) -> Arc<Remembered<T>> {
+        Arc::new(Remembered {
+            value,
+            generation,
+            at: Instant::now(),
+        })
+    }
+
+    fn fresh(&self, generation: u64) -> bool {
+        self.generation == generation && self.at.elapsed() < REMEMBER
+    }
+}
+
+impl std::fmt::Debug for AccessCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessCache")
+            .field("actors", &self.actors.len())
+            .field("api_keys", &self.api_keys.len())
+            .field("ancestry", &self.ancestry.len())
+            .finish()
+    }
+}
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        AccessCache {
+            actors: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
+            api_keys: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
+            ancestry: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
+        }
+    }
+}
+
+fn fresh<K, T: Clone>(
+    cache: &quick_cache::sync::Cache<K, Arc<Remembered<T>>>,
+    key: &K,
+    generation: u64,
+) -> Option<T>
+where
+    K: Eq + std::hash::Hash + Clone,
+{
+    cache
+        .get(key)
+        .filter(|hit| hit.fresh(generation))
+        .map(|hit| hit.value.clone())
+}
 
 /// Credentials as a request presents them (SPEC §4).
 #[derive(Debug)]
@@ -125,21 +197,48 @@ impl App {
             return Ok(None);
         }
         // Looked up by hash: the comparison never touches the secret itself.
-        let Some(key) = self
-            .store()
-            .api_key_by_hash(&hash_api_key(secret.expose()))
-            .await?
-        else {
-            return Ok(None);
+        let hash = hash_api_key(secret.expose());
+        let generation = self.store().access_generation();
+        let (key, actor, owner) = match fresh(&self.access_cache().api_keys, &hash, generation) {
+            Some((key, actor)) => (key, actor, None),
+            None => {
+                let Some(key) = self.store().api_key_by_hash(&hash).await? else {
+                    return Ok(None);
+                };
+                let Some(user) = self.store().user(key.user_id).await? else {
+                    return Ok(None);
+                };
+                let actor = self.actor_for(user.clone(), AuthMethod::ApiKey).await?;
+                self.access_cache().api_keys.insert(
+                    hash.clone(),
+                    Remembered::new((key.clone(), actor.clone()), generation),
+                );
+                (key, actor, Some(user))
+            }
         };
-        let Some(user) = self.store().user(key.user_id).await? else {
-            return Ok(None);
-        };
-        if username.is_some_and(|name| !user.answers_to(name)) {
-            return Ok(None);
+        if let Some(name) = username {
+            // Basic with a key: the name must be the owner's login or e-mail.
+            let owner = match owner {
+                Some(user) => user,
+                None => match self.store().user(key.user_id).await? {
+                    Some(user) => user,
+                    None => return Ok(None),
+                },
+            };
+            if !owner.answers_to(name) {
+                return Ok(None);
+            }
         }
-        self.store().touch_api_key(&key, self.clock().now()).await?;
-        self.actor_for(user, AuthMethod::ApiKey).await.map(Some)
+        let now = self.clock().now();
+        if self.store().touch_api_key(&key, now).await? {
+            // Remember the touch, so the next requests do not write again.
+            let mut touched = key;
+            touched.last_used_at = Some(now);
+            self.access_cache()
+                .api_keys
+                .insert(hash, Remembered::new((touched, actor.clone()), generation));
+        }
+        Ok(Some(actor))
     }
 
     pub(crate) async fn actor_for(&self, user: User, method: AuthMethod) -> Result<Actor> {
@@ -171,12 +270,52 @@ impl App {
         ctx: &OpCtx,
         org: OrganizationId,
     ) -> Result<Option<Permissions>> {
-        let ancestry = self.store().organization_ancestry(org).await?;
+        let ancestry = self.ancestry(org).await?;
         if ancestry.is_empty() || !ctx.actor.can_see(&ancestry) {
             return Ok(None);
         }
         ctx.audit.note(org);
         Ok(Some(ctx.actor.permissions_in(&ancestry)))
+    }
+
+    /// `org` and the organizations above it, nearest first; empty when
+    /// there is no such organization.
+    async fn ancestry(&self, org: OrganizationId) -> Result<Vec<OrganizationId>> {
+        let generation = self.store().access_generation();
+        if let Some(ancestry) = fresh(&self.access_cache().ancestry, &org, generation) {
+            return Ok(ancestry);
+        }
+        let ancestry = self.store().organization_ancestry(org).await?;
+        if !ancestry.is_empty() {
+            self.access_cache()
+                .ancestry
+                .insert(org, Remembered::new(ancestry.clone(), generation));
+        }
+        Ok(ancestry)
+    }
+
+    /// The actor of a principal a token names, remembered: see
+    /// [`AccessCache`]. `load` reads it when it is not remembered.
+    /// Not for passwords: a cached actor says nothing of which password
+    /// is current.
+    pub(crate) async fn remembered_actor<F>(
+        &self,
+        principal: PrincipalId,
+        method: AuthMethod,
+        load: F,
+    ) -> Result<Actor>
+    where
+        F: std::future::Future<Output = Result<Actor>>,
+    {
+        let generation = self.store().access_generation();
+        if let Some(actor) = fresh(&self.access_cache().actors, &principal, generation) {
+            return Ok(Actor { method, ..actor });
+        }
+        let actor = load.await?;
+        self.access_cache()
+            .actors
+            .insert(principal, Remembered::new(actor.clone(), generation));
+        Ok(actor)
     }
 
     /// Checks that the actor may `permission` in the organization it acts

@@ -108,6 +108,7 @@ struct Inner {
     lockout: Lockout,
     client_access: ClientAccess,
     client_cache: ClientCache,
+    access_cache: access::AccessCache,
     refresh_writer: tokens::RefreshWriter,
     driver: Arc<dyn Driver>,
     /// Started by [`App::start`].
@@ -136,6 +137,7 @@ impl App {
                 lockout: Lockout::new(config.lockout),
                 client_access: ClientAccess::default(),
                 client_cache: ClientCache::new(CLIENT_CACHE_CAPACITY),
+                access_cache: access::AccessCache::default(),
                 refresh_writer: tokens::refresh_writer(store.clone()),
                 driver: Arc::new(SimDriver::new(
                     store.clone(),
@@ -206,6 +208,10 @@ impl App {
 
     pub(crate) fn client_cache(&self) -> &ClientCache {
         &self.inner.client_cache
+    }
+
+    pub(crate) fn access_cache(&self) -> &access::AccessCache {
+        &self.inner.access_cache
     }
 
     pub(crate) fn client_access(&self) -> &ClientAccess {

@@ -680,23 +680,32 @@ impl App {
         claims: &AccessClaims,
     ) -> Result<nephele_auth::Actor> {
         let tenant: OrganizationId = claims.tenant_id.parse().map_err(|_| invalid_token())?;
-        match claims.principal().ok_or_else(invalid_token)? {
-            PrincipalId::User(id) => {
-                let user = self.store().user(id).await?.ok_or_else(expired)?;
-                if user.organization_id != tenant {
-                    return Err(invalid_token());
+        let principal = claims.principal().ok_or_else(invalid_token)?;
+        let method = nephele_auth::AuthMethod::Bearer;
+        let actor = self
+            .remembered_actor(principal, method, async {
+                match principal {
+                    PrincipalId::User(id) => {
+                        let user = self.store().user(id).await?.ok_or_else(expired)?;
+                        self.actor_for(user, method).await
+                    }
+                    PrincipalId::Client(id) => {
+                        let client = self.store().client(id).await?.ok_or_else(expired)?;
+                        if !client.is_enabled() {
+                            return Err(expired());
+                        }
+                        self.actor_for_client(client, method).await
+                    }
                 }
-                self.actor_for(user, nephele_auth::AuthMethod::Bearer).await
-            }
-            PrincipalId::Client(id) => {
-                let client = self.store().client(id).await?.ok_or_else(expired)?;
-                if !client.is_enabled() || client.organization_id != tenant {
-                    return Err(expired());
-                }
-                self.actor_for_client(client, nephele_auth::AuthMethod::Bearer)
-                    .await
-            }
+            })
+            .await?;
+        if actor.organization_id != tenant {
+            return Err(match principal {
+                PrincipalId::User(_) => invalid_token(),
+                PrincipalId::Client(_) => expired(),
+            });
         }
+        Ok(actor)
     }
 
     /// Polls the database for access tokens other nodes revoked.

@@ -81,6 +81,7 @@ impl Store {
         secret_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKey> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let done = sqlx::query(
             "UPDATE api_keys SET prefix = $1, secret_hash = $2, updated_at = $3, \
@@ -109,6 +110,7 @@ impl Store {
 
     /// Deletes one of a user's keys; another user's key does not exist.
     pub async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> Result<()> {
+        let _change = self.access_change();
         let done = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
             .bind(id.to_string())
             .bind(user.to_string())
@@ -134,13 +136,15 @@ impl Store {
     }
 
     /// Records a use of the key, at most once per minute.
-    pub async fn touch_api_key(&self, key: &ApiKey, now: DateTime<Utc>) -> Result<()> {
+    /// Records a use of `key`, at most once per granularity; true when it
+    /// wrote.
+    pub async fn touch_api_key(&self, key: &ApiKey, now: DateTime<Utc>) -> Result<bool> {
         let now = to_micros(now);
         let fresh = key
             .last_used_at
             .is_some_and(|t| now - to_micros(t) < LAST_USED_GRANULARITY_MICROS);
         if fresh {
-            return Ok(());
+            return Ok(false);
         }
         sqlx::query(
             "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
@@ -152,6 +156,6 @@ impl Store {
         .execute(&self.write)
         .await
         .map_err(db_error)?;
-        Ok(())
+        Ok(true)
     }
 }

@@ -134,6 +134,7 @@ impl Store {
         precondition: &Precondition,
         now: DateTime<Utc>,
     ) -> Result<ApiClient> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
         sqlx::query(
@@ -163,6 +164,7 @@ impl Store {
         secret_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiClient> {
+        let _change = self.access_change();
         let done = sqlx::query(
             "UPDATE api_clients SET secret_hash = $2, updated_at = $3, version = version + 1 \
              WHERE id = $1",
@@ -183,6 +185,7 @@ impl Store {
 
     /// Deletes a client; its roles and refresh tokens go with it.
     pub async fn delete_client(&self, id: ClientId, precondition: &Precondition) -> Result<()> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
         for sql in [

@@ -2,6 +2,8 @@ use nephele_common::{Error, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -40,6 +42,18 @@ pub struct Store {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
     backend: Backend,
+    access_generation: Arc<AtomicU64>,
+}
+
+/// Marks a change to who may do what; the generation moves on when it is
+/// dropped, after the change is committed (or abandoned), on every path
+/// out of the function that holds it.
+pub(crate) struct AccessChange<'a>(&'a AtomicU64);
+
+impl Drop for AccessChange<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl Store {
@@ -111,7 +125,21 @@ impl Store {
             read,
             write,
             backend,
+            access_generation: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Moves on after every change this process makes to users, their
+    /// roles, roles, API keys, API clients or organizations. A cache of
+    /// principals or ancestries notes the generation before it reads and
+    /// trusts an entry only while the generation is unchanged.
+    #[must_use]
+    pub fn access_generation(&self) -> u64 {
+        self.access_generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn access_change(&self) -> AccessChange<'_> {
+        AccessChange(&self.access_generation)
     }
 
     /// Copies SQLite's write-ahead log into the database without blocking

@@ -117,6 +117,7 @@ impl Store {
     }
 
     pub async fn create_organization(&self, new: &NewOrganization) -> Result<Organization> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         self.check_sibling_name(&mut tx, new.parent_id, new.name.as_str(), None)
             .await?;
@@ -137,6 +138,7 @@ impl Store {
         precondition: &Precondition,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Organization> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         if parent.is_some() {
             lock_invariants(self, &mut tx).await?;
@@ -215,6 +217,7 @@ impl Store {
         id: OrganizationId,
         precondition: &Precondition,
     ) -> Result<()> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         check_version(&mut tx, "organizations", "organizations", &id, precondition).await?;
         refuse_while_held(

@@ -150,6 +150,7 @@ impl Store {
         precondition: &Precondition,
         now: DateTime<Utc>,
     ) -> Result<Role> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let current = role_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;
@@ -183,6 +184,7 @@ impl Store {
 
     /// Deletes a custom role that nobody holds (409 otherwise).
     pub async fn delete_role(&self, id: RoleId, precondition: &Precondition) -> Result<()> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let current = role_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;

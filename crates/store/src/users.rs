@@ -211,6 +211,7 @@ impl Store {
         precondition: &Precondition,
         now: DateTime<Utc>,
     ) -> Result<User> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         if changes.roles.is_some() {
             lock_invariants(self, &mut tx).await?;
@@ -255,6 +256,7 @@ impl Store {
     }
 
     pub async fn set_password(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<()> {
+        let _change = self.access_change();
         let done = sqlx::query(
             "UPDATE users SET password_hash = $1, updated_at = $2, version = version + 1 \
              WHERE id = $3",
@@ -274,6 +276,7 @@ impl Store {
     /// Deletes a user with its role assignments and API keys. Refuses to
     /// delete the root organization's last admin.
     pub async fn delete_user(&self, id: UserId, precondition: &Precondition) -> Result<()> {
+        let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         lock_invariants(self, &mut tx).await?;
         let current = user_in_tx(&mut tx, id).await?;

@@ -920,3 +920,170 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     assert_eq!(admins, 1);
     s.stop().await;
 }
+
+/// Principals and ancestries are remembered for a second between
+/// requests; a change made on this node applies to the very next request.
+#[tokio::test]
+async fn remembered_principals_follow_changes_at_once() {
+    let s = TestServer::set_up().await;
+    let root = s.root_org().await;
+    let org = s.create_org("cached", None).await;
+    let user = s.create_user(&org, "carol", &["operator"]).await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "carol"),
+        ("password", USER_PASSWORD),
+    ];
+    let r = s
+        .request(Method::POST, "/api/2/idp/token")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let token = json_of(r, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = |method: Method, path: &str| s.request(method, path).bearer_auth(&token);
+    let create = json!({"name": "c-1", "image": "alpine-3.20"});
+
+    // Remembered: an operator may create instances.
+    let r = bearer(Method::GET, "/api/v2/instances")
+        .send()
+        .await
+        .unwrap();
+    json_of(r, 200).await;
+    let r = bearer(Method::POST, "/api/v2/instances")
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Roles changed to viewer: the next write is refused.
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/users/{user}?org_id={org}"),
+            &json!({"roles": ["viewer"]}),
+        )
+        .await;
+    json_of(r, 200).await;
+    let r = bearer(Method::POST, "/api/v2/instances")
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+
+    // A custom role's permissions shrink: the next read is refused.
+    let r = s
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/roles?org_id={org}"),
+            &json!({"name": "readers", "permissions": ["instances:read"]}),
+        )
+        .await;
+    let role = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/users/{user}?org_id={org}"),
+            &json!({"roles": ["readers"]}),
+        )
+        .await;
+    json_of(r, 200).await;
+    let r = bearer(Method::GET, "/api/v2/instances")
+        .send()
+        .await
+        .unwrap();
+    json_of(r, 200).await;
+    let r = s
+        .admin_json(
+            Method::PUT,
+            &format!("/api/v2/roles/{role}?org_id={org}"),
+            &json!({"name": "readers", "permissions": ["tasks:read"]}),
+        )
+        .await;
+    json_of(r, 200).await;
+    let r = bearer(Method::GET, "/api/v2/instances")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+
+    // An API key used once, then deleted: refused at once.
+    let r = s
+        .admin_json(Method::POST, "/api/v2/api-keys", &json!({"name": "k"}))
+        .await;
+    let key = json_of(r, 201).await["data"].clone();
+    let secret = key["secret"].as_str().unwrap();
+    let with_key = || {
+        s.request(Method::GET, "/api/v2/me")
+            .header("MC-Api-Key", secret)
+    };
+    json_of(with_key().send().await.unwrap(), 200).await;
+    let r = s
+        .admin(
+            Method::DELETE,
+            &format!("/api/v2/api-keys/{}", key["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_error(with_key().send().await.unwrap(), 401, 1001).await;
+
+    // The user deleted: the token is refused at once.
+    let r = s
+        .admin(
+            Method::DELETE,
+            &format!("/api/v2/users/{user}?org_id={org}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = bearer(Method::GET, "/api/v2/me").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // An organization moved under a sibling: its ancestry follows at once.
+    let a = s.create_org("a", None).await;
+    let b = s.create_org("b", None).await;
+    let admin_a = s.create_user(&a, "admin-a", &["admin"]).await;
+    let _ = admin_a;
+    let child = s.create_org("child", Some(&a)).await;
+    let r = s
+        .as_user(
+            Method::GET,
+            &format!("/api/v2/organizations/{child}"),
+            "admin-a",
+        )
+        .send()
+        .await
+        .unwrap();
+    json_of(r, 200).await;
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/organizations/{child}"),
+            &json!({"parentId": b}),
+        )
+        .await;
+    json_of(r, 200).await;
+    let r = s
+        .as_user(
+            Method::GET,
+            &format!("/api/v2/organizations/{child}"),
+            "admin-a",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, 2000).await;
+    let _ = root;
+    s.stop().await;
+}
