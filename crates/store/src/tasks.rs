@@ -524,20 +524,26 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Registers a node with a lease until `until`.
+    /// Registers a node with a lease until `until`: at start, and again
+    /// after its lease ran out, when its row is still there. Tasks taken
+    /// over meanwhile stay taken: every write of a task is fenced on its
+    /// owner, not on the node's lease.
     pub async fn register_node(
         &self,
         node: NodeId,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO nodes (id, started_at, lease_until) VALUES ($1, $2, $3)")
-            .bind(node.to_string())
-            .bind(to_micros(now))
-            .bind(to_micros(until))
-            .execute(&self.write)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO nodes (id, started_at, lease_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+        )
+        .bind(node.to_string())
+        .bind(to_micros(now))
+        .bind(to_micros(until))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
         Ok(())
     }
 

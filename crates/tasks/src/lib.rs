@@ -419,13 +419,9 @@ async fn heartbeat(engine: Weak<Inner>) {
             Ok(true) => inner.lease_until.store(to_micros(until), Ordering::Release),
             Ok(false) => {
                 tracing::warn!(node = %inner.node, "the task lease ran out; registering again");
-                if inner
-                    .store
-                    .register_node(inner.node, now, until)
-                    .await
-                    .is_ok()
-                {
-                    inner.lease_until.store(to_micros(until), Ordering::Release);
+                match inner.store.register_node(inner.node, now, until).await {
+                    Ok(()) => inner.lease_until.store(to_micros(until), Ordering::Release),
+                    Err(e) => tracing::warn!(error = %e, "could not register the node again"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not renew the task lease"),

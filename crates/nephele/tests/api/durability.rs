@@ -297,3 +297,30 @@ async fn three_nodes_share_the_work_and_take_over_a_killed_ones_tasks() {
         n.terminate();
     }
 }
+
+/// A node whose lease ran out (a stall longer than the lease: a long write
+/// lock, a paused VM) registers again and goes on working. It used to try
+/// to insert its row a second time, fail on the key, and never claim a task
+/// again.
+#[tokio::test]
+async fn a_node_whose_lease_ran_out_registers_again_and_works_on() {
+    let s = TestServer::start_with(|c| c.task_lease = Duration::from_secs(1)).await;
+    s.post("/occm/setup/init", &setup_body()).await;
+    let org = s.root_org().await;
+    s.create_instance(&org, "before").await;
+    let db = pool(&s.database_url).await;
+    sqlx::query("UPDATE nodes SET lease_until = 0")
+        .execute(&db)
+        .await
+        .unwrap();
+    // The next heartbeat (a third of the lease) finds the lease gone.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.create_instance(&org, "after").await;
+    let lease: i64 = sqlx::query_scalar("SELECT max(lease_until) FROM nodes")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(lease > 0, "registered again");
+    db.close().await;
+    s.stop().await;
+}
