@@ -188,8 +188,17 @@ async fn seed_instances(session: &mut Session, n: usize) -> Result<Vec<String>, 
             .body;
         tasks.push(field(&accepted, "/taskId")?);
     }
+    // Seeding is bounded too: a server that never finishes its tasks is
+    // reported, not waited for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     for task in tasks {
         loop {
+            if std::time::Instant::now() > deadline {
+                return Err(Failure::new(
+                    Exit::Error,
+                    format!("seeding: task {task} did not finish within 5 minutes"),
+                ));
+            }
             let t = session
                 .data(Request::get(format!("/api/v2/tasks/{task}")).query("wait", Some(30)))
                 .await?;
