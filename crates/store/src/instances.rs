@@ -2,12 +2,12 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{col, col_id, col_time, db_error, unique_violation, Backend};
+use crate::db::{col, col_id, col_time, db_error, parse_id, unique_violation, Backend};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
 use crate::Store;
 use chrono::{DateTime, Utc};
-use nephele_common::clock::to_micros;
+use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::{DatacenterId, InstanceId, OrganizationId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Precondition, Result};
@@ -196,6 +196,50 @@ fn instance_from_row(r: &AnyRow) -> Result<Instance> {
         updated_at: col_time(r, "updated_at")?,
         version: col(r, "version")?,
     })
+}
+
+/// A page from SQLite's `json_group_array(json_array(COLUMNS))`, in id
+/// order.
+fn instances_from_json(text: &str) -> Result<Vec<Instance>> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+    );
+    let rows: Vec<Row> = serde_json::from_str(text)
+        .map_err(|e| Error::internal(format!("corrupt instance page: {e}")))?;
+    let mut items = rows
+        .into_iter()
+        .map(|r| {
+            Ok(Instance {
+                id: parse_id(&r.0)?,
+                organization_id: parse_id(&r.1)?,
+                name: r.2,
+                state: InstanceState::parse(&r.3)
+                    .ok_or_else(|| Error::internal(format!("corrupt instance state {:?}", r.3)))?,
+                cpu: r.4,
+                memory_mib: r.5,
+                disk_gib: r.6,
+                image: r.7,
+                datacenter_id: parse_id(&r.8)?,
+                created_at: from_micros(r.9),
+                updated_at: from_micros(r.10),
+                version: r.11,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // An aggregate's input order is SQLite's habit, not its promise.
+    items.sort_by_key(|i| i.id);
+    Ok(items)
 }
 
 async fn fetch_instance(
@@ -455,6 +499,13 @@ impl Store {
             sql.push_str(&format!(" AND id > ${}", next()));
         }
         sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
+        if self.backend() == Backend::Sqlite {
+            // The page as one JSON value in one row. sqlx hands each row
+            // over from its SQLite thread on its own, and for a page of a
+            // hundred those handovers were most of the time a list took
+            // (perf: thread switches).
+            sql = format!("SELECT json_group_array(json_array({COLUMNS})) AS page FROM ({sql})");
+        }
         let mut query = sqlx::query(&sql).bind(org.to_string());
         if let Some(state) = filter.state {
             query = query.bind(state.as_str());
@@ -465,15 +516,20 @@ impl Store {
         if let Some(after) = &page.after {
             query = query.bind(after.clone());
         }
-        let rows = query
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_error)?;
-        let items = rows
-            .iter()
-            .map(instance_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let query = query.bind(i64::from(page.limit) + 1);
+        let items = match self.backend() {
+            Backend::Postgres => query
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(instance_from_row)
+                .collect::<Result<Vec<_>>>()?,
+            Backend::Sqlite => {
+                let row = query.fetch_one(&self.read).await.map_err(db_error)?;
+                instances_from_json(&col::<String>(&row, "page")?)?
+            }
+        };
         Ok(Page::from_rows(items, page.limit, |i| i.id.to_string()))
     }
 
