@@ -26,7 +26,9 @@ pub struct AppState {
     pub app: App,
     pub metrics: Arc<Metrics>,
     pub options: Arc<HttpOptions>,
-    /// The OpenAPI document and the reference page, rendered once.
-    pub openapi_json: Arc<String>,
-    pub docs_html: Arc<String>,
+    /// The OpenAPI document and the reference page, rendered on first
+    /// request: an idle server should not hold them (or the code that
+    /// renders them) in memory.
+    pub openapi_json: Arc<std::sync::OnceLock<String>>,
+    pub docs_html: Arc<std::sync::OnceLock<String>>,
 }

@@ -53,7 +53,7 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        state.openapi_json.as_str().to_owned(),
+        state.openapi_json.get_or_init(crate::openapi_json).clone(),
     )
         .into_response()
 }
@@ -62,5 +62,8 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "The API reference", content_type = "text/html", body = String)))]
 pub async fn docs(State(state): State<AppState>) -> Html<String> {
-    Html(state.docs_html.as_str().to_owned())
+    let html = state
+        .docs_html
+        .get_or_init(|| crate::docs::render(&crate::api().1));
+    Html(html.clone())
 }
