@@ -107,25 +107,8 @@ fn setup_token_file(data_dir: &Path) -> anyhow::Result<(Secret, PathBuf)> {
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(contents.as_bytes())?;
-    f.write_all(b"\n")?;
-    Ok(())
+    crate::private_file::write(path, format!("{contents}\n").as_bytes())
+        .with_context(|| format!("creating {}", path.display()))
 }
 
 /// Starts a server as configured and returns once it is listening.

@@ -136,7 +136,7 @@ impl Store {
             create_private_dir(dir).map_err(fail)?;
         }
         let temp = self.path.with_extension("toml.tmp");
-        write_private(&temp, text.as_bytes()).map_err(fail)?;
+        crate::private_file::write(&temp, text.as_bytes()).map_err(fail)?;
         std::fs::rename(&temp, &self.path).map_err(fail)
     }
 }
@@ -179,24 +179,4 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    // A leftover temp file may predate us with wider permissions.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(bytes)?;
-    file.sync_all()
 }
