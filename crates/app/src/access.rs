@@ -4,10 +4,9 @@
 use crate::credentials::{hash_api_key, looks_like_api_key};
 use crate::App;
 use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions, PrincipalId};
-use nephele_common::ids::{OrganizationId, UserId};
+use nephele_common::ids::{ClientId, OrganizationId, UserId};
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::ApiKey;
-use nephele_store::{Role, RoleGrant, User};
+use nephele_store::{ApiClient, ApiKey, Role, RoleGrant, User};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -23,12 +22,16 @@ const ACCESS_CACHE_CAPACITY: usize = 10_000;
 /// organizations above the one it acts in. A read of one instance made
 /// four queries, three of them these.
 pub(crate) struct AccessCache {
-    actors: quick_cache::sync::Cache<PrincipalId, Arc<Remembered<Actor>>>,
-    api_keys: quick_cache::sync::Cache<String, Arc<Remembered<(ApiKey, Actor)>>>,
-    ancestry: quick_cache::sync::Cache<OrganizationId, Arc<Remembered<Vec<OrganizationId>>>>,
+    actors: Memory<PrincipalId, Actor>,
+    api_keys: Memory<String, (ApiKey, Actor)>,
+    ancestry: Memory<OrganizationId, Vec<OrganizationId>>,
+    /// The token endpoint's clients with their secret's hash.
+    pub(crate) clients: Memory<ClientId, Option<Arc<(ApiClient, String)>>>,
 }
 
-struct Remembered<T> {
+type Memory<K, T> = quick_cache::sync::Cache<K, Arc<Remembered<T>>>;
+
+pub(crate) struct Remembered<T> {
     value: T,
     generation: u64,
     at: Instant,
@@ -54,6 +57,7 @@ impl std::fmt::Debug for AccessCache {
             .field("actors", &self.actors.len())
             .field("api_keys", &self.api_keys.len())
             .field("ancestry", &self.ancestry.len())
+            .field("clients", &self.clients.len())
             .finish()
     }
 }
@@ -64,15 +68,12 @@ impl Default for AccessCache {
             actors: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
             api_keys: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
             ancestry: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
+            clients: quick_cache::sync::Cache::new(ACCESS_CACHE_CAPACITY),
         }
     }
 }
 
-fn fresh<K, T: Clone>(
-    cache: &quick_cache::sync::Cache<K, Arc<Remembered<T>>>,
-    key: &K,
-    generation: u64,
-) -> Option<T>
+fn fresh<K, T: Clone>(cache: &Memory<K, T>, key: &K, generation: u64) -> Option<T>
 where
     K: Eq + std::hash::Hash + Clone,
 {
@@ -278,20 +279,43 @@ impl App {
         Ok(Some(ctx.actor.permissions_in(&ancestry)))
     }
 
+    /// The value under `key` while it is fresh; otherwise what `load`
+    /// reads, remembered when `keep` says it is worth it. The generation is
+    /// taken before the read, so a change committed meanwhile makes the
+    /// entry stale.
+    pub(crate) async fn remember<K, T, F>(
+        &self,
+        memory: &Memory<K, T>,
+        key: K,
+        keep: impl Fn(&T) -> bool,
+        load: F,
+    ) -> Result<T>
+    where
+        K: Eq + std::hash::Hash + Clone,
+        T: Clone,
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let generation = self.store().access_generation();
+        if let Some(value) = fresh(memory, &key, generation) {
+            return Ok(value);
+        }
+        let value = load.await?;
+        if keep(&value) {
+            memory.insert(key, Remembered::new(value.clone(), generation));
+        }
+        Ok(value)
+    }
+
     /// `org` and the organizations above it, nearest first; empty when
     /// there is no such organization.
     async fn ancestry(&self, org: OrganizationId) -> Result<Vec<OrganizationId>> {
-        let generation = self.store().access_generation();
-        if let Some(ancestry) = fresh(&self.access_cache().ancestry, &org, generation) {
-            return Ok(ancestry);
-        }
-        let ancestry = self.store().organization_ancestry(org).await?;
-        if !ancestry.is_empty() {
-            self.access_cache()
-                .ancestry
-                .insert(org, Remembered::new(ancestry.clone(), generation));
-        }
-        Ok(ancestry)
+        self.remember(
+            &self.access_cache().ancestry,
+            org,
+            |ancestry| !ancestry.is_empty(),
+            self.store().organization_ancestry(org),
+        )
+        .await
     }
 
     /// The actor of a principal a token names, remembered: see
@@ -307,15 +331,10 @@ impl App {
     where
         F: std::future::Future<Output = Result<Actor>>,
     {
-        let generation = self.store().access_generation();
-        if let Some(actor) = fresh(&self.access_cache().actors, &principal, generation) {
-            return Ok(Actor { method, ..actor });
-        }
-        let actor = load.await?;
-        self.access_cache()
-            .actors
-            .insert(principal, Remembered::new(actor.clone(), generation));
-        Ok(actor)
+        let actor = self
+            .remember(&self.access_cache().actors, principal, |_| true, load)
+            .await?;
+        Ok(Actor { method, ..actor })
     }
 
     /// Checks that the actor may `permission` in the organization it acts

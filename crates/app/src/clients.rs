@@ -22,7 +22,6 @@ use rand::Rng;
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 const TYPE: &str = "clients";
@@ -72,19 +71,6 @@ fn new_client_secret() -> Secret {
     Secret::new(format!("{CLIENT_SECRET_PREFIX}{random}"))
 }
 
-/// How long a client read from the database is trusted.
-pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// A client as the token endpoint checks it.
-#[derive(Debug)]
-pub struct CachedClient {
-    client: ApiClient,
-    secret_hash: String,
-    fetched: Instant,
-}
-
-pub type ClientCache = quick_cache::sync::Cache<ClientId, Arc<CachedClient>>;
-
 /// When clients last asked for a token, written in batches.
 #[derive(Debug, Default)]
 pub struct ClientAccess(Mutex<HashMap<ClientId, chrono::DateTime<chrono::Utc>>>);
@@ -103,7 +89,7 @@ impl App {
         let Some(entry) = self.client_entry(id).await? else {
             return Err(TokenError::invalid_client());
         };
-        let (client, stored) = (&entry.client, &entry.secret_hash);
+        let (client, stored) = (&entry.0, &entry.1);
         let matches: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
         if !matches || !client.is_enabled() {
             return Err(TokenError::invalid_client());
@@ -118,27 +104,15 @@ impl App {
         Ok(client.clone())
     }
 
-    /// A client and its secret's hash, from memory when read within
-    /// [`CLIENT_CACHE_TTL`]: the token endpoint then costs no query. This
-    /// node forgets a client at once when it changes; other nodes within
-    /// the TTL, the same bound as for revocations.
-    async fn client_entry(&self, id: ClientId) -> Result<Option<Arc<CachedClient>>> {
-        if let Some(entry) = self.client_cache().get(&id) {
-            if entry.fetched.elapsed() < CLIENT_CACHE_TTL {
-                return Ok(Some(entry));
-            }
-        }
-        let Some((client, secret_hash)) = self.store().client_with_secret(id).await? else {
-            self.client_cache().remove(&id);
-            return Ok(None);
-        };
-        let entry = Arc::new(CachedClient {
-            client,
-            secret_hash,
-            fetched: Instant::now(),
-        });
-        self.client_cache().insert(id, entry.clone());
-        Ok(Some(entry))
+    /// A client and its secret's hash, remembered for a second (see
+    /// [`crate::access::AccessCache`]): the token endpoint then costs no
+    /// query. A change to a client on this node applies at once; on other
+    /// nodes within the second, the same bound as for revocations.
+    async fn client_entry(&self, id: ClientId) -> Result<Option<Arc<(ApiClient, String)>>> {
+        self.remember(&self.access_cache().clients, id, Option::is_some, async {
+            Ok(self.store().client_with_secret(id).await?.map(Arc::new))
+        })
+        .await
     }
 
     /// Notes a token request for the next batched write of `last_access_at`.
@@ -321,7 +295,6 @@ impl App {
                 now,
             )
             .await?;
-        self.client_cache().remove(&id);
         if !client.is_enabled() {
             self.store().revoke_client_refresh_tokens(id, now).await?;
         }
@@ -344,7 +317,6 @@ impl App {
                 self.clock().now(),
             )
             .await?;
-        self.client_cache().remove(&id);
         Ok((client, secret))
     }
 
@@ -356,7 +328,6 @@ impl App {
     ) -> Result<()> {
         self.managed_client(ctx, id).await?;
         self.store().delete_client(id, precondition).await?;
-        self.client_cache().remove(&id);
         Ok(())
     }
 }

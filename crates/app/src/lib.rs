@@ -23,7 +23,7 @@ pub mod tokens;
 pub mod users;
 
 use audit::AuditLog;
-use clients::{ClientAccess, ClientCache, SecretHasher};
+use clients::{ClientAccess, SecretHasher};
 use credentials::VerifiedPasswords;
 use keys::{KeyConfig, KeyRing, Sealer};
 use lockout::{Lockout, LockoutPolicy};
@@ -48,7 +48,6 @@ const VERIFIED_TOKENS_CAPACITY: usize = 100_000;
 /// a revocation takes effect everywhere within this (SPEC §9: a second).
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
 /// How many API clients the token endpoint keeps in memory.
-const CLIENT_CACHE_CAPACITY: usize = 10_000;
 /// How often `last_access_at` of clients is written.
 const CLIENT_ACCESS_FLUSH: Duration = Duration::from_secs(1);
 /// How often the signing keys are reloaded (and rotated when due).
@@ -107,7 +106,6 @@ struct Inner {
     revocations: Revocations,
     lockout: Lockout,
     client_access: ClientAccess,
-    client_cache: ClientCache,
     access_cache: access::AccessCache,
     refresh_writer: tokens::RefreshWriter,
     driver: Arc<dyn Driver>,
@@ -136,7 +134,6 @@ impl App {
                 revocations: Revocations::default(),
                 lockout: Lockout::new(config.lockout),
                 client_access: ClientAccess::default(),
-                client_cache: ClientCache::new(CLIENT_CACHE_CAPACITY),
                 access_cache: access::AccessCache::default(),
                 refresh_writer: tokens::refresh_writer(store.clone()),
                 driver: Arc::new(SimDriver::new(
@@ -204,10 +201,6 @@ impl App {
 
     pub(crate) fn refresh_writer(&self) -> &tokens::RefreshWriter {
         &self.inner.refresh_writer
-    }
-
-    pub(crate) fn client_cache(&self) -> &ClientCache {
-        &self.inner.client_cache
     }
 
     pub(crate) fn access_cache(&self) -> &access::AccessCache {
