@@ -192,30 +192,15 @@ async fn seed_instances(session: &mut Session, n: usize) -> Result<Vec<String>, 
     // reported, not waited for.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     for task in tasks {
-        loop {
-            if std::time::Instant::now() > deadline {
-                return Err(Failure::new(
-                    Exit::Error,
-                    format!("seeding: task {task} did not finish within 5 minutes"),
-                ));
-            }
-            let t = session
-                .data(Request::get(format!("/api/v2/tasks/{task}")).query("wait", Some(30)))
-                .await?;
-            match t["taskStatus"].as_str() {
-                Some("SUCCESS") => {
-                    ids.push(field(&t, "/resourceId")?);
-                    break;
-                }
-                Some("FAILED") => {
-                    return Err(Failure::new(
-                        Exit::TaskFailed,
-                        format!("seeding an instance failed: {}", t["error"]),
-                    ))
-                }
-                _ => {}
-            }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let t = crate::cli::instances::follow(session, &task, left, false).await?;
+        if t["taskStatus"] == "FAILED" {
+            return Err(Failure::new(
+                Exit::TaskFailed,
+                format!("seeding an instance failed: {}", t["error"]),
+            ));
         }
+        ids.push(field(&t, "/resourceId")?);
     }
     Ok(ids)
 }

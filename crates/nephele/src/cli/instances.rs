@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::output::{Output, INSTANCE, TASK};
+use super::resources::{fields, show, write};
 use super::session::Session;
 use super::{Exit, Failure, Global, Paging};
 
@@ -155,19 +156,14 @@ pub async fn instance(
             datacenter,
             wait,
         } => {
-            let mut body = json!({"name": name, "image": image});
-            for (key, value) in [
-                ("cpu", cpu),
-                ("memoryMiB", memory_mib),
-                ("diskGiB", disk_gib),
-            ] {
-                if let Some(value) = value {
-                    body[key] = json!(value);
-                }
-            }
-            if let Some(dc) = datacenter {
-                body["datacenter"] = json!(dc);
-            }
+            let body = fields([
+                ("name", Some(json!(name))),
+                ("image", Some(json!(image))),
+                ("cpu", cpu.map(|v| json!(v))),
+                ("memoryMiB", memory_mib.map(|v| json!(v))),
+                ("diskGiB", disk_gib.map(|v| json!(v))),
+                ("datacenter", datacenter.map(|v| json!(v))),
+            ]);
             accepted(&mut s, Request::post(base, body), wait, out).await
         }
         InstanceCommand::List {
@@ -179,10 +175,7 @@ pub async fn instance(
             let items = s.list(request, &paging).await?;
             out.list(&items, &INSTANCE)
         }
-        InstanceCommand::Get { id } => {
-            let value = s.data(Request::get(format!("{base}/{id}"))).await?;
-            out.item(&value, &INSTANCE)
-        }
+        InstanceCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &INSTANCE, out).await,
         InstanceCommand::Start { id, wait } => {
             accepted(
                 &mut s,
@@ -221,22 +214,31 @@ pub async fn instance(
                     "nothing to change: give --cpu or --memory-mib",
                 ));
             }
-            let mut body = json!({});
-            if let Some(cpu) = cpu {
-                body["cpu"] = json!(cpu);
-            }
-            if let Some(memory) = memory_mib {
-                body["memoryMiB"] = json!(memory);
-            }
-            let request = Request::new(Method::PATCH, format!("{base}/{id}")).json(body);
-            let value = s.data(request).await?;
-            out.item(&value, &INSTANCE)
+            let body = fields([
+                ("cpu", cpu.map(|v| json!(v))),
+                ("memoryMiB", memory_mib.map(|v| json!(v))),
+            ]);
+            write(
+                &mut s,
+                Method::PATCH,
+                format!("{base}/{id}"),
+                body,
+                &INSTANCE,
+                out,
+            )
+            .await
         }
         InstanceCommand::Rename { id, name } => {
-            let request =
-                Request::new(Method::PATCH, format!("{base}/{id}")).json(json!({"name": name}));
-            let value = s.data(request).await?;
-            out.item(&value, &INSTANCE)
+            let body = json!({"name": name});
+            write(
+                &mut s,
+                Method::PATCH,
+                format!("{base}/{id}"),
+                body,
+                &INSTANCE,
+                out,
+            )
+            .await
         }
         InstanceCommand::Delete { id, wait } => {
             accepted(
@@ -272,7 +274,7 @@ async fn accepted(
     if !wait {
         return out.item(&accepted, &TASK);
     }
-    let task = follow(s, &task_id, Duration::from_secs(3600)).await?;
+    let task = follow(s, &task_id, Duration::from_secs(3600), true).await?;
     ended(&task, out)
 }
 
@@ -297,9 +299,15 @@ fn ended(task: &Value, out: Output) -> Result<(), Failure> {
     }
 }
 
-/// Long-polls a task until it ends or `timeout` passes.
-async fn follow(s: &mut Session, task_id: &str, timeout: Duration) -> Result<Value, Failure> {
-    let bar = std::io::stderr().is_terminal().then(|| {
+/// Long-polls a task until it ends or `timeout` passes, with a progress
+/// bar when `progress` is asked for and stderr is a terminal.
+pub(crate) async fn follow(
+    s: &mut Session,
+    task_id: &str,
+    timeout: Duration,
+    progress: bool,
+) -> Result<Value, Failure> {
+    let bar = (progress && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(100);
         if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:30} [{bar:30}] {pos:>3}%") {
             bar.set_style(style.progress_chars("=> "));
@@ -362,12 +370,9 @@ pub async fn task(global: &Global, command: TaskCommand, out: Output) -> Result<
             let items = s.list(request, &paging).await?;
             out.list(&items, &TASK)
         }
-        TaskCommand::Get { id } => {
-            let value = s.data(Request::get(format!("{base}/{id}"))).await?;
-            out.item(&value, &TASK)
-        }
+        TaskCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &TASK, out).await,
         TaskCommand::Wait { id, timeout } => {
-            let task = follow(&mut s, &id.to_string(), timeout.into()).await?;
+            let task = follow(&mut s, &id.to_string(), timeout.into(), true).await?;
             ended(&task, out)
         }
         TaskCommand::Cancel { id } => {

@@ -8,7 +8,7 @@
 //! 6 server error · 7 no Nephele server at the URL · 8 the task failed.
 
 mod account;
-mod instances;
+pub(crate) mod instances;
 mod output;
 mod profile;
 mod resources;

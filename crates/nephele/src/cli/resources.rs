@@ -13,7 +13,7 @@ use super::session::Session;
 use super::{read_password, Exit, Failure, Global, Paging};
 
 /// Prints one resource from a GET.
-async fn show(
+pub(super) async fn show(
     session: &mut Session,
     path: String,
     kind: &Kind,
@@ -35,7 +35,7 @@ async fn show_list(
 }
 
 /// Sends a write and prints the resource it answers with.
-async fn write(
+pub(super) async fn write(
     session: &mut Session,
     method: Method,
     path: String,
@@ -64,7 +64,7 @@ async fn delete(
 }
 
 /// A JSON object of the fields that were given.
-fn fields<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Value {
+pub(super) fn fields<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Value {
     Value::Object(
         pairs
             .into_iter()
