@@ -9,6 +9,14 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long a SQLite statement waits for a lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write-ahead log this long (32 MiB of 4 KiB pages) is restarted by the
+/// writer; a shorter one is left to passive checkpoints.
+const WAL_RESTART_FRAMES: i64 = 8192;
+/// How long the writer waits for readers to let it restart the log.
+const WAL_RESTART_WAIT: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -79,14 +87,20 @@ impl Store {
                 .max_connections(max)
                 .min_connections(0)
                 .acquire_timeout(options.acquire_timeout)
+                // No ping before every acquire: it is one more round trip
+                // per query. A connection PostgreSQL dropped while it was
+                // idle fails its next query (a 503) and is then replaced,
+                // as deadpool's default does.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
-                            conn.execute(
+                            conn.execute(&*format!(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                                 PRAGMA wal_autocheckpoint = 0;",
-                            )
+                                 PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; \
+                                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+                                BUSY_TIMEOUT.as_millis()
+                            ))
                             .await?;
                         }
                         Ok(())
@@ -142,18 +156,39 @@ impl Store {
         AccessChange(&self.access_generation)
     }
 
-    /// Copies SQLite's write-ahead log into the database without blocking
-    /// the writer (a passive checkpoint, from a reader connection). The
-    /// writer never checkpoints by itself: an automatic checkpoint would
-    /// stall the one writer, and every request queued behind it, for an
-    /// fsync. Called every second in the background; nothing to do on
-    /// PostgreSQL.
+    /// Copies SQLite's write-ahead log into the database. The writer never
+    /// checkpoints by itself: an automatic checkpoint would stall the one
+    /// writer, and every request queued behind it, for an fsync. So a
+    /// passive checkpoint from a reader connection copies what it can.
+    /// Under a steady stream of writes, with readers always about, that
+    /// never catches up and the log never starts afresh: it grew by 25 MB
+    /// a second, and every page lookup slowed with it. So once the log is
+    /// past [`WAL_RESTART_FRAMES`], the writer copies the rest and restarts
+    /// it, waiting at most [`WAL_RESTART_WAIT`] for readers; if they do not
+    /// let it, it tries again at the next call. Called every second in the
+    /// background; nothing to do on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.read)
+            use sqlx::Row;
+            let frames: i64 = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&self.read)
                 .await
+                .and_then(|row| row.try_get(1))
                 .map_err(db_error)?;
+            if frames < WAL_RESTART_FRAMES {
+                return Ok(());
+            }
+            let mut writer = self.write.acquire().await.map_err(db_error)?;
+            for pragma in [
+                format!("PRAGMA busy_timeout = {}", WAL_RESTART_WAIT.as_millis()),
+                "PRAGMA wal_checkpoint(RESTART)".to_owned(),
+                format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()),
+            ] {
+                sqlx::query(&pragma)
+                    .execute(&mut *writer)
+                    .await
+                    .map_err(db_error)?;
+            }
         }
         Ok(())
     }
@@ -373,4 +408,46 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The SQL type of a column of a batch read from JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JsonType {
+    Text,
+    Integer,
+}
+
+impl Store {
+    /// A batch of rows, bound as one JSON array of objects at `$1`, as a
+    /// table named `alias` with `columns`: one statement (and one round
+    /// trip to the database) for the whole batch, and one prepared
+    /// statement whatever the batch's size.
+    pub(crate) fn json_rows(&self, alias: &str, columns: &[(&str, JsonType)]) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let fields = columns
+                    .iter()
+                    .map(|(name, _)| format!("value ->> '{name}' AS {name}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("(SELECT {fields} FROM json_each($1)) AS {alias}")
+            }
+            Backend::Postgres => {
+                let fields = columns
+                    .iter()
+                    .map(|(name, ty)| match ty {
+                        JsonType::Text => format!("{name} text"),
+                        JsonType::Integer => format!("{name} bigint"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("jsonb_to_recordset($1::jsonb) AS {alias}({fields})")
+            }
+        }
+    }
+}
+
+/// The JSON array that [`Store::json_rows`] reads.
+pub(crate) fn json_batch(rows: impl Iterator<Item = serde_json::Value>) -> String {
+    serde_json::Value::Array(rows.collect()).to_string()
 }
