@@ -17,7 +17,8 @@ use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
 use nephele_drivers::{Driver, MachineSpec, Power};
 use nephele_store::instances::{
-    Instance, InstanceChanges, InstanceFilter, InstanceState, NewInstance, Transition, TYPE,
+    Acceptance, Instance, InstanceChanges, InstanceFilter, InstanceState, NewInstance, Transition,
+    TYPE,
 };
 use nephele_store::tasks::{NewTask, Task};
 use nephele_store::{Datacenter, Store};
@@ -170,10 +171,16 @@ impl App {
             return Err(Error::internal("validated instance incomplete"));
         };
         let id = InstanceId::new();
-        let task = self.new_task(ctx, org, "create", id, None);
-        self.store()
-            .create_instance(
-                &NewInstance {
+        let mut task = self.new_task(ctx, org, "create", id, None);
+        // The machine as accepted, so that the steps need not read it back.
+        task.input = json!({
+            "restore": null,
+            "machine": {"cpu": cpu, "memoryMiB": memory_mib, "diskGiB": disk_gib, "image": image.as_str()},
+        })
+        .to_string();
+        self.acceptances()
+            .submit(Acceptance {
+                instance: NewInstance {
                     id,
                     organization_id: org,
                     name: name.as_str().to_owned(),
@@ -184,10 +191,10 @@ impl App {
                     datacenter_id: Datacenter::LOCAL,
                     now: task.now,
                 },
-                &task,
-                ctx.idempotency.as_ref(),
-            )
-            .await?;
+                task: task.clone(),
+                idempotency: ctx.idempotency.clone(),
+            })
+            .await??;
         self.engine()?.wake();
         Ok(task.queued())
     }
@@ -296,6 +303,17 @@ impl App {
     }
 }
 
+/// New instances are accepted in groups, one transaction each: a burst
+/// of creates costs one commit, not one each.
+pub(crate) type AcceptanceWriter = Batcher<Acceptance, Result<()>>;
+
+pub(crate) fn acceptance_writer(store: Store) -> AcceptanceWriter {
+    Batcher::start("instance acceptances", 512, move |batch| {
+        let store = store.clone();
+        async move { store.create_instances(&batch).await }
+    })
+}
+
 /// The steps of each operation on an instance. Every step is idempotent;
 /// the `mark` steps only set the recorded state, which the driver steps
 /// before them made true.
@@ -346,7 +364,29 @@ impl InstanceOperations {
             .ok_or_else(|| Error::not_found(TYPE, id))
     }
 
+    /// The machine a task works on: as accepted, for a create; as
+    /// recorded, otherwise (it may have been resized since).
     async fn spec(&self, task: &Task) -> Result<MachineSpec> {
+        let id = Self::instance_id(task)?;
+        if task.operation == "create" {
+            let input: serde_json::Value = serde_json::from_str(&task.input)
+                .map_err(|e| Error::internal(format!("task {} input: {e}", task.id)))?;
+            let m = &input["machine"];
+            if let (Some(cpu), Some(memory_mib), Some(disk_gib), Some(image)) = (
+                m["cpu"].as_i64(),
+                m["memoryMiB"].as_i64(),
+                m["diskGiB"].as_i64(),
+                m["image"].as_str(),
+            ) {
+                return Ok(MachineSpec {
+                    id,
+                    cpu,
+                    memory_mib,
+                    disk_gib,
+                    image: image.to_owned(),
+                });
+            }
+        }
         let i = self.instance(task).await?;
         Ok(MachineSpec {
             id: i.id,

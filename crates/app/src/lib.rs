@@ -108,6 +108,7 @@ struct Inner {
     client_access: ClientAccess,
     access_cache: access::AccessCache,
     refresh_writer: tokens::RefreshWriter,
+    acceptances: instances::AcceptanceWriter,
     driver: Arc<dyn Driver>,
     /// Started by [`App::start`].
     engine: OnceLock<Engine>,
@@ -136,6 +137,7 @@ impl App {
                 client_access: ClientAccess::default(),
                 access_cache: access::AccessCache::default(),
                 refresh_writer: tokens::refresh_writer(store.clone()),
+                acceptances: instances::acceptance_writer(store.clone()),
                 driver: Arc::new(SimDriver::new(
                     store.clone(),
                     clock.clone(),
@@ -201,6 +203,10 @@ impl App {
 
     pub(crate) fn refresh_writer(&self) -> &tokens::RefreshWriter {
         &self.inner.refresh_writer
+    }
+
+    pub(crate) fn acceptances(&self) -> &instances::AcceptanceWriter {
+        &self.inner.acceptances
     }
 
     pub(crate) fn access_cache(&self) -> &access::AccessCache {

@@ -36,15 +36,21 @@ impl App {
         id: TaskId,
         wait: Option<Duration>,
     ) -> Result<(Task, Vec<StepEntry>)> {
+        let wait = wait.filter(|w| !w.is_zero());
+        // Watched before it is read, so that an end in between is not missed.
+        let watch = match wait {
+            Some(_) => Some(self.engine()?.watch(id)),
+            None => None,
+        };
         let mut task = self.visible_task(ctx, id).await?;
-        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+        if let (Some(wait), Some(watch)) = (wait, watch) {
             let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
             while !task.status.is_finished() {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                self.engine()?.finished(id, left.min(WAIT_POLL)).await;
+                watch.finished(left.min(WAIT_POLL)).await;
                 task = self
                     .store()
                     .get_task(id)

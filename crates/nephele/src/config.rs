@@ -85,7 +85,7 @@ pub struct ServeArgs {
     /// names the client, for the lockout and the audit log [default: none]
     #[arg(long, env = "NEPHELE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
-    /// Tasks run at once on this node [default: 64]
+    /// Tasks run at once on this node [default: 256]
     #[arg(long, env = "NEPHELE_TASK_WORKERS")]
     pub task_workers: Option<usize>,
     /// How long finished tasks are kept, at least 30min [default: 24h]
@@ -271,7 +271,7 @@ impl ServerConfig {
         if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&task_lease) {
             bail!("task_lease must be between 1 second and 10 minutes");
         }
-        let task_workers = args.task_workers.or(file.task_workers).unwrap_or(64);
+        let task_workers = args.task_workers.or(file.task_workers).unwrap_or(256);
         if !(1..=10_000).contains(&task_workers) {
             bail!("task_workers must be between 1 and 10000");
         }
@@ -360,7 +360,7 @@ impl ServerConfig {
             token_algorithm: TokenAlgorithm::Es256,
             key_rotation: Duration::from_secs(30 * 24 * 3600),
             trusted_proxies: Vec::new(),
-            task_workers: 64,
+            task_workers: 256,
             task_retention: Duration::from_secs(24 * 3600),
             task_lease: Duration::from_secs(10),
             sim_failure_rate: 0.0,

@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_opt_id, col_time, db_error};
+use crate::db::{col, col_id, col_opt_id, col_time, db_error, json_batch, JsonType};
 use crate::{AuditEvent, AuditFilter, Store};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
@@ -30,33 +30,54 @@ fn event_from_row(r: &AnyRow) -> Result<AuditEvent> {
 }
 
 impl Store {
-    /// Appends events in one transaction.
+    /// Appends events, in one statement.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        for e in events {
-            sqlx::query(&format!(
-                "INSERT INTO audit_events ({COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            ))
-            .bind(e.id.to_string())
-            .bind(to_micros(e.occurred_at))
-            .bind(e.organization_id.map(|o| o.to_string()))
-            .bind(e.actor_type.clone())
-            .bind(e.actor_id.clone())
-            .bind(e.actor_name.clone())
-            .bind(&e.action)
-            .bind(e.target_type.clone())
-            .bind(e.target_id.clone())
-            .bind(&e.outcome)
-            .bind(i64::from(e.status))
-            .bind(e.request_id.clone())
-            .bind(e.agent_id.clone())
-            .bind(e.client_address.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
+        use JsonType::{Integer, Text};
+        let rows = json_batch(events.iter().map(|e| {
+            serde_json::json!({
+                "id": e.id.to_string(),
+                "occurred_at": to_micros(e.occurred_at),
+                "organization_id": e.organization_id.map(|o| o.to_string()),
+                "actor_type": e.actor_type,
+                "actor_id": e.actor_id,
+                "actor_name": e.actor_name,
+                "action": e.action,
+                "target_type": e.target_type,
+                "target_id": e.target_id,
+                "outcome": e.outcome,
+                "status": e.status,
+                "request_id": e.request_id,
+                "agent_id": e.agent_id,
+                "client_address": e.client_address,
+            })
+        }));
+        let j = self.json_rows(
+            "j",
+            &[
+                ("id", Text),
+                ("occurred_at", Integer),
+                ("organization_id", Text),
+                ("actor_type", Text),
+                ("actor_id", Text),
+                ("actor_name", Text),
+                ("action", Text),
+                ("target_type", Text),
+                ("target_id", Text),
+                ("outcome", Text),
+                ("status", Integer),
+                ("request_id", Text),
+                ("agent_id", Text),
+                ("client_address", Text),
+            ],
+        );
+        sqlx::query(&format!(
+            "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM {j}"
+        ))
+        .bind(rows)
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     /// Events of the organizations in the subtree of `root`, oldest first;

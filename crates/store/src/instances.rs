@@ -2,7 +2,9 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{col, col_id, col_time, db_error, parse_id, unique_violation, Backend};
+use crate::db::{
+    col, col_id, col_time, db_error, json_batch, parse_id, unique_violation, Backend, JsonType,
+};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
 use crate::Store;
@@ -13,6 +15,7 @@ use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub const TYPE: &str = "instances";
 
@@ -120,6 +123,27 @@ pub struct Quota {
     pub version: i64,
 }
 
+/// Does `extra` more fit within `limits`, with `used` already taken?
+/// Growing over a limit is refused; shrinking under a lowered one is not.
+fn fits(limits: &Limits, used: Usage, extra: Usage) -> Result<()> {
+    let after = Usage {
+        instances: used.instances + extra.instances,
+        vcpus: used.vcpus + extra.vcpus,
+        memory_mib: used.memory_mib + extra.memory_mib,
+    };
+    if let Some((quota, limit, _)) = limits.exceeded_by(after) {
+        let (used, requested) = match quota {
+            "instances" => (used.instances, extra.instances),
+            "vcpus" => (used.vcpus, extra.vcpus),
+            _ => (used.memory_mib, extra.memory_mib),
+        };
+        if requested > 0 {
+            return Err(quota_exceeded(quota, limit, used, requested));
+        }
+    }
+    Ok(())
+}
+
 /// 400 (3004): `requested` more of `quota` would go over its limit.
 pub fn quota_exceeded(quota: &str, limit: i64, used: i64, requested: i64) -> Error {
     Error::new(
@@ -143,6 +167,14 @@ pub struct NewInstance {
     pub image: String,
     pub datacenter_id: DatacenterId,
     pub now: DateTime<Utc>,
+}
+
+/// A new instance and the task that makes it, as accepted.
+#[derive(Debug, Clone)]
+pub struct Acceptance {
+    pub instance: NewInstance,
+    pub task: NewTask,
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 /// What an update of an instance changes; `None` leaves a field as it is.
@@ -311,14 +343,13 @@ pub fn wrong_state(
 
 impl Store {
     /// Locks an organization's quota row for the rest of the transaction
-    /// (PostgreSQL; SQLite's writer is alone anyway) and checks that
-    /// `extra` more fits. No row, no limit, no cost.
-    async fn check_quota(
+    /// (PostgreSQL; SQLite's writer is alone anyway) and reads its limits
+    /// and usage. No row, no limit: `None`, and no usage to count.
+    async fn quota_room(
         &self,
         tx: &mut Transaction<'static, Any>,
         org: OrganizationId,
-        extra: Usage,
-    ) -> Result<()> {
+    ) -> Result<Option<(Limits, Usage)>> {
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
@@ -330,89 +361,166 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await
         .map_err(db_error)?;
-        let Some(row) = row else { return Ok(()) };
+        let Some(row) = row else { return Ok(None) };
         let limits = Limits {
             instances: col(&row, "instances")?,
             vcpus: col(&row, "vcpus")?,
             memory_mib: col(&row, "memory_mib")?,
         };
         if limits == Limits::default() {
-            return Ok(());
+            return Ok(None);
         }
-        let used = usage_of(&mut **tx, org).await?;
-        let after = Usage {
-            instances: used.instances + extra.instances,
-            vcpus: used.vcpus + extra.vcpus,
-            memory_mib: used.memory_mib + extra.memory_mib,
-        };
-        if let Some((quota, limit, _)) = limits.exceeded_by(after) {
-            let (used, requested) = match quota {
-                "instances" => (used.instances, extra.instances),
-                "vcpus" => (used.vcpus, extra.vcpus),
-                _ => (used.memory_mib, extra.memory_mib),
-            };
-            // Growing is refused; shrinking under a lowered limit is not.
-            if requested > 0 {
-                return Err(quota_exceeded(quota, limit, used, requested));
-            }
-        }
-        Ok(())
+        Ok(Some((limits, usage_of(&mut **tx, org).await?)))
     }
 
-    /// Records a new instance (`Provisioning`) and queues the task that
-    /// makes it, in one transaction, within the organization's quota.
-    pub async fn create_instance(
+    /// Checks, as [`Store::quota_room`] locks, that `extra` more fits in
+    /// an organization's quota.
+    async fn check_quota(
         &self,
-        new: &NewInstance,
-        task: &NewTask,
-        idempotency: Option<&IdempotencyKey>,
-    ) -> Result<Instance> {
+        tx: &mut Transaction<'static, Any>,
+        org: OrganizationId,
+        extra: Usage,
+    ) -> Result<()> {
+        match self.quota_room(tx, org).await? {
+            Some((limits, used)) => fits(&limits, used, extra),
+            None => Ok(()),
+        }
+    }
+
+    /// Records new instances (`Provisioning`) and queues the tasks that
+    /// make them, in one transaction of a few statements however many
+    /// there are. Each must fit in its organization's quota, counting the
+    /// ones before it; one that does not is refused on its own.
+    pub async fn create_instances(&self, batch: &[Acceptance]) -> Result<Vec<Result<()>>> {
+        use JsonType::{Integer, Text};
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        self.check_quota(
-            &mut tx,
-            new.organization_id,
-            Usage {
+        // In a fixed order, so that concurrent batches lock alike.
+        let orgs: BTreeSet<OrganizationId> =
+            batch.iter().map(|a| a.instance.organization_id).collect();
+        let mut room = HashMap::with_capacity(orgs.len());
+        for org in orgs {
+            if let Some(r) = self.quota_room(&mut tx, org).await? {
+                room.insert(org, r);
+            }
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        for a in batch {
+            let new = &a.instance;
+            let extra = Usage {
                 instances: 1,
                 vcpus: new.cpu,
                 memory_mib: new.memory_mib,
-            },
-        )
-        .await?;
-        sqlx::query(
+            };
+            let answer = match room.get_mut(&new.organization_id) {
+                None => Ok(()),
+                Some((limits, used)) => fits(limits, *used, extra).map(|()| {
+                    used.instances += extra.instances;
+                    used.vcpus += extra.vcpus;
+                    used.memory_mib += extra.memory_mib;
+                }),
+            };
+            if answer.is_ok() {
+                accepted.push(a);
+            }
+            answers.push(answer);
+        }
+        if accepted.is_empty() {
+            return Ok(answers);
+        }
+        let rows = json_batch(accepted.iter().map(|a| {
+            let (new, task) = (&a.instance, &a.task);
+            serde_json::json!({
+                "id": new.id.to_string(),
+                "organization_id": new.organization_id.to_string(),
+                "name": new.name,
+                "cpu": new.cpu,
+                "memory_mib": new.memory_mib,
+                "disk_gib": new.disk_gib,
+                "image": new.image,
+                "datacenter_id": new.datacenter_id.to_string(),
+                "at": to_micros(new.now),
+                "task_id": task.id.to_string(),
+                "task_organization_id": task.organization_id.to_string(),
+                "operation": task.operation,
+                "resource_type": task.resource_type,
+                "resource_id": task.resource_id,
+                "agent_id": task.agent_id,
+                "input": task.input,
+                "task_at": to_micros(task.now),
+                "scope": a.idempotency.as_ref().map(|k| &k.scope),
+                "idempotency_key": a.idempotency.as_ref().map(|k| &k.key),
+            })
+        }));
+        let j = self.json_rows(
+            "j",
+            &[
+                ("id", Text),
+                ("organization_id", Text),
+                ("name", Text),
+                ("cpu", Integer),
+                ("memory_mib", Integer),
+                ("disk_gib", Integer),
+                ("image", Text),
+                ("datacenter_id", Text),
+                ("at", Integer),
+            ],
+        );
+        sqlx::query(&format!(
             "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, disk_gib, \
              image, datacenter_id, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.organization_id.to_string())
-        .bind(&new.name)
-        .bind(InstanceState::Provisioning.as_str())
-        .bind(new.cpu)
-        .bind(new.memory_mib)
-        .bind(new.disk_gib)
-        .bind(&new.image)
-        .bind(new.datacenter_id.to_string())
-        .bind(to_micros(new.now))
+             SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
+             image, datacenter_id, at, at, 1 FROM {j}"
+        ))
+        .bind(&rows)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        insert_task(&mut tx, task).await?;
-        record_task(&mut tx, idempotency, &task.id.to_string()).await?;
+        let j = self.json_rows(
+            "j",
+            &[
+                ("task_id", Text),
+                ("task_organization_id", Text),
+                ("operation", Text),
+                ("resource_type", Text),
+                ("resource_id", Text),
+                ("agent_id", Text),
+                ("input", Text),
+                ("task_at", Integer),
+            ],
+        );
+        // The resources are new: no other task can be active on them.
+        sqlx::query(&format!(
+            "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
+             active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
+             SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
+             resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {j}"
+        ))
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if accepted.iter().any(|a| a.idempotency.is_some()) {
+            let j = self.json_rows(
+                "j",
+                &[
+                    ("task_id", Text),
+                    ("scope", Text),
+                    ("idempotency_key", Text),
+                ],
+            );
+            sqlx::query(&format!(
+                "UPDATE idempotency_keys SET task_id = j.task_id FROM {j} \
+                 WHERE idempotency_keys.scope = j.scope \
+                 AND idempotency_keys.key = j.idempotency_key"
+            ))
+            .bind(&rows)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
         tx.commit().await.map_err(db_error)?;
-        Ok(Instance {
-            id: new.id,
-            organization_id: new.organization_id,
-            name: new.name.clone(),
-            state: InstanceState::Provisioning,
-            cpu: new.cpu,
-            memory_mib: new.memory_mib,
-            disk_gib: new.disk_gib,
-            image: new.image.clone(),
-            datacenter_id: new.datacenter_id,
-            created_at: new.now,
-            updated_at: new.now,
-            version: 1,
-        })
+        Ok(answers)
     }
 
     /// Starts an operation on an instance: 2013 while another runs on it,
@@ -594,29 +702,49 @@ impl Store {
         Ok(instance)
     }
 
-    /// Sets instances' states (task steps: idempotent), in one
-    /// transaction. Each answer is false when that instance is gone.
+    /// Sets instances' states (task steps: idempotent), in one statement
+    /// (two when some already had theirs). Each answer is false when that
+    /// instance is gone.
     pub async fn set_instance_states(
         &self,
         batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
     ) -> Result<Vec<bool>> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let mut found = Vec::with_capacity(batch.len());
-        for (id, state, now) in batch {
-            let done = sqlx::query(
-                "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
-                 WHERE id = $3 AND state <> $1",
-            )
-            .bind(state.as_str())
-            .bind(to_micros(*now))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            found.push(done.rows_affected() > 0 || fetch_instance(&mut tx, *id).await?.is_some());
+        use JsonType::{Integer, Text};
+        let rows = json_batch(batch.iter().map(|(id, state, now)| {
+            serde_json::json!({
+                "id": id.to_string(),
+                "state": state.as_str(),
+                "at": to_micros(*now),
+            })
+        }));
+        let j = self.json_rows("j", &[("id", Text), ("state", Text), ("at", Integer)]);
+        let mut found: HashSet<String> = sqlx::query_scalar(&format!(
+            "UPDATE instances SET state = j.state, updated_at = j.at, version = version + 1 \
+             FROM {j} WHERE instances.id = j.id AND instances.state <> j.state \
+             RETURNING instances.id"
+        ))
+        .bind(&rows)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+        if found.len() < batch.len() {
+            // Those already in their state (a step run again) exist too.
+            found.extend(
+                sqlx::query_scalar::<_, String>(&format!(
+                    "SELECT instances.id FROM instances JOIN {j} ON instances.id = j.id"
+                ))
+                .bind(&rows)
+                .fetch_all(&self.write)
+                .await
+                .map_err(db_error)?,
+            );
         }
-        tx.commit().await.map_err(db_error)?;
-        Ok(found)
+        Ok(batch
+            .iter()
+            .map(|(id, _, _)| found.contains(&id.to_string()))
+            .collect())
     }
 
     /// Removes an instance's record (a task step: idempotent).

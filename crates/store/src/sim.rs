@@ -69,12 +69,18 @@ async fn apply(tx: &mut Transaction<'static, Any>, change: &SimChange, now: i64)
             Ok(true)
         }
         SimChange::Power { id, on, sizes } => {
+            // One statement: a machine already in that power state is
+            // left as it is, and the row count says whether it exists.
             let power = if *on { "running" } else { "stopped" };
             let (cpu, memory) = sizes.unzip();
-            sqlx::query(
-                "UPDATE sim_machines SET power = $1, boots = boots + $2, updated_at = $3, \
-                 cpu = COALESCE($4, cpu), memory_mib = COALESCE($5, memory_mib) \
-                 WHERE id = $6 AND power <> $1",
+            let done = sqlx::query(
+                "UPDATE sim_machines SET \
+                 boots = boots + CASE WHEN power <> $1 THEN $2 ELSE 0 END, \
+                 cpu = CASE WHEN power <> $1 THEN COALESCE($4, cpu) ELSE cpu END, \
+                 memory_mib = CASE WHEN power <> $1 THEN COALESCE($5, memory_mib) \
+                 ELSE memory_mib END, \
+                 updated_at = CASE WHEN power <> $1 THEN $3 ELSE updated_at END, \
+                 power = $1 WHERE id = $6",
             )
             .bind(power)
             .bind(i64::from(*on))
@@ -85,12 +91,14 @@ async fn apply(tx: &mut Transaction<'static, Any>, change: &SimChange, now: i64)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-            Ok(power_of(tx, *id).await?.is_some())
+            Ok(done.rows_affected() > 0)
         }
         SimChange::Reboot { id, task } => {
-            sqlx::query(
-                "UPDATE sim_machines SET boots = boots + 1, last_task = $1, updated_at = $2 \
-                 WHERE id = $3 AND power = 'running' AND (last_task IS NULL OR last_task <> $1)",
+            // Counted once per task; the row count says whether it runs.
+            let done = sqlx::query(
+                "UPDATE sim_machines SET \
+                 boots = boots + CASE WHEN last_task IS NULL OR last_task <> $1 THEN 1 ELSE 0 END, \
+                 last_task = $1, updated_at = $2 WHERE id = $3 AND power = 'running'",
             )
             .bind(task.to_string())
             .bind(now)
@@ -98,7 +106,7 @@ async fn apply(tx: &mut Transaction<'static, Any>, change: &SimChange, now: i64)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-            Ok(power_of(tx, *id).await?.as_deref() == Some("running"))
+            Ok(done.rows_affected() > 0)
         }
         SimChange::Delete { id } => {
             sqlx::query("DELETE FROM sim_machines WHERE id = $1")
@@ -109,14 +117,6 @@ async fn apply(tx: &mut Transaction<'static, Any>, change: &SimChange, now: i64)
             Ok(true)
         }
     }
-}
-
-async fn power_of(tx: &mut Transaction<'static, Any>, id: InstanceId) -> Result<Option<String>> {
-    sqlx::query_scalar("SELECT power FROM sim_machines WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)
 }
 
 impl Store {

@@ -8,7 +8,7 @@
 //! uses `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer
 //! makes the same statement atomic there.
 
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, Backend};
+use crate::db::{col, col_id, col_opt_id, col_time, db_error, json_batch, Backend, JsonType};
 use crate::instances::{is_active_resource_violation, InstanceState};
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -18,6 +18,7 @@ use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use std::collections::HashSet;
 
 pub const TYPE: &str = "tasks";
 
@@ -200,6 +201,11 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
     })
 }
 
+/// `status = 'RUNNING'` in a form no index serves: otherwise SQLite may
+/// walk every running task and, for each, the whole batch, instead of
+/// looking each task of the batch up by id.
+const RUNNING: &str = "tasks.status || '' = 'RUNNING'";
+
 /// Queues a task inside the transaction that accepted its operation. A
 /// second unfinished task on the same resource is refused (as a taken
 /// name, which the caller turns into 2013).
@@ -371,60 +377,119 @@ impl Store {
         Ok(tasks)
     }
 
-    /// Records the steps tasks have got through, in one transaction. Each
-    /// answer is false when that task is no longer its node's.
+    /// Records the steps tasks have got through, in one transaction of two
+    /// statements whatever the batch's size. Each answer is false when
+    /// that task is no longer its node's.
     pub async fn record_progress(&self, batch: &[Progress]) -> Result<Vec<bool>> {
+        use JsonType::{Integer, Text};
+        let rows = json_batch(batch.iter().map(|p| {
+            serde_json::json!({
+                "id": p.task.to_string(),
+                "owner": p.owner.to_string(),
+                "step": p.step,
+                "unwinding": i64::from(p.unwinding),
+                "progress": p.progress,
+                "error": p.error,
+                "name": p.entry.name,
+                "action": p.entry.action,
+                "outcome": p.entry.outcome,
+                "detail": p.entry.detail,
+                "at": to_micros(p.now),
+            })
+        }));
+        let j = self.json_rows(
+            "j",
+            &[
+                ("id", Text),
+                ("owner", Text),
+                ("step", Integer),
+                ("unwinding", Integer),
+                ("progress", Integer),
+                ("error", Text),
+                ("name", Text),
+                ("action", Text),
+                ("outcome", Text),
+                ("detail", Text),
+                ("at", Integer),
+            ],
+        );
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let mut held = Vec::with_capacity(batch.len());
-        for p in batch {
-            let done = sqlx::query(
-                "UPDATE tasks SET step = $1, unwinding = $2, progress = $3, \
-                 error = COALESCE($4, error) WHERE id = $5 AND owner = $6 AND status = 'RUNNING'",
-            )
-            .bind(p.step)
-            .bind(i64::from(p.unwinding))
-            .bind(p.progress)
-            .bind(p.error.clone())
-            .bind(p.task.to_string())
-            .bind(p.owner.to_string())
+        let held: HashSet<String> = sqlx::query_scalar(&format!(
+            "UPDATE tasks SET step = j.step, unwinding = j.unwinding, progress = j.progress, \
+             error = COALESCE(j.error, tasks.error) FROM {j} \
+             WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
+             RETURNING tasks.id"
+        ))
+        .bind(&rows)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+        if !held.is_empty() {
+            // The tasks just updated are exactly those still held.
+            sqlx::query(&format!(
+                "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
+                 SELECT j.id, (SELECT COALESCE(MAX(s.seq), 0) + 1 FROM task_steps s \
+                 WHERE s.task_id = j.id), j.name, j.action, j.outcome, j.detail, j.at FROM {j} \
+                 WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id AND t.owner = j.owner \
+                 AND t.status = 'RUNNING')"
+            ))
+            .bind(&rows)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            let ours = done.rows_affected() > 0;
-            if ours {
-                log_step(&mut tx, p.task, &p.entry, p.now).await?;
-            }
-            held.push(ours);
         }
         tx.commit().await.map_err(db_error)?;
-        Ok(held)
+        Ok(batch
+            .iter()
+            .map(|p| held.contains(&p.task.to_string()))
+            .collect())
     }
 
-    /// Ends tasks their nodes hold, in one transaction: SUCCESS with a
-    /// result or FAILED with an error. Each answer is false when that task
-    /// was no longer its node's.
+    /// Ends tasks their nodes hold, in one statement: SUCCESS with a result
+    /// or FAILED with an error. Each answer is false when that task was no
+    /// longer its node's.
     pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let mut held = Vec::with_capacity(batch.len());
-        for f in batch {
-            let done = sqlx::query(
-                "UPDATE tasks SET status = $1, result = $2, error = COALESCE($3, error), \
-                 progress = 100, completed_at = $4, active_resource = NULL \
-                 WHERE id = $5 AND owner = $6 AND status = 'RUNNING'",
-            )
-            .bind(f.status.as_str())
-            .bind(f.result.clone())
-            .bind(f.error.clone())
-            .bind(to_micros(f.now))
-            .bind(f.task.to_string())
-            .bind(f.owner.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            held.push(done.rows_affected() > 0);
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(held)
+        use JsonType::{Integer, Text};
+        let rows = json_batch(batch.iter().map(|f| {
+            serde_json::json!({
+                "id": f.task.to_string(),
+                "owner": f.owner.to_string(),
+                "status": f.status.as_str(),
+                "result": f.result,
+                "error": f.error,
+                "at": to_micros(f.now),
+            })
+        }));
+        let j = self.json_rows(
+            "j",
+            &[
+                ("id", Text),
+                ("owner", Text),
+                ("status", Text),
+                ("result", Text),
+                ("error", Text),
+                ("at", Integer),
+            ],
+        );
+        let done: HashSet<String> = sqlx::query_scalar(&format!(
+            "UPDATE tasks SET status = j.status, result = j.result, \
+             error = COALESCE(j.error, tasks.error), progress = 100, completed_at = j.at, \
+             active_resource = NULL FROM {j} \
+             WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
+             RETURNING tasks.id"
+        ))
+        .bind(&rows)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+        Ok(batch
+            .iter()
+            .map(|f| done.contains(&f.task.to_string()))
+            .collect())
     }
 
     /// Hands a task `node` holds back to the queue (it stopped before the

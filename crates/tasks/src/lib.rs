@@ -60,7 +60,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            workers: 64,
+            workers: 256,
             lease: Duration::from_secs(10),
             poll: Duration::from_millis(200),
             retention: Duration::from_secs(24 * 3600),
@@ -96,7 +96,7 @@ struct Inner {
     progress: Batcher<Progress, bool>,
     finisher: Batcher<Finish, bool>,
     /// Requests waiting for a task to finish (`?wait=`).
-    waiters: Mutex<HashMap<TaskId, Arc<Notify>>>,
+    waiters: Mutex<HashMap<TaskId, Arc<Finished>>>,
     metrics: TaskMetrics,
 }
 
@@ -175,19 +175,18 @@ impl Engine {
         self.inner.wake.notify_one();
     }
 
-    /// Waits (at most `timeout`) until task `id` may have finished on this
-    /// node; the caller re-reads it. Tasks finished on other nodes are
-    /// seen by the caller's own polling.
-    pub async fn finished(&self, id: TaskId, timeout: Duration) {
-        let notify = {
+    /// Starts watching task `id`: the watch learns of its end on this node
+    /// from now on, even before anyone waits on it. Tasks finished on other
+    /// nodes are seen by the caller's own polling.
+    pub fn watch(&self, id: TaskId) -> TaskWatch {
+        let finished = {
             let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
             waiters.entry(id).or_default().clone()
         };
-        let _ = tokio::time::timeout(timeout, notify.notified()).await;
-        let mut waiters = self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        // Only the map and this waiter hold it: nobody else waits.
-        if waiters.get(&id).is_some_and(|n| Arc::strong_count(n) <= 2) {
-            waiters.remove(&id);
+        TaskWatch {
+            engine: Arc::downgrade(&self.inner),
+            id,
+            finished,
         }
     }
 
@@ -205,6 +204,49 @@ impl Engine {
     }
 }
 
+/// Whether a watched task has ended on this node.
+#[derive(Default)]
+struct Finished {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+/// A watch on one task's end; see [`Engine::watch`].
+pub struct TaskWatch {
+    engine: Weak<Inner>,
+    id: TaskId,
+    finished: Arc<Finished>,
+}
+
+impl TaskWatch {
+    /// Waits at most `timeout` for the task to end on this node (at once
+    /// if it already has); the caller re-reads it.
+    pub async fn finished(&self, timeout: Duration) {
+        let notified = self.finished.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !self.finished.done.load(Ordering::Acquire) {
+            let _ = tokio::time::timeout(timeout, notified).await;
+        }
+    }
+}
+
+impl Drop for TaskWatch {
+    fn drop(&mut self) {
+        let Some(inner) = self.engine.upgrade() else {
+            return;
+        };
+        let mut waiters = inner.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map and this watch hold it: nobody else watches.
+        if waiters
+            .get(&self.id)
+            .is_some_and(|f| Arc::strong_count(f) <= 2)
+        {
+            waiters.remove(&self.id);
+        }
+    }
+}
+
 fn lease(config: &EngineConfig) -> chrono::Duration {
     chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::seconds(10))
 }
@@ -219,8 +261,9 @@ impl Inner {
 
     fn notify_finished(&self, id: TaskId) {
         let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = waiters.get(&id) {
-            n.notify_waiters();
+        if let Some(f) = waiters.get(&id) {
+            f.done.store(true, Ordering::Release);
+            f.notify.notify_waiters();
         }
     }
 
