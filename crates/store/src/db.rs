@@ -451,3 +451,22 @@ impl Store {
 pub(crate) fn json_batch(rows: impl Iterator<Item = serde_json::Value>) -> String {
     serde_json::Value::Array(rows.collect()).to_string()
 }
+
+/// Runs `sql`, a statement over a batch bound as `rows` (see
+/// [`Store::json_rows`]) that returns ids: the set of them.
+pub(crate) async fn returned_ids<'c, E>(
+    executor: E,
+    sql: &str,
+    rows: &str,
+) -> Result<std::collections::HashSet<String>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_scalar::<_, String>(sql)
+        .bind(rows)
+        .fetch_all(executor)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect())
+}

@@ -3,7 +3,8 @@
 //! operation's transitional state and queues the task (see `tasks`).
 
 use crate::db::{
-    col, col_id, col_time, db_error, json_batch, parse_id, unique_violation, Backend, JsonType,
+    col, col_id, col_time, db_error, json_batch, parse_id, returned_ids, unique_violation, Backend,
+    JsonType,
 };
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
@@ -718,17 +719,16 @@ impl Store {
             })
         }));
         let j = self.json_rows("j", &[("id", Text), ("state", Text), ("at", Integer)]);
-        let mut found: HashSet<String> = sqlx::query_scalar(&format!(
-            "UPDATE instances SET state = j.state, updated_at = j.at, version = version + 1 \
+        let mut found: HashSet<String> = returned_ids(
+            &self.write,
+            &format!(
+                "UPDATE instances SET state = j.state, updated_at = j.at, version = version + 1 \
              FROM {j} WHERE instances.id = j.id AND instances.state <> j.state \
              RETURNING instances.id"
-        ))
-        .bind(&rows)
-        .fetch_all(&self.write)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .collect();
+            ),
+            &rows,
+        )
+        .await?;
         if found.len() < batch.len() {
             // Those already in their state (a step run again) exist too.
             found.extend(

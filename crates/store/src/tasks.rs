@@ -8,7 +8,9 @@
 //! uses `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single writer
 //! makes the same statement atomic there.
 
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, json_batch, Backend, JsonType};
+use crate::db::{
+    col, col_id, col_opt_id, col_time, db_error, json_batch, returned_ids, Backend, JsonType,
+};
 use crate::instances::{is_active_resource_violation, InstanceState};
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -414,18 +416,17 @@ impl Store {
             ],
         );
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let held: HashSet<String> = sqlx::query_scalar(&format!(
-            "UPDATE tasks SET step = j.step, unwinding = j.unwinding, progress = j.progress, \
+        let held: HashSet<String> = returned_ids(
+            &mut *tx,
+            &format!(
+                "UPDATE tasks SET step = j.step, unwinding = j.unwinding, progress = j.progress, \
              error = COALESCE(j.error, tasks.error) FROM {j} \
              WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
              RETURNING tasks.id"
-        ))
-        .bind(&rows)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .collect();
+            ),
+            &rows,
+        )
+        .await?;
         if !held.is_empty() {
             // The tasks just updated are exactly those still held.
             sqlx::query(&format!(
@@ -473,19 +474,18 @@ impl Store {
                 ("at", Integer),
             ],
         );
-        let done: HashSet<String> = sqlx::query_scalar(&format!(
-            "UPDATE tasks SET status = j.status, result = j.result, \
+        let done: HashSet<String> = returned_ids(
+            &self.write,
+            &format!(
+                "UPDATE tasks SET status = j.status, result = j.result, \
              error = COALESCE(j.error, tasks.error), progress = 100, completed_at = j.at, \
              active_resource = NULL FROM {j} \
              WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
              RETURNING tasks.id"
-        ))
-        .bind(&rows)
-        .fetch_all(&self.write)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .collect();
+            ),
+            &rows,
+        )
+        .await?;
         Ok(batch
             .iter()
             .map(|f| done.contains(&f.task.to_string()))
