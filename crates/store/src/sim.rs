@@ -1,14 +1,17 @@
 //! The simulated hypervisor's machines. Every change is idempotent: made
 //! twice (a task step run again after a crash), it takes effect once.
-//! Changes are applied in groups, one transaction each.
+//! Changes are applied in groups, one transaction each, and one statement
+//! for each kind of change in a group.
 
-use crate::db::{col, db_error};
+use crate::db::{col, db_error, json_batch, returned_ids, JsonType};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{InstanceId, TaskId};
 use nephele_common::Result;
+use serde_json::json;
 use sqlx::{Any, Transaction};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimMachine {
@@ -46,90 +49,177 @@ pub enum SimChange {
     Delete { id: InstanceId },
 }
 
-async fn apply(tx: &mut Transaction<'static, Any>, change: &SimChange, now: i64) -> Result<bool> {
-    match change {
-        SimChange::Create {
-            id,
-            cpu,
-            memory_mib,
-            image,
-        } => {
-            sqlx::query(
-                "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
-                 VALUES ($1, 'stopped', $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(id.to_string())
-            .bind(*cpu)
-            .bind(*memory_mib)
-            .bind(image)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-            Ok(true)
-        }
-        SimChange::Power { id, on, sizes } => {
-            // One statement: a machine already in that power state is
-            // left as it is, and the row count says whether it exists.
-            let power = if *on { "running" } else { "stopped" };
-            let (cpu, memory) = sizes.unzip();
-            let done = sqlx::query(
-                "UPDATE sim_machines SET \
-                 boots = boots + CASE WHEN power <> $1 THEN $2 ELSE 0 END, \
-                 cpu = CASE WHEN power <> $1 THEN COALESCE($4, cpu) ELSE cpu END, \
-                 memory_mib = CASE WHEN power <> $1 THEN COALESCE($5, memory_mib) \
-                 ELSE memory_mib END, \
-                 updated_at = CASE WHEN power <> $1 THEN $3 ELSE updated_at END, \
-                 power = $1 WHERE id = $6",
-            )
-            .bind(power)
-            .bind(i64::from(*on))
-            .bind(now)
-            .bind(cpu)
-            .bind(memory)
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-            Ok(done.rows_affected() > 0)
-        }
-        SimChange::Reboot { id, task } => {
-            // Counted once per task; the row count says whether it runs.
-            let done = sqlx::query(
-                "UPDATE sim_machines SET \
-                 boots = boots + CASE WHEN last_task IS NULL OR last_task <> $1 THEN 1 ELSE 0 END, \
-                 last_task = $1, updated_at = $2 WHERE id = $3 AND power = 'running'",
-            )
-            .bind(task.to_string())
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-            Ok(done.rows_affected() > 0)
-        }
-        SimChange::Delete { id } => {
-            sqlx::query("DELETE FROM sim_machines WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-            Ok(true)
+impl SimChange {
+    fn machine(&self) -> InstanceId {
+        match self {
+            SimChange::Create { id, .. }
+            | SimChange::Power { id, .. }
+            | SimChange::Reboot { id, .. }
+            | SimChange::Delete { id } => *id,
         }
     }
 }
 
 impl Store {
     /// Applies changes to the simulated machines in one transaction; one
-    /// answer per change.
+    /// answer per change. Changes to different machines commute, so each
+    /// kind of change is one statement for the whole batch; a machine
+    /// changed twice in one batch has its second change in a later round.
     pub async fn sim_apply(&self, batch: &[(SimChange, DateTime<Utc>)]) -> Result<Vec<bool>> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let mut answers = Vec::with_capacity(batch.len());
-        for (change, now) in batch {
-            answers.push(apply(&mut tx, change, to_micros(*now)).await?);
+        let mut answers = vec![false; batch.len()];
+        let mut rest: Vec<usize> = (0..batch.len()).collect();
+        while !rest.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = rest
+                .into_iter()
+                .partition(|&i| seen.insert(batch[i].0.machine()));
+            self.apply_round(&mut tx, batch, &round, &mut answers)
+                .await?;
+            rest = later;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(answers)
+    }
+
+    async fn apply_round(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &[(SimChange, DateTime<Utc>)],
+        round: &[usize],
+        answers: &mut [bool],
+    ) -> Result<()> {
+        use JsonType::{Integer, Text};
+        let (mut creates, mut powers, mut reboots, mut deletes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &i in round {
+            let (change, now) = &batch[i];
+            let at = to_micros(*now);
+            match change {
+                SimChange::Create {
+                    id,
+                    cpu,
+                    memory_mib,
+                    image,
+                } => {
+                    answers[i] = true;
+                    creates.push(json!({"id": id.to_string(), "cpu": cpu,
+                        "memory_mib": memory_mib, "image": image, "at": at}));
+                }
+                SimChange::Power { id, on, sizes } => {
+                    let (cpu, memory) = sizes.unzip();
+                    powers.push(json!({"id": id.to_string(),
+                        "want": if *on { "running" } else { "stopped" },
+                        "boot": i64::from(*on), "new_cpu": cpu, "new_memory": memory, "at": at}));
+                }
+                SimChange::Reboot { id, task } => {
+                    reboots.push(json!({"id": id.to_string(), "task": task.to_string(), "at": at}));
+                }
+                SimChange::Delete { id } => {
+                    answers[i] = true;
+                    deletes.push(json!({"id": id.to_string()}));
+                }
+            }
+        }
+        if !creates.is_empty() {
+            let j = self.json_rows(
+                "j",
+                &[
+                    ("id", Text),
+                    ("cpu", Integer),
+                    ("memory_mib", Integer),
+                    ("image", Text),
+                    ("at", Integer),
+                ],
+            );
+            // `WHERE true` tells SQLite's parser that ON CONFLICT is not a
+            // join's ON.
+            sqlx::query(&format!(
+                "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
+                 SELECT id, 'stopped', cpu, memory_mib, image, 0, at FROM {j} WHERE true \
+                 ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(json_batch(creates.into_iter()))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+        let mut found = HashSet::new();
+        if !powers.is_empty() {
+            // A machine already in that power state is left as it is; the
+            // ids returned are the machines that exist.
+            let j = self.json_rows(
+                "j",
+                &[
+                    ("id", Text),
+                    ("want", Text),
+                    ("boot", Integer),
+                    ("new_cpu", Integer),
+                    ("new_memory", Integer),
+                    ("at", Integer),
+                ],
+            );
+            let changed = "sim_machines.power <> j.want";
+            found.extend(
+                returned_ids(
+                    &mut **tx,
+                    &format!(
+                        "UPDATE sim_machines SET \
+                         boots = sim_machines.boots + CASE WHEN {changed} THEN j.boot ELSE 0 END, \
+                         cpu = CASE WHEN {changed} THEN COALESCE(j.new_cpu, sim_machines.cpu) \
+                         ELSE sim_machines.cpu END, \
+                         memory_mib = CASE WHEN {changed} \
+                         THEN COALESCE(j.new_memory, sim_machines.memory_mib) \
+                         ELSE sim_machines.memory_mib END, \
+                         updated_at = CASE WHEN {changed} THEN j.at \
+                         ELSE sim_machines.updated_at END, \
+                         power = j.want FROM {j} WHERE sim_machines.id = j.id \
+                         RETURNING sim_machines.id"
+                    ),
+                    &json_batch(powers.into_iter()),
+                )
+                .await?,
+            );
+        }
+        if !reboots.is_empty() {
+            // Counted once per task; the ids returned are the machines
+            // that run.
+            let j = self.json_rows("j", &[("id", Text), ("task", Text), ("at", Integer)]);
+            found.extend(
+                returned_ids(
+                    &mut **tx,
+                    &format!(
+                        "UPDATE sim_machines SET boots = sim_machines.boots + \
+                         CASE WHEN sim_machines.last_task IS NULL \
+                         OR sim_machines.last_task <> j.task THEN 1 ELSE 0 END, \
+                         last_task = j.task, updated_at = j.at FROM {j} \
+                         WHERE sim_machines.id = j.id AND sim_machines.power = 'running' \
+                         RETURNING sim_machines.id"
+                    ),
+                    &json_batch(reboots.into_iter()),
+                )
+                .await?,
+            );
+        }
+        if !deletes.is_empty() {
+            let j = self.json_rows("j", &[("id", Text)]);
+            sqlx::query(&format!(
+                "DELETE FROM sim_machines WHERE id IN (SELECT id FROM {j})"
+            ))
+            .bind(json_batch(deletes.into_iter()))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+        for &i in round {
+            if matches!(
+                batch[i].0,
+                SimChange::Power { .. } | SimChange::Reboot { .. }
+            ) {
+                answers[i] = found.contains(&batch[i].0.machine().to_string());
+            }
+        }
+        Ok(())
     }
 
     pub async fn sim_machine(&self, id: InstanceId) -> Result<Option<SimMachine>> {
