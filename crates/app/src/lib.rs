@@ -54,7 +54,8 @@ const CLIENT_ACCESS_FLUSH: Duration = Duration::from_secs(1);
 const KEY_REFRESH: Duration = Duration::from_secs(60);
 /// How often SQLite's write-ahead log is checkpointed.
 const CHECKPOINT: Duration = Duration::from_secs(1);
-/// How often expired refresh tokens and revocations are purged.
+/// How often expired refresh tokens, revocations and idempotency keys
+/// are purged.
 const TOKEN_PURGE: Duration = Duration::from_secs(600);
 
 /// The 32-byte key that seals signing keys and keys client-secret hashes.
@@ -263,7 +264,8 @@ impl App {
         });
         every(weak, TOKEN_PURGE, |app| async move {
             let now = app.clock().now();
-            app.store().purge_expired_tokens(now).await
+            app.store().purge_expired_tokens(now).await?;
+            app.store().purge_idempotency_keys(now).await.map(|_| ())
         });
         Ok(())
     }

@@ -561,6 +561,14 @@ async fn the_same_idempotency_key_returns_the_same_task() {
         .await
         .unwrap();
     assert_eq!(json_of(r, 200).await["data"].as_array().unwrap().len(), 1);
+    // Past its retention the key is purged (every ten minutes, in the
+    // background), and the same key then starts a new task.
+    let day_later = s.app().clock().now() + chrono::Duration::hours(25);
+    let purged = s.app().store().purge_idempotency_keys(day_later).await;
+    assert_eq!(purged.unwrap(), 1);
+    let after = send().await.unwrap();
+    assert!(after.headers().get("idempotent-replayed").is_none());
+    assert_ne!(accepted_task(after).await, first);
     s.stop().await;
 }
 
