@@ -42,7 +42,15 @@ impl App {
             Some(_) => Some(self.engine()?.watch(id)),
             None => None,
         };
-        let mut task = self.visible_task(ctx, id).await?;
+        let read = || async {
+            self.store()
+                .task_with_steps(id)
+                .await?
+                .ok_or_else(|| Error::not_found(TYPE, id))
+        };
+        let (mut task, mut steps) = read().await?;
+        self.authorize_object(ctx, task.organization_id, Permission::TasksRead, TYPE, &id)
+            .await?;
         if let (Some(wait), Some(watch)) = (wait, watch) {
             let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
             while !task.status.is_finished() {
@@ -51,14 +59,9 @@ impl App {
                     break;
                 }
                 watch.finished(left.min(WAIT_POLL)).await;
-                task = self
-                    .store()
-                    .get_task(id)
-                    .await?
-                    .ok_or_else(|| Error::not_found(TYPE, id))?;
+                (task, steps) = read().await?;
             }
         }
-        let steps = self.store().task_steps(id).await?;
         Ok((task, steps))
     }
 

@@ -322,30 +322,46 @@ impl Store {
     }
 
     /// The step log of a task, in order.
-    pub async fn task_steps(&self, id: TaskId) -> Result<Vec<StepEntry>> {
-        let rows = sqlx::query(
-            "SELECT name, action, outcome, detail FROM task_steps WHERE task_id = $1 ORDER BY seq",
-        )
+    /// A task with its step log, in one query: the log comes as a JSON
+    /// array of `[name, action, outcome, detail]`, oldest first.
+    pub async fn task_with_steps(&self, id: TaskId) -> Result<Option<(Task, Vec<StepEntry>)>> {
+        let steps = match self.backend() {
+            Backend::Sqlite => {
+                "(SELECT json_group_array(json_array(s.name, s.action, s.outcome, s.detail) \
+                 ORDER BY s.seq) FROM task_steps s WHERE s.task_id = tasks.id)"
+            }
+            Backend::Postgres => {
+                "(SELECT COALESCE(json_agg(json_build_array(s.name, s.action, s.outcome, \
+                 s.detail) ORDER BY s.seq), '[]'::json)::text \
+                 FROM task_steps s WHERE s.task_id = tasks.id)"
+            }
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, {steps} AS steps FROM tasks WHERE id = $1"
+        ))
         .bind(id.to_string())
-        .fetch_all(&self.read)
+        .fetch_optional(&self.read)
         .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                let action: String = col(r, "action")?;
-                let outcome: String = col(r, "outcome")?;
-                Ok(StepEntry {
-                    name: col(r, "name")?,
-                    action: if action == "undo" { "undo" } else { "do" },
-                    outcome: if outcome == "failed" {
-                        "failed"
-                    } else {
-                        "done"
-                    },
-                    detail: col(r, "detail")?,
-                })
+        let Some(row) = row else { return Ok(None) };
+        let task = task_from_row(&row)?;
+        let steps: Vec<(String, String, String, Option<String>)> =
+            serde_json::from_str(&col::<String>(&row, "steps")?)
+                .map_err(|e| Error::internal(format!("task {id} steps: {e}")))?;
+        let steps = steps
+            .into_iter()
+            .map(|(name, action, outcome, detail)| StepEntry {
+                name,
+                action: if action == "undo" { "undo" } else { "do" },
+                outcome: if outcome == "failed" {
+                    "failed"
+                } else {
+                    "done"
+                },
+                detail,
             })
-            .collect()
+            .collect();
+        Ok(Some((task, steps)))
     }
 
     /// Claims up to `limit` tasks for `node`: tasks not yet claimed, and
