@@ -176,32 +176,10 @@ pub async fn instance(
             out.list(&items, &INSTANCE)
         }
         InstanceCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &INSTANCE, out).await,
-        InstanceCommand::Start { id, wait } => {
-            accepted(
-                &mut s,
-                Request::post(format!("{base}/{id}/start"), json!({})),
-                wait,
-                out,
-            )
-            .await
-        }
-        InstanceCommand::Stop { id, wait } => {
-            accepted(
-                &mut s,
-                Request::post(format!("{base}/{id}/stop"), json!({})),
-                wait,
-                out,
-            )
-            .await
-        }
+        InstanceCommand::Start { id, wait } => operate(&mut s, base, id, "start", wait, out).await,
+        InstanceCommand::Stop { id, wait } => operate(&mut s, base, id, "stop", wait, out).await,
         InstanceCommand::Reboot { id, wait } => {
-            accepted(
-                &mut s,
-                Request::post(format!("{base}/{id}/reboot"), json!({})),
-                wait,
-                out,
-            )
-            .await
+            operate(&mut s, base, id, "reboot", wait, out).await
         }
         InstanceCommand::Resize {
             id,
@@ -254,6 +232,19 @@ pub async fn instance(
 
 /// An asynchronous operation: prints the accepted task, or with `wait`
 /// follows it and prints the resource as it ended.
+/// `POST …/{id}/{verb}`: an operation on an instance, as a task.
+async fn operate(
+    s: &mut Session,
+    base: &str,
+    id: Uuid,
+    verb: &str,
+    wait: bool,
+    out: Output,
+) -> Result<(), Failure> {
+    let request = Request::post(format!("{base}/{id}/{verb}"), json!({}));
+    accepted(s, request, wait, out).await
+}
+
 async fn accepted(
     s: &mut Session,
     request: Request,
