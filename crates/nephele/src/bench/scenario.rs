@@ -305,10 +305,15 @@ impl<'f> Worker<'f> {
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
+        self.token_form(&form).await
+    }
+
+    /// `POST /api/2/idp/token` with `form`, no client authentication.
+    async fn token_form(&self, form: &[(&str, &str)]) -> Result<(u16, Value), &'static str> {
         body(
             self.http
                 .post(self.url("/api/2/idp/token"))
-                .form(&form)
+                .form(form)
                 .send()
                 .await,
         )
@@ -325,14 +330,7 @@ impl<'f> Worker<'f> {
                     ("grant_type", "refresh_token"),
                     ("refresh_token", token.as_str()),
                 ];
-                body(
-                    self.http
-                        .post(self.url("/api/2/idp/token"))
-                        .form(&form)
-                        .send()
-                        .await,
-                )
-                .await?
+                self.token_form(&form).await?
             }
         };
         self.refresh_token = answer["refresh_token"].as_str().map(str::to_owned);
