@@ -14,34 +14,21 @@
 # Needs curl, python3 (and psql for PostgreSQL) and
 # `cargo build --release --bin nephele`.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_="${1:-10}"
 BACKENDS="${2:-sqlite postgres}"
-BIN="${BIN:-$PWD/target/release/nephele}"
 PORT="${PORT:-18190}"
-URL="http://127.0.0.1:$PORT"
 PG="${NEPHELE_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
-PID=""
-WORK="$(mktemp -d)"
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-export NEPHELE_CONFIG_DIR="$WORK/cli"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Starts the server; sets START_MS to the milliseconds until /healthz answered.
 start() {
     local t0 t1
     t0=$(date +%s%N)
-    NEPHELE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
-        --setup-token bench-setup-token --sim-latency 0 "${DB_ARGS[@]}" >>"$WORK/server.log" 2>&1 &
-    PID=$!
-    until curl -sf "$URL/healthz" >/dev/null 2>&1; do :; done
+    serve "$DATA" "${DB_ARGS[@]}"
     t1=$(date +%s%N)
     START_MS=$(( (t1 - t0) / 1000000 ))
 }
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$PID/status"; }
 
 # name | connections | nephele bench arguments
@@ -69,8 +56,7 @@ for backend in $BACKENDS; do
     fi
     rm -rf "$NEPHELE_CONFIG_DIR"
     start
-    echo bench-password-1 | "$BIN" setup --url "$URL" --token bench-setup-token --organization Bench \
-        --login admin --email admin@bench.test --password-stdin -q >/dev/null 2>&1
+    set_up
     stop
     start   # on the existing data dir: the start time that counts
     first_ms=$START_MS

@@ -12,19 +12,10 @@
 # 10, after 2 s of warm-up). Prints a Markdown table.
 # Needs python3 and `cargo build --release --bin nephele`.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_="${1:-10}"
-BIN="${BIN:-$PWD/target/release/nephele}"
 PORT="${PORT:-18192}"
-URL="http://127.0.0.1:$PORT"
-PID=""
-WORK="$(mktemp -d)"
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-export NEPHELE_CONFIG_DIR="$WORK/cli"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 echo "| instances | tenants | list 100: throughput /s | p50 ms | p99 ms | GET one: throughput /s | p50 ms | p99 ms | server RSS max MiB |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -33,12 +24,8 @@ for size in "1000 10" "100000 1000" "1000000 10000"; do
     DATA="$WORK/data-$instances"
     mkdir -p "$DATA"
     rm -rf "$NEPHELE_CONFIG_DIR"
-    NEPHELE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
-        --setup-token bench-setup-token --sim-latency 0 >>"$WORK/server.log" 2>&1 &
-    PID=$!
-    until curl -sf "$URL/healthz" >/dev/null 2>&1; do sleep 0.05; done
-    echo bench-password-1 | "$BIN" setup --url "$URL" --token bench-setup-token --organization Bench \
-        --login admin --email admin@bench.test --password-stdin -q >/dev/null 2>&1
+    serve "$DATA"
+    set_up
     root=$("$BIN" whoami -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["organizationId"])')
     python3 - "$DATA/nephele.db" "$root" "$instances" "$tenants" <<'PY'
 import sqlite3, sys
@@ -73,5 +60,5 @@ l, rss1 = cols(sys.argv[3])
 g, rss2 = cols(sys.argv[4])
 print(f"| {instances:,} | {tenants:,} | " + " | ".join(l + g) + f" | {max(rss1, rss2):.1f} |")
 PY
-    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+    stop
 done
