@@ -277,6 +277,19 @@ pub struct AuditEvent {
     pub client_address: Option<String>,
 }
 
+/// An image instances can be made of (`image` of an instance).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Image {
+    pub name: String,
+    /// `qcow2` or `raw` under the QEMU driver; `simulated` under `sim`.
+    pub format: String,
+    /// The image file's size in bytes; absent where there is no file
+    /// (simulated images, and `blank`: an empty disk of `diskGiB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Datacenter {

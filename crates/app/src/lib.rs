@@ -12,6 +12,7 @@ pub mod datacenters;
 pub mod instances;
 pub mod keys;
 pub mod lockout;
+pub mod machines;
 pub mod me;
 pub mod organizations;
 pub mod passwords;
@@ -29,7 +30,6 @@ use keys::{KeyConfig, KeyRing, Sealer};
 use lockout::{Lockout, LockoutPolicy};
 use nephele_common::clock::SharedClock;
 use nephele_common::{Result, Secret};
-use nephele_drivers::sim::{SimConfig, SimDriver};
 use nephele_drivers::Driver;
 use nephele_store::Store;
 use nephele_tasks::{Engine, EngineConfig};
@@ -83,7 +83,7 @@ pub struct AppConfig {
     pub keys: KeyConfig,
     pub lockout: LockoutPolicy,
     pub engine: EngineConfig,
-    pub sim: SimConfig,
+    pub driver: machines::DriverConfig,
 }
 
 /// The application: every domain service hangs off this. Cheap to clone.
@@ -139,11 +139,7 @@ impl App {
                 access_cache: access::AccessCache::default(),
                 refresh_writer: tokens::refresh_writer(store.clone()),
                 acceptances: instances::acceptance_writer(store.clone()),
-                driver: Arc::new(SimDriver::new(
-                    store.clone(),
-                    clock.clone(),
-                    config.sim.clone(),
-                )),
+                driver: machines::driver(&config.driver, &store, &clock)?,
                 engine: OnceLock::new(),
                 store,
                 clock,
@@ -249,6 +245,7 @@ impl App {
         )
         .await?;
         let _ = self.inner.engine.set(engine);
+        self.start_reconciling().await?;
         let weak = Arc::downgrade(&self.inner);
         every(weak.clone(), KEY_REFRESH, |app| async move {
             app.key_ring().refresh().await.map(|_| ())

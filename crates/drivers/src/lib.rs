@@ -3,11 +3,14 @@
 //! (asked twice, it takes effect once), because a step interrupted by a
 //! crash runs again.
 
+pub mod qemu;
+pub mod qmp;
 pub mod sim;
 
 use async_trait::async_trait;
 use nephele_common::ids::{InstanceId, TaskId};
 use nephele_common::Result;
+use tokio::sync::mpsc;
 
 /// What a machine is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +29,22 @@ pub enum Power {
     Stopped,
 }
 
+/// An image instances can be made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub name: String,
+    /// `qcow2`, `raw`, or `simulated`.
+    pub format: String,
+    /// The image file's size, where there is a file.
+    pub size_bytes: Option<u64>,
+}
+
 #[async_trait]
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// `sim` or `qemu`.
     fn name(&self) -> &'static str;
+    /// The images it offers, by name.
+    async fn images(&self) -> Result<Vec<Image>>;
     /// Can instances be made of `image`?
     async fn has_image(&self, image: &str) -> Result<bool>;
     /// Makes the machine (stopped), unless it exists.
@@ -44,4 +59,15 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn delete(&self, id: InstanceId) -> Result<()>;
     /// Its power state; `None` when there is no such machine.
     async fn status(&self, id: InstanceId) -> Result<Option<Power>>;
+    /// Machines whose power may have changed outside any operation (a
+    /// guest that powered itself off, a process killed from outside):
+    /// the receiver, for the one caller that reconciles them. `None` when
+    /// machines change only through operations.
+    fn changes(&self) -> Option<mpsc::UnboundedReceiver<InstanceId>> {
+        None
+    }
+    /// The machines it holds, to be reconciled with the records at start.
+    async fn machines(&self) -> Result<Vec<InstanceId>> {
+        Ok(Vec::new())
+    }
 }

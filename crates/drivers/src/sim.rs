@@ -5,7 +5,7 @@
 //! random with `failure_rate`. An injected failure happens before the
 //! operation has any effect.
 
-use crate::{Driver, MachineSpec, Power};
+use crate::{Driver, Image, MachineSpec, Power};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nephele_common::batch::Batcher;
@@ -110,6 +110,17 @@ impl SimDriver {
 impl Driver for SimDriver {
     fn name(&self) -> &'static str {
         "sim"
+    }
+
+    async fn images(&self) -> Result<Vec<Image>> {
+        Ok(IMAGES
+            .iter()
+            .map(|name| Image {
+                name: (*name).to_owned(),
+                format: "simulated".to_owned(),
+                size_bytes: None,
+            })
+            .collect())
     }
 
     async fn has_image(&self, image: &str) -> Result<bool> {

@@ -33,7 +33,7 @@ use utoipa_axum::routes;
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
-        accounts, api_keys, audit_events, clients, datacenters, idp, instances, me, ops,
+        accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me, ops,
         organizations, roles, setup, tasks, users,
     };
     let (router, api) =
@@ -64,6 +64,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(audit_events::list))
             .routes(routes!(datacenters::list, datacenters::create))
             .routes(routes!(datacenters::delete))
+            .routes(routes!(images::list))
             .routes(routes!(accounts::get))
             .routes(routes!(idp::token))
             .routes(routes!(idp::revoke))

@@ -27,6 +27,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
         (name = "api-keys", description = "The caller's API keys"),
         (name = "audit", description = "The audit log"),
         (name = "datacenters", description = "Data centers"),
+        (name = "images", description = "Images instances are made of"),
     )
 )]
 pub struct ApiDoc;

@@ -58,6 +58,14 @@ pub fn api_key(k: &model::ApiKey, secret: Option<&Secret>) -> api::ApiKey {
     }
 }
 
+pub fn image(i: nephele_app::machines::Image) -> api::Image {
+    api::Image {
+        name: i.name,
+        format: i.format,
+        size_bytes: i.size_bytes,
+    }
+}
+
 pub fn datacenter(app: &App, d: &model::Datacenter) -> api::Datacenter {
     api::Datacenter {
         id: d.id.0,

@@ -15,6 +15,26 @@ pub enum DriverKind {
     Qemu,
 }
 
+/// QEMU's accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QemuAccel {
+    /// KVM when /dev/kvm is usable, TCG otherwise
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The guests' network under QEMU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QemuNetwork {
+    /// No network device
+    None,
+    /// QEMU's user-mode network (outbound NAT)
+    User,
+}
+
 /// The algorithm that signs access tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +118,22 @@ pub struct ServeArgs {
     /// Chance (0 to 1) that any simulated operation fails [default: 0]
     #[arg(long, env = "NEPHELE_SIM_FAILURE_RATE")]
     pub sim_failure_rate: Option<f64>,
+    /// The QEMU system emulator (--driver qemu) [default: qemu-system-x86_64]
+    #[arg(long, env = "NEPHELE_QEMU_BINARY")]
+    pub qemu_binary: Option<PathBuf>,
+    /// qemu-img, which makes the disks [default: qemu-img]
+    #[arg(long, env = "NEPHELE_QEMU_IMG")]
+    pub qemu_img: Option<PathBuf>,
+    /// QEMU accelerator [default: auto]
+    #[arg(long, env = "NEPHELE_QEMU_ACCEL")]
+    pub qemu_accel: Option<QemuAccel>,
+    /// Time a guest gets to power off after an ACPI power-down before QEMU
+    /// is told to quit [default: 30s]
+    #[arg(long, env = "NEPHELE_QEMU_STOP_GRACE")]
+    pub qemu_stop_grace: Option<humantime::Duration>,
+    /// Guest network [default: none]
+    #[arg(long, env = "NEPHELE_QEMU_NETWORK")]
+    pub qemu_network: Option<QemuNetwork>,
     /// TOML configuration file (keys as the flags, with underscores)
     #[arg(long, env = "NEPHELE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -130,6 +166,11 @@ pub struct FileConfig {
     pub task_retention: Option<String>,
     pub task_lease: Option<String>,
     pub sim_failure_rate: Option<f64>,
+    pub qemu_binary: Option<PathBuf>,
+    pub qemu_img: Option<PathBuf>,
+    pub qemu_accel: Option<QemuAccel>,
+    pub qemu_stop_grace: Option<String>,
+    pub qemu_network: Option<QemuNetwork>,
 }
 
 /// An IP address or a CIDR block.
@@ -166,6 +207,11 @@ pub struct ServerConfig {
     pub task_retention: Duration,
     pub task_lease: Duration,
     pub sim_failure_rate: f64,
+    pub qemu_binary: PathBuf,
+    pub qemu_img: PathBuf,
+    pub qemu_accel: QemuAccel,
+    pub qemu_stop_grace: Duration,
+    pub qemu_network: QemuNetwork,
 }
 
 fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
@@ -271,6 +317,12 @@ impl ServerConfig {
         if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&task_lease) {
             bail!("task_lease must be between 1 second and 10 minutes");
         }
+        let qemu_stop_grace = pick(
+            "qemu_stop_grace",
+            args.qemu_stop_grace,
+            file.qemu_stop_grace,
+            Duration::from_secs(30),
+        )?;
         let task_workers = args.task_workers.or(file.task_workers).unwrap_or(256);
         if !(1..=10_000).contains(&task_workers) {
             bail!("task_workers must be between 1 and 10000");
@@ -334,6 +386,23 @@ impl ServerConfig {
             task_retention,
             task_lease,
             sim_failure_rate,
+            qemu_binary: args
+                .qemu_binary
+                .or(file.qemu_binary)
+                .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64")),
+            qemu_img: args
+                .qemu_img
+                .or(file.qemu_img)
+                .unwrap_or_else(|| PathBuf::from("qemu-img")),
+            qemu_accel: args
+                .qemu_accel
+                .or(file.qemu_accel)
+                .unwrap_or(QemuAccel::Auto),
+            qemu_stop_grace,
+            qemu_network: args
+                .qemu_network
+                .or(file.qemu_network)
+                .unwrap_or(QemuNetwork::None),
         })
     }
 
@@ -364,6 +433,11 @@ impl ServerConfig {
             task_retention: Duration::from_secs(24 * 3600),
             task_lease: Duration::from_secs(10),
             sim_failure_rate: 0.0,
+            qemu_binary: PathBuf::from("qemu-system-x86_64"),
+            qemu_img: PathBuf::from("qemu-img"),
+            qemu_accel: QemuAccel::Auto,
+            qemu_stop_grace: Duration::from_secs(30),
+            qemu_network: QemuNetwork::None,
         }
     }
 }

@@ -1,16 +1,18 @@
 //! Wiring: storage, the application, the HTTP service, and the listener.
 
-use crate::config::{DriverKind, ServerConfig, TokenAlgorithm};
-use anyhow::{bail, Context};
+use crate::config::{DriverKind, QemuAccel, QemuNetwork, ServerConfig, TokenAlgorithm};
+use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use nephele_app::keys::KeyConfig;
 use nephele_app::lockout::LockoutPolicy;
+use nephele_app::machines::DriverConfig;
 use nephele_app::setup::random_token;
 use nephele_app::tokens::TokenConfig;
 use nephele_app::{App, AppConfig, SecretKey};
 use nephele_auth::jws::Algorithm;
 use nephele_common::{Secret, SystemClock};
+use nephele_drivers::qemu::{Accel, Network, QemuConfig};
 use nephele_drivers::sim::SimConfig;
 use nephele_http::HttpOptions;
 use nephele_store::{Store, StoreOptions};
@@ -111,11 +113,32 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
+fn driver_config(config: &ServerConfig) -> DriverConfig {
+    match config.driver {
+        DriverKind::Sim => DriverConfig::Sim(SimConfig {
+            latency: config.sim_latency,
+            failure_rate: config.sim_failure_rate,
+        }),
+        DriverKind::Qemu => DriverConfig::Qemu(QemuConfig {
+            data_dir: config.data_dir.clone(),
+            qemu: config.qemu_binary.clone(),
+            qemu_img: config.qemu_img.clone(),
+            accel: match config.qemu_accel {
+                QemuAccel::Auto => Accel::Auto,
+                QemuAccel::Kvm => Accel::Kvm,
+                QemuAccel::Tcg => Accel::Tcg,
+            },
+            stop_grace: config.qemu_stop_grace,
+            network: match config.qemu_network {
+                QemuNetwork::None => Network::None,
+                QemuNetwork::User => Network::User,
+            },
+        }),
+    }
+}
+
 /// Starts a server as configured and returns once it is listening.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
-    if config.driver == DriverKind::Qemu {
-        bail!("the qemu driver is not available yet; use --driver sim");
-    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let store = Store::connect(
@@ -184,10 +207,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 retention: config.task_retention,
                 ..EngineConfig::default()
             },
-            sim: SimConfig {
-                latency: config.sim_latency,
-                failure_rate: config.sim_failure_rate,
-            },
+            driver: driver_config(&config),
         },
     )?;
     app.start()

@@ -747,6 +747,42 @@ impl Store {
             .collect())
     }
 
+    /// Moves an instance from `from` to `to` only if it is still in
+    /// `from`: a reconciliation never overwrites what a task just wrote.
+    pub async fn reconcile_instance_state(
+        &self,
+        id: InstanceId,
+        from: InstanceState,
+        to: InstanceState,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
+             WHERE id = $3 AND state = $4",
+        )
+        .bind(to.as_str())
+        .bind(to_micros(now))
+        .bind(id.to_string())
+        .bind(from.as_str())
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every instance in `state`, whatever its organization (for the
+    /// driver's reconciliation).
+    pub async fn instance_ids_in_state(&self, state: InstanceState) -> Result<Vec<InstanceId>> {
+        sqlx::query_scalar::<_, String>("SELECT id FROM instances WHERE state = $1")
+            .bind(state.as_str())
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|id| parse_id(id))
+            .collect()
+    }
+
     /// Removes an instance's record (a task step: idempotent).
     pub async fn remove_instance(&self, id: InstanceId) -> Result<()> {
         sqlx::query("DELETE FROM instances WHERE id = $1")

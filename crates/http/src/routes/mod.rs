@@ -4,6 +4,7 @@ pub mod audit_events;
 pub mod clients;
 pub mod datacenters;
 pub mod idp;
+pub mod images;
 pub mod instances;
 pub mod me;
 pub mod ops;

@@ -123,6 +123,15 @@ pub const DATACENTER: Kind = Kind {
         ("LOCAL", "/local"),
     ],
 };
+pub const IMAGE: Kind = Kind {
+    element: "image",
+    id: "name",
+    columns: &[
+        ("NAME", "/name"),
+        ("FORMAT", "/format"),
+        ("SIZE BYTES", "/sizeBytes"),
+    ],
+};
 /// Objects printed only one at a time (`me`, a quota, a setup result).
 pub const OBJECT: Kind = Kind {
     element: "item",

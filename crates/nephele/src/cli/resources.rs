@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::output::{
-    Kind, Output, API_KEY, AUDIT_EVENT, CLIENT, DATACENTER, OBJECT, ORGANIZATION, ROLE, USER,
+    Kind, Output, API_KEY, AUDIT_EVENT, CLIENT, DATACENTER, IMAGE, OBJECT, ORGANIZATION, ROLE, USER,
 };
 use super::session::Session;
 use super::{read_password, Exit, Failure, Global, Paging};
@@ -614,6 +614,27 @@ pub async fn audit(global: &Global, command: AuditCommand, out: Output) -> Resul
         .query("actor", actor)
         .query("action", action);
     show_list(&mut s, request, &paging, &AUDIT_EVENT, out).await
+}
+
+// ---- images ----
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// The images instances can be made of
+    #[command(after_help = "Examples:\n  nephele image list")]
+    List {
+        #[command(flatten)]
+        paging: Paging,
+    },
+}
+
+pub async fn image(global: &Global, command: ImageCommand, out: Output) -> Result<(), Failure> {
+    let mut s = Session::open(global).await?;
+    match command {
+        ImageCommand::List { paging } => {
+            show_list(&mut s, Request::get("/api/v2/images"), &paging, &IMAGE, out).await
+        }
+    }
 }
 
 // ---- data centers ----

@@ -387,6 +387,16 @@ fn routes() -> Vec<Route> {
             child_admin: Allowed,
         },
         Route {
+            method: Method::GET,
+            template: "/api/v2/images",
+            victim: dc,
+            request: |_| ("/api/v2/images".into(), None),
+            reread: |_| as_root("/api/v2/images".into()),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
             method: Method::POST,
             template: "/api/v2/datacenters",
             victim: dc,

@@ -16,6 +16,7 @@ mod interop;
 mod isolation;
 mod ops;
 mod organizations;
+mod qemu;
 mod schema;
 mod setup;
 mod support;

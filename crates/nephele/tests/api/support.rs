@@ -75,8 +75,22 @@ pub struct TestServer {
     pub http: Client,
     pub database_url: String,
     running: Option<Running>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
+}
+
+fn test_config(
+    dir: &std::path::Path,
+    database_url: &str,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> ServerConfig {
+    let mut config = ServerConfig::for_data_dir(dir.to_owned(), Some(database_url.to_owned()));
+    config.setup_token = Some(SETUP_TOKEN.to_owned());
+    config.secret_key = Some(SECRET_KEY.to_owned());
+    config.sim_latency = std::time::Duration::ZERO;
+    config.shutdown_grace = std::time::Duration::from_secs(5);
+    configure(&mut config);
+    config
 }
 
 /// A test database: its URL, and the guard that removes it.
@@ -99,22 +113,32 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg) = test_database(dir.path()).await;
-        let mut config =
-            ServerConfig::for_data_dir(dir.path().to_owned(), Some(database_url.clone()));
-        config.setup_token = Some(SETUP_TOKEN.to_owned());
-        config.secret_key = Some(SECRET_KEY.to_owned());
-        config.sim_latency = std::time::Duration::ZERO;
-        config.shutdown_grace = std::time::Duration::from_secs(5);
-        configure(&mut config);
+        let config = test_config(dir.path(), &database_url, configure);
         let running = start(config).await.expect("server starts");
         TestServer {
             url: running.url.clone(),
             http: Client::new(),
             database_url,
             running: Some(running),
-            _dir: dir,
+            dir,
             _pg: pg,
         }
+    }
+
+    /// Stops this server and starts another on its data dir and database.
+    pub async fn restart(mut self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("clean shutdown");
+        }
+        let config = test_config(self.dir.path(), &self.database_url, configure);
+        let running = start(config).await.expect("server starts again");
+        self.url = running.url.clone();
+        self.running = Some(running);
+        self
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Another node on this server's database (its data dir its own), of
@@ -131,7 +155,7 @@ impl TestServer {
             http: Client::new(),
             database_url: self.database_url.clone(),
             running: Some(running),
-            _dir: dir,
+            dir,
             _pg: None,
         }
     }
