@@ -14,13 +14,19 @@ use nephele_drivers::sim::{SimConfig, SimDriver};
 pub use nephele_drivers::Image;
 use nephele_drivers::{Driver, Power};
 use nephele_store::instances::InstanceState;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How often every machine is compared with its record, besides the
 /// driver's own change events.
 const RECONCILE: Duration = Duration::from_secs(30);
+/// How often a changed machine whose instance a task owned is looked at
+/// again.
+const RECHECK: Duration = Duration::from_secs(1);
+/// How often a failing reconciliation is tried before it waits for the
+/// next sweep.
+const RECHECK_TRIES: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub enum DriverConfig {
@@ -42,14 +48,23 @@ pub(crate) fn driver(
     })
 }
 
-/// What a recorded state becomes, given the machine's power; `None`
-/// when they agree or a task owns the instance (transitional states).
-fn reconciled(recorded: InstanceState, power: Option<Power>) -> Option<InstanceState> {
+/// What a recorded state becomes, given the machine's power.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Agrees,
+    Becomes(InstanceState),
+    /// A task owns the instance (a transitional state): ask again later.
+    Owned,
+}
+
+fn reconciled(recorded: InstanceState, power: Option<Power>) -> Verdict {
+    use InstanceState::*;
     match (recorded, power) {
-        (InstanceState::Running, Some(Power::Stopped)) => Some(InstanceState::Stopped),
-        (InstanceState::Running | InstanceState::Stopped, None) => Some(InstanceState::Error),
-        (InstanceState::Stopped, Some(Power::Running)) => Some(InstanceState::Running),
-        _ => None,
+        (Running, Some(Power::Stopped)) => Verdict::Becomes(Stopped),
+        (Running | Stopped, None) => Verdict::Becomes(Error),
+        (Stopped, Some(Power::Running)) => Verdict::Becomes(Running),
+        (Running | Stopped | Error, _) => Verdict::Agrees,
+        (Provisioning | Starting | Stopping | Rebooting | Deleting, _) => Verdict::Owned,
     }
 }
 
@@ -65,14 +80,18 @@ impl App {
         Ok(Page::from_rows(images, page.limit, |i| i.name.clone()))
     }
 
-    /// Brings one instance's record in line with its machine.
-    pub async fn reconcile_instance(&self, id: InstanceId) -> Result<()> {
+    /// Brings one instance's record in line with its machine. False when
+    /// a task owns the instance, so it must be asked again once the task
+    /// is done: a machine may change while its task runs.
+    pub async fn reconcile_instance(&self, id: InstanceId) -> Result<bool> {
         let Some(instance) = self.store().get_instance(id).await? else {
-            return Ok(());
+            return Ok(true);
         };
         let power = self.driver().status(id).await?;
-        let Some(state) = reconciled(instance.state, power) else {
-            return Ok(());
+        let state = match reconciled(instance.state, power) {
+            Verdict::Agrees => return Ok(true),
+            Verdict::Owned => return Ok(false),
+            Verdict::Becomes(state) => state,
         };
         let now = self.clock().now();
         if self
@@ -88,7 +107,7 @@ impl App {
                 "the machine changed outside any task; its record follows"
             );
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reconciles every machine the driver holds and every instance
@@ -118,10 +137,33 @@ impl App {
         self.reconcile_all().await?;
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            while let Some(id) = changes.recv().await {
+            // Changed machines not yet reconciled (their task still runs,
+            // or the last try failed), with the failures so far; looked at
+            // again each tick.
+            let mut pending: BTreeMap<InstanceId, u32> = BTreeMap::new();
+            let mut ticks = tokio::time::interval(RECHECK);
+            loop {
+                tokio::select! {
+                    changed = changes.recv() => match changed {
+                        Some(id) => { pending.entry(id).or_default(); }
+                        None => break,
+                    },
+                    _ = ticks.tick() => {}
+                }
                 let Some(inner) = weak.upgrade() else { break };
-                if let Err(e) = (App { inner }).reconcile_instance(id).await {
-                    tracing::warn!(%id, error = %e, "cannot reconcile the instance");
+                let app = App { inner };
+                for (id, failures) in std::mem::take(&mut pending) {
+                    match app.reconcile_instance(id).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            pending.insert(id, failures);
+                        }
+                        Err(e) if failures + 1 < RECHECK_TRIES => {
+                            tracing::debug!(%id, error = %e, "cannot reconcile the instance yet");
+                            pending.insert(id, failures + 1);
+                        }
+                        Err(e) => tracing::warn!(%id, error = %e, "cannot reconcile the instance"),
+                    }
                 }
             }
         });
@@ -139,14 +181,16 @@ mod tests {
 
     #[test]
     fn only_settled_states_follow_the_machine() {
-        assert_eq!(reconciled(Running, Some(Power::Stopped)), Some(Stopped));
-        assert_eq!(reconciled(Stopped, Some(Power::Running)), Some(Running));
-        assert_eq!(reconciled(Running, None), Some(Error));
-        assert_eq!(reconciled(Running, Some(Power::Running)), None);
-        assert_eq!(reconciled(Stopped, Some(Power::Stopped)), None);
-        for owned in [Provisioning, Starting, Stopping, Rebooting, Deleting, Error] {
-            assert_eq!(reconciled(owned, Some(Power::Stopped)), None);
-            assert_eq!(reconciled(owned, None), None);
+        use Verdict::*;
+        assert_eq!(reconciled(Running, Some(Power::Stopped)), Becomes(Stopped));
+        assert_eq!(reconciled(Stopped, Some(Power::Running)), Becomes(Running));
+        assert_eq!(reconciled(Running, None), Becomes(Error));
+        assert_eq!(reconciled(Running, Some(Power::Running)), Agrees);
+        assert_eq!(reconciled(Stopped, Some(Power::Stopped)), Agrees);
+        assert_eq!(reconciled(Error, None), Agrees);
+        for owned in [Provisioning, Starting, Stopping, Rebooting, Deleting] {
+            assert_eq!(reconciled(owned, Some(Power::Stopped)), Owned);
+            assert_eq!(reconciled(owned, None), Owned);
         }
     }
 }

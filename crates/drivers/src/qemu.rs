@@ -206,9 +206,15 @@ impl QemuDriver {
             self.clear_leftovers(id);
             return Ok(None);
         }
-        let (qmp, events) = Qmp::connect(&self.socket(id), QMP_TIMEOUT)
-            .await
-            .map_err(|e| qmp_failure(id, e))?;
+        let (qmp, events) = match Qmp::connect(&self.socket(id), QMP_TIMEOUT).await {
+            Ok(connected) => connected,
+            // It was on its way out.
+            Err(_) if self.process(id).is_none() => {
+                self.clear_leftovers(id);
+                return Ok(None);
+            }
+            Err(e) => return Err(qmp_failure(id, e)),
+        };
         monitors.insert(id, qmp.clone());
         tokio::spawn(watch(id, events, self.changed.clone()));
         Ok(Some(qmp))
@@ -604,7 +610,12 @@ impl Driver for QemuDriver {
             return Ok(None);
         }
         let running = match self.monitor(id).await? {
-            Some(qmp) => self.running(id, &qmp).await?,
+            Some(qmp) => match qmp.execute("query-status", None).await {
+                Ok(status) => status["running"].as_bool().unwrap_or(false),
+                // QEMU hung up: it is ending.
+                Err(QmpError::Closed) => false,
+                Err(e) => return Err(qmp_failure(id, e)),
+            },
             None => false,
         };
         Ok(Some(if running {

@@ -284,17 +284,24 @@ async fn a_restart_keeps_machines_running_and_finds_those_that_died_meanwhile() 
     let _reaper = Reaper(s.data_dir().to_owned());
     let kept = running_machine(&s, "kept", "blank").await;
     let killed = running_machine(&s, "killed", "blank").await;
+    let vanished = running_machine(&s, "vanished", "blank").await;
     let kept_pid = pid_of(&s, &kept);
     let killed_pid = pid_of(&s, &killed);
+    let vanished_pid = pid_of(&s, &vanished);
+    let vanished_dir = machine_dir(&s, &vanished);
 
     let s = s
         .restart(|c| {
             qemu(c);
-            // While the server is down, one machine dies.
-            std::process::Command::new("kill")
-                .args(["-9", &killed_pid.to_string()])
-                .status()
-                .unwrap();
+            // While the server is down, one machine dies, and another
+            // dies and loses its disk.
+            for pid in [killed_pid, vanished_pid] {
+                std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status()
+                    .unwrap();
+            }
+            std::fs::remove_dir_all(&vanished_dir).unwrap();
         })
         .await;
     wait_gone(killed_pid).await;
@@ -308,8 +315,9 @@ async fn a_restart_keeps_machines_running_and_finds_those_that_died_meanwhile() 
     );
     wait_state(&s, &killed, "Stopped").await;
     assert!(!machine_dir(&s, &killed).join("qmp.sock").exists());
+    wait_state(&s, &vanished, "Error").await;
 
-    for id in [&kept, &killed] {
+    for id in [&kept, &killed, &vanished] {
         let r = s
             .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
             .send()
@@ -354,6 +362,19 @@ async fn qemu_that_cannot_start_fails_the_task_with_its_own_words_and_leaves_not
     let id = t["resourceId"].as_str().unwrap();
     assert!(!machine_dir(&s, id).exists(), "the disk is removed again");
 
+    // An image qemu-img cannot read: its own words, no disk left.
+    std::fs::write(
+        s.data_dir().join("images").join("garbled.qcow2"),
+        "not a qcow2 image",
+    )
+    .unwrap();
+    let t = create(&s, "garbled", "garbled").await;
+    assert_eq!(t["taskStatus"], "FAILED", "{t}");
+    let message = t["error"]["message"].as_str().unwrap();
+    assert!(message.contains("qemu-img"), "{t}");
+    let id = t["resourceId"].as_str().unwrap();
+    assert!(!machine_dir(&s, id).exists(), "the disk is removed again");
+
     // More memory than the host has: refused before QEMU runs.
     let root = s.root_org().await;
     let r = s
@@ -391,5 +412,50 @@ async fn qemu_that_cannot_start_fails_the_task_with_its_own_words_and_leaves_not
             .contains("/nonexistent/qemu-system-x86_64"),
         "{t}"
     );
+    s.stop().await;
+}
+
+/// A disk whose boot sector powers the machine off through ACPI (PIIX4's
+/// PM1a control port 0x604, SLP_EN), as a guest OS would.
+fn power_off_image(path: &Path) {
+    let code = [
+        0xBA, 0x04, 0x06, // mov dx, 0x604
+        0xB8, 0x00, 0x20, // mov ax, 0x2000
+        0xEF, // out dx, ax
+        0xF4, // hlt
+        0xEB, 0xFD, // jmp back to hlt
+    ];
+    let mut disk = vec![0u8; 1024 * 1024];
+    disk[..code.len()].copy_from_slice(&code);
+    disk[510] = 0x55;
+    disk[511] = 0xAA;
+    std::fs::write(path, disk).unwrap();
+}
+
+#[tokio::test]
+async fn a_guest_that_powers_itself_off_shows_stopped() {
+    if !qemu_present() {
+        return;
+    }
+    let s = qemu_server().await;
+    let _reaper = Reaper(s.data_dir().to_owned());
+    power_off_image(&s.data_dir().join("images").join("poweroff.raw"));
+
+    // It powers off at once, while its create task may still run: the
+    // record follows once the task is done.
+    let id = running_machine(&s, "short-lived", "poweroff").await;
+    wait_state(&s, &id, "Stopped").await;
+    assert!(qemu_pids(s.data_dir()).is_empty());
+    let console = machine_dir(&s, &id).join("console.log");
+    assert!(console.exists());
+
+    let r = s
+        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let t = s.finished_task(&accepted_task(r).await).await;
+    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    assert!(!machine_dir(&s, &id).exists());
     s.stop().await;
 }
