@@ -277,6 +277,125 @@ pub struct AuditEvent {
     pub client_address: Option<String>,
 }
 
+/// A file in the notary, or a hash registered without content.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredFile {
+    pub id: Uuid,
+    pub name: String,
+    /// Lower-case hex of the content's SHA-256.
+    pub sha256: String,
+    /// Absent for a registered hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// `stored`, `none` (a registered hash) or `deleted`.
+    pub content: String,
+    /// `PENDING` until a batch notarizes it, then `NOTARIZED`.
+    pub status: String,
+    /// Its leaf in the notary's log, once notarized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notarized_at: Option<DateTime<Utc>>,
+    pub organization_id: Uuid,
+    /// `user` or `client`.
+    pub owner_type: String,
+    pub owner_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Registers a hash without content.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoredFileRegistration {
+    /// 64 hexadecimal digits.
+    #[schema(value_type = String)]
+    pub sha256: Option<String>,
+    #[schema(value_type = String, min_length = 1, max_length = 255)]
+    pub name: Option<String>,
+}
+
+/// Asks whether a hash is notarized.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// 64 hexadecimal digits.
+    #[schema(value_type = String)]
+    pub sha256: Option<String>,
+}
+
+/// A signed tree head of the notary's log (RFC 9162 hashing).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedTreeHead {
+    pub tree_size: u64,
+    /// Hex.
+    pub root_hash: String,
+    /// Millisecond precision; signed as milliseconds since the epoch.
+    pub timestamp: String,
+    pub key_id: String,
+    /// `Ed25519`.
+    pub algorithm: String,
+    /// Base64 of the signature over `nephele-notary-tree-head-v1\0`,
+    /// tree size (u64 BE), timestamp (i64 BE ms) and root (32 bytes).
+    pub signature: String,
+}
+
+/// A tree head as the log keeps it: with the proof that it extends the
+/// head before it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedTreeHead {
+    #[serde(flatten)]
+    pub head: SignedTreeHead,
+    pub previous_size: u64,
+    /// Hex hashes: RFC 9162 consistency proof from `previousSize`.
+    pub consistency_proof: Vec<String>,
+}
+
+/// Proof that a file's hash is in the notary's log: checkable offline
+/// with the notary's public key (`nephele notary verify`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    /// Hex SHA-256 of the file; the leaf's data is these 32 bytes.
+    pub sha256: String,
+    pub leaf_index: u64,
+    /// Hex: SHA-256(0x00 || digest).
+    pub leaf_hash: String,
+    /// Hex hashes, RFC 9162 order.
+    pub inclusion_proof: Vec<String>,
+    pub signed_tree_head: SignedTreeHead,
+}
+
+/// A key the notary signs tree heads with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotaryKey {
+    pub key_id: String,
+    /// `Ed25519`.
+    pub algorithm: String,
+    /// Base64 of the raw 32-byte public key.
+    pub public_key: String,
+}
+
+/// Whether a hash is notarized, and the proof.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub sha256: String,
+    pub notarized: bool,
+    /// When the earliest of the caller's files with this hash was notarized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notarized_at: Option<DateTime<Utc>>,
+    /// The caller's notarized files with this hash.
+    pub stored_file_ids: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
 /// An image instances can be made of (`image` of an instance).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

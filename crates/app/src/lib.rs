@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lockout;
 pub mod machines;
 pub mod me;
+pub mod notary;
 pub mod organizations;
 pub mod passwords;
 pub mod quotas;
@@ -84,6 +85,7 @@ pub struct AppConfig {
     pub lockout: LockoutPolicy,
     pub engine: EngineConfig,
     pub driver: machines::DriverConfig,
+    pub notary: notary::NotaryConfig,
 }
 
 /// The application: every domain service hangs off this. Cheap to clone.
@@ -111,6 +113,7 @@ struct Inner {
     refresh_writer: tokens::RefreshWriter,
     acceptances: instances::AcceptanceWriter,
     driver: Arc<dyn Driver>,
+    notary: notary::Notary,
     /// Started by [`App::start`].
     engine: OnceLock<Engine>,
     /// Once true it stays true: setup cannot be undone.
@@ -140,6 +143,7 @@ impl App {
                 refresh_writer: tokens::refresh_writer(store.clone()),
                 acceptances: instances::acceptance_writer(store.clone()),
                 driver: machines::driver(&config.driver, &store, &clock)?,
+                notary: notary::Notary::default(),
                 engine: OnceLock::new(),
                 store,
                 clock,
@@ -246,6 +250,7 @@ impl App {
         .await?;
         let _ = self.inner.engine.set(engine);
         self.start_reconciling().await?;
+        self.start_notary().await?;
         let weak = Arc::downgrade(&self.inner);
         every(weak.clone(), KEY_REFRESH, |app| async move {
             app.key_ring().refresh().await.map(|_| ())

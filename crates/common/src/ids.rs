@@ -95,6 +95,10 @@ typed_id!(
     /// One run of a server process: the holder of task leases.
     NodeId
 );
+typed_id!(
+    /// A file (or a registered hash) in the notary.
+    StoredFileId
+);
 
 #[cfg(test)]
 mod tests {

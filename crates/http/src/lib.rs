@@ -11,6 +11,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod negotiate;
+pub mod notary_page;
 pub mod openapi;
 pub mod reply;
 pub mod routes;
@@ -33,8 +34,8 @@ use utoipa_axum::routes;
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
-        accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me, ops,
-        organizations, roles, setup, tasks, users,
+        accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me, notary,
+        ops, organizations, roles, setup, tasks, users,
     };
     let (router, api) =
         OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
@@ -84,6 +85,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(instances::reboot))
             .routes(routes!(tasks::list))
             .routes(routes!(tasks::get, tasks::cancel))
+            .routes(routes!(notary::list, notary::create))
+            .routes(routes!(notary::get, notary::delete))
+            .routes(routes!(notary::content))
+            .routes(routes!(notary::certificate))
+            .routes(routes!(notary::verify))
+            .routes(routes!(notary::keys))
+            .routes(routes!(notary::tree_heads))
             .split_for_parts();
     (router, openapi::finish(api))
 }
@@ -116,6 +124,9 @@ pub fn service(app: App, options: HttpOptions) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
     let inner = routes
         .fallback(not_found)
+        // Uploads are limited by the notary's own limit as they stream;
+        // every other body by the `Body` extractor's.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(from_fn_with_state(state.clone(), middleware::idempotency))
         .layer(from_fn(middleware::prefer_minimal))
         .layer(from_fn_with_state(state.clone(), middleware::setup_gate))

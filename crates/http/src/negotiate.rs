@@ -19,6 +19,9 @@ use nephele_common::{Error, ErrorCode};
 pub enum Format {
     Json,
     Xml,
+    /// Only where a route renders a page of its own (a notary
+    /// certificate); everywhere else HTML is not on offer.
+    Html,
 }
 
 /// Endpoints with a fixed representation of their own.
@@ -27,6 +30,37 @@ fn is_operational(path: &str) -> bool {
         path,
         "/healthz" | "/readyz" | "/metrics" | "/docs" | "/api/openapi.json"
     )
+}
+
+/// A notary certificate, which also comes as a page.
+fn offers_html(path: &str) -> bool {
+    path.starts_with("/api/notary/v2/stored-files/") && path.ends_with("/certificate")
+}
+
+/// Stored content, which comes as it was stored, whatever is asked.
+fn is_download(path: &str) -> bool {
+    path.starts_with("/api/notary/v2/stored-files/") && path.ends_with("/content")
+}
+
+/// Does `accept` rank `text/html` at least as high as anything else?
+fn prefers_html(accept: &str) -> bool {
+    let mut html = 0.0_f32;
+    let mut best_other = 0.0_f32;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        match media.as_str() {
+            "text/html" => html = html.max(q),
+            // Browsers add these at lower q; they do not outrank the page.
+            "*/*" | "text/*" => {}
+            _ => best_other = best_other.max(q),
+        }
+    }
+    html > 0.0 && html >= best_other
 }
 
 /// Picks a representation from an `Accept` header: the highest q wins, a
@@ -85,7 +119,7 @@ fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
 
 pub async fn negotiate(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if is_operational(&path) {
+    if is_operational(&path) || is_download(&path) {
         let resp = next.run(req).await;
         return finish(resp, Format::Json, &Method::GET).await;
     }
@@ -99,8 +133,13 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
             break;
         }
     }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     let format = match format {
         Some(f) => f,
+        None if offers_html(&path) && accept.is_some_and(prefers_html) => Format::Html,
         None => match req.headers().get(header::ACCEPT).map(|v| v.to_str()) {
             None => Format::Json,
             Some(Ok(accept)) => match choose(accept) {

@@ -28,6 +28,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
         (name = "audit", description = "The audit log"),
         (name = "datacenters", description = "Data centers"),
         (name = "images", description = "Images instances are made of"),
+        (name = "notary", description = "Stored files and offline-verifiable certificates"),
     )
 )]
 pub struct ApiDoc;

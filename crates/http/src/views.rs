@@ -207,3 +207,37 @@ pub fn quota(q: &model::instances::Quota) -> api::Quota {
         version: q.version,
     }
 }
+
+pub fn stored_file(f: &nephele_store::notary::StoredFile) -> api::StoredFile {
+    api::StoredFile {
+        id: f.id.0,
+        name: f.name.clone(),
+        sha256: f.sha256.clone(),
+        size_bytes: f.size_bytes,
+        content: f.content.as_str().to_owned(),
+        status: if f.leaf_index.is_some() {
+            "NOTARIZED"
+        } else {
+            "PENDING"
+        }
+        .to_owned(),
+        leaf_index: f.leaf_index,
+        notarized_at: f.notarized_at,
+        organization_id: f.organization_id.0,
+        owner_type: f.owner_type.clone(),
+        owner_id: f.owner_id.parse().unwrap_or_default(),
+        created_at: f.created_at,
+        updated_at: f.updated_at,
+        version: f.version,
+    }
+}
+
+/// The notary's own types serialize exactly as the wire's (the same
+/// names, the same text of the signed timestamp): one goes into the other.
+pub fn same_shape<T: serde::Serialize, U: serde::de::DeserializeOwned>(
+    value: &T,
+) -> Result<U, nephele_common::Error> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| nephele_common::Error::internal(format!("notary wire shape: {e}")))
+}

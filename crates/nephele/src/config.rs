@@ -134,6 +134,15 @@ pub struct ServeArgs {
     /// Guest network [default: none]
     #[arg(long, env = "NEPHELE_QEMU_NETWORK")]
     pub qemu_network: Option<QemuNetwork>,
+    /// Largest file the notary accepts, in bytes [default: 8589934592 (8 GiB)]
+    #[arg(long, env = "NEPHELE_NOTARY_MAX_FILE_BYTES")]
+    pub notary_max_file_bytes: Option<u64>,
+    /// How often pending hashes are notarized [default: 10s]
+    #[arg(long, env = "NEPHELE_NOTARY_BATCH_INTERVAL")]
+    pub notary_batch_interval: Option<humantime::Duration>,
+    /// Notarize as soon as this many hashes are pending [default: 1000]
+    #[arg(long, env = "NEPHELE_NOTARY_BATCH_SIZE")]
+    pub notary_batch_size: Option<usize>,
     /// TOML configuration file (keys as the flags, with underscores)
     #[arg(long, env = "NEPHELE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -171,6 +180,9 @@ pub struct FileConfig {
     pub qemu_accel: Option<QemuAccel>,
     pub qemu_stop_grace: Option<String>,
     pub qemu_network: Option<QemuNetwork>,
+    pub notary_max_file_bytes: Option<u64>,
+    pub notary_batch_interval: Option<String>,
+    pub notary_batch_size: Option<usize>,
 }
 
 /// An IP address or a CIDR block.
@@ -212,7 +224,12 @@ pub struct ServerConfig {
     pub qemu_accel: QemuAccel,
     pub qemu_stop_grace: Duration,
     pub qemu_network: QemuNetwork,
+    pub notary_max_file_bytes: u64,
+    pub notary_batch_interval: Duration,
+    pub notary_batch_size: usize,
 }
+
+const DEFAULT_NOTARY_MAX_FILE_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 
 fn duration(field: &str, s: &str) -> anyhow::Result<Duration> {
     if s.trim() == "0" {
@@ -323,6 +340,23 @@ impl ServerConfig {
             file.qemu_stop_grace,
             Duration::from_secs(30),
         )?;
+        let notary_batch_interval = pick(
+            "notary_batch_interval",
+            args.notary_batch_interval,
+            file.notary_batch_interval,
+            Duration::from_secs(10),
+        )?;
+        if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&notary_batch_interval)
+        {
+            bail!("notary_batch_interval must be between 10 milliseconds and 1 hour");
+        }
+        let notary_batch_size = args
+            .notary_batch_size
+            .or(file.notary_batch_size)
+            .unwrap_or(1000);
+        if !(1..=1_000_000).contains(&notary_batch_size) {
+            bail!("notary_batch_size must be between 1 and 1000000");
+        }
         let task_workers = args.task_workers.or(file.task_workers).unwrap_or(256);
         if !(1..=10_000).contains(&task_workers) {
             bail!("task_workers must be between 1 and 10000");
@@ -403,6 +437,12 @@ impl ServerConfig {
                 .qemu_network
                 .or(file.qemu_network)
                 .unwrap_or(QemuNetwork::None),
+            notary_max_file_bytes: args
+                .notary_max_file_bytes
+                .or(file.notary_max_file_bytes)
+                .unwrap_or(DEFAULT_NOTARY_MAX_FILE_BYTES),
+            notary_batch_interval,
+            notary_batch_size,
         })
     }
 
@@ -438,6 +478,9 @@ impl ServerConfig {
             qemu_accel: QemuAccel::Auto,
             qemu_stop_grace: Duration::from_secs(30),
             qemu_network: QemuNetwork::None,
+            notary_max_file_bytes: DEFAULT_NOTARY_MAX_FILE_BYTES,
+            notary_batch_interval: Duration::from_secs(10),
+            notary_batch_size: 1000,
         }
     }
 }

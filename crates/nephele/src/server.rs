@@ -7,6 +7,7 @@ use axum_server::Handle;
 use nephele_app::keys::KeyConfig;
 use nephele_app::lockout::LockoutPolicy;
 use nephele_app::machines::DriverConfig;
+use nephele_app::notary::NotaryConfig;
 use nephele_app::setup::random_token;
 use nephele_app::tokens::TokenConfig;
 use nephele_app::{App, AppConfig, SecretKey};
@@ -208,6 +209,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 ..EngineConfig::default()
             },
             driver: driver_config(&config),
+            notary: NotaryConfig {
+                dir: config.data_dir.join("notary"),
+                max_file_bytes: config.notary_max_file_bytes,
+                batch_interval: config.notary_batch_interval,
+                batch_size: config.notary_batch_size,
+            },
         },
     )?;
     app.start()

@@ -12,6 +12,7 @@ mod db;
 pub mod idempotency;
 pub mod instances;
 pub mod models;
+pub mod notary;
 pub mod organizations;
 pub mod roles;
 pub mod setup;

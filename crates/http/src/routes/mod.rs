@@ -7,6 +7,7 @@ pub mod idp;
 pub mod images;
 pub mod instances;
 pub mod me;
+pub mod notary;
 pub mod ops;
 pub mod organizations;
 pub mod roles;

@@ -9,6 +9,7 @@
 
 mod account;
 pub(crate) mod instances;
+mod notary;
 mod output;
 mod profile;
 mod resources;
@@ -181,6 +182,12 @@ pub enum Command {
         after_help = "Examples:\n  nephele bench token-client-credentials --duration 10s --connections 32\n  nephele bench get-instance --auth api-key --seed-data 1000 --server-pid $(pgrep -f 'nephele serve')\n  nephele bench create-instance --rate 1000 -o json"
     )]
     Bench(Box<crate::bench::BenchArgs>),
+    /// Notary certificates, checked offline
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele notary verify report.pdf --certificate report.cert.json --keys notary-keys.json"
+    )]
+    Notary(notary::NotaryCommand),
     /// Images instances are made of
     #[command(subcommand, after_help = "Examples:\n  nephele image list")]
     Image(resources::ImageCommand),
@@ -205,6 +212,7 @@ pub async fn run(global: Global, command: Command) -> ExitCode {
         Command::Instance(c) => instances::instance(&global, c, out).await,
         Command::Task(c) => instances::task(&global, c, out).await,
         Command::Audit(c) => resources::audit(&global, c, out).await,
+        Command::Notary(c) => notary::notary(c),
         Command::Image(c) => resources::image(&global, c, out).await,
         Command::Datacenter(c) => resources::datacenter(&global, c, out).await,
         Command::Bench(args) => crate::bench::run(&global, *args).await,

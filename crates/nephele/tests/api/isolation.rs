@@ -54,6 +54,7 @@ struct World {
     client: String,
     instance: String,
     task: String,
+    stored_file: String,
 }
 
 /// One route of the table. `request` builds the path and body for a victim
@@ -75,6 +76,10 @@ fn as_root(path: String) -> (String, &'static str) {
     (path, ADMIN_LOGIN)
 }
 
+/// The victim's stored file, and its SHA-256.
+const VICTIM_FILE: &str = "a tenant's secret";
+const VICTIM_FILE_SHA256: &str = "82d89b847ab143fa90279d22f057f53eb06d932a005fb8a3a9b87ac91c43d2eb";
+
 fn routes() -> Vec<Route> {
     use Expect::*;
     let org = |w: &World| w.tenant_a.clone();
@@ -85,6 +90,8 @@ fn routes() -> Vec<Route> {
     let dc = |w: &World| w.datacenter.clone();
     let instance = |w: &World| w.instance.clone();
     let task = |w: &World| w.task.clone();
+    let stored_file = |w: &World| w.stored_file.clone();
+    let file_reread = |w: &World| as_root(format!("/api/notary/v2/stored-files/{}", w.stored_file));
     vec![
         Route {
             method: Method::GET,
@@ -382,6 +389,111 @@ fn routes() -> Vec<Route> {
             victim: dc,
             request: |_| ("/api/v2/datacenters".into(), None),
             reread: |_| as_root("/api/v2/datacenters".into()),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/notary/v2/stored-files",
+            victim: org,
+            request: |id| (format!("/api/notary/v2/stored-files?org_id={id}"), None),
+            reread: file_reread,
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/notary/v2/stored-files",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/notary/v2/stored-files?org_id={id}"),
+                    Some(json!({"name": "intruder", "sha256": "ab".repeat(32)})),
+                )
+            },
+            reread: |w| as_root(format!("/api/notary/v2/stored-files?org_id={}", w.tenant_a)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/notary/v2/stored-files/{id}",
+            victim: stored_file,
+            request: |id| (format!("/api/notary/v2/stored-files/{id}"), None),
+            reread: file_reread,
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/notary/v2/stored-files/{id}",
+            victim: stored_file,
+            request: |id| (format!("/api/notary/v2/stored-files/{id}"), None),
+            reread: file_reread,
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/notary/v2/stored-files/{id}/content",
+            victim: stored_file,
+            request: |id| (format!("/api/notary/v2/stored-files/{id}/content"), None),
+            reread: file_reread,
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/notary/v2/stored-files/{id}/certificate",
+            victim: stored_file,
+            request: |id| {
+                (
+                    format!("/api/notary/v2/stored-files/{id}/certificate"),
+                    None,
+                )
+            },
+            reread: file_reread,
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/notary/v2/verify",
+            victim: org,
+            request: |id| {
+                (
+                    format!("/api/notary/v2/verify?org_id={id}"),
+                    Some(json!({"sha256": VICTIM_FILE_SHA256})),
+                )
+            },
+            reread: file_reread,
+            sibling: Hidden,
+            viewer: Allowed,
+            child_admin: Hidden,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/notary/v2/keys",
+            victim: org,
+            request: |_| ("/api/notary/v2/keys".into(), None),
+            reread: file_reread,
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::GET,
+            template: "/api/notary/v2/tree-heads",
+            victim: org,
+            request: |_| ("/api/notary/v2/tree-heads".into(), None),
+            reread: file_reread,
             sibling: Allowed,
             viewer: Allowed,
             child_admin: Allowed,
@@ -723,8 +835,24 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let r = s
+        .admin(
+            Method::POST,
+            &format!("/api/notary/v2/stored-files?org_id={tenant_a}&name=victim.txt"),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(VICTIM_FILE)
+        .send()
+        .await
+        .unwrap();
+    let stored_file = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.app().notarize_pending().await.unwrap();
     World {
         s,
+        stored_file,
         tenant_a,
         user,
         instance,
@@ -802,6 +930,7 @@ async fn every_route_refuses_every_principal_that_must_not_pass() {
         // OAuth2 endpoints authenticate clients their own way, and
         // discovery is public.)
         let authenticated = path.starts_with("/api/v2/")
+            || path.starts_with("/api/notary/")
             || path.starts_with("/api/2/clients")
             || path == "/api/2/idp/keys/rotate"
             || path == "/api/2/idp/userinfo";

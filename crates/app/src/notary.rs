@@ -1,0 +1,690 @@
+//! The notary: stored files, and proofs of them that anyone can check
+//! without trusting the server.
+//!
+//! A file's SHA-256 is the data of one leaf of an append-only Merkle log
+//! (RFC 9162 hashing). Pending hashes are appended in batches; each batch
+//! ends in a tree head signed with the notary's Ed25519 key, stored with
+//! the proof that it extends the head before it. A certificate is the
+//! leaf's inclusion proof to the latest signed head.
+
+use crate::access::OpCtx;
+use crate::App;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use nephele_auth::Permission;
+use nephele_common::ids::{OrganizationId, StoredFileId};
+use nephele_common::page::{Page, PageRequest};
+use nephele_common::{Error, ErrorCode, Result};
+use nephele_notary::certificate::{Certificate, NotaryKey, NotarySigner, SignedTreeHead};
+use nephele_notary::merkle::{self, Hash};
+use nephele_store::notary::{
+    Content, NewStoredFile, NotaryKeyRecord, PendingFile, StoredFile, StoredFileFilter, TreeHead,
+};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TYPE: &str = "stored-files";
+const ALGORITHM: &str = "Ed25519";
+
+#[derive(Debug, Clone)]
+pub struct NotaryConfig {
+    /// Where contents live: `files/ID`, and `incoming/` while uploading.
+    pub dir: PathBuf,
+    /// The largest file accepted.
+    pub max_file_bytes: u64,
+    /// Pending hashes are notarized at least this often…
+    pub batch_interval: Duration,
+    /// …and as soon as this many are pending.
+    pub batch_size: usize,
+}
+
+/// The notary's state in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Notary {
+    signer: tokio::sync::OnceCell<Arc<NotarySigner>>,
+    /// The log's leaf hashes as far as this node has read them.
+    leaves: tokio::sync::Mutex<Vec<Hash>>,
+    /// Woken by uploads so a full batch need not wait for the interval.
+    uploads: tokio::sync::Notify,
+    since_batch: std::sync::atomic::AtomicUsize,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub sha256: String,
+    /// The caller's notarized files with this content, oldest first.
+    pub files: Vec<StoredFile>,
+    pub certificate: Option<Certificate>,
+}
+
+/// A signed tree head as the log keeps it, with its consistency proof.
+#[derive(Debug, Clone)]
+pub struct LoggedTreeHead {
+    pub head: SignedTreeHead,
+    pub previous_size: u64,
+    pub consistency_proof: Vec<String>,
+}
+
+fn sha256_digest(s: &str) -> std::result::Result<Hash, String> {
+    let s = s.trim();
+    let bytes = hex::decode(s)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| "must be 64 hexadecimal digits (a SHA-256)".to_owned())?;
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&bytes);
+    Ok(hash)
+}
+
+fn parse_sha256(field: &str, s: &str) -> Result<Hash> {
+    sha256_digest(s).map_err(|reason| Error::invalid(field, reason))
+}
+
+fn hash_of(hex_text: &str) -> Result<Hash> {
+    sha256_digest(hex_text)
+        .map_err(|_| Error::internal(format!("corrupt hash in the log: {hex_text:?}")))
+}
+
+fn file_name(name: String) -> std::result::Result<String, String> {
+    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        return Err("must be 1 to 255 characters without control characters".to_owned());
+    }
+    Ok(name)
+}
+
+fn broken_upload(e: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorCode::Malformed,
+        format!("The upload broke off before its end: {e}"),
+    )
+}
+
+fn head_of(row: &TreeHead, algorithm: &str) -> Result<SignedTreeHead> {
+    Ok(SignedTreeHead {
+        tree_size: u64::try_from(row.tree_size)
+            .map_err(|_| Error::internal("negative tree size"))?,
+        root_hash: row.root_hash.clone(),
+        timestamp: row.signed_at,
+        key_id: row.key_id.clone(),
+        algorithm: algorithm.to_owned(),
+        signature: row.signature.clone(),
+    })
+}
+
+impl App {
+    pub(crate) fn notary(&self) -> &Notary {
+        &self.inner.notary
+    }
+
+    fn notary_config(&self) -> &NotaryConfig {
+        &self.config().notary
+    }
+
+    /// Loads (or makes) the signing key, removes what interrupted uploads
+    /// left, and starts the batcher.
+    pub(crate) async fn start_notary(&self) -> Result<()> {
+        self.notary_signer().await?;
+        let incoming = self.notary_config().dir.join("incoming");
+        let _ = tokio::fs::remove_dir_all(&incoming).await;
+        for dir in [incoming, self.notary_config().dir.join("files")] {
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.notary_config().batch_interval;
+        tokio::spawn(async move {
+            loop {
+                let notified = match weak.upgrade() {
+                    Some(inner) => {
+                        let app = App { inner };
+                        if let Err(e) = app.notarize_pending().await {
+                            tracing::warn!(error = %e, "notary batch failed; retrying");
+                        }
+                        let app = app.clone();
+                        async move {
+                            let _ = tokio::time::timeout(interval, app.notary().uploads.notified())
+                                .await;
+                        }
+                    }
+                    None => break,
+                };
+                notified.await;
+            }
+        });
+        Ok(())
+    }
+
+    /// The notary's key: the oldest in the database, made on first use.
+    async fn notary_signer(&self) -> Result<Arc<NotarySigner>> {
+        self.notary()
+            .signer
+            .get_or_try_init(|| async {
+                if self.store().notary_keys().await?.is_empty() {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let (_, der) = NotarySigner::generate(&id).map_err(Error::internal)?;
+                    let sealed = self
+                        .inner
+                        .record_sealer
+                        .seal(&der, &format!("notary-key:{id}"))?;
+                    let signer = NotarySigner::from_pkcs8(&id, &der).map_err(Error::internal)?;
+                    self.store()
+                        .insert_notary_key(&NotaryKeyRecord {
+                            id: id.clone(),
+                            algorithm: ALGORITHM.to_owned(),
+                            public_key: signer.key().public_key,
+                            private_key: sealed,
+                            created_at: self.clock().now(),
+                        })
+                        .await?;
+                    tracing::info!(kid = %id, "made the notary's signing key");
+                }
+                // Nodes that raced each made one; all use the oldest.
+                let keys = self.store().notary_keys().await?;
+                let first = keys
+                    .first()
+                    .ok_or_else(|| Error::internal("no notary key"))?;
+                let der = self
+                    .inner
+                    .record_sealer
+                    .open(&first.private_key, &format!("notary-key:{}", first.id))?;
+                NotarySigner::from_pkcs8(&first.id, &der)
+                    .map(Arc::new)
+                    .map_err(Error::internal)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The log's first `size` leaf hashes, read from the database as far
+    /// as this node has not read them yet.
+    async fn leaves(&self, size: u64) -> Result<tokio::sync::MutexGuard<'_, Vec<Hash>>> {
+        let mut leaves = self.notary().leaves.lock().await;
+        let have = leaves.len() as u64;
+        if have < size {
+            for hex_text in self.store().leaf_sha256s(have as i64, size as i64).await? {
+                leaves.push(merkle::leaf_hash(&hash_of(&hex_text)?));
+            }
+            if (leaves.len() as u64) < size {
+                return Err(Error::internal("the log has fewer leaves than its head"));
+            }
+        }
+        Ok(leaves)
+    }
+
+    /// Appends the pending hashes to the log under a new signed head.
+    pub async fn notarize_pending(&self) -> Result<Option<u64>> {
+        self.notary()
+            .since_batch
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let signer = self.notary_signer().await?;
+        let size = self
+            .store()
+            .latest_tree_head()
+            .await?
+            .map_or(0, |h| h.tree_size as u64);
+        let leaves = self.leaves(size).await?;
+        let now = self.clock().now();
+        let limit = self.notary_config().batch_size.max(1) as i64;
+        let head = self
+            .store()
+            .notarize(limit, |current, pending: &[PendingFile]| {
+                let old_size = current.map_or(0, |h| h.tree_size as u64);
+                // Another node appended since: its leaves are not here yet.
+                if old_size != leaves.len() as u64 {
+                    return Err(Error::unavailable(
+                        "the log moved on; the next batch catches up",
+                    ));
+                }
+                let mut all = leaves.clone();
+                for f in pending {
+                    all.push(merkle::leaf_hash(&hash_of(&f.sha256)?));
+                }
+                let root = merkle::root(&all);
+                let signed = signer.sign_tree_head(all.len() as u64, now, &root);
+                let proof = merkle::consistency_proof(&all, old_size)
+                    .ok_or_else(|| Error::internal("no consistency proof"))?;
+                Ok(TreeHead {
+                    tree_size: all.len() as i64,
+                    root_hash: signed.root_hash,
+                    signed_at: signed.timestamp,
+                    key_id: signed.key_id,
+                    signature: signed.signature,
+                    previous_size: old_size as i64,
+                    consistency_proof: proof.iter().map(hex::encode).collect(),
+                })
+            })
+            .await?;
+        drop(leaves);
+        if let Some(head) = &head {
+            tracing::info!(
+                tree_size = head.tree_size,
+                added = head.tree_size - head.previous_size,
+                "notarized a batch"
+            );
+        }
+        Ok(head.map(|h| h.tree_size as u64))
+    }
+
+    async fn visible_file(
+        &self,
+        ctx: &OpCtx,
+        id: StoredFileId,
+        permission: Permission,
+    ) -> Result<StoredFile> {
+        let file = self
+            .store()
+            .stored_file(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        self.authorize_object(ctx, file.organization_id, permission, TYPE, &id)
+            .await?;
+        Ok(file)
+    }
+
+    fn content_path(&self, id: StoredFileId) -> PathBuf {
+        self.notary_config().dir.join("files").join(id.to_string())
+    }
+
+    /// A new record of the caller's, made now.
+    fn new_file(
+        &self,
+        ctx: &OpCtx,
+        org: OrganizationId,
+        id: StoredFileId,
+        name: String,
+        sha256: String,
+    ) -> NewStoredFile {
+        NewStoredFile {
+            id,
+            organization_id: org,
+            owner_type: ctx.actor.principal.kind(),
+            owner_id: ctx.actor.principal.to_string(),
+            name,
+            sha256,
+            size_bytes: None,
+            content: Content::None,
+            now: self.clock().now(),
+        }
+    }
+
+    async fn record_file(&self, new: NewStoredFile) -> Result<StoredFile> {
+        let file = self.store().insert_stored_file(&new).await?;
+        let waiting = self
+            .notary()
+            .since_batch
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if waiting >= self.notary_config().batch_size {
+            self.notary().uploads.notify_one();
+        }
+        Ok(file)
+    }
+
+    /// Stores a file streamed in `body`: written to disk as it arrives
+    /// and hashed on the way, never held whole in memory. It is listed
+    /// only once all of it is on disk; `expected` (a SHA-256 the client
+    /// sent) must match what arrived.
+    pub async fn upload_stored_file<S, E>(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        name: Option<String>,
+        expected: Option<String>,
+        body: S,
+    ) -> Result<StoredFile>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let org = self.acting_organization(ctx, acting);
+        self.authorize(ctx, org, Permission::NotaryWrite).await?;
+        let name = file_name(name.unwrap_or_default()).map_err(|r| Error::invalid("name", r))?;
+        let expected = expected.map(|e| parse_sha256("sha256", &e)).transpose()?;
+        let id = StoredFileId::new();
+        let incoming = self
+            .notary_config()
+            .dir
+            .join("incoming")
+            .join(id.to_string());
+        let received = self.receive(&incoming, body).await;
+        let (digest, size) = match received {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&incoming).await;
+                return Err(e);
+            }
+        };
+        if let Some(expected) = expected {
+            if expected != digest {
+                let _ = tokio::fs::remove_file(&incoming).await;
+                return Err(Error::invalid(
+                    "sha256",
+                    format!(
+                        "does not match the content sent, whose SHA-256 is {}",
+                        hex::encode(digest)
+                    ),
+                ));
+            }
+        }
+        let path = self.content_path(id);
+        tokio::fs::rename(&incoming, &path)
+            .await
+            .map_err(|e| Error::internal(format!("storing {}: {e}", path.display())))?;
+        let recorded = self
+            .record_file(NewStoredFile {
+                size_bytes: Some(size as i64),
+                content: Content::Stored,
+                ..self.new_file(ctx, org, id, name, hex::encode(digest))
+            })
+            .await;
+        if recorded.is_err() {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+        recorded
+    }
+
+    /// Writes `body` to `path`, hashing it; refuses it past the size limit.
+    async fn receive<S, E>(&self, path: &Path, body: S) -> Result<(Hash, u64)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let limit = self.notary_config().max_file_bytes;
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| Error::internal(format!("creating {}: {e}", path.display())))?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(broken_upload)?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(Error::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("The file is larger than the limit of {limit} bytes"),
+                )
+                .with("limit", limit));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))?;
+        Ok((hasher.finalize().into(), size))
+    }
+
+    /// Registers a hash without content.
+    pub async fn register_hash(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        name: Option<String>,
+        sha256: Option<String>,
+    ) -> Result<StoredFile> {
+        let org = self.acting_organization(ctx, acting);
+        self.authorize(ctx, org, Permission::NotaryWrite).await?;
+        let mut v = nephele_common::error::Validator::new();
+        let name = v.require("name", name, file_name);
+        let digest = v.require("sha256", sha256, |s| sha256_digest(&s));
+        v.finish()?;
+        let (Some(name), Some(digest)) = (name, digest) else {
+            return Err(Error::internal("validated fields missing"));
+        };
+        self.record_file(self.new_file(ctx, org, StoredFileId::new(), name, hex::encode(digest)))
+            .await
+    }
+
+    pub async fn list_stored_files(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        sha256: Option<String>,
+        name: Option<String>,
+        page: &PageRequest,
+    ) -> Result<Page<StoredFile>> {
+        let org = self.acting_organization(ctx, acting);
+        let sha256 = sha256
+            .map(|s| parse_sha256("sha256", &s).map(hex::encode))
+            .transpose()?;
+        self.authorize(ctx, org, Permission::NotaryRead).await?;
+        self.store()
+            .list_stored_files(org, &StoredFileFilter { sha256, name }, page)
+            .await
+    }
+
+    pub async fn get_stored_file(&self, ctx: &OpCtx, id: StoredFileId) -> Result<StoredFile> {
+        self.visible_file(ctx, id, Permission::NotaryRead).await
+    }
+
+    /// The stored content's path, after checking it still has the hash
+    /// that was notarized.
+    pub async fn stored_file_content(
+        &self,
+        ctx: &OpCtx,
+        id: StoredFileId,
+    ) -> Result<(StoredFile, PathBuf)> {
+        let file = self.visible_file(ctx, id, Permission::NotaryRead).await?;
+        match file.content {
+            Content::Stored => {}
+            Content::None => {
+                return Err(Error::wrong_state(
+                    TYPE,
+                    id,
+                    "Only the hash of this file was registered; it has no content",
+                )
+                .with("currentState", "HashOnly")
+                .with("expectedStates", vec!["Stored"]))
+            }
+            Content::Deleted => {
+                return Err(
+                    Error::wrong_state(TYPE, id, "This file's content was deleted")
+                        .with("currentState", "Deleted")
+                        .with("expectedStates", vec!["Stored"]),
+                )
+            }
+        }
+        let path = self.content_path(id);
+        let mut reader = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let n = reader
+                .read(&mut buffer)
+                .await
+                .map_err(|e| Error::internal(format!("reading {}: {e}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        if hex::encode(hasher.finalize()) != file.sha256 {
+            tracing::error!(%id, path = %path.display(), "stored content no longer has its notarized hash");
+            return Err(Error::internal(
+                "the stored content no longer matches its notarized hash",
+            ));
+        }
+        Ok((file, path))
+    }
+
+    /// Removes a file's content; its record and notarization stay.
+    pub async fn delete_stored_file(&self, ctx: &OpCtx, id: StoredFileId) -> Result<()> {
+        self.visible_file(ctx, id, Permission::NotaryWrite).await?;
+        if self
+            .store()
+            .mark_content_deleted(id, self.clock().now())
+            .await?
+        {
+            let path = self.content_path(id);
+            if let Err(e) = tokio::fs::remove_file(&path).await {
+                tracing::warn!(%id, error = %e, "cannot remove stored content");
+            }
+        }
+        Ok(())
+    }
+
+    /// The certificate of a notarized file: its inclusion proof to the
+    /// latest signed tree head.
+    pub async fn certificate(&self, ctx: &OpCtx, id: StoredFileId) -> Result<Certificate> {
+        let file = self.visible_file(ctx, id, Permission::NotaryRead).await?;
+        self.certificate_of(&file).await
+    }
+
+    async fn certificate_of(&self, file: &StoredFile) -> Result<Certificate> {
+        let Some(index) = file.leaf_index else {
+            return Err(Error::wrong_state(
+                TYPE,
+                file.id,
+                "This file is not notarized yet; its batch is pending",
+            )
+            .with("currentState", "Pending")
+            .with("expectedStates", vec!["Notarized"]));
+        };
+        let row = self
+            .store()
+            .latest_tree_head()
+            .await?
+            .ok_or_else(|| Error::internal("a notarized file and no tree head"))?;
+        let head = head_of(&row, ALGORITHM)?;
+        let leaves = self.leaves(head.tree_size).await?;
+        nephele_notary::certificate::certificate(
+            &leaves[..head.tree_size as usize],
+            index as u64,
+            &hash_of(&file.sha256)?,
+            head,
+        )
+        .ok_or_else(|| Error::internal("no inclusion proof for a notarized file"))
+    }
+
+    /// Is this content (or hash) notarized among the caller's files?
+    pub async fn verify_notarized(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        sha256: String,
+    ) -> Result<Verification> {
+        let digest = parse_sha256("sha256", &sha256)?;
+        let org = self.acting_organization(ctx, acting);
+        self.authorize(ctx, org, Permission::NotaryRead).await?;
+        let sha256 = hex::encode(digest);
+        let files: Vec<StoredFile> = self
+            .store()
+            .list_stored_files(
+                org,
+                &StoredFileFilter {
+                    sha256: Some(sha256.clone()),
+                    name: None,
+                },
+                &PageRequest {
+                    limit: 100,
+                    after: None,
+                },
+            )
+            .await?
+            .items
+            .into_iter()
+            .filter(|f| f.leaf_index.is_some())
+            .collect();
+        let certificate = match files.first() {
+            Some(first) => Some(self.certificate_of(first).await?),
+            None => None,
+        };
+        Ok(Verification {
+            sha256,
+            files,
+            certificate,
+        })
+    }
+
+    /// Hashes a body streamed for verification without keeping it.
+    pub async fn hash_stream<S, E>(&self, body: S) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let mut hasher = Sha256::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(broken_upload)?;
+            hasher.update(&chunk);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// The keys tree heads are signed with (all of them, ever).
+    pub async fn notary_keys(&self, ctx: &OpCtx) -> Result<Vec<NotaryKey>> {
+        let org = self.acting_organization(ctx, None);
+        self.authorize(ctx, org, Permission::NotaryRead).await?;
+        Ok(self
+            .store()
+            .notary_keys()
+            .await?
+            .into_iter()
+            .map(|k| NotaryKey {
+                key_id: k.id,
+                algorithm: k.algorithm,
+                public_key: k.public_key,
+            })
+            .collect())
+    }
+
+    /// The log's signed tree heads, oldest first, each with its
+    /// consistency proof from the one before.
+    pub async fn tree_heads(
+        &self,
+        ctx: &OpCtx,
+        page: &PageRequest,
+    ) -> Result<Page<LoggedTreeHead>> {
+        let org = self.acting_organization(ctx, None);
+        self.authorize(ctx, org, Permission::NotaryRead).await?;
+        let page = self.store().list_tree_heads(page).await?;
+        let items = page
+            .items
+            .iter()
+            .map(|row| {
+                Ok(LoggedTreeHead {
+                    head: head_of(row, ALGORITHM)?,
+                    previous_size: row.previous_size as u64,
+                    consistency_proof: row.consistency_proof.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_64_hex_digits() {
+        assert!(parse_sha256("sha256", &"ab".repeat(32)).is_ok());
+        assert!(parse_sha256("sha256", &"AB".repeat(32)).is_ok());
+        assert!(parse_sha256("sha256", "abc").is_err());
+        assert!(parse_sha256("sha256", &"zz".repeat(32)).is_err());
+        assert!(parse_sha256("sha256", &"ab".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(file_name("report.pdf".into()).is_ok());
+        assert!(file_name(String::new()).is_err());
+        assert!(file_name(" ".into()).is_err());
+        assert!(file_name("a\u{7}b".into()).is_err());
+        assert!(file_name("x".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,364 @@
+//! `/api/notary/v2`: stored files, their certificates, verification.
+
+use crate::auth::Auth;
+use crate::error::HttpResult;
+use crate::extract::{parse_path_id, Body, Paging, Query};
+use crate::negotiate::Format;
+use crate::reply::Reply;
+use crate::routes::{OrgScope, PlainList};
+use crate::state::AppState;
+use crate::views;
+use axum::body::Body as HttpBody;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use nephele_api_types::{
+    Certificate, Data, ErrorBody, List, LoggedTreeHead, NotaryKey, StoredFile,
+    StoredFileRegistration, Verification, VerifyRequest,
+};
+use nephele_common::ids::OrganizationId;
+use nephele_common::{Error, ErrorCode};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+const TYPE: &str = "stored-files";
+const BASE: &str = "/api/notary/v2/stored-files";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoredFileParams {
+    /// Act in this organization (yours or one below it).
+    #[serde(rename = "org_id")]
+    #[param(rename = "org_id")]
+    pub org_id: Option<uuid::Uuid>,
+    /// Only files with this SHA-256 (hex).
+    pub sha256: Option<String>,
+    /// Only files of this name.
+    pub name: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// `nextPage` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// How a raw upload names itself: `?name=`, and `?sha256=` to have the
+/// server check the content against the hash the client computed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UploadParams {
+    /// Act in this organization (yours or one below it).
+    #[serde(rename = "org_id")]
+    #[param(rename = "org_id")]
+    pub org_id: Option<uuid::Uuid>,
+    /// The file's name (raw uploads; a multipart upload may give it as
+    /// the part's filename or a `name` field).
+    pub name: Option<String>,
+    /// The SHA-256 (hex) the content must have.
+    pub sha256: Option<String>,
+}
+
+fn content_type(req: &Request) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> Error {
+    Error::new(
+        ErrorCode::Malformed,
+        format!("Malformed multipart body: {}", e.body_text()),
+    )
+}
+
+/// Stores a file, or registers a hash. The body is the file itself
+/// (`application/octet-stream`, named by `?name=`), a
+/// `multipart/form-data` form with a `file` part, or JSON/XML
+/// `{"sha256", "name"}` to register only a hash. Content is streamed to
+/// disk, never held in memory; a broken-off upload leaves nothing.
+#[utoipa::path(post, path = "/api/notary/v2/stored-files", tag = "notary",
+    params(UploadParams),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (StoredFileRegistration = "application/json"),
+    )),
+    responses((status = 201, description = "Stored; pending notarization", body = Data<StoredFile>),
+              (status = 413, description = "Larger than the limit (3000)", body = ErrorBody),
+              (status = 422, description = "Invalid name or hash, or content that disagrees with ?sha256= (3001)", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Query(params): Query<UploadParams>,
+    req: Request,
+) -> HttpResult<Reply> {
+    let acting = params.org_id.map(OrganizationId);
+    let app = &state.app;
+    let file = match content_type(&req).as_str() {
+        "application/json" | "application/xml" | "text/xml" => {
+            let Body(r) = Body::<StoredFileRegistration>::from_request(req, &state).await?;
+            app.register_hash(&ctx, acting, r.name.or(params.name), r.sha256)
+                .await?
+        }
+        "multipart/form-data" => {
+            let mut form = Multipart::from_request(req, &state).await.map_err(|e| {
+                Error::malformed(format!("Malformed multipart body: {}", e.body_text()))
+            })?;
+            let mut name = params.name;
+            let mut sha256 = params.sha256;
+            loop {
+                let Some(field) = form.next_field().await.map_err(multipart_error)? else {
+                    return Err(Error::invalid("file", "is required: a part named file").into());
+                };
+                match field.name().unwrap_or("") {
+                    "name" => name = Some(field.text().await.map_err(multipart_error)?),
+                    "sha256" => sha256 = Some(field.text().await.map_err(multipart_error)?),
+                    "file" => {
+                        let name = name.or_else(|| field.file_name().map(str::to_owned));
+                        break app
+                            .upload_stored_file(&ctx, acting, name, sha256, field)
+                            .await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        "application/octet-stream" | "" => {
+            let body = req.into_body().into_data_stream();
+            app.upload_stored_file(&ctx, acting, params.name, params.sha256, body)
+                .await?
+        }
+        _ => return Err(crate::extract::unsupported_media_type().into()),
+    };
+    let location = format!("{BASE}/{}", file.id);
+    Ok(Reply::created(views::stored_file(&file), location)?.with_version(file.version))
+}
+
+/// The stored files of the organization acted in, by id.
+#[utoipa::path(get, path = "/api/notary/v2/stored-files", tag = "notary",
+    params(StoredFileParams),
+    responses((status = 200, description = "A page of stored files", body = List<StoredFile>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Query(params): Query<StoredFileParams>,
+    Paging(page): Paging,
+) -> HttpResult<Reply> {
+    let page = state
+        .app
+        .list_stored_files(
+            &ctx,
+            params.org_id.map(OrganizationId),
+            params.sha256,
+            params.name,
+            &page,
+        )
+        .await?;
+    Ok(Reply::list(
+        "storedFile",
+        page.map(|f| views::stored_file(&f)),
+    )?)
+}
+
+#[utoipa::path(get, path = "/api/notary/v2/stored-files/{id}", tag = "notary",
+    params(("id" = String, Path, description = "Stored file id")),
+    responses((status = 200, description = "The stored file", body = Data<StoredFile>),
+              (status = 404, description = "No such file here (2000)", body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> HttpResult<Reply> {
+    let file = state
+        .app
+        .get_stored_file(&ctx, parse_path_id(TYPE, &id)?)
+        .await?;
+    Ok(Reply::ok(views::stored_file(&file))?.with_version(file.version))
+}
+
+/// Removes a file's content; the record and its notarization stay.
+#[utoipa::path(delete, path = "/api/notary/v2/stored-files/{id}", tag = "notary",
+    params(("id" = String, Path, description = "Stored file id")),
+    responses((status = 204, description = "Content removed"),
+              (status = 404, description = "No such file here (2000)", body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> HttpResult<Reply> {
+    state
+        .app
+        .delete_stored_file(&ctx, parse_path_id(TYPE, &id)?)
+        .await?;
+    Ok(Reply::no_content())
+}
+
+/// The stored bytes, after re-checking them against the notarized hash.
+#[utoipa::path(get, path = "/api/notary/v2/stored-files/{id}/content", tag = "notary",
+    params(("id" = String, Path, description = "Stored file id")),
+    responses((status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>),
+              (status = 409, description = "Only a hash, or the content was deleted (2012)", body = ErrorBody)))]
+pub async fn content(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> HttpResult<Response> {
+    let (file, path) = state
+        .app
+        .stored_file_content(&ctx, parse_path_id(TYPE, &id)?)
+        .await?;
+    let reader = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
+    let mut response =
+        HttpBody::from_stream(tokio_util::io::ReaderStream::new(reader)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(size) = file.size_bytes {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        form_urlencoded::byte_serialize(file.name.as_bytes()).collect::<String>()
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256={}", file.sha256)) {
+        headers.insert("repr-digest", v);
+    }
+    Ok(response)
+}
+
+/// The file's certificate: its inclusion proof to the latest signed tree
+/// head. JSON, XML, or a readable page with `Accept: text/html`.
+#[utoipa::path(get, path = "/api/notary/v2/stored-files/{id}/certificate", tag = "notary",
+    params(("id" = String, Path, description = "Stored file id")),
+    responses((status = 200, description = "The certificate", body = Data<Certificate>),
+              (status = 409, description = "Not notarized yet (2012)", body = ErrorBody)))]
+pub async fn certificate(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    format: Option<axum::Extension<Format>>,
+) -> HttpResult<Response> {
+    let id = parse_path_id(TYPE, &id)?;
+    let file = state.app.get_stored_file(&ctx, id).await?;
+    let cert: Certificate = views::same_shape(&state.app.certificate(&ctx, id).await?)?;
+    if format.is_some_and(|f| f.0 == Format::Html) {
+        let page = crate::notary_page::certificate(&views::stored_file(&file), &cert);
+        let mut response = (StatusCode::OK, page).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return Ok(response);
+    }
+    Ok(Reply::ok(cert)?.into_response())
+}
+
+/// Is this content (raw body) or this hash (JSON `{"sha256"}`) notarized
+/// among your organization's files? With the certificate when it is.
+#[utoipa::path(post, path = "/api/notary/v2/verify", tag = "notary",
+    params(OrgScope),
+    request_body(content(
+        (Vec<u8> = "application/octet-stream"),
+        (VerifyRequest = "application/json"),
+    )),
+    responses((status = 200, description = "The answer", body = Data<Verification>)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Query(scope): Query<OrgScope>,
+    req: Request,
+) -> HttpResult<Reply> {
+    let app = &state.app;
+    let sha256 = match content_type(&req).as_str() {
+        "application/json" | "application/xml" | "text/xml" => {
+            let Body(r) = Body::<VerifyRequest>::from_request(req, &state).await?;
+            r.sha256
+                .ok_or_else(|| Error::invalid("sha256", "is required"))?
+        }
+        "application/octet-stream" | "" => {
+            app.hash_stream(
+                req.into_body()
+                    .into_data_stream()
+                    .map_err(|e| e.to_string()),
+            )
+            .await?
+        }
+        _ => return Err(crate::extract::unsupported_media_type().into()),
+    };
+    let found = app
+        .verify_notarized(&ctx, scope.org_id.map(OrganizationId), sha256)
+        .await?;
+    let certificate = found
+        .certificate
+        .as_ref()
+        .map(views::same_shape)
+        .transpose()?;
+    Ok(Reply::ok(Verification {
+        notarized: certificate.is_some(),
+        notarized_at: found.files.iter().filter_map(|f| f.notarized_at).min(),
+        stored_file_ids: found.files.iter().map(|f| f.id.0).collect(),
+        sha256: found.sha256,
+        certificate,
+    })?)
+}
+
+/// The keys tree heads are signed with: every one ever used.
+#[utoipa::path(get, path = "/api/notary/v2/keys", tag = "notary",
+    responses((status = 200, description = "The notary's public keys", body = List<NotaryKey>)))]
+pub async fn keys(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<Reply> {
+    let keys = state.app.notary_keys(&ctx).await?;
+    let keys: Vec<NotaryKey> = keys
+        .iter()
+        .map(views::same_shape)
+        .collect::<Result<_, _>>()?;
+    Ok(Reply::list(
+        "key",
+        nephele_common::page::Page {
+            items: keys,
+            next: None,
+        },
+    )?)
+}
+
+/// The log's signed tree heads, oldest first, each with the proof that it
+/// extends the one before.
+#[utoipa::path(get, path = "/api/notary/v2/tree-heads", tag = "notary",
+    params(PlainList),
+    responses((status = 200, description = "A page of tree heads", body = List<LoggedTreeHead>)))]
+pub async fn tree_heads(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Query(_params): Query<PlainList>,
+    Paging(page): Paging,
+) -> HttpResult<Reply> {
+    let page = state.app.tree_heads(&ctx, &page).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for logged in &page.items {
+        items.push(LoggedTreeHead {
+            head: views::same_shape(&logged.head)?,
+            previous_size: logged.previous_size,
+            consistency_proof: logged.consistency_proof.clone(),
+        });
+    }
+    Ok(Reply::list(
+        "treeHead",
+        nephele_common::page::Page {
+            items,
+            next: page.next,
+        },
+    )?)
+}
