@@ -14,6 +14,7 @@ mod identity;
 mod instances;
 mod interop;
 mod isolation;
+mod notary;
 mod ops;
 mod organizations;
 mod qemu;

@@ -1,0 +1,597 @@
+//! The notary: stored files, batches into the Merkle log, certificates
+//! checked offline, and what bad input gets.
+
+use crate::binary::{set_up_with, Process};
+use crate::support::*;
+use nephele_notary::certificate::{verify, Certificate, NotaryKey, VerifyError};
+use nephele_notary::merkle;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+const BASE: &str = "/api/notary/v2/stored-files";
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn digest(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+async fn upload(s: &TestServer, name: &str, data: &'static [u8]) -> Value {
+    let r = s
+        .admin(Method::POST, &format!("{BASE}?name={name}"))
+        .header("content-type", "application/octet-stream")
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    json_of(r, 201).await["data"].clone()
+}
+
+async fn get(s: &TestServer, path: &str) -> Value {
+    let r = s.admin(Method::GET, path).send().await.unwrap();
+    json_of(r, 200).await
+}
+
+async fn keys(s: &TestServer) -> Vec<NotaryKey> {
+    serde_json::from_value(get(s, "/api/notary/v2/keys").await["data"].clone()).unwrap()
+}
+
+async fn certificate(s: &TestServer, id: &str) -> Certificate {
+    serde_json::from_value(get(s, &format!("{BASE}/{id}/certificate")).await["data"].clone())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn files_are_stored_notarized_and_proven_offline() {
+    let s = TestServer::set_up().await;
+    let report = upload(&s, "report.txt", b"quarterly report").await;
+    assert_eq!(report["status"], "PENDING");
+    assert_eq!(report["sizeBytes"], 16);
+    assert_eq!(report["content"], "stored");
+    assert_eq!(report["sha256"], sha256_hex(b"quarterly report"));
+    let id = report["id"].as_str().unwrap();
+
+    // Not notarized yet: no certificate.
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{id}/certificate"))
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(r, 409, 2012).await;
+    assert_eq!(e["errors"][0]["context"]["currentState"], "Pending");
+
+    // A multipart upload, and a hash registered without content.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"minutes of the meeting".to_vec())
+            .file_name("minutes.txt"),
+    );
+    let r = s
+        .admin(Method::POST, BASE)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let minutes = json_of(r, 201).await["data"].clone();
+    assert_eq!(minutes["name"], "minutes.txt");
+    assert_eq!(minutes["sha256"], sha256_hex(b"minutes of the meeting"));
+    let elsewhere = sha256_hex(b"kept elsewhere");
+    let r = s
+        .admin_json(
+            Method::POST,
+            BASE,
+            &json!({"name": "contract.pdf", "sha256": elsewhere.to_uppercase()}),
+        )
+        .await;
+    let contract = json_of(r, 201).await["data"].clone();
+    assert_eq!(contract["content"], "none");
+    assert_eq!(contract["sha256"], elsewhere);
+    assert!(contract.get("sizeBytes").is_none());
+
+    assert_eq!(s.app().notarize_pending().await.unwrap(), Some(3));
+    let report = get(&s, &format!("{BASE}/{id}")).await["data"].clone();
+    assert_eq!(report["status"], "NOTARIZED");
+    assert_eq!(report["leafIndex"], 0);
+    assert!(report["notarizedAt"].is_string());
+
+    // Every certificate proves its file with the published key, offline.
+    let keys = keys(&s).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].algorithm, "Ed25519");
+    for (file, data) in [
+        (&report, &b"quarterly report"[..]),
+        (&minutes, &b"minutes of the meeting"[..]),
+        (&contract, &b"kept elsewhere"[..]),
+    ] {
+        let cert = certificate(&s, file["id"].as_str().unwrap()).await;
+        assert_eq!(cert.signed_tree_head.tree_size, 3);
+        verify(&cert, &digest(data), &keys).unwrap();
+        assert!(matches!(
+            verify(&cert, &digest(b"something else"), &keys),
+            Err(VerifyError::HashMismatch { .. })
+        ));
+    }
+
+    // Lists filter by hash and name.
+    let by_hash = get(&s, &format!("{BASE}?sha256={elsewhere}")).await;
+    assert_eq!(by_hash["data"].as_array().unwrap().len(), 1);
+    let by_name = get(&s, &format!("{BASE}?name=minutes.txt")).await;
+    assert_eq!(by_name["data"][0]["id"], minutes["id"]);
+    let page = get(&s, &format!("{BASE}?limit=2")).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert!(page["nextPage"].is_string());
+
+    // The content comes back as stored.
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{id}/content"))
+        .header("accept", "application/octet-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"quarterly report");
+
+    // Verify by content and by hash.
+    let r = s
+        .admin(Method::POST, "/api/notary/v2/verify")
+        .header("content-type", "application/octet-stream")
+        .body(&b"quarterly report"[..])
+        .send()
+        .await
+        .unwrap();
+    let v = json_of(r, 200).await["data"].clone();
+    assert_eq!(v["notarized"], true);
+    assert_eq!(v["storedFileIds"][0], id);
+    let cert: Certificate = serde_json::from_value(v["certificate"].clone()).unwrap();
+    verify(&cert, &digest(b"quarterly report"), &keys).unwrap();
+    let r = s
+        .admin_json(
+            Method::POST,
+            "/api/notary/v2/verify",
+            &json!({"sha256": sha256_hex(b"never seen")}),
+        )
+        .await;
+    let v = json_of(r, 200).await["data"].clone();
+    assert_eq!(v["notarized"], false);
+    assert!(v.get("certificate").is_none());
+
+    // A second batch extends the first: the consistency proof says so.
+    upload(&s, "later.txt", b"a later file").await;
+    assert_eq!(s.app().notarize_pending().await.unwrap(), Some(4));
+    let heads = get(&s, "/api/notary/v2/tree-heads").await["data"].clone();
+    let (first, second) = (&heads[0], &heads[1]);
+    assert_eq!(
+        (first["treeSize"].as_u64(), second["treeSize"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(second["previousSize"], 3);
+    let root = |h: &Value| -> [u8; 32] {
+        hex::decode(h["rootHash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let proof: Vec<[u8; 32]> = second["consistencyProof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    assert!(merkle::verify_consistency(
+        3,
+        4,
+        &root(first),
+        &root(second),
+        &proof
+    ));
+    assert!(!merkle::verify_consistency(
+        3,
+        4,
+        &root(second),
+        &root(second),
+        &proof
+    ));
+
+    // Deleting removes the content, not the record or its proof.
+    let r = s
+        .admin(Method::DELETE, &format!("{BASE}/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let report = get(&s, &format!("{BASE}/{id}")).await["data"].clone();
+    assert_eq!(report["content"], "deleted");
+    assert_eq!(report["status"], "NOTARIZED");
+    assert!(!s.data_dir().join("notary/files").join(id).exists());
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{id}/content"))
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(r, 409, 2012).await;
+    assert_eq!(e["errors"][0]["context"]["currentState"], "Deleted");
+    let cert = certificate(&s, id).await;
+    verify(&cert, &digest(b"quarterly report"), &keys).unwrap();
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_come_as_xml_and_as_a_page() {
+    let s = TestServer::set_up().await;
+    let file = upload(&s, "<b>bold</b>.txt", b"markup in the name").await;
+    s.app().notarize_pending().await.unwrap();
+    let id = file["id"].as_str().unwrap();
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{id}/certificate"))
+        .header("accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let xml = r.text().await.unwrap();
+    assert!(
+        xml.contains(&format!(
+            "<sha256>{}</sha256>",
+            sha256_hex(b"markup in the name")
+        )),
+        "{xml}"
+    );
+    assert!(xml.contains("<signedTreeHead>"), "{xml}");
+
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{id}/certificate"))
+        .header("accept", browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains(&sha256_hex(b"markup in the name")), "{page}");
+    assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;.txt"), "{page}");
+    assert!(!page.contains("<b>bold</b>"), "{page}");
+
+    // Everywhere else HTML is still not on offer.
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{id}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 406, 3003).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_contract_errors_and_leaves_nothing_half_written() {
+    let s = TestServer::set_up().await;
+    let post_json = |body: Value| {
+        let s = &s;
+        async move { s.admin_json(Method::POST, BASE, &body).await }
+    };
+    let e = assert_error(
+        post_json(json!({"name": "x", "sha256": "abc"})).await,
+        422,
+        3001,
+    )
+    .await;
+    assert_eq!(e["errors"][0]["context"]["field"], "sha256");
+    let e = assert_error(
+        post_json(json!({"sha256": "zz".repeat(32)})).await,
+        422,
+        3001,
+    )
+    .await;
+    assert_eq!(e["errors"].as_array().unwrap().len(), 2, "{e}");
+    assert_error(
+        post_json(json!({"name": "x", "sha256": "ab".repeat(32), "extra": 1})).await,
+        422,
+        3001,
+    )
+    .await;
+
+    // Content that disagrees with the hash the client sent.
+    let r = s
+        .admin(
+            Method::POST,
+            &format!("{BASE}?name=x&sha256={}", sha256_hex(b"what was meant")),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(&b"what was sent"[..])
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(r, 422, 3001).await;
+    assert_eq!(e["errors"][0]["context"]["field"], "sha256");
+    // No name.
+    let r = s
+        .admin(Method::POST, BASE)
+        .header("content-type", "application/octet-stream")
+        .body(&b"anonymous"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 422, 3001).await;
+    // A type that is none of the three.
+    let r = s
+        .admin(Method::POST, &format!("{BASE}?name=x"))
+        .header("content-type", "text/plain")
+        .body("text")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 415, 3002).await;
+
+    // A truncated upload: the connection ends before Content-Length.
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let credentials = base64_basic();
+    stream
+        .write_all(
+            format!(
+                "POST {BASE}?name=cut.bin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {credentials}\r\n\
+                 Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream.write_all(&[7u8; 5000]).await.unwrap();
+    // The upload is under way (its file is being written) when it breaks.
+    let incoming = s.data_dir().join("notary/incoming");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&incoming).unwrap().next().is_none() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+
+    // Unknown and malformed ids.
+    let missing = uuid::Uuid::now_v7();
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{missing}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 404, 2000).await;
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/not-a-uuid"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // A registered hash has no content to download.
+    let r = post_json(json!({"name": "h", "sha256": "ab".repeat(32)})).await;
+    let hash_only = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .admin(Method::GET, &format!("{BASE}/{hash_only}/content"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 409, 2012).await;
+
+    // Nothing of the refused or broken uploads is listed or left on disk.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&incoming).unwrap().next().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a broken upload stays in {incoming:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let list = get(&s, BASE).await;
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["h"]);
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("notary/files"))
+            .unwrap()
+            .count(),
+        0
+    );
+    s.stop().await;
+}
+
+fn base64_basic() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"))
+}
+
+#[tokio::test]
+async fn concurrent_uploads_of_the_same_content_each_get_their_own_leaf() {
+    let s = TestServer::set_up().await;
+    let uploads = (0..12).map(|i| {
+        let s = &s;
+        async move { upload(s, &format!("copy-{i}"), b"the same bytes").await }
+    });
+    let files = futures::future::join_all(uploads).await;
+    s.app().notarize_pending().await.unwrap();
+    let keys = keys(&s).await;
+    let mut leaves = std::collections::BTreeSet::new();
+    for f in &files {
+        let cert = certificate(&s, f["id"].as_str().unwrap()).await;
+        verify(&cert, &digest(b"the same bytes"), &keys).unwrap();
+        leaves.insert(cert.leaf_index);
+    }
+    assert_eq!(leaves.len(), 12, "one leaf each");
+    assert_eq!(leaves.last(), Some(&11));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn nephele_notary_verify_works_offline_and_refuses_what_was_tampered_with() {
+    let s = TestServer::set_up().await;
+    let file = upload(&s, "deed.txt", b"the deed").await;
+    upload(&s, "other.txt", b"another").await;
+    upload(&s, "third.txt", b"a third").await;
+    s.app().notarize_pending().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let cert = get(
+        &s,
+        &format!("{BASE}/{}/certificate", file["id"].as_str().unwrap()),
+    )
+    .await;
+    let keys = get(&s, "/api/notary/v2/keys").await;
+    s.stop().await;
+
+    std::fs::write(path("deed.txt"), b"the deed").unwrap();
+    std::fs::write(path("cert.json"), cert.to_string()).unwrap();
+    std::fs::write(path("keys.json"), keys.to_string()).unwrap();
+    let run = |file: &str, cert: &str, keys: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nephele"))
+            .args(["notary", "verify"])
+            .arg(path(file))
+            .arg("--certificate")
+            .arg(path(cert))
+            .arg("--keys")
+            .arg(path(keys))
+            .output()
+            .unwrap()
+    };
+    // The server is gone: this is offline.
+    let ok = run("deed.txt", "cert.json", "keys.json");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("OK:"));
+
+    std::fs::write(path("forged.txt"), b"the deed, amended").unwrap();
+    let tampered_file = run("forged.txt", "cert.json", "keys.json");
+    assert!(!tampered_file.status.success());
+    assert!(String::from_utf8_lossy(&tampered_file.stderr).contains("SHA-256"));
+
+    let mut bad_proof = cert.clone();
+    let hash = bad_proof["data"]["inclusionProof"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = format!(
+        "{}{}",
+        if &hash[..1] == "0" { "1" } else { "0" },
+        &hash[1..]
+    );
+    bad_proof["data"]["inclusionProof"][0] = json!(flipped);
+    std::fs::write(path("bad-proof.json"), bad_proof.to_string()).unwrap();
+    let tampered_proof = run("deed.txt", "bad-proof.json", "keys.json");
+    assert!(!tampered_proof.status.success());
+    assert!(String::from_utf8_lossy(&tampered_proof.stderr).contains("inclusion proof"));
+
+    // The right key id with someone else's key.
+    let (other, _) = nephele_notary::certificate::NotarySigner::generate("other").unwrap();
+    let mut wrong = keys.clone();
+    wrong["data"][0]["publicKey"] = json!(other.key().public_key);
+    std::fs::write(path("wrong-keys.json"), wrong.to_string()).unwrap();
+    let wrong_key = run("deed.txt", "cert.json", "wrong-keys.json");
+    assert!(!wrong_key.status.success());
+    assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("signature"));
+}
+
+const TOKEN: &str = "notary-setup-token-0123456789abcdef";
+
+fn serve(data_dir: &str, db: &str, interval: &str) -> Process {
+    Process::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir,
+            "--database-url",
+            db,
+            "--setup-token",
+            TOKEN,
+            "--secret-key",
+            SECRET_KEY,
+            "--notary-batch-interval",
+            interval,
+        ],
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn a_kill_between_upload_and_batch_notarizes_the_file_after_restart_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db_url, _pg) = test_database(dir.path()).await;
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut first = serve(&data, &db_url, "1h");
+    let url = first.url();
+    set_up_with(&url, TOKEN).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}{BASE}?name=survivor.txt"))
+        .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+        .header("content-type", "application/octet-stream")
+        .body(&b"survives a kill"[..])
+        .send()
+        .await
+        .unwrap();
+    let id = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    first.kill9();
+
+    let mut second = serve(&data, &db_url, "100ms");
+    let url = second.url();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let file = loop {
+        let r = http
+            .get(format!("{url}{BASE}/{id}"))
+            .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        let file = json_of(r, 200).await["data"].clone();
+        if file["status"] == "NOTARIZED" {
+            break file;
+        }
+        assert!(Instant::now() < deadline, "never notarized: {file}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(file["leafIndex"], 0);
+    // Later batches find nothing more to add: one leaf, one head.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = http
+        .get(format!("{url}/api/notary/v2/tree-heads"))
+        .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    let heads = json_of(r, 200).await["data"].clone();
+    assert_eq!(heads.as_array().unwrap().len(), 1, "{heads}");
+    assert_eq!(heads[0]["treeSize"], 1);
+    let r = http
+        .get(format!("{url}{BASE}/{id}/content"))
+        .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"survives a kill");
+    second.terminate();
+}
