@@ -25,10 +25,12 @@ pub struct Request<'a> {
 /// `resource.verb` and the target of a request, from its route template:
 /// `POST /api/v2/users` is `users.create`, `PATCH /api/v2/users/{id}` is
 /// `users.update` of that user, `POST /api/v2/api-keys/{id}/regenerate` is
-/// `api-keys.regenerate`.
+/// `api-keys.regenerate`; `POST /api/notary/v2/stored-files` is
+/// `stored-files.create`.
 pub fn action(method: &Method, route: &str, path: &str) -> (String, String, Option<String>) {
     let strip = |p: &'static str| route.strip_prefix(p);
-    let rest = strip("/api/v2/")
+    let rest = strip("/api/notary/v2/")
+        .or_else(|| strip("/api/v2/"))
         .or_else(|| strip("/api/2/"))
         .or_else(|| strip("/api/1/"))
         .or_else(|| strip("/occm/"))
@@ -133,6 +135,18 @@ mod tests {
             (
                 "api-keys.regenerate".into(),
                 "api-keys".into(),
+                Some(id.into())
+            )
+        );
+        assert_eq!(
+            action(
+                &Method::DELETE,
+                "/api/notary/v2/stored-files/{id}",
+                &format!("/api/notary/v2/stored-files/{id}")
+            ),
+            (
+                "stored-files.delete".into(),
+                "stored-files".into(),
                 Some(id.into())
             )
         );

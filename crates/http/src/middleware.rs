@@ -247,8 +247,13 @@ fn hex_string(bytes: &[u8]) -> String {
 /// presented, so one caller can never replay another's response.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // The OAuth2 endpoints answer `no-store`: a token is never kept to be
-    // replayed.
-    if req.method() != Method::POST || req.uri().path().starts_with("/api/2/idp/") {
+    // replayed. Notary uploads stream (a body of gigabytes is not kept to
+    // compare), and storing a file twice is harmless: two records.
+    let path = req.uri().path();
+    if req.method() != Method::POST
+        || path.starts_with("/api/2/idp/")
+        || path.starts_with("/api/notary/")
+    {
         return next.run(req).await;
     }
     let Some(key) = req.headers().get(&IDEMPOTENCY_KEY) else {

@@ -595,3 +595,44 @@ async fn a_kill_between_upload_and_batch_notarizes_the_file_after_restart_exactl
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"survives a kill");
     second.terminate();
 }
+
+#[tokio::test]
+async fn uploads_past_the_request_body_limit_stream_even_with_an_idempotency_key() {
+    let s = TestServer::set_up().await;
+    // Four times the 1 MiB limit of every other body.
+    let big = vec![42u8; 4 * 1024 * 1024];
+    let r = s
+        .admin(Method::POST, &format!("{BASE}?name=big.bin"))
+        .header("content-type", "application/octet-stream")
+        .header("idempotency-key", "big-upload")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let file = json_of(r, 201).await["data"].clone();
+    assert_eq!(file["sizeBytes"], 4 * 1024 * 1024);
+    assert_eq!(file["sha256"], sha256_hex(&big));
+    s.stop().await;
+
+    // Past the notary's own limit: 413, and nothing kept.
+    let s = TestServer::start_with(|c| c.notary_max_file_bytes = 1000).await;
+    let r = s.post("/occm/setup/init", &setup_body()).await;
+    assert_eq!(r.status(), 201);
+    let r = s
+        .admin(Method::POST, &format!("{BASE}?name=big.bin"))
+        .header("content-type", "application/octet-stream")
+        .body(vec![1u8; 5000])
+        .send()
+        .await
+        .unwrap();
+    let e = assert_error(r, 413, 3000).await;
+    assert_eq!(e["errors"][0]["context"]["limit"], 1000);
+    assert_eq!(get(&s, BASE).await["data"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.data_dir().join("notary/incoming"))
+            .unwrap()
+            .count(),
+        0
+    );
+    s.stop().await;
+}
