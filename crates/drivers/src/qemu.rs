@@ -441,6 +441,22 @@ impl QemuDriver {
     }
 }
 
+/// What a directory holds.
+async fn entries(dir: &Path) -> Result<Vec<tokio::fs::DirEntry>> {
+    let mut found = Vec::new();
+    let mut reading = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|e| io_failure("reading", dir, e))?;
+    while let Some(entry) = reading
+        .next_entry()
+        .await
+        .map_err(|e| io_failure("reading", dir, e))?
+    {
+        found.push(entry);
+    }
+    Ok(found)
+}
+
 /// Passes QEMU's events on as changes of the machine, and the end of the
 /// connection (the process is gone) as one more.
 async fn watch(
@@ -487,14 +503,7 @@ impl Driver for QemuDriver {
                 size_bytes: None,
             },
         );
-        let mut entries = tokio::fs::read_dir(&dir)
-            .await
-            .map_err(|e| io_failure("reading", &dir, e))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| io_failure("reading", &dir, e))?
-        {
+        for entry in entries(&dir).await? {
             let path = entry.path();
             let (Some(name), Some(format)) = (
                 path.file_stem().and_then(|s| s.to_str()),
@@ -631,20 +640,11 @@ impl Driver for QemuDriver {
 
     async fn machines(&self) -> Result<Vec<InstanceId>> {
         let dir = self.config.machines_dir();
-        let mut ids = Vec::new();
-        let mut entries = tokio::fs::read_dir(&dir)
-            .await
-            .map_err(|e| io_failure("reading", &dir, e))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| io_failure("reading", &dir, e))?
-        {
-            if let Some(id) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        Ok(entries(&dir)
+            .await?
+            .iter()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect())
     }
 }
 

@@ -11,9 +11,9 @@ use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "durability-setup-token-0123456789";
+pub(crate) const TOKEN: &str = "durability-setup-token-0123456789";
 
-fn serve(data_dir: &str, db: &str, extra: &[&str]) -> Process {
+pub(crate) fn serve(data_dir: &str, db: &str, extra: &[&str]) -> Process {
     let mut args = vec![
         "serve",
         "--listen",

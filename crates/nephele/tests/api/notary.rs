@@ -1,7 +1,8 @@
 //! The notary: stored files, batches into the Merkle log, certificates
 //! checked offline, and what bad input gets.
 
-use crate::binary::{set_up_with, Process};
+use crate::binary::set_up_with;
+use crate::durability::{serve, TOKEN};
 use crate::support::*;
 use nephele_notary::certificate::{verify, Certificate, NotaryKey, VerifyError};
 use nephele_notary::merkle;
@@ -511,35 +512,12 @@ async fn nephele_notary_verify_works_offline_and_refuses_what_was_tampered_with(
     assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("signature"));
 }
 
-const TOKEN: &str = "notary-setup-token-0123456789abcdef";
-
-fn serve(data_dir: &str, db: &str, interval: &str) -> Process {
-    Process::spawn(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir,
-            "--database-url",
-            db,
-            "--setup-token",
-            TOKEN,
-            "--secret-key",
-            SECRET_KEY,
-            "--notary-batch-interval",
-            interval,
-        ],
-        &[],
-    )
-}
-
 #[tokio::test]
 async fn a_kill_between_upload_and_batch_notarizes_the_file_after_restart_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (db_url, _pg) = test_database(dir.path()).await;
     let data = dir.path().to_str().unwrap().to_owned();
-    let mut first = serve(&data, &db_url, "1h");
+    let mut first = serve(&data, &db_url, &["--notary-batch-interval", "1h"]);
     let url = first.url();
     set_up_with(&url, TOKEN).await;
     let http = reqwest::Client::new();
@@ -557,7 +535,7 @@ async fn a_kill_between_upload_and_batch_notarizes_the_file_after_restart_exactl
         .to_owned();
     first.kill9();
 
-    let mut second = serve(&data, &db_url, "100ms");
+    let mut second = serve(&data, &db_url, &["--notary-batch-interval", "100ms"]);
     let url = second.url();
     let deadline = Instant::now() + Duration::from_secs(20);
     let file = loop {

@@ -114,6 +114,27 @@ async fn wait_state(s: &TestServer, id: &str, wanted: &str) {
     }
 }
 
+/// Deletes an instance and waits for the task to succeed.
+async fn delete(s: &TestServer, id: &str) {
+    let r = s
+        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let t = s.finished_task(&accepted_task(r).await).await;
+    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+}
+
+/// `qemu-img info` of a disk (shared: QEMU may hold it open).
+fn disk_info(disk: &Path) -> Value {
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(disk)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&info.stdout).unwrap()
+}
+
 /// Runs an operation and waits for its task; the task.
 async fn operate(s: &TestServer, id: &str, op: &str) -> Value {
     let r = s
@@ -198,12 +219,7 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
     assert_eq!(state(&s, &id).await, "Running");
     assert_eq!(power(&s, &id).await, Some(nephele_drivers::Power::Running));
     let dir = machine_dir(&s, &id);
-    let info = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(dir.join("disk.qcow2"))
-        .output()
-        .unwrap();
-    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info = disk_info(&dir.join("disk.qcow2"));
     assert!(
         info["backing-filename"]
             .as_str()
@@ -245,32 +261,15 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
     let pid = pid_of(&s, &id);
 
     // Deleted: nothing left.
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let t = s.finished_task(&accepted_task(r).await).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    delete(&s, &id).await;
     wait_gone(pid).await;
     assert!(!dir.exists());
 
     // A blank disk of the instance's size.
     let id = running_machine(&s, "vm-2", "blank").await;
-    let info = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(machine_dir(&s, &id).join("disk.qcow2"))
-        .output()
-        .unwrap();
-    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let info = disk_info(&machine_dir(&s, &id).join("disk.qcow2"));
     assert!(info["backing-filename"].is_null(), "{info}");
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let t = s.finished_task(&accepted_task(r).await).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    delete(&s, &id).await;
     assert!(qemu_pids(s.data_dir()).is_empty());
     s.stop().await;
 }
@@ -318,13 +317,7 @@ async fn a_restart_keeps_machines_running_and_finds_those_that_died_meanwhile() 
     wait_state(&s, &vanished, "Error").await;
 
     for id in [&kept, &killed, &vanished] {
-        let r = s
-            .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-            .send()
-            .await
-            .unwrap();
-        let t = s.finished_task(&accepted_task(r).await).await;
-        assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+        delete(&s, id).await;
     }
     assert!(qemu_pids(s.data_dir()).is_empty());
     s.stop().await;
@@ -449,13 +442,7 @@ async fn a_guest_that_powers_itself_off_shows_stopped() {
     let console = machine_dir(&s, &id).join("console.log");
     assert!(console.exists());
 
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let t = s.finished_task(&accepted_task(r).await).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    delete(&s, &id).await;
     assert!(!machine_dir(&s, &id).exists());
     s.stop().await;
 }
