@@ -216,40 +216,55 @@ impl App {
         Ok(leaves)
     }
 
-    /// Appends the pending hashes to the log under a new signed head.
+    /// Appends every pending hash to the log, in batches of at most
+    /// `batch_size`, each under a new signed head; the log's size after.
     pub async fn notarize_pending(&self) -> Result<Option<u64>> {
         self.notary()
             .since_batch
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        let limit = self.notary_config().batch_size.max(1);
+        let mut size = None;
+        loop {
+            let Some((tree_size, added)) = self.notarize_batch(limit).await? else {
+                return Ok(size);
+            };
+            size = Some(tree_size);
+            if added < limit as u64 {
+                return Ok(size);
+            }
+        }
+    }
+
+    /// One batch: its head's tree size and how many leaves it added.
+    async fn notarize_batch(&self, limit: usize) -> Result<Option<(u64, u64)>> {
         let signer = self.notary_signer().await?;
         let size = self
             .store()
             .latest_tree_head()
             .await?
             .map_or(0, |h| h.tree_size as u64);
-        let leaves = self.leaves(size).await?;
+        let mut leaves = self.leaves(size).await?;
+        let known = leaves.len();
         let now = self.clock().now();
-        let limit = self.notary_config().batch_size.max(1) as i64;
         let head = self
             .store()
-            .notarize(limit, |current, pending: &[PendingFile]| {
+            .notarize(limit as i64, |current, pending: &[PendingFile]| {
                 let old_size = current.map_or(0, |h| h.tree_size as u64);
                 // Another node appended since: its leaves are not here yet.
-                if old_size != leaves.len() as u64 {
+                if old_size != known as u64 {
                     return Err(Error::unavailable(
                         "the log moved on; the next batch catches up",
                     ));
                 }
-                let mut all = leaves.clone();
                 for f in pending {
-                    all.push(merkle::leaf_hash(&hash_of(&f.sha256)?));
+                    leaves.push(merkle::leaf_hash(&hash_of(&f.sha256)?));
                 }
-                let root = merkle::root(&all);
-                let signed = signer.sign_tree_head(all.len() as u64, now, &root);
-                let proof = merkle::consistency_proof(&all, old_size)
+                let root = merkle::root(&leaves);
+                let signed = signer.sign_tree_head(leaves.len() as u64, now, &root);
+                let proof = merkle::consistency_proof(&leaves, old_size)
                     .ok_or_else(|| Error::internal("no consistency proof"))?;
                 Ok(TreeHead {
-                    tree_size: all.len() as i64,
+                    tree_size: leaves.len() as i64,
                     root_hash: signed.root_hash,
                     signed_at: signed.timestamp,
                     key_id: signed.key_id,
@@ -258,16 +273,17 @@ impl App {
                     consistency_proof: proof.iter().map(hex::encode).collect(),
                 })
             })
-            .await?;
-        drop(leaves);
-        if let Some(head) = &head {
-            tracing::info!(
-                tree_size = head.tree_size,
-                added = head.tree_size - head.previous_size,
-                "notarized a batch"
-            );
+            .await;
+        // Leaves of a batch that did not commit are not the log's.
+        if !matches!(head, Ok(Some(_))) {
+            leaves.truncate(known);
         }
-        Ok(head.map(|h| h.tree_size as u64))
+        let Some(head) = head? else {
+            return Ok(None);
+        };
+        let added = (head.tree_size - head.previous_size) as u64;
+        tracing::info!(tree_size = head.tree_size, added, "notarized a batch");
+        Ok(Some((head.tree_size as u64, added)))
     }
 
     async fn visible_file(

@@ -614,3 +614,52 @@ async fn uploads_past_the_request_body_limit_stream_even_with_an_idempotency_key
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_backlog_is_notarized_in_batches_of_the_batch_size_each_extending_the_last() {
+    let s = TestServer::start_with(|c| c.notary_batch_size = 2).await;
+    let r = s.post("/occm/setup/init", &setup_body()).await;
+    assert_eq!(r.status(), 201);
+    for (i, data) in [&b"one"[..], b"two", b"three", b"four", b"five"]
+        .into_iter()
+        .enumerate()
+    {
+        upload(&s, &format!("f{i}"), data).await;
+    }
+    assert_eq!(s.app().notarize_pending().await.unwrap(), Some(5));
+    let heads = get(&s, "/api/notary/v2/tree-heads").await["data"].clone();
+    let sizes: Vec<u64> = heads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["treeSize"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [2, 4, 5]);
+    let hash = |v: &Value| -> [u8; 32] {
+        hex::decode(v.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    for pair in heads.as_array().unwrap().windows(2) {
+        let proof: Vec<[u8; 32]> = pair[1]["consistencyProof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hash)
+            .collect();
+        assert!(merkle::verify_consistency(
+            pair[0]["treeSize"].as_u64().unwrap(),
+            pair[1]["treeSize"].as_u64().unwrap(),
+            &hash(&pair[0]["rootHash"]),
+            &hash(&pair[1]["rootHash"]),
+            &proof
+        ));
+    }
+    assert_eq!(
+        s.app().notarize_pending().await.unwrap(),
+        None,
+        "nothing left"
+    );
+    s.stop().await;
+}
