@@ -241,10 +241,12 @@ impl QemuDriver {
         };
         match self.monitor(id).await {
             Ok(Some(qmp)) => {
+                // A QEMU that fails to answer here is ended all the same.
                 let mut ended = false;
                 if let Some(grace) = grace {
-                    if self.running(id, &qmp).await? {
-                        self.execute(id, &qmp, "system_powerdown").await?;
+                    if self.running(id, &qmp).await.unwrap_or(false)
+                        && qmp.execute("system_powerdown", None).await.is_ok()
+                    {
                         ended = tokio::time::timeout(grace, qmp.closed()).await.is_ok();
                     }
                 }
