@@ -48,7 +48,7 @@ pub(crate) struct Notary {
     /// The log's leaf hashes as far as this node has read them.
     leaves: tokio::sync::Mutex<Vec<Hash>>,
     /// Woken by uploads so a full batch need not wait for the interval.
-    uploads: tokio::sync::Notify,
+    uploads: Arc<tokio::sync::Notify>,
     since_batch: std::sync::atomic::AtomicUsize,
 }
 
@@ -124,10 +124,8 @@ impl App {
         &self.config().notary
     }
 
-    /// Loads (or makes) the signing key, removes what interrupted uploads
-    /// left, and starts the batcher.
+    /// Removes what interrupted uploads left, and starts the batcher.
     pub(crate) async fn start_notary(&self) -> Result<()> {
-        self.notary_signer().await?;
         let incoming = self.notary_config().dir.join("incoming");
         let _ = tokio::fs::remove_dir_all(&incoming).await;
         for dir in [incoming, self.notary_config().dir.join("files")] {
@@ -135,25 +133,18 @@ impl App {
                 .await
                 .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
         }
+        // The key is loaded, and the first batch cut, when there is work:
+        // an idle server touches none of it.
         let weak = Arc::downgrade(&self.inner);
+        let uploads = self.notary().uploads.clone();
         let interval = self.notary_config().batch_interval;
         tokio::spawn(async move {
             loop {
-                let notified = match weak.upgrade() {
-                    Some(inner) => {
-                        let app = App { inner };
-                        if let Err(e) = app.notarize_pending().await {
-                            tracing::warn!(error = %e, "notary batch failed; retrying");
-                        }
-                        let app = app.clone();
-                        async move {
-                            let _ = tokio::time::timeout(interval, app.notary().uploads.notified())
-                                .await;
-                        }
-                    }
-                    None => break,
-                };
-                notified.await;
+                let _ = tokio::time::timeout(interval, uploads.notified()).await;
+                let Some(inner) = weak.upgrade() else { break };
+                if let Err(e) = (App { inner }).notarize_pending().await {
+                    tracing::warn!(error = %e, "notary batch failed; retrying");
+                }
             }
         });
         Ok(())
@@ -200,10 +191,20 @@ impl App {
             .cloned()
     }
 
-    /// The log's first `size` leaf hashes, read from the database as far
-    /// as this node has not read them yet.
-    async fn leaves(&self, size: u64) -> Result<tokio::sync::MutexGuard<'_, Vec<Hash>>> {
+    /// The log's leaf hashes, at least its first `size` (its whole size
+    /// as of now when `None`), read from the database as far as this node
+    /// has not read them yet. Holding them keeps this node's batches one
+    /// at a time.
+    async fn leaves(&self, size: Option<u64>) -> Result<tokio::sync::MutexGuard<'_, Vec<Hash>>> {
         let mut leaves = self.notary().leaves.lock().await;
+        let size = match size {
+            Some(size) => size,
+            None => self
+                .store()
+                .latest_tree_head()
+                .await?
+                .map_or(0, |h| h.tree_size as u64),
+        };
         let have = leaves.len() as u64;
         if have < size {
             for hex_text in self.store().leaf_sha256s(have as i64, size as i64).await? {
@@ -238,12 +239,7 @@ impl App {
     /// One batch: its head's tree size and how many leaves it added.
     async fn notarize_batch(&self, limit: usize) -> Result<Option<(u64, u64)>> {
         let signer = self.notary_signer().await?;
-        let size = self
-            .store()
-            .latest_tree_head()
-            .await?
-            .map_or(0, |h| h.tree_size as u64);
-        let mut leaves = self.leaves(size).await?;
+        let mut leaves = self.leaves(None).await?;
         let known = leaves.len();
         let now = self.clock().now();
         let head = self
@@ -572,7 +568,7 @@ impl App {
             .await?
             .ok_or_else(|| Error::internal("a notarized file and no tree head"))?;
         let head = head_of(&row, ALGORITHM)?;
-        let leaves = self.leaves(head.tree_size).await?;
+        let leaves = self.leaves(Some(head.tree_size)).await?;
         nephele_notary::certificate::certificate(
             &leaves[..head.tree_size as usize],
             index as u64,
@@ -641,6 +637,8 @@ impl App {
     pub async fn notary_keys(&self, ctx: &OpCtx) -> Result<Vec<NotaryKey>> {
         let org = self.acting_organization(ctx, None);
         self.authorize(ctx, org, Permission::NotaryRead).await?;
+        // Made on first use: asking for it is a use.
+        self.notary_signer().await?;
         Ok(self
             .store()
             .notary_keys()
