@@ -33,6 +33,15 @@ use utoipa_axum::routes;
 
 /// Every route with its OpenAPI entry.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, api) = router_and_paths();
+    (router, openapi::finish(api))
+}
+
+/// The routes, and their OpenAPI paths before [`openapi::finish`] adds
+/// the common responses. Serving needs only the routes: the document is
+/// made when it is first asked for, not at every start (finished, it
+/// takes megabytes that an idle server would keep).
+fn router_and_paths() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{
         accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me, notary,
         ops, organizations, roles, setup, tasks, users,
@@ -93,7 +102,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(notary::keys))
             .routes(routes!(notary::tree_heads))
             .split_for_parts();
-    (router, openapi::finish(api))
+    (router, api)
 }
 
 /// The OpenAPI document as served and as committed in `openapi/nephele.json`.
@@ -110,7 +119,7 @@ async fn not_found(uri: axum::http::Uri) -> HttpError {
 
 /// The complete service: routes, layers and state.
 pub fn service(app: App, options: HttpOptions) -> Router {
-    let (routes, _) = api();
+    let (routes, _) = router_and_paths();
     let metrics = Arc::new(metrics::Metrics::new(
         app.engine().ok().map(|e| e.metrics()),
     ));
