@@ -28,6 +28,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TYPE: &str = "stored-files";
 const ALGORITHM: &str = "Ed25519";
+/// Content on disk without a record is removed at start once this old.
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone)]
 pub struct NotaryConfig {
@@ -133,6 +135,7 @@ impl App {
                 .await
                 .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
         }
+        self.remove_orphaned_contents().await?;
         // The key is loaded, and the first batch cut, when there is work:
         // an idle server touches none of it.
         let weak = Arc::downgrade(&self.inner);
@@ -147,6 +150,37 @@ impl App {
                 }
             }
         });
+        Ok(())
+    }
+
+    /// Removes contents that no record names: a crash between moving an
+    /// upload into place and recording it. Only those older than
+    /// [`ORPHAN_AGE`], as nodes sharing the directory may be mid-upload.
+    async fn remove_orphaned_contents(&self) -> Result<()> {
+        let dir = self.notary_config().dir.join("files");
+        let kept: std::collections::HashSet<String> = self
+            .store()
+            .stored_content_ids()
+            .await?
+            .into_iter()
+            .collect();
+        let mut entries = tokio::fs::read_dir(&dir)
+            .await
+            .map_err(|e| Error::internal(format!("reading {}: {e}", dir.display())))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let old = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > ORPHAN_AGE);
+            if old && !kept.contains(&name) {
+                tracing::warn!(file = %entry.path().display(), "removing stored content no record names");
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
         Ok(())
     }
 

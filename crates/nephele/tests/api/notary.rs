@@ -673,3 +673,39 @@ async fn a_backlog_is_notarized_in_batches_of_the_batch_size_each_extending_the_
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn content_no_record_names_is_removed_at_start_once_old() {
+    let s = TestServer::set_up().await;
+    let kept = upload(&s, "kept.txt", b"recorded").await;
+    let files = s.data_dir().join("notary/files");
+    let orphan = files.join(uuid::Uuid::now_v7().to_string());
+    let young = files.join(uuid::Uuid::now_v7().to_string());
+    std::fs::write(&orphan, b"a crash between rename and record").unwrap();
+    std::fs::write(&young, b"maybe another node's upload in flight").unwrap();
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&orphan)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(files.join(kept["id"].as_str().unwrap()))
+        .status()
+        .unwrap();
+
+    let s = s.restart(|_| {}).await;
+    assert!(!orphan.exists(), "an old orphan is removed");
+    assert!(young.exists(), "a young one may still be recorded");
+    let r = s
+        .admin(
+            Method::GET,
+            &format!("{BASE}/{}/content", kept["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"recorded");
+    s.stop().await;
+}
