@@ -42,17 +42,29 @@ fn is_download(path: &str) -> bool {
     path.starts_with("/api/notary/v2/stored-files/") && path.ends_with("/content")
 }
 
+/// Each media range of an `Accept` header, lower-cased, with its q
+/// (1 when absent, clamped to 0–1, 0 when unreadable).
+fn media_ranges(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    accept.split(',').map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0_f32;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            }
+        }
+        (media, q)
+    })
+}
+
 /// Does `accept` rank `text/html` at least as high as anything else?
 fn prefers_html(accept: &str) -> bool {
     let mut html = 0.0_f32;
     let mut best_other = 0.0_f32;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+    for (media, q) in media_ranges(accept) {
         match media.as_str() {
             "text/html" => html = html.max(q),
             // Browsers add these at lower q; they do not outrank the page.
@@ -69,17 +81,7 @@ fn prefers_html(accept: &str) -> bool {
 pub fn choose(accept: &str) -> Option<Format> {
     let mut best_json = (0.0_f32, 0_u8);
     let mut best_xml = (0.0_f32, 0_u8);
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let mut q = 1.0_f32;
-        for p in parts {
-            if let Some((k, v)) = p.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("q") {
-                    q = v.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0);
-                }
-            }
-        }
+    for (media, q) in media_ranges(accept) {
         let (json_spec, xml_spec) = match media.as_str() {
             "*/*" => (1, 1),
             "application/*" => (2, 2),
