@@ -226,10 +226,14 @@ impl QemuDriver {
             .map_err(|e| qmp_failure(id, e))
     }
 
-    /// Is the guest running (not paused, not never-continued)?
+    /// Is the guest running (not paused, not never-continued)? A QEMU
+    /// that hangs up instead of answering is ending: not running.
     async fn running(&self, id: InstanceId, qmp: &Qmp) -> Result<bool> {
-        let status = self.execute(id, qmp, "query-status").await?;
-        Ok(status["running"].as_bool().unwrap_or(false))
+        match qmp.execute("query-status", None).await {
+            Ok(status) => Ok(status["running"].as_bool().unwrap_or(false)),
+            Err(QmpError::Closed) => Ok(false),
+            Err(e) => Err(qmp_failure(id, e)),
+        }
     }
 
     /// Ends the machine's process: an ACPI power-down first when
@@ -621,12 +625,7 @@ impl Driver for QemuDriver {
             return Ok(None);
         }
         let running = match self.monitor(id).await? {
-            Some(qmp) => match qmp.execute("query-status", None).await {
-                Ok(status) => status["running"].as_bool().unwrap_or(false),
-                // QEMU hung up: it is ending.
-                Err(QmpError::Closed) => false,
-                Err(e) => return Err(qmp_failure(id, e)),
-            },
+            Some(qmp) => self.running(id, &qmp).await?,
             None => false,
         };
         Ok(Some(if running {
