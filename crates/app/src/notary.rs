@@ -15,7 +15,9 @@ use nephele_auth::Permission;
 use nephele_common::ids::{OrganizationId, StoredFileId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Result};
-use nephele_notary::certificate::{Certificate, NotaryKey, NotarySigner, SignedTreeHead};
+use nephele_notary::certificate::{
+    Certificate, NotaryKey, NotarySigner, SignedTreeHead, ALGORITHM,
+};
 use nephele_notary::merkle::{self, Hash};
 use nephele_store::notary::{
     Content, NewStoredFile, NotaryKeyRecord, PendingFile, StoredFile, StoredFileFilter, TreeHead,
@@ -24,10 +26,9 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const TYPE: &str = "stored-files";
-const ALGORITHM: &str = "Ed25519";
 /// Content on disk without a record is removed at start once this old.
 const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
@@ -105,14 +106,14 @@ fn broken_upload(e: impl std::fmt::Display) -> Error {
     )
 }
 
-fn head_of(row: &TreeHead, algorithm: &str) -> Result<SignedTreeHead> {
+fn head_of(row: &TreeHead) -> Result<SignedTreeHead> {
     Ok(SignedTreeHead {
         tree_size: u64::try_from(row.tree_size)
             .map_err(|_| Error::internal("negative tree size"))?,
         root_hash: row.root_hash.clone(),
         timestamp: row.signed_at,
         key_id: row.key_id.clone(),
-        algorithm: algorithm.to_owned(),
+        algorithm: ALGORITHM.to_owned(),
         signature: row.signature.clone(),
     })
 }
@@ -135,13 +136,19 @@ impl App {
                 .await
                 .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
         }
-        self.remove_orphaned_contents().await?;
         // The key is loaded, and the first batch cut, when there is work:
-        // an idle server touches none of it.
+        // an idle server touches none of it. The sweep of orphaned
+        // contents reads every record with content, so it runs beside
+        // serving, not before it.
         let weak = Arc::downgrade(&self.inner);
         let uploads = self.notary().uploads.clone();
         let interval = self.notary_config().batch_interval;
+        let app = self.clone();
         tokio::spawn(async move {
+            if let Err(e) = app.remove_orphaned_contents().await {
+                tracing::warn!(error = %e, "cannot sweep orphaned notary contents");
+            }
+            drop(app);
             loop {
                 let _ = tokio::time::timeout(interval, uploads.notified()).await;
                 let Some(inner) = weak.upgrade() else { break };
@@ -539,22 +546,14 @@ impl App {
             }
         }
         let path = self.content_path(id);
-        let mut reader = tokio::fs::File::open(&path)
+        let reader = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::internal(format!("opening {}: {e}", path.display())))?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let n = reader
-                .read(&mut buffer)
-                .await
-                .map_err(|e| Error::internal(format!("reading {}: {e}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        if hex::encode(hasher.finalize()) != file.sha256 {
+        let sha256 = self
+            .hash_stream(tokio_util::io::ReaderStream::new(reader))
+            .await
+            .map_err(|e| Error::internal(format!("reading {}: {e}", path.display())))?;
+        if sha256 != file.sha256 {
             tracing::error!(%id, path = %path.display(), "stored content no longer has its notarized hash");
             return Err(Error::internal(
                 "the stored content no longer matches its notarized hash",
@@ -579,11 +578,16 @@ impl App {
         Ok(())
     }
 
-    /// The certificate of a notarized file: its inclusion proof to the
+    /// A notarized file and its certificate: its inclusion proof to the
     /// latest signed tree head.
-    pub async fn certificate(&self, ctx: &OpCtx, id: StoredFileId) -> Result<Certificate> {
+    pub async fn certificate(
+        &self,
+        ctx: &OpCtx,
+        id: StoredFileId,
+    ) -> Result<(StoredFile, Certificate)> {
         let file = self.visible_file(ctx, id, Permission::NotaryRead).await?;
-        self.certificate_of(&file).await
+        let certificate = self.certificate_of(&file).await?;
+        Ok((file, certificate))
     }
 
     async fn certificate_of(&self, file: &StoredFile) -> Result<Certificate> {
@@ -601,7 +605,7 @@ impl App {
             .latest_tree_head()
             .await?
             .ok_or_else(|| Error::internal("a notarized file and no tree head"))?;
-        let head = head_of(&row, ALGORITHM)?;
+        let head = head_of(&row)?;
         let leaves = self.leaves(Some(head.tree_size)).await?;
         nephele_notary::certificate::certificate(
             &leaves[..head.tree_size as usize],
@@ -701,7 +705,7 @@ impl App {
             .iter()
             .map(|row| {
                 Ok(LoggedTreeHead {
-                    head: head_of(row, ALGORITHM)?,
+                    head: head_of(row)?,
                     previous_size: row.previous_size as u64,
                     consistency_proof: row.consistency_proof.clone(),
                 })

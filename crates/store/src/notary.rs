@@ -152,6 +152,20 @@ fn head_from_row(r: &AnyRow) -> Result<TreeHead> {
     })
 }
 
+/// The newest tree head, read through a pool or inside a transaction.
+async fn latest_head<'e, E>(executor: E) -> Result<Option<TreeHead>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(&format!(
+        "SELECT {HEAD_COLUMNS} FROM notary_tree_heads ORDER BY tree_size DESC LIMIT 1"
+    ))
+    .fetch_optional(executor)
+    .await
+    .map_err(db_error)?;
+    row.as_ref().map(head_from_row).transpose()
+}
+
 impl Store {
     pub async fn insert_stored_file(&self, new: &NewStoredFile) -> Result<StoredFile> {
         sqlx::query(
@@ -247,13 +261,7 @@ impl Store {
     }
 
     pub async fn latest_tree_head(&self) -> Result<Option<TreeHead>> {
-        let row = sqlx::query(&format!(
-            "SELECT {HEAD_COLUMNS} FROM notary_tree_heads ORDER BY tree_size DESC LIMIT 1"
-        ))
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(head_from_row).transpose()
+        latest_head(&self.read).await
     }
 
     /// Every tree head by size, oldest first.
@@ -304,15 +312,7 @@ impl Store {
     {
         let mut tx = self.write.begin().await.map_err(db_error)?;
         lock_invariants(self, &mut tx).await?;
-        let current = sqlx::query(&format!(
-            "SELECT {HEAD_COLUMNS} FROM notary_tree_heads ORDER BY tree_size DESC LIMIT 1"
-        ))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .as_ref()
-        .map(head_from_row)
-        .transpose()?;
+        let current = latest_head(&mut *tx).await?;
         let pending: Vec<PendingFile> = sqlx::query(
             "SELECT id, sha256 FROM notary_files WHERE leaf_index IS NULL \
              ORDER BY created_at, id LIMIT $1",

@@ -18,7 +18,7 @@ use nephele_api_types::{
     StoredFileRegistration, Verification, VerifyRequest,
 };
 use nephele_common::ids::OrganizationId;
-use nephele_common::{Error, ErrorCode};
+use nephele_common::Error;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -72,11 +72,9 @@ fn content_type(req: &Request) -> String {
         .to_ascii_lowercase()
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> Error {
-    Error::new(
-        ErrorCode::Malformed,
-        format!("Malformed multipart body: {}", e.body_text()),
-    )
+/// A form that cannot be read (its rejection's or its field's text).
+fn multipart_error(text: String) -> Error {
+    Error::malformed(format!("Malformed multipart body: {text}"))
 }
 
 /// Stores a file, or registers a hash. The body is the file itself
@@ -108,18 +106,36 @@ pub async fn create(
                 .await?
         }
         "multipart/form-data" => {
-            let mut form = Multipart::from_request(req, &state).await.map_err(|e| {
-                Error::malformed(format!("Malformed multipart body: {}", e.body_text()))
-            })?;
+            let mut form = Multipart::from_request(req, &state)
+                .await
+                .map_err(|e| multipart_error(e.body_text()))?;
             let mut name = params.name;
             let mut sha256 = params.sha256;
             loop {
-                let Some(field) = form.next_field().await.map_err(multipart_error)? else {
+                let Some(field) = form
+                    .next_field()
+                    .await
+                    .map_err(|e| multipart_error(e.body_text()))?
+                else {
                     return Err(Error::invalid("file", "is required: a part named file").into());
                 };
                 match field.name().unwrap_or("") {
-                    "name" => name = Some(field.text().await.map_err(multipart_error)?),
-                    "sha256" => sha256 = Some(field.text().await.map_err(multipart_error)?),
+                    "name" => {
+                        name = Some(
+                            field
+                                .text()
+                                .await
+                                .map_err(|e| multipart_error(e.body_text()))?,
+                        )
+                    }
+                    "sha256" => {
+                        sha256 = Some(
+                            field
+                                .text()
+                                .await
+                                .map_err(|e| multipart_error(e.body_text()))?,
+                        )
+                    }
                     "file" => {
                         let name = name.or_else(|| field.file_name().map(str::to_owned));
                         break app
@@ -252,9 +268,11 @@ pub async fn certificate(
     Path(id): Path<String>,
     format: Option<axum::Extension<Format>>,
 ) -> HttpResult<Response> {
-    let id = parse_path_id(TYPE, &id)?;
-    let file = state.app.get_stored_file(&ctx, id).await?;
-    let cert: Certificate = views::same_shape(&state.app.certificate(&ctx, id).await?)?;
+    let (file, cert) = state
+        .app
+        .certificate(&ctx, parse_path_id(TYPE, &id)?)
+        .await?;
+    let cert: Certificate = views::same_shape(&cert)?;
     if format.is_some_and(|f| f.0 == Format::Html) {
         let page = crate::notary_page::certificate(&views::stored_file(&file), &cert);
         let mut response = (StatusCode::OK, page).into_response();
