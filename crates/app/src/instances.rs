@@ -323,7 +323,7 @@ pub struct InstanceOperations {
     clock: SharedClock,
     driver: Arc<dyn Driver>,
     /// State changes, written in groups.
-    states: Batcher<(InstanceId, InstanceState, DateTime<Utc>), bool>,
+    states: Batcher<(InstanceId, InstanceState, DateTime<Utc>), Option<Instance>>,
 }
 
 const CREATE: &[&str] = &["create machine", "start machine", "mark running"];
@@ -346,7 +346,7 @@ impl InstanceOperations {
         }
     }
 
-    async fn set_state(&self, id: InstanceId, state: InstanceState) -> Result<bool> {
+    async fn set_state(&self, id: InstanceId, state: InstanceState) -> Result<Option<Instance>> {
         self.states.submit((id, state, self.clock.now())).await
     }
 
@@ -397,12 +397,17 @@ impl InstanceOperations {
         })
     }
 
-    async fn mark(&self, task: &Task, state: InstanceState) -> Result<()> {
+    /// Records the instance's state; the instance as it now is, as the
+    /// task's result.
+    async fn mark(&self, task: &Task, state: InstanceState) -> Result<Option<String>> {
         let id = Self::instance_id(task)?;
-        if !self.set_state(id, state).await? {
-            return Err(Error::not_found(TYPE, id));
-        }
-        Ok(())
+        let instance = self
+            .set_state(id, state)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        serde_json::to_string(&wire(&instance))
+            .map(Some)
+            .map_err(|e| Error::internal(format!("serialize instance: {e}")))
     }
 
     /// Stops the machine if it runs (a delete of a stopped or broken one
@@ -428,22 +433,23 @@ impl Operations for InstanceOperations {
         })
     }
 
-    async fn run(&self, task: &Task, step: usize) -> Result<()> {
+    async fn run(&self, task: &Task, step: usize) -> Result<Option<String>> {
         let id = Self::instance_id(task)?;
-        match (task.operation.as_str(), step) {
+        let done = match (task.operation.as_str(), step) {
             ("create", 0) => self.driver.create(&self.spec(task).await?).await,
             ("create", 1) | ("start", 0) => self.driver.start(&self.spec(task).await?).await,
             ("create", 2) | ("start" | "reboot", 1) => {
-                self.mark(task, InstanceState::Running).await
+                return self.mark(task, InstanceState::Running).await
             }
             ("stop", 0) => self.driver.stop(id).await,
-            ("stop", 1) => self.mark(task, InstanceState::Stopped).await,
+            ("stop", 1) => return self.mark(task, InstanceState::Stopped).await,
             ("reboot", 0) => self.driver.reboot(id, task.id).await,
             ("delete", 0) => self.stop_if_running(id).await,
             ("delete", 1) => self.driver.delete(id).await,
             ("delete", 2) => self.store.remove_instance(id).await,
             (op, step) => Err(Error::internal(format!("no step {step} in {op}"))),
-        }
+        };
+        done.map(|()| None)
     }
 
     async fn undo(&self, task: &Task, step: usize) -> Result<()> {
@@ -459,16 +465,6 @@ impl Operations for InstanceOperations {
             // and a record removed cannot be undone.
             _ => Ok(()),
         }
-    }
-
-    async fn result(&self, task: &Task) -> Result<Option<String>> {
-        if task.operation == "delete" {
-            return Ok(None);
-        }
-        let instance = self.instance(task).await?;
-        serde_json::to_string(&wire(&instance))
-            .map(Some)
-            .map_err(|e| Error::internal(format!("serialize instance: {e}")))
     }
 
     async fn settle(&self, task: &Task, undo_failed: bool) -> Result<()> {

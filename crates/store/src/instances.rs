@@ -3,8 +3,7 @@
 //! operation's transitional state and queues the task (see `tasks`).
 
 use crate::db::{
-    col, col_id, col_time, db_error, json_batch, parse_id, returned_ids, unique_violation, Backend,
-    JsonType,
+    col, col_id, col_time, db_error, json_batch, parse_id, unique_violation, Backend, JsonType,
 };
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
@@ -16,7 +15,7 @@ use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 pub const TYPE: &str = "instances";
 
@@ -704,12 +703,13 @@ impl Store {
     }
 
     /// Sets instances' states (task steps: idempotent), in one statement
-    /// (two when some already had theirs). Each answer is false when that
-    /// instance is gone.
+    /// (two when some already had theirs). Each answer is the instance as
+    /// it now is, or `None` when it is gone: a task's last step takes its
+    /// result from here instead of reading the instance again.
     pub async fn set_instance_states(
         &self,
         batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
-    ) -> Result<Vec<bool>> {
+    ) -> Result<Vec<Option<Instance>>> {
         use JsonType::{Integer, Text};
         let rows = json_batch(batch.iter().map(|(id, state, now)| {
             serde_json::json!({
@@ -719,21 +719,27 @@ impl Store {
             })
         }));
         let j = self.json_rows("j", &[("id", Text), ("state", Text), ("at", Integer)]);
-        let mut found: HashSet<String> = returned_ids(
-            &self.write,
-            &format!(
-                "UPDATE instances SET state = j.state, updated_at = j.at, version = version + 1 \
+        // Qualified, since `j` has columns of the same names.
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("instances.{c} AS {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut rows_found = sqlx::query(&format!(
+            "UPDATE instances SET state = j.state, updated_at = j.at, version = version + 1 \
              FROM {j} WHERE instances.id = j.id AND instances.state <> j.state \
-             RETURNING instances.id"
-            ),
-            &rows,
-        )
-        .await?;
-        if found.len() < batch.len() {
+             RETURNING {columns}"
+        ))
+        .bind(&rows)
+        .fetch_all(&self.write)
+        .await
+        .map_err(db_error)?;
+        if rows_found.len() < batch.len() {
             // Those already in their state (a step run again) exist too.
-            found.extend(
-                sqlx::query_scalar::<_, String>(&format!(
-                    "SELECT instances.id FROM instances JOIN {j} ON instances.id = j.id"
+            rows_found.extend(
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM instances JOIN {j} ON instances.id = j.id \
+                     WHERE instances.state = j.state"
                 ))
                 .bind(&rows)
                 .fetch_all(&self.write)
@@ -741,9 +747,13 @@ impl Store {
                 .map_err(db_error)?,
             );
         }
+        let found = rows_found
+            .iter()
+            .map(|row| instance_from_row(row).map(|i| (i.id, i)))
+            .collect::<Result<HashMap<_, _>>>()?;
         Ok(batch
             .iter()
-            .map(|(id, _, _)| found.contains(&id.to_string()))
+            .map(|(id, _, _)| found.get(id).cloned())
             .collect())
     }
 

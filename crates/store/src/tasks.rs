@@ -166,6 +166,9 @@ pub struct Finish {
     pub result: Option<String>,
     pub error: Option<String>,
     pub now: DateTime<Utc>,
+    /// The step that ended the task, recorded with its end rather than on
+    /// its own: the steps done, and its entry in the log.
+    pub last_step: Option<(i64, StepEntry)>,
 }
 
 /// `?status=`, `?resourceId=` of a list.
@@ -201,6 +204,25 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
         started_at: col::<Option<i64>>(r, "started_at")?.map(from_micros),
         completed_at: col::<Option<i64>>(r, "completed_at")?.map(from_micros),
     })
+}
+
+/// Appends to the step log the entries of a batch (`j`, see
+/// [`Store::json_rows`]: `id`, `owner`, `name`, `action`, `outcome`,
+/// `detail`, `at`) whose tasks their nodes still hold; rows without a
+/// `name` have no entry.
+async fn append_steps(tx: &mut Transaction<'static, Any>, j: &str, rows: &str) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
+         SELECT j.id, (SELECT COALESCE(MAX(s.seq), 0) + 1 FROM task_steps s \
+         WHERE s.task_id = j.id), j.name, j.action, j.outcome, j.detail, j.at FROM {j} \
+         WHERE j.name IS NOT NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id \
+         AND t.owner = j.owner AND t.status = 'RUNNING')"
+    ))
+    .bind(rows)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// `status = 'RUNNING'` in a form no index serves: otherwise SQLite may
@@ -445,17 +467,7 @@ impl Store {
         .await?;
         if !held.is_empty() {
             // The tasks just updated are exactly those still held.
-            sqlx::query(&format!(
-                "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
-                 SELECT j.id, (SELECT COALESCE(MAX(s.seq), 0) + 1 FROM task_steps s \
-                 WHERE s.task_id = j.id), j.name, j.action, j.outcome, j.detail, j.at FROM {j} \
-                 WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id AND t.owner = j.owner \
-                 AND t.status = 'RUNNING')"
-            ))
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            append_steps(&mut tx, &j, &rows).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(batch
@@ -464,12 +476,14 @@ impl Store {
             .collect())
     }
 
-    /// Ends tasks their nodes hold, in one statement: SUCCESS with a result
-    /// or FAILED with an error. Each answer is false when that task was no
-    /// longer its node's.
+    /// Ends tasks their nodes hold, in one transaction of one statement
+    /// (two when a last step is recorded with its task's end): SUCCESS
+    /// with a result or FAILED with an error. Each answer is false when
+    /// that task was no longer its node's.
     pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
         use JsonType::{Integer, Text};
         let rows = json_batch(batch.iter().map(|f| {
+            let (step, entry) = f.last_step.as_ref().map(|(s, e)| (*s, e)).unzip();
             serde_json::json!({
                 "id": f.task.to_string(),
                 "owner": f.owner.to_string(),
@@ -477,6 +491,11 @@ impl Store {
                 "result": f.result,
                 "error": f.error,
                 "at": to_micros(f.now),
+                "step": step,
+                "name": entry.map(|e| &e.name),
+                "action": entry.map(|e| e.action),
+                "outcome": entry.map(|e| e.outcome),
+                "detail": entry.and_then(|e| e.detail.as_ref()),
             })
         }));
         let j = self.json_rows(
@@ -488,20 +507,31 @@ impl Store {
                 ("result", Text),
                 ("error", Text),
                 ("at", Integer),
+                ("step", Integer),
+                ("name", Text),
+                ("action", Text),
+                ("outcome", Text),
+                ("detail", Text),
             ],
         );
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        if batch.iter().any(|f| f.last_step.is_some()) {
+            // Before the end, while the task is still running and held.
+            append_steps(&mut tx, &j, &rows).await?;
+        }
         let done: HashSet<String> = returned_ids(
-            &self.write,
+            &mut *tx,
             &format!(
                 "UPDATE tasks SET status = j.status, result = j.result, \
              error = COALESCE(j.error, tasks.error), progress = 100, completed_at = j.at, \
-             active_resource = NULL FROM {j} \
+             step = COALESCE(j.step, tasks.step), active_resource = NULL FROM {j} \
              WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
              RETURNING tasks.id"
             ),
             &rows,
         )
         .await?;
+        tx.commit().await.map_err(db_error)?;
         Ok(batch
             .iter()
             .map(|f| done.contains(&f.task.to_string()))

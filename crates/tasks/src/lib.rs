@@ -34,12 +34,11 @@ pub trait Operations: Send + Sync + 'static {
     /// The steps of the task's operation, by name; `None` for an operation
     /// this engine does not know (the task fails).
     fn steps(&self, task: &Task) -> Option<&'static [&'static str]>;
-    /// Runs step `step`. Must be idempotent.
-    async fn run(&self, task: &Task, step: usize) -> Result<()>;
+    /// Runs step `step`. Must be idempotent. What the last step returns
+    /// is the task's result (JSON), if any.
+    async fn run(&self, task: &Task, step: usize) -> Result<Option<String>>;
     /// Undoes step `step` (which may have run partly, or not at all).
     async fn undo(&self, task: &Task, step: usize) -> Result<()>;
-    /// Once every step has run: the task's result (JSON), if any.
-    async fn result(&self, task: &Task) -> Result<Option<String>>;
     /// Once every step is undone: puts the resource in its defined state
     /// (`Error` when an undo failed).
     async fn settle(&self, task: &Task, undo_failed: bool) -> Result<()>;
@@ -296,13 +295,14 @@ impl Inner {
     /// Runs a claimed task to its end (true), or until this node must let
     /// it go (false: it is stopping, or its lease is in doubt).
     async fn drive(&self, mut task: Task) -> Result<bool> {
-        let Some(steps) = self.operations.steps(&task) else {
+        let Some(steps) = self.operations.steps(&task).filter(|s| !s.is_empty()) else {
             let e = Error::internal(format!("unknown operation {:?}", task.operation));
             self.end(
                 &task,
                 TaskStatus::Failed,
                 None,
                 Some(error_json(&e).to_string()),
+                None,
             )
             .await?;
             return Ok(true);
@@ -319,25 +319,38 @@ impl Inner {
             }
             let index = usize::try_from(task.step).unwrap_or(0);
             if !task.unwinding {
-                if index >= steps.len() {
-                    let result = self.operations.result(&task).await?;
-                    self.end(&task, TaskStatus::Success, result, None).await?;
-                    return Ok(true);
-                }
+                // Past the last step (recorded on its own by an earlier
+                // version): run it again, idempotent, for the result.
+                let index = index.min(steps.len() - 1);
                 let name = steps[index];
                 let started = std::time::Instant::now();
                 let outcome = self.operations.run(&task, index).await;
                 self.metrics
                     .step(&task.operation, name, started.elapsed(), outcome.is_ok());
                 let (next, unwinding, error, entry) = match outcome {
-                    Ok(()) => (task.step + 1, false, None, entry(name, "do", "done", None)),
+                    Ok(result) if index + 1 == steps.len() => {
+                        // The last step is recorded with the task's end.
+                        let done = (
+                            i64::try_from(steps.len()).unwrap_or(i64::MAX),
+                            entry(name, "do", "done", None),
+                        );
+                        self.end(&task, TaskStatus::Success, result, None, Some(done))
+                            .await?;
+                        return Ok(true);
+                    }
+                    Ok(_) => (
+                        i64::try_from(index + 1).unwrap_or(i64::MAX),
+                        false,
+                        None,
+                        entry(name, "do", "done", None),
+                    ),
                     Err(e) => {
                         let error = error_json(&e);
                         let detail = error["message"].as_str().map(str::to_owned);
                         tracing::info!(task = %task.id, step = name, error = %e, "task step failed; undoing");
                         // The failed step may have half happened: undo it too.
                         (
-                            task.step,
+                            i64::try_from(index).unwrap_or(i64::MAX),
                             true,
                             Some(error.to_string()),
                             entry(name, "do", "failed", detail),
@@ -359,7 +372,8 @@ impl Inner {
                 if task.step < 0 {
                     self.operations.settle(&task, undo_failed).await?;
                     let error = task.error.clone();
-                    self.end(&task, TaskStatus::Failed, None, error).await?;
+                    self.end(&task, TaskStatus::Failed, None, error, None)
+                        .await?;
                     return Ok(true);
                 }
                 let name = steps[index.min(steps.len() - 1)];
@@ -405,6 +419,7 @@ impl Inner {
         status: TaskStatus,
         result: Option<String>,
         error: Option<String>,
+        last_step: Option<(i64, StepEntry)>,
     ) -> Result<()> {
         let now = self.clock.now();
         if self
@@ -416,6 +431,7 @@ impl Inner {
                 result,
                 error,
                 now,
+                last_step,
             })
             .await?
         {

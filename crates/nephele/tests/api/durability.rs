@@ -403,3 +403,40 @@ async fn the_write_ahead_log_starts_afresh_under_steady_load() {
         "the log never started afresh in 4.5 s of writes"
     );
 }
+
+/// A task whose last step was recorded apart from its end, as versions
+/// before the last step went with the end left one that was interrupted
+/// between the two: claimed again, it runs that step once more (steps
+/// are idempotent) and ends SUCCESS with the instance as its result.
+#[tokio::test]
+async fn a_task_past_its_last_step_ends_with_its_result() {
+    let s = TestServer::start_with(|c| c.task_lease = Duration::from_secs(1)).await;
+    s.post("/occm/setup/init", &setup_body()).await;
+    let org = s.root_org().await;
+    let task = s.start_instance_creation(&org, "resumed", "debian-12").await;
+    let t = s.finished_task(&task).await;
+    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    let instance = t["resourceId"].as_str().unwrap().to_owned();
+    let db = pool(&s.database_url).await;
+    // All three steps done and recorded, the end not yet written.
+    sqlx::query(
+        "UPDATE tasks SET status = 'PENDING', owner = NULL, step = 3, progress = 99, \
+         result = NULL, completed_at = NULL WHERE id = $1",
+    )
+    .bind(&task)
+    .execute(&db)
+    .await
+    .unwrap();
+    let t = s.finished_task(&task).await;
+    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    assert_eq!(t["result"]["id"], instance.as_str(), "{t}");
+    assert_eq!(t["result"]["state"], "Running", "{t}");
+    let step: i64 = sqlx::query_scalar("SELECT step FROM tasks WHERE id = $1")
+        .bind(&task)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(step, 3);
+    db.close().await;
+    s.stop().await;
+}
