@@ -413,7 +413,9 @@ async fn a_task_past_its_last_step_ends_with_its_result() {
     let s = TestServer::start_with(|c| c.task_lease = Duration::from_secs(1)).await;
     s.post("/occm/setup/init", &setup_body()).await;
     let org = s.root_org().await;
-    let task = s.start_instance_creation(&org, "resumed", "debian-12").await;
+    let task = s
+        .start_instance_creation(&org, "resumed", "debian-12")
+        .await;
     let t = s.finished_task(&task).await;
     assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
     let instance = t["resourceId"].as_str().unwrap().to_owned();
