@@ -206,10 +206,25 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
     })
 }
 
+/// The columns of a step entry in a batch that [`append_steps`] reads.
+const ENTRY_COLUMNS: [(&str, JsonType); 4] = [
+    ("name", JsonType::Text),
+    ("action", JsonType::Text),
+    ("outcome", JsonType::Text),
+    ("detail", JsonType::Text),
+];
+
+/// Puts `entry` in a batch's `row` as [`ENTRY_COLUMNS`]; nulls for none.
+fn put_entry(row: &mut serde_json::Value, entry: Option<&StepEntry>) {
+    row["name"] = serde_json::json!(entry.map(|e| &e.name));
+    row["action"] = serde_json::json!(entry.map(|e| e.action));
+    row["outcome"] = serde_json::json!(entry.map(|e| e.outcome));
+    row["detail"] = serde_json::json!(entry.and_then(|e| e.detail.as_ref()));
+}
+
 /// Appends to the step log the entries of a batch (`j`, see
-/// [`Store::json_rows`]: `id`, `owner`, `name`, `action`, `outcome`,
-/// `detail`, `at`) whose tasks their nodes still hold; rows without a
-/// `name` have no entry.
+/// [`Store::json_rows`]: `id`, `owner`, `at` and [`ENTRY_COLUMNS`]) whose
+/// tasks their nodes still hold; rows without a `name` have no entry.
 async fn append_steps(tx: &mut Transaction<'static, Any>, j: &str, rows: &str) -> Result<()> {
     sqlx::query(&format!(
         "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
@@ -423,35 +438,33 @@ impl Store {
     pub async fn record_progress(&self, batch: &[Progress]) -> Result<Vec<bool>> {
         use JsonType::{Integer, Text};
         let rows = json_batch(batch.iter().map(|p| {
-            serde_json::json!({
+            let mut row = serde_json::json!({
                 "id": p.task.to_string(),
                 "owner": p.owner.to_string(),
                 "step": p.step,
                 "unwinding": i64::from(p.unwinding),
                 "progress": p.progress,
                 "error": p.error,
-                "name": p.entry.name,
-                "action": p.entry.action,
-                "outcome": p.entry.outcome,
-                "detail": p.entry.detail,
                 "at": to_micros(p.now),
-            })
+            });
+            put_entry(&mut row, Some(&p.entry));
+            row
         }));
         let j = self.json_rows(
             "j",
             &[
-                ("id", Text),
-                ("owner", Text),
-                ("step", Integer),
-                ("unwinding", Integer),
-                ("progress", Integer),
-                ("error", Text),
-                ("name", Text),
-                ("action", Text),
-                ("outcome", Text),
-                ("detail", Text),
-                ("at", Integer),
-            ],
+                &[
+                    ("id", Text),
+                    ("owner", Text),
+                    ("step", Integer),
+                    ("unwinding", Integer),
+                    ("progress", Integer),
+                    ("error", Text),
+                    ("at", Integer),
+                ][..],
+                &ENTRY_COLUMNS,
+            ]
+            .concat(),
         );
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let held: HashSet<String> = returned_ids(
@@ -484,7 +497,7 @@ impl Store {
         use JsonType::{Integer, Text};
         let rows = json_batch(batch.iter().map(|f| {
             let (step, entry) = f.last_step.as_ref().map(|(s, e)| (*s, e)).unzip();
-            serde_json::json!({
+            let mut row = serde_json::json!({
                 "id": f.task.to_string(),
                 "owner": f.owner.to_string(),
                 "status": f.status.as_str(),
@@ -492,27 +505,25 @@ impl Store {
                 "error": f.error,
                 "at": to_micros(f.now),
                 "step": step,
-                "name": entry.map(|e| &e.name),
-                "action": entry.map(|e| e.action),
-                "outcome": entry.map(|e| e.outcome),
-                "detail": entry.and_then(|e| e.detail.as_ref()),
-            })
+            });
+            put_entry(&mut row, entry);
+            row
         }));
         let j = self.json_rows(
             "j",
             &[
-                ("id", Text),
-                ("owner", Text),
-                ("status", Text),
-                ("result", Text),
-                ("error", Text),
-                ("at", Integer),
-                ("step", Integer),
-                ("name", Text),
-                ("action", Text),
-                ("outcome", Text),
-                ("detail", Text),
-            ],
+                &[
+                    ("id", Text),
+                    ("owner", Text),
+                    ("status", Text),
+                    ("result", Text),
+                    ("error", Text),
+                    ("at", Integer),
+                    ("step", Integer),
+                ][..],
+                &ENTRY_COLUMNS,
+            ]
+            .concat(),
         );
         let mut tx = self.write.begin().await.map_err(db_error)?;
         if batch.iter().any(|f| f.last_step.is_some()) {
