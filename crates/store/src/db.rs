@@ -1,3 +1,4 @@
+use crate::local::LocalReads;
 use nephele_common::{Error, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
@@ -11,6 +12,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// How long a SQLite statement waits for a lock before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same for a read in the calling thread (`local`), which holds up a
+/// Tokio worker while it waits. WAL readers wait only in rare cases (a
+/// connection recovering the log).
+const LOCAL_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// A write-ahead log this long (32 MiB of 4 KiB pages) is restarted by the
 /// writer; a shorter one is left to passive checkpoints.
 const WAL_RESTART_FRAMES: i64 = 8192;
@@ -51,6 +56,8 @@ pub struct Store {
     pub(crate) write: AnyPool,
     backend: Backend,
     access_generation: Arc<AtomicU64>,
+    /// SQLite's point reads in the calling thread (see `local`).
+    pub(crate) local: Option<Arc<LocalReads>>,
 }
 
 /// Marks a change to who may do what; the generation moves on when it is
@@ -140,6 +147,10 @@ impl Store {
             write,
             backend,
             access_generation: Arc::new(AtomicU64::new(0)),
+            local: match backend {
+                Backend::Sqlite => LocalReads::new(url, LOCAL_BUSY_TIMEOUT).map(Arc::new),
+                Backend::Postgres => None,
+            },
         })
     }
 

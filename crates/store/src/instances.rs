@@ -16,6 +16,7 @@ use nephele_common::{Error, ErrorCode, Precondition, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 pub const TYPE: &str = "instances";
 
@@ -576,6 +577,17 @@ impl Store {
     }
 
     pub async fn get_instance(&self, id: InstanceId) -> Result<Option<Instance>> {
+        if let Some(local) = &self.local {
+            static SQL: LazyLock<String> = LazyLock::new(|| {
+                format!(
+                    "SELECT json_group_array(json_array({COLUMNS})) FROM instances WHERE id = $1"
+                )
+            });
+            return match local.text(&SQL, &id.to_string())? {
+                Some(page) => Ok(instances_from_json(&page)?.pop()),
+                None => Ok(None),
+            };
+        }
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.read)

@@ -11,6 +11,7 @@ pub mod datacenters;
 mod db;
 pub mod idempotency;
 pub mod instances;
+mod local;
 pub mod models;
 pub mod notary;
 pub mod organizations;

@@ -9,7 +9,8 @@
 //! makes the same statement atomic there.
 
 use crate::db::{
-    col, col_id, col_opt_id, col_time, db_error, json_batch, returned_ids, Backend, JsonType,
+    col, col_id, col_opt_id, col_time, db_error, json_batch, parse_id, returned_ids, Backend,
+    JsonType,
 };
 use crate::instances::{is_active_resource_violation, InstanceState};
 use crate::Store;
@@ -21,6 +22,7 @@ use nephele_common::{Error, ErrorCode, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 pub const TYPE: &str = "tasks";
 
@@ -206,6 +208,78 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
     })
 }
 
+/// A task's step log as SQLite's JSON array, oldest first.
+const SQLITE_STEPS: &str = "(SELECT json_group_array(json_array(s.name, s.action, s.outcome, \
+                            s.detail) ORDER BY s.seq) FROM task_steps s \
+                            WHERE s.task_id = tasks.id)";
+
+/// A step log entry as JSON: `[name, action, outcome, detail]`.
+type StepJson = (String, String, String, Option<String>);
+
+fn step_entries(steps: Vec<StepJson>) -> Vec<StepEntry> {
+    steps
+        .into_iter()
+        .map(|(name, action, outcome, detail)| StepEntry {
+            name,
+            action: if action == "undo" { "undo" } else { "do" },
+            outcome: if outcome == "failed" {
+                "failed"
+            } else {
+                "done"
+            },
+            detail,
+        })
+        .collect()
+}
+
+/// A task as SQLite's `json_object` of [`COLUMNS`], with its steps.
+#[derive(serde::Deserialize)]
+struct TaskJson {
+    id: String,
+    organization_id: String,
+    operation: String,
+    resource_type: String,
+    resource_id: String,
+    agent_id: Option<String>,
+    status: String,
+    progress: i64,
+    step: i64,
+    unwinding: i64,
+    input: String,
+    result: Option<String>,
+    error: Option<String>,
+    owner: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    steps: Vec<StepJson>,
+}
+
+impl TaskJson {
+    fn task(self) -> Result<Task> {
+        Ok(Task {
+            id: parse_id(&self.id)?,
+            organization_id: parse_id(&self.organization_id)?,
+            operation: self.operation,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            agent_id: self.agent_id,
+            status: TaskStatus::parse(&self.status)
+                .ok_or_else(|| Error::internal(format!("corrupt task status {:?}", self.status)))?,
+            progress: self.progress,
+            step: self.step,
+            unwinding: self.unwinding != 0,
+            input: self.input,
+            result: self.result,
+            error: self.error,
+            owner: self.owner.as_deref().map(parse_id).transpose()?,
+            created_at: from_micros(self.created_at),
+            started_at: self.started_at.map(from_micros),
+            completed_at: self.completed_at.map(from_micros),
+        })
+    }
+}
+
 /// The columns of a step entry in a batch that [`append_steps`] reads.
 const ENTRY_COLUMNS: [(&str, JsonType); 4] = [
     ("name", JsonType::Text),
@@ -358,15 +432,33 @@ impl Store {
         Ok(Page::from_rows(items, page.limit, |t| t.id.to_string()))
     }
 
-    /// The step log of a task, in order.
     /// A task with its step log, in one query: the log comes as a JSON
-    /// array of `[name, action, outcome, detail]`, oldest first.
+    /// array of `[name, action, outcome, detail]`, oldest first. On a
+    /// SQLite file the whole task comes as one JSON object, read in the
+    /// calling thread (`?wait=` reads each task twice; see `local`).
     pub async fn task_with_steps(&self, id: TaskId) -> Result<Option<(Task, Vec<StepEntry>)>> {
+        if let Some(local) = &self.local {
+            static SQL: LazyLock<String> = LazyLock::new(|| {
+                let fields = COLUMNS
+                    .split(", ")
+                    .map(|c| format!("'{c}', {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "SELECT json_object({fields}, 'steps', json({SQLITE_STEPS})) \
+                     FROM tasks WHERE id = $1"
+                )
+            });
+            let Some(text) = local.text(&SQL, &id.to_string())? else {
+                return Ok(None);
+            };
+            let mut row: TaskJson = serde_json::from_str(&text)
+                .map_err(|e| Error::internal(format!("task {id}: {e}")))?;
+            let steps = step_entries(std::mem::take(&mut row.steps));
+            return Ok(Some((row.task()?, steps)));
+        }
         let steps = match self.backend() {
-            Backend::Sqlite => {
-                "(SELECT json_group_array(json_array(s.name, s.action, s.outcome, s.detail) \
-                 ORDER BY s.seq) FROM task_steps s WHERE s.task_id = tasks.id)"
-            }
+            Backend::Sqlite => SQLITE_STEPS,
             Backend::Postgres => {
                 "(SELECT COALESCE(json_agg(json_build_array(s.name, s.action, s.outcome, \
                  s.detail) ORDER BY s.seq), '[]'::json)::text \
@@ -382,23 +474,9 @@ impl Store {
         .map_err(db_error)?;
         let Some(row) = row else { return Ok(None) };
         let task = task_from_row(&row)?;
-        let steps: Vec<(String, String, String, Option<String>)> =
-            serde_json::from_str(&col::<String>(&row, "steps")?)
-                .map_err(|e| Error::internal(format!("task {id} steps: {e}")))?;
-        let steps = steps
-            .into_iter()
-            .map(|(name, action, outcome, detail)| StepEntry {
-                name,
-                action: if action == "undo" { "undo" } else { "do" },
-                outcome: if outcome == "failed" {
-                    "failed"
-                } else {
-                    "done"
-                },
-                detail,
-            })
-            .collect();
-        Ok(Some((task, steps)))
+        let steps: Vec<StepJson> = serde_json::from_str(&col::<String>(&row, "steps")?)
+            .map_err(|e| Error::internal(format!("task {id} steps: {e}")))?;
+        Ok(Some((task, step_entries(steps))))
     }
 
     /// Claims up to `limit` tasks for `node`: tasks not yet claimed, and
