@@ -815,3 +815,65 @@ async fn settle_instance(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    /// The task read in the calling thread (as JSON) is the task sqlx
+    /// reads (as a row), whatever its fields hold.
+    #[tokio::test]
+    async fn a_task_reads_the_same_in_the_calling_thread_as_through_sqlx() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let local = Store::connect(&url, &StoreOptions::default())
+            .await
+            .expect("store");
+        assert!(local.local.is_some(), "a database file is read locally");
+        let mut through_sqlx = local.clone();
+        through_sqlx.local = None;
+        let (bare, full) = (TaskId::new(), TaskId::new());
+        let now: i64 = 1_700_000_000_000_000;
+        sqlx::query(
+            "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
+             agent_id, status, progress, step, unwinding, input, result, error, owner, \
+             created_at, started_at, completed_at) VALUES \
+             ($1, $3, 'create', 'instances', 'r1', NULL, 'PENDING', 0, 0, 0, '{}', NULL, NULL, \
+              NULL, $4, NULL, NULL), \
+             ($2, $3, 'delete', 'instances', 'r2', 'agent \"é\"', 'FAILED', 99, 1, 1, \
+              '{\"restore\":\"Running\"}', '{\"a\":[1,2]}', '{\"code\":2000,\"message\":\"x\\ny\"}', \
+              $5, $4, $4 + 1, $4 + 2)",
+        )
+        .bind(bare.to_string())
+        .bind(full.to_string())
+        .bind(OrganizationId::new().to_string())
+        .bind(now)
+        .bind(NodeId::new().to_string())
+        .execute(&local.write)
+        .await
+        .expect("tasks");
+        sqlx::query(
+            "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) VALUES \
+             ($1, 1, 'stop machine', 'do', 'done', NULL, 1), \
+             ($1, 2, 'delete machine', 'do', 'failed', 'disk \"busy\"', 2), \
+             ($1, 3, 'stop machine', 'undo', 'done', NULL, 3)",
+        )
+        .bind(full.to_string())
+        .execute(&local.write)
+        .await
+        .expect("steps");
+        for id in [bare, full, TaskId::new()] {
+            let here = local.task_with_steps(id).await.expect("local read");
+            let there = through_sqlx.task_with_steps(id).await.expect("sqlx read");
+            assert_eq!(here, there);
+        }
+        let (_, steps) = local
+            .task_with_steps(full)
+            .await
+            .expect("read")
+            .expect("the task");
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[1].detail.as_deref(), Some("disk \"busy\""));
+    }
+}
