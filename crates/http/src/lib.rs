@@ -24,7 +24,6 @@ use error::HttpError;
 use nephele_app::App;
 use nephele_common::{Error, ErrorCode};
 pub use state::{AppState, HttpOptions};
-use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -120,16 +119,8 @@ async fn not_found(uri: axum::http::Uri) -> HttpError {
 /// The complete service: routes, layers and state.
 pub fn service(app: App, options: HttpOptions) -> Router {
     let (routes, _) = router_and_paths();
-    let metrics = Arc::new(metrics::Metrics::new(
-        app.engine().ok().map(|e| e.metrics()),
-    ));
-    let state = AppState {
-        app,
-        metrics,
-        options: Arc::new(options),
-        openapi_json: Arc::default(),
-        docs_html: Arc::default(),
-    };
+    let metrics = metrics::Metrics::new(app.engine().ok().map(|e| e.metrics()));
+    let state = AppState::new(app, metrics, options);
     use axum::middleware::{from_fn, from_fn_with_state};
     let inner = routes
         .fallback(not_found)
