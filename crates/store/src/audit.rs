@@ -1,4 +1,5 @@
 use crate::db::{col, col_id, col_opt_id, col_time, db_error, json_batch, JsonType};
+use crate::write::Arg;
 use crate::{AuditEvent, AuditFilter, Store};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
@@ -70,14 +71,13 @@ impl Store {
                 ("client_address", Text),
             ],
         );
-        sqlx::query(&format!(
-            "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM {j}"
-        ))
-        .bind(rows)
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(())
+        let mut tx = self.begin_write().await?;
+        tx.execute(
+            &format!("INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM {j}"),
+            &[Arg::Text(&rows)],
+        )
+        .await?;
+        tx.commit().await
     }
 
     /// Events of the organizations in the subtree of `root`, oldest first;

@@ -1,4 +1,4 @@
-use crate::local::LocalReads;
+use crate::local::{LocalReads, LocalWriter};
 use nephele_common::{Error, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
@@ -58,6 +58,9 @@ pub struct Store {
     access_generation: Arc<AtomicU64>,
     /// SQLite's point reads in the calling thread (see `local`).
     pub(crate) local: Option<Arc<LocalReads>>,
+    /// SQLite's group-commit transactions in the calling thread (see
+    /// `write`); with `local`, or neither.
+    pub(crate) local_writer: Option<Arc<LocalWriter>>,
 }
 
 /// Marks a change to who may do what; the generation moves on when it is
@@ -142,15 +145,19 @@ impl Store {
             .run(&write)
             .await
             .map_err(|e| Error::internal(format!("database migration failed: {e}")))?;
+        let local = match backend {
+            Backend::Sqlite => LocalReads::new(url, LOCAL_BUSY_TIMEOUT).map(Arc::new),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             read,
             write,
             backend,
             access_generation: Arc::new(AtomicU64::new(0)),
-            local: match backend {
-                Backend::Sqlite => LocalReads::new(url, LOCAL_BUSY_TIMEOUT).map(Arc::new),
-                Backend::Postgres => None,
-            },
+            local_writer: local
+                .as_deref()
+                .map(|reads| Arc::new(LocalWriter::new(reads, BUSY_TIMEOUT))),
+            local,
         })
     }
 
@@ -458,26 +465,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// SQL for a row as one JSON text: an object of `columns` (`a, b, …`)
+    /// under their names.
+    pub(crate) fn json_object_sql(&self, columns: &str) -> String {
+        let fields = columns
+            .split(", ")
+            .map(|c| format!("'{c}', {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.backend {
+            Backend::Sqlite => format!("json_object({fields})"),
+            Backend::Postgres => format!("json_build_object({fields})::text"),
+        }
+    }
+
+    /// SQL for a row as one JSON text: an array of `columns`' values.
+    pub(crate) fn json_array_sql(&self, columns: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_array({columns})"),
+            Backend::Postgres => format!("json_build_array({columns})::text"),
+        }
+    }
+}
+
 /// The JSON array that [`Store::json_rows`] reads.
 pub(crate) fn json_batch(rows: impl Iterator<Item = serde_json::Value>) -> String {
     serde_json::Value::Array(rows.collect()).to_string()
-}
-
-/// Runs `sql`, a statement over a batch bound as `rows` (see
-/// [`Store::json_rows`]) that returns ids: the set of them.
-pub(crate) async fn returned_ids<'c, E>(
-    executor: E,
-    sql: &str,
-    rows: &str,
-) -> Result<std::collections::HashSet<String>>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    Ok(sqlx::query_scalar::<_, String>(sql)
-        .bind(rows)
-        .fetch_all(executor)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .collect())
 }

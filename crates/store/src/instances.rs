@@ -7,6 +7,7 @@ use crate::db::{
 };
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
+use crate::write::Arg;
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -732,37 +733,43 @@ impl Store {
         }));
         let j = self.json_rows("j", &[("id", Text), ("state", Text), ("at", Integer)]);
         // Qualified, since `j` has columns of the same names.
-        let columns = COLUMNS
-            .split(", ")
-            .map(|c| format!("instances.{c} AS {c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut rows_found = sqlx::query(&format!(
-            "UPDATE instances SET state = j.state, updated_at = j.at, version = version + 1 \
-             FROM {j} WHERE instances.id = j.id AND instances.state <> j.state \
-             RETURNING {columns}"
-        ))
-        .bind(&rows)
-        .fetch_all(&self.write)
-        .await
-        .map_err(db_error)?;
-        if rows_found.len() < batch.len() {
+        let columns = self.json_array_sql(
+            &COLUMNS
+                .split(", ")
+                .map(|c| format!("instances.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let mut tx = self.begin_write().await?;
+        let mut found = tx
+            .texts(
+                &format!(
+                    "UPDATE instances SET state = j.state, updated_at = j.at, \
+                     version = version + 1 FROM {j} \
+                     WHERE instances.id = j.id AND instances.state <> j.state \
+                     RETURNING {columns}"
+                ),
+                &[Arg::Text(&rows)],
+            )
+            .await?;
+        if found.len() < batch.len() {
             // Those already in their state (a step run again) exist too.
-            rows_found.extend(
-                sqlx::query(&format!(
-                    "SELECT {columns} FROM instances JOIN {j} ON instances.id = j.id \
-                     WHERE instances.state = j.state"
-                ))
-                .bind(&rows)
-                .fetch_all(&self.write)
-                .await
-                .map_err(db_error)?,
+            found.extend(
+                tx.texts(
+                    &format!(
+                        "SELECT {columns} FROM instances JOIN {j} ON instances.id = j.id \
+                         WHERE instances.state = j.state"
+                    ),
+                    &[Arg::Text(&rows)],
+                )
+                .await?,
             );
         }
-        let found = rows_found
-            .iter()
-            .map(|row| instance_from_row(row).map(|i| (i.id, i)))
-            .collect::<Result<HashMap<_, _>>>()?;
+        tx.commit().await?;
+        let found = instances_from_json(&format!("[{}]", found.join(",")))?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect::<HashMap<_, _>>();
         Ok(batch
             .iter()
             .map(|(id, _, _)| found.get(id).cloned())

@@ -21,6 +21,7 @@ pub mod sim;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+mod write;
 
 pub use db::{Backend, Store, StoreOptions};
 pub use models::*;

@@ -16,11 +16,15 @@
 
 use nephele_common::{Error, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnectOptions;
-use std::path::PathBuf;
+use sqlx::Any;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 /// Connections for reads in the calling thread. A read never awaits, so
 /// no more connections are ever open than threads read at once.
@@ -76,19 +80,84 @@ impl LocalReads {
     fn open(&self) -> Result<Connection> {
         // Read-write without create, then query-only: a WAL reader needs
         // to write the shared-memory index, which a read-only open forbids.
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| Error::unavailable(format!("database unreachable: {e}")))?;
-        conn.busy_timeout(self.busy_timeout).map_err(local_error)?;
+        let conn = open(&self.path, self.busy_timeout)?;
         conn.pragma_update(None, "query_only", true)
             .map_err(local_error)?;
         Ok(conn)
     }
 }
 
-fn local_error(e: rusqlite::Error) -> Error {
+/// The connection of the group-commit writers' transactions (see
+/// `write`), and whose turn it is to write.
+#[derive(Debug)]
+pub(crate) struct LocalWriter {
+    path: PathBuf,
+    busy_timeout: Duration,
+    pub(crate) turn: Arc<tokio::sync::Mutex<Turn>>,
+    /// Writers waiting for the turn.
+    pub(crate) waiting: AtomicUsize,
+}
+
+/// Held by the one writer whose turn it is.
+#[derive(Debug, Default)]
+pub(crate) struct Turn {
+    conn: Option<Connection>,
+    /// sqlx's write connection, held so that nothing writes through it
+    /// meanwhile, and since when.
+    pub(crate) sqlx: Option<(PoolConnection<Any>, Instant)>,
+}
+
+impl Turn {
+    /// The connection, opened on first use with the settings of sqlx's
+    /// connections (`db`).
+    pub(crate) fn conn(&mut self, writer: &LocalWriter) -> Result<&Connection> {
+        if self.conn.is_none() {
+            let conn = open(&writer.path, writer.busy_timeout)?;
+            // The writer never checkpoints by itself, and the statements
+            // of the batches are many more than rusqlite's default cache.
+            conn.execute_batch(
+                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+            )
+            .map_err(local_error)?;
+            conn.set_prepared_statement_cache_capacity(64);
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_ref()
+            .ok_or_else(|| Error::internal("write connection missing"))
+    }
+
+    /// Forgets the connection (it is in an unknown state); the next
+    /// writer opens another.
+    pub(crate) fn discard_conn(&mut self) {
+        self.conn = None;
+    }
+}
+
+impl LocalWriter {
+    /// For the file of `reads`.
+    pub(crate) fn new(reads: &LocalReads, busy_timeout: Duration) -> LocalWriter {
+        LocalWriter {
+            path: reads.path.clone(),
+            busy_timeout,
+            turn: Arc::default(),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn open(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::unavailable(format!("database unreachable: {e}")))?;
+    conn.busy_timeout(busy_timeout).map_err(local_error)?;
+    Ok(conn)
+}
+
+pub(crate) fn local_error(e: rusqlite::Error) -> Error {
     Error::internal(format!("database error: {e}"))
 }
 

@@ -3,14 +3,14 @@
 //! Changes are applied in groups, one transaction each, and one statement
 //! for each kind of change in a group.
 
-use crate::db::{col, db_error, json_batch, returned_ids, JsonType};
+use crate::db::{col, db_error, json_batch, JsonType};
+use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{InstanceId, TaskId};
 use nephele_common::Result;
 use serde_json::json;
-use sqlx::{Any, Transaction};
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Store {
     /// kind of change is one statement for the whole batch; a machine
     /// changed twice in one batch has its second change in a later round.
     pub async fn sim_apply(&self, batch: &[(SimChange, DateTime<Utc>)]) -> Result<Vec<bool>> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut tx = self.begin_write().await?;
         let mut answers = vec![false; batch.len()];
         let mut rest: Vec<usize> = (0..batch.len()).collect();
         while !rest.is_empty() {
@@ -78,13 +78,13 @@ impl Store {
                 .await?;
             rest = later;
         }
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(answers)
     }
 
     async fn apply_round(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         batch: &[(SimChange, DateTime<Utc>)],
         round: &[usize],
         answers: &mut [bool],
@@ -134,15 +134,16 @@ impl Store {
             );
             // `WHERE true` tells SQLite's parser that ON CONFLICT is not a
             // join's ON.
-            sqlx::query(&format!(
-                "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
-                 SELECT id, 'stopped', cpu, memory_mib, image, 0, at FROM {j} WHERE true \
-                 ON CONFLICT (id) DO NOTHING"
-            ))
-            .bind(json_batch(creates.into_iter()))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO sim_machines \
+                     (id, power, cpu, memory_mib, image, boots, updated_at) \
+                     SELECT id, 'stopped', cpu, memory_mib, image, 0, at FROM {j} WHERE true \
+                     ON CONFLICT (id) DO NOTHING"
+                ),
+                &[Arg::Text(&json_batch(creates.into_iter()))],
+            )
+            .await?;
         }
         let mut found = HashSet::new();
         if !powers.is_empty() {
@@ -161,8 +162,7 @@ impl Store {
             );
             let changed = "sim_machines.power <> j.want";
             found.extend(
-                returned_ids(
-                    &mut **tx,
+                tx.texts(
                     &format!(
                         "UPDATE sim_machines SET \
                          boots = sim_machines.boots + CASE WHEN {changed} THEN j.boot ELSE 0 END, \
@@ -176,7 +176,7 @@ impl Store {
                          power = j.want FROM {j} WHERE sim_machines.id = j.id \
                          RETURNING sim_machines.id"
                     ),
-                    &json_batch(powers.into_iter()),
+                    &[Arg::Text(&json_batch(powers.into_iter()))],
                 )
                 .await?,
             );
@@ -186,8 +186,7 @@ impl Store {
             // that run.
             let j = self.json_rows("j", &[("id", Text), ("task", Text), ("at", Integer)]);
             found.extend(
-                returned_ids(
-                    &mut **tx,
+                tx.texts(
                     &format!(
                         "UPDATE sim_machines SET boots = sim_machines.boots + \
                          CASE WHEN sim_machines.last_task IS NULL \
@@ -196,20 +195,18 @@ impl Store {
                          WHERE sim_machines.id = j.id AND sim_machines.power = 'running' \
                          RETURNING sim_machines.id"
                     ),
-                    &json_batch(reboots.into_iter()),
+                    &[Arg::Text(&json_batch(reboots.into_iter()))],
                 )
                 .await?,
             );
         }
         if !deletes.is_empty() {
             let j = self.json_rows("j", &[("id", Text)]);
-            sqlx::query(&format!(
-                "DELETE FROM sim_machines WHERE id IN (SELECT id FROM {j})"
-            ))
-            .bind(json_batch(deletes.into_iter()))
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            tx.execute(
+                &format!("DELETE FROM sim_machines WHERE id IN (SELECT id FROM {j})"),
+                &[Arg::Text(&json_batch(deletes.into_iter()))],
+            )
+            .await?;
         }
         for &i in round {
             if matches!(

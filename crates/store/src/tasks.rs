@@ -9,10 +9,10 @@
 //! makes the same statement atomic there.
 
 use crate::db::{
-    col, col_id, col_opt_id, col_time, db_error, json_batch, parse_id, returned_ids, Backend,
-    JsonType,
+    col, col_id, col_opt_id, col_time, db_error, json_batch, parse_id, Backend, JsonType,
 };
 use crate::instances::{is_active_resource_violation, InstanceState};
+use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -232,7 +232,7 @@ fn step_entries(steps: Vec<StepJson>) -> Vec<StepEntry> {
         .collect()
 }
 
-/// A task as SQLite's `json_object` of [`COLUMNS`], with its steps.
+/// A task as a JSON object of [`COLUMNS`], with its steps when asked for.
 #[derive(serde::Deserialize)]
 struct TaskJson {
     id: String,
@@ -252,6 +252,7 @@ struct TaskJson {
     created_at: i64,
     started_at: Option<i64>,
     completed_at: Option<i64>,
+    #[serde(default)]
     steps: Vec<StepJson>,
 }
 
@@ -299,18 +300,18 @@ fn put_entry(row: &mut serde_json::Value, entry: Option<&StepEntry>) {
 /// Appends to the step log the entries of a batch (`j`, see
 /// [`Store::json_rows`]: `id`, `owner`, `at` and [`ENTRY_COLUMNS`]) whose
 /// tasks their nodes still hold; rows without a `name` have no entry.
-async fn append_steps(tx: &mut Transaction<'static, Any>, j: &str, rows: &str) -> Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
-         SELECT j.id, (SELECT COALESCE(MAX(s.seq), 0) + 1 FROM task_steps s \
-         WHERE s.task_id = j.id), j.name, j.action, j.outcome, j.detail, j.at FROM {j} \
-         WHERE j.name IS NOT NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id \
-         AND t.owner = j.owner AND t.status = 'RUNNING')"
-    ))
-    .bind(rows)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+async fn append_steps(tx: &mut WriteTx, j: &str, rows: &str) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
+             SELECT j.id, (SELECT COALESCE(MAX(s.seq), 0) + 1 FROM task_steps s \
+             WHERE s.task_id = j.id), j.name, j.action, j.outcome, j.detail, j.at FROM {j} \
+             WHERE j.name IS NOT NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id \
+             AND t.owner = j.owner AND t.status = 'RUNNING')"
+        ),
+        &[Arg::Text(rows)],
+    )
+    .await?;
     Ok(())
 }
 
@@ -491,21 +492,35 @@ impl Store {
             Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let rows = sqlx::query(&format!(
-            "UPDATE tasks SET owner = $1, status = 'RUNNING', \
-             started_at = COALESCE(started_at, $2) \
-             WHERE id IN (SELECT t.id FROM tasks t WHERE t.status IN ('PENDING', 'RUNNING') \
-             AND (t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
-             WHERE n.id = t.owner AND n.lease_until >= $2)) ORDER BY t.id LIMIT $3{lock}) \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(node.to_string())
-        .bind(to_micros(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.write)
-        .await
-        .map_err(db_error)?;
-        let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        let mut tx = self.begin_write().await?;
+        let rows = tx
+            .texts(
+                &format!(
+                    "UPDATE tasks SET owner = $1, status = 'RUNNING', \
+                     started_at = COALESCE(started_at, $2) \
+                     WHERE id IN (SELECT t.id FROM tasks t \
+                     WHERE t.status IN ('PENDING', 'RUNNING') \
+                     AND (t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
+                     WHERE n.id = t.owner AND n.lease_until >= $2)) ORDER BY t.id LIMIT $3{lock}) \
+                     RETURNING {}",
+                    self.json_object_sql(COLUMNS)
+                ),
+                &[
+                    Arg::Text(&node.to_string()),
+                    Arg::Int(to_micros(now)),
+                    Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        let mut tasks = rows
+            .iter()
+            .map(|text| {
+                serde_json::from_str::<TaskJson>(text)
+                    .map_err(|e| Error::internal(format!("claimed task: {e}")))?
+                    .task()
+            })
+            .collect::<Result<Vec<_>>>()?;
         tasks.sort_by_key(|t| t.id);
         Ok(tasks)
     }
@@ -544,23 +559,25 @@ impl Store {
             ]
             .concat(),
         );
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let held: HashSet<String> = returned_ids(
-            &mut *tx,
-            &format!(
-                "UPDATE tasks SET step = j.step, unwinding = j.unwinding, progress = j.progress, \
-             error = COALESCE(j.error, tasks.error) FROM {j} \
-             WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
-             RETURNING tasks.id"
-            ),
-            &rows,
-        )
-        .await?;
+        let mut tx = self.begin_write().await?;
+        let held: HashSet<String> = tx
+            .texts(
+                &format!(
+                    "UPDATE tasks SET step = j.step, unwinding = j.unwinding, \
+                     progress = j.progress, error = COALESCE(j.error, tasks.error) FROM {j} \
+                     WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
+                     RETURNING tasks.id"
+                ),
+                &[Arg::Text(&rows)],
+            )
+            .await?
+            .into_iter()
+            .collect();
         if !held.is_empty() {
             // The tasks just updated are exactly those still held.
             append_steps(&mut tx, &j, &rows).await?;
         }
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(batch
             .iter()
             .map(|p| held.contains(&p.task.to_string()))
@@ -603,24 +620,27 @@ impl Store {
             ]
             .concat(),
         );
-        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut tx = self.begin_write().await?;
         if batch.iter().any(|f| f.last_step.is_some()) {
             // Before the end, while the task is still running and held.
             append_steps(&mut tx, &j, &rows).await?;
         }
-        let done: HashSet<String> = returned_ids(
-            &mut *tx,
-            &format!(
-                "UPDATE tasks SET status = j.status, result = j.result, \
-             error = COALESCE(j.error, tasks.error), progress = 100, completed_at = j.at, \
-             step = COALESCE(j.step, tasks.step), active_resource = NULL FROM {j} \
-             WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
-             RETURNING tasks.id"
-            ),
-            &rows,
-        )
-        .await?;
-        tx.commit().await.map_err(db_error)?;
+        let done: HashSet<String> = tx
+            .texts(
+                &format!(
+                    "UPDATE tasks SET status = j.status, result = j.result, \
+                     error = COALESCE(j.error, tasks.error), progress = 100, \
+                     completed_at = j.at, step = COALESCE(j.step, tasks.step), \
+                     active_resource = NULL FROM {j} \
+                     WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
+                     RETURNING tasks.id"
+                ),
+                &[Arg::Text(&rows)],
+            )
+            .await?
+            .into_iter()
+            .collect();
+        tx.commit().await?;
         Ok(batch
             .iter()
             .map(|f| done.contains(&f.task.to_string()))
@@ -824,7 +844,7 @@ mod tests {
     /// The task read in the calling thread (as JSON) is the task sqlx
     /// reads (as a row), whatever its fields hold.
     #[tokio::test]
-    async fn a_task_reads_the_same_in_the_calling_thread_as_through_sqlx() {
+    async fn a_task_reads_the_same_in_the_calling_thread_as_through_sqlx_and_when_claimed() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let local = Store::connect(&url, &StoreOptions::default())
@@ -875,5 +895,20 @@ mod tests {
             .expect("the task");
         assert_eq!(steps.len(), 3);
         assert_eq!(steps[1].detail.as_deref(), Some("disk \"busy\""));
+
+        // A claim returns its tasks as JSON objects: the same tasks a
+        // read of their rows finds.
+        let node = NodeId::new();
+        let at = from_micros(now + 10);
+        local
+            .register_node(node, at, from_micros(now + 1_000_000))
+            .await
+            .expect("node");
+        let claimed = local.claim_tasks(node, 10, at).await.expect("claim");
+        assert_eq!(claimed.len(), 1, "only the pending task");
+        assert_eq!(claimed[0].owner, Some(node));
+        assert_eq!(claimed[0].started_at, Some(at));
+        let row = through_sqlx.get_task(bare).await.expect("read");
+        assert_eq!(Some(&claimed[0]), row.as_ref());
     }
 }
