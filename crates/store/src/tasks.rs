@@ -492,22 +492,35 @@ impl Store {
             Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // Claimable: not yet claimed, or its node's lease has run out.
+        const CLAIMABLE: &str = "t.status IN ('PENDING', 'RUNNING') \
+             AND (t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
+             WHERE n.id = t.owner AND n.lease_until >= $1))";
+        // Looked for first on a reader: most polls find nothing, and then
+        // no write transaction waits for its turn, holds up the others'
+        // or (on SQLite) opens the writers' connection of an idle server.
+        let any: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT 1 FROM tasks t WHERE {CLAIMABLE} LIMIT 1"))
+                .bind(to_micros(now))
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_error)?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let rows = tx
             .texts(
                 &format!(
-                    "UPDATE tasks SET owner = $1, status = 'RUNNING', \
-                     started_at = COALESCE(started_at, $2) \
-                     WHERE id IN (SELECT t.id FROM tasks t \
-                     WHERE t.status IN ('PENDING', 'RUNNING') \
-                     AND (t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
-                     WHERE n.id = t.owner AND n.lease_until >= $2)) ORDER BY t.id LIMIT $3{lock}) \
-                     RETURNING {}",
+                    "UPDATE tasks SET owner = $2, status = 'RUNNING', \
+                     started_at = COALESCE(started_at, $1) \
+                     WHERE id IN (SELECT t.id FROM tasks t WHERE {CLAIMABLE} \
+                     ORDER BY t.id LIMIT $3{lock}) RETURNING {}",
                     self.json_object_sql(COLUMNS)
                 ),
                 &[
-                    Arg::Text(&node.to_string()),
                     Arg::Int(to_micros(now)),
+                    Arg::Text(&node.to_string()),
                     Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
                 ],
             )
