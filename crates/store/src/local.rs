@@ -12,7 +12,9 @@
 //! from the page cache, less than parsing the request's JSON, so the
 //! hottest ones run right here, on the calling thread, over a small set of
 //! connections of their own. WAL mode lets readers run alongside the writer
-//! without waiting for it. Everything else still goes through sqlx.
+//! without waiting for it. The group-commit writers have a connection
+//! here too (`LocalWriter`, used by `write`); everything else still goes
+//! through sqlx.
 
 use nephele_common::{Error, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};

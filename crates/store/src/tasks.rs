@@ -315,6 +315,23 @@ async fn append_steps(tx: &mut WriteTx, j: &str, rows: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sets `set` on the tasks of a batch (`j`) that their nodes still hold;
+/// their ids.
+async fn update_held(tx: &mut WriteTx, set: &str, j: &str, rows: &str) -> Result<HashSet<String>> {
+    Ok(tx
+        .texts(
+            &format!(
+                "UPDATE tasks SET {set} FROM {j} \
+                 WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
+                 RETURNING tasks.id"
+            ),
+            &[Arg::Text(rows)],
+        )
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// `status = 'RUNNING'` in a form no index serves: otherwise SQLite may
 /// walk every running task and, for each, the whole batch, instead of
 /// looking each task of the batch up by id.
@@ -573,19 +590,14 @@ impl Store {
             .concat(),
         );
         let mut tx = self.begin_write().await?;
-        let held: HashSet<String> = tx
-            .texts(
-                &format!(
-                    "UPDATE tasks SET step = j.step, unwinding = j.unwinding, \
-                     progress = j.progress, error = COALESCE(j.error, tasks.error) FROM {j} \
-                     WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
-                     RETURNING tasks.id"
-                ),
-                &[Arg::Text(&rows)],
-            )
-            .await?
-            .into_iter()
-            .collect();
+        let held = update_held(
+            &mut tx,
+            "step = j.step, unwinding = j.unwinding, progress = j.progress, \
+             error = COALESCE(j.error, tasks.error)",
+            &j,
+            &rows,
+        )
+        .await?;
         if !held.is_empty() {
             // The tasks just updated are exactly those still held.
             append_steps(&mut tx, &j, &rows).await?;
@@ -638,21 +650,15 @@ impl Store {
             // Before the end, while the task is still running and held.
             append_steps(&mut tx, &j, &rows).await?;
         }
-        let done: HashSet<String> = tx
-            .texts(
-                &format!(
-                    "UPDATE tasks SET status = j.status, result = j.result, \
-                     error = COALESCE(j.error, tasks.error), progress = 100, \
-                     completed_at = j.at, step = COALESCE(j.step, tasks.step), \
-                     active_resource = NULL FROM {j} \
-                     WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
-                     RETURNING tasks.id"
-                ),
-                &[Arg::Text(&rows)],
-            )
-            .await?
-            .into_iter()
-            .collect();
+        let done = update_held(
+            &mut tx,
+            "status = j.status, result = j.result, error = COALESCE(j.error, tasks.error), \
+             progress = 100, completed_at = j.at, step = COALESCE(j.step, tasks.step), \
+             active_resource = NULL",
+            &j,
+            &rows,
+        )
+        .await?;
         tx.commit().await?;
         Ok(batch
             .iter()

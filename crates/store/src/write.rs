@@ -8,7 +8,10 @@
 //! connection was held through all of them. The rest of the writes still
 //! go through sqlx's write pool, whose one connection serves as the lock
 //! that keeps the two kinds of writers apart: it is held while a
-//! transaction here runs. On PostgreSQL (and an in-memory SQLite, which
+//! transaction here runs, and kept for the next one here when it waits
+//! (see [`MAX_TURNS`]). A transaction here runs in the Tokio worker that
+//! asks, holding it up for as long as SQLite works: a batch of a few
+//! dozen rows, a millisecond or two. On PostgreSQL (and an in-memory SQLite, which
 //! no second connection can share) a [`WriteTx`] is a sqlx transaction.
 
 use crate::db::{db_error, Store};
@@ -158,10 +161,16 @@ impl WriteTx {
     /// JSON); the values, in the order of the rows.
     pub(crate) async fn texts(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<String>> {
         match &mut self.0 {
-            Inner::Sqlx(tx) => bind_scalar(sqlx::query_scalar::<_, String>(sql), args)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(db_error),
+            Inner::Sqlx(tx) => {
+                use sqlx::Row;
+                bind(sqlx::query(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db_error)?
+                    .iter()
+                    .map(|row| row.try_get::<String, _>(0).map_err(db_error))
+                    .collect()
+            }
             Inner::Local(tx) => {
                 let mut statement = LocalTx::statement(tx.conn()?, sql, args)?;
                 let mut rows = statement.raw_query();
@@ -187,19 +196,6 @@ fn bind<'q>(
     mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     args: &[Arg<'q>],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    for arg in args {
-        query = match *arg {
-            Arg::Text(v) => query.bind(v),
-            Arg::Int(v) => query.bind(v),
-        };
-    }
-    query
-}
-
-fn bind_scalar<'q>(
-    mut query: sqlx::query::QueryScalar<'q, Any, String, sqlx::any::AnyArguments<'q>>,
-    args: &[Arg<'q>],
-) -> sqlx::query::QueryScalar<'q, Any, String, sqlx::any::AnyArguments<'q>> {
     for arg in args {
         query = match *arg {
             Arg::Text(v) => query.bind(v),
