@@ -2,6 +2,7 @@
 //! replayed to a retry with the same key and body.
 
 use crate::db::{db_error, unique_violation};
+use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Duration, Utc};
 use nephele_common::clock::to_micros;
@@ -45,18 +46,16 @@ pub struct IdempotencyKey {
 /// Records, inside the transaction that creates it, that the request
 /// holding `key` started `task`.
 pub(crate) async fn record_task(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut WriteTx,
     key: Option<&IdempotencyKey>,
     task: &str,
 ) -> Result<()> {
     if let Some(k) = key {
-        sqlx::query("UPDATE idempotency_keys SET task_id = $1 WHERE scope = $2 AND key = $3")
-            .bind(task)
-            .bind(&k.scope)
-            .bind(&k.key)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        tx.execute(
+            "UPDATE idempotency_keys SET task_id = $1 WHERE scope = $2 AND key = $3",
+            &[Arg::Text(task), Arg::Text(&k.scope), Arg::Text(&k.key)],
+        )
+        .await?;
     }
     Ok(())
 }

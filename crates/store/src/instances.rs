@@ -2,12 +2,10 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{
-    col, col_id, col_time, db_error, json_batch, parse_id, unique_violation, Backend, JsonType,
-};
+use crate::db::{col, col_id, col_time, db_error, json_batch, parse_id, Backend, JsonType};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
-use crate::write::Arg;
+use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -15,7 +13,7 @@ use nephele_common::ids::{DatacenterId, InstanceId, OrganizationId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Precondition, Result};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use sqlx::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
@@ -277,15 +275,20 @@ fn instances_from_json(text: &str) -> Result<Vec<Instance>> {
 }
 
 async fn fetch_instance(
-    tx: &mut Transaction<'static, Any>,
+    store: &Store,
+    tx: &mut WriteTx,
     id: InstanceId,
 ) -> Result<Option<Instance>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(instance_from_row).transpose()
+    let found = tx
+        .texts(
+            &format!(
+                "SELECT {} FROM instances WHERE id = $1",
+                store.json_array_sql(COLUMNS)
+            ),
+            &[Arg::Text(&id.to_string())],
+        )
+        .await?;
+    Ok(instances_from_json(&format!("[{}]", found.join(",")))?.pop())
 }
 
 /// The id of the unfinished task on `resource`, if any.
@@ -301,13 +304,15 @@ where
 }
 
 /// 409 (2013) naming the task that holds `resource`, if one does.
-async fn refuse_while_busy(
-    tx: &mut Transaction<'static, Any>,
-    resource_type: &str,
-    resource: &str,
-) -> Result<()> {
-    match active_task(&mut **tx, resource).await? {
-        Some(task) => Err(busy(resource_type, resource, &task)),
+async fn refuse_while_busy(tx: &mut WriteTx, resource_type: &str, resource: &str) -> Result<()> {
+    let found = tx
+        .texts(
+            "SELECT id FROM tasks WHERE active_resource = $1",
+            &[Arg::Text(resource)],
+        )
+        .await?;
+    match found.first() {
+        Some(task) => Err(busy(resource_type, resource, task)),
         None => Ok(()),
     }
 }
@@ -349,40 +354,58 @@ impl Store {
     /// and usage. No row, no limit: `None`, and no usage to count.
     async fn quota_room(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         org: OrganizationId,
     ) -> Result<Option<(Limits, Usage)>> {
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!(
-            "SELECT instances, vcpus, memory_mib FROM quotas WHERE organization_id = $1{lock}"
-        ))
-        .bind(org.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else { return Ok(None) };
+        let org = org.to_string();
+        let limits = tx
+            .texts(
+                &format!(
+                    "SELECT {} FROM quotas WHERE organization_id = $1{lock}",
+                    self.json_array_sql("instances, vcpus, memory_mib")
+                ),
+                &[Arg::Text(&org)],
+            )
+            .await?;
+        let Some(limits) = limits.first() else {
+            return Ok(None);
+        };
+        let limits: (Option<i64>, Option<i64>, Option<i64>) = from_json_row(limits)?;
         let limits = Limits {
-            instances: col(&row, "instances")?,
-            vcpus: col(&row, "vcpus")?,
-            memory_mib: col(&row, "memory_mib")?,
+            instances: limits.0,
+            vcpus: limits.1,
+            memory_mib: limits.2,
         };
         if limits == Limits::default() {
             return Ok(None);
         }
-        Ok(Some((limits, usage_of(&mut **tx, org).await?)))
+        let usage = tx
+            .texts(
+                &format!(
+                    "SELECT {} FROM instances WHERE organization_id = $1",
+                    self.json_array_sql(USAGE)
+                ),
+                &[Arg::Text(&org)],
+            )
+            .await?;
+        let usage: (i64, i64, i64) = from_json_row(usage.first().map_or("", String::as_str))?;
+        Ok(Some((
+            limits,
+            Usage {
+                instances: usage.0,
+                vcpus: usage.1,
+                memory_mib: usage.2,
+            },
+        )))
     }
 
     /// Checks, as [`Store::quota_room`] locks, that `extra` more fits in
     /// an organization's quota.
-    async fn check_quota(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        org: OrganizationId,
-        extra: Usage,
-    ) -> Result<()> {
+    async fn check_quota(&self, tx: &mut WriteTx, org: OrganizationId, extra: Usage) -> Result<()> {
         match self.quota_room(tx, org).await? {
             Some((limits, used)) => fits(&limits, used, extra),
             None => Ok(()),
@@ -395,7 +418,7 @@ impl Store {
     /// ones before it; one that does not is refused on its own.
     pub async fn create_instances(&self, batch: &[Acceptance]) -> Result<Vec<Result<()>>> {
         use JsonType::{Integer, Text};
-        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let mut tx = self.begin_write().await?;
         // In a fixed order, so that concurrent batches lock alike.
         let orgs: BTreeSet<OrganizationId> =
             batch.iter().map(|a| a.instance.organization_id).collect();
@@ -468,16 +491,16 @@ impl Store {
                 ("at", Integer),
             ],
         );
-        sqlx::query(&format!(
+        tx.execute(
+            &format!(
             "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, disk_gib, \
              image, datacenter_id, created_at, updated_at, version) \
              SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
              image, datacenter_id, at, at, 1 FROM {j}"
-        ))
-        .bind(&rows)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        ),
+            &[Arg::Text(&rows)],
+        )
+        .await?;
         let j = self.json_rows(
             "j",
             &[
@@ -492,16 +515,16 @@ impl Store {
             ],
         );
         // The resources are new: no other task can be active on them.
-        sqlx::query(&format!(
-            "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
+        tx.execute(
+            &format!(
+                "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
              active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
              SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
              resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {j}"
-        ))
-        .bind(&rows)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+            ),
+            &[Arg::Text(&rows)],
+        )
+        .await?;
         if accepted.iter().any(|a| a.idempotency.is_some()) {
             let j = self.json_rows(
                 "j",
@@ -511,17 +534,17 @@ impl Store {
                     ("idempotency_key", Text),
                 ],
             );
-            sqlx::query(&format!(
-                "UPDATE idempotency_keys SET task_id = j.task_id FROM {j} \
+            tx.execute(
+                &format!(
+                    "UPDATE idempotency_keys SET task_id = j.task_id FROM {j} \
                  WHERE idempotency_keys.scope = j.scope \
                  AND idempotency_keys.key = j.idempotency_key"
-            ))
-            .bind(&rows)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+                ),
+                &[Arg::Text(&rows)],
+            )
+            .await?;
         }
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(answers)
     }
 
@@ -538,8 +561,8 @@ impl Store {
         mut task: NewTask,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<Task> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let instance = fetch_instance(&mut tx, id)
+        let mut tx = self.begin_write().await?;
+        let instance = fetch_instance(self, &mut tx, id)
             .await?
             .ok_or_else(|| Error::not_found(TYPE, id))?;
         precondition.check(instance.version)?;
@@ -553,27 +576,24 @@ impl Store {
             ));
         }
         task.input = serde_json::json!({ "restore": instance.state.as_str() }).to_string();
-        sqlx::query(
+        tx.execute(
             "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
              WHERE id = $3",
+            &[
+                Arg::Text(transition.transitional.as_str()),
+                Arg::Int(to_micros(task.now)),
+                Arg::Text(&id.to_string()),
+            ],
         )
-        .bind(transition.transitional.as_str())
-        .bind(to_micros(task.now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if let Err(e) = insert_task(&mut tx, &task).await {
+        .await?;
+        if !insert_task(&mut tx, &task).await? {
             // Another node queued a task on it between our check and insert.
-            if e.code() == ErrorCode::NameTaken {
-                drop(tx);
-                let running = active_task(&self.read, &id.to_string()).await?;
-                return Err(busy(TYPE, &id.to_string(), &running.unwrap_or_default()));
-            }
-            return Err(e);
+            drop(tx);
+            let running = active_task(&self.read, &id.to_string()).await?;
+            return Err(busy(TYPE, &id.to_string(), &running.unwrap_or_default()));
         }
         record_task(&mut tx, idempotency, &task.id.to_string()).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(task.queued())
     }
 
@@ -663,8 +683,8 @@ impl Store {
         precondition: &Precondition,
         now: DateTime<Utc>,
     ) -> Result<Instance> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let Some(mut instance) = fetch_instance(&mut tx, id).await? else {
+        let mut tx = self.begin_write().await?;
+        let Some(mut instance) = fetch_instance(self, &mut tx, id).await? else {
             return Err(Error::not_found(TYPE, id));
         };
         precondition.check(instance.version)?;
@@ -698,20 +718,20 @@ impl Store {
         }
         instance.updated_at = now;
         instance.version += 1;
-        sqlx::query(
+        tx.execute(
             "UPDATE instances SET name = $1, cpu = $2, memory_mib = $3, updated_at = $4, \
              version = $5 WHERE id = $6",
+            &[
+                Arg::Text(&instance.name),
+                Arg::Int(instance.cpu),
+                Arg::Int(instance.memory_mib),
+                Arg::Int(to_micros(now)),
+                Arg::Int(instance.version),
+                Arg::Text(&id.to_string()),
+            ],
         )
-        .bind(&instance.name)
-        .bind(instance.cpu)
-        .bind(instance.memory_mib)
-        .bind(to_micros(now))
-        .bind(instance.version)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        .await?;
+        tx.commit().await?;
         Ok(instance)
     }
 
@@ -899,29 +919,32 @@ impl Store {
     }
 }
 
+/// What an organization's instances use: their count, vCPUs and memory.
+const USAGE: &str = "count(*), CAST(COALESCE(SUM(cpu), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT)";
+
 async fn usage_of<'c, E>(executor: E, org: OrganizationId) -> Result<Usage>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
-    let row = sqlx::query(
-        "SELECT count(*) AS n, CAST(COALESCE(SUM(cpu), 0) AS BIGINT) AS cpu, \
-         CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS mem \
-         FROM instances WHERE organization_id = $1",
-    )
+    use sqlx::Row;
+    let row = sqlx::query(&format!(
+        "SELECT {USAGE} FROM instances WHERE organization_id = $1"
+    ))
     .bind(org.to_string())
     .fetch_one(executor)
     .await
     .map_err(db_error)?;
     Ok(Usage {
-        instances: col(&row, "n")?,
-        vcpus: col(&row, "cpu")?,
-        memory_mib: col(&row, "mem")?,
+        instances: row.try_get(0).map_err(db_error)?,
+        vcpus: row.try_get(1).map_err(db_error)?,
+        memory_mib: row.try_get(2).map_err(db_error)?,
     })
 }
 
-/// The unique index on a task's active resource names it in violations.
-pub(crate) fn is_active_resource_violation(e: &sqlx::Error) -> bool {
-    unique_violation(e).is_some_and(|c| c.contains("active_resource"))
+/// A row as a JSON array (see [`Store::json_array_sql`]), as `T`.
+fn from_json_row<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| Error::internal(format!("corrupt row {json:?}: {e}")))
 }
 
 #[cfg(test)]

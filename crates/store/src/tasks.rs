@@ -11,14 +11,14 @@
 use crate::db::{
     col, col_id, col_opt_id, col_time, db_error, json_batch, parse_id, Backend, JsonType,
 };
-use crate::instances::{is_active_resource_violation, InstanceState};
+use crate::instances::InstanceState;
 use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::{InstanceId, NodeId, OrganizationId, TaskId};
 use nephele_common::page::{Page, PageRequest};
-use nephele_common::{Error, ErrorCode, Result};
+use nephele_common::{Error, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use std::collections::HashSet;
@@ -337,33 +337,29 @@ async fn update_held(tx: &mut WriteTx, set: &str, j: &str, rows: &str) -> Result
 /// looking each task of the batch up by id.
 const RUNNING: &str = "tasks.status || '' = 'RUNNING'";
 
-/// Queues a task inside the transaction that accepted its operation. A
-/// second unfinished task on the same resource is refused (as a taken
-/// name, which the caller turns into 2013).
-pub(crate) async fn insert_task(tx: &mut Transaction<'static, Any>, t: &NewTask) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
-         active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $5, $6, 'PENDING', 0, 0, 0, $7, $8)",
-    )
-    .bind(t.id.to_string())
-    .bind(t.organization_id.to_string())
-    .bind(&t.operation)
-    .bind(&t.resource_type)
-    .bind(&t.resource_id)
-    .bind(t.agent_id.clone())
-    .bind(&t.input)
-    .bind(to_micros(t.now))
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| {
-        if is_active_resource_violation(&e) {
-            Error::new(ErrorCode::NameTaken, "resource busy")
-        } else {
-            db_error(e)
-        }
-    })?;
-    Ok(())
+/// Queues a task inside the transaction that accepted its operation;
+/// false, and nothing queued, when another unfinished task holds the
+/// same resource.
+pub(crate) async fn insert_task(tx: &mut WriteTx, t: &NewTask) -> Result<bool> {
+    let inserted = tx
+        .execute_unless_taken(
+            "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
+             active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, 'PENDING', 0, 0, 0, $7, $8)",
+            &[
+                Arg::Text(&t.id.to_string()),
+                Arg::Text(&t.organization_id.to_string()),
+                Arg::Text(&t.operation),
+                Arg::Text(&t.resource_type),
+                Arg::Text(&t.resource_id),
+                t.agent_id.as_deref().map_or(Arg::Null, Arg::Text),
+                Arg::Text(&t.input),
+                Arg::Int(to_micros(t.now)),
+            ],
+            "active_resource",
+        )
+        .await?;
+    Ok(inserted.is_some())
 }
 
 async fn log_step(

@@ -14,7 +14,7 @@
 //! dozen rows, a millisecond or two. On PostgreSQL (and an in-memory SQLite, which
 //! no second connection can share) a [`WriteTx`] is a sqlx transaction.
 
-use crate::db::{db_error, Store};
+use crate::db::{db_error, unique_violation, Store};
 use crate::local::{local_error, LocalWriter, Turn};
 use nephele_common::Result;
 use sqlx::{Any, Transaction};
@@ -28,6 +28,7 @@ use tokio::sync::OwnedMutexGuard;
 pub(crate) enum Arg<'a> {
     Text(&'a str),
     Int(i64),
+    Null,
 }
 
 /// One write transaction; dropped without [`WriteTx::commit`], it is
@@ -92,6 +93,7 @@ impl LocalTx {
             match *arg {
                 Arg::Text(v) => statement.raw_bind_parameter(index, v),
                 Arg::Int(v) => statement.raw_bind_parameter(index, v),
+                Arg::Null => statement.raw_bind_parameter(index, rusqlite::types::Null),
             }
             .map_err(local_error)?;
         }
@@ -157,6 +159,38 @@ impl WriteTx {
         }
     }
 
+    /// Runs a statement, as [`WriteTx::execute`], unless it would break a
+    /// unique constraint whose name (PostgreSQL) or column (SQLite)
+    /// contains `constraint`: then `None`, and the transaction is to be
+    /// abandoned (PostgreSQL refuses anything more in it).
+    pub(crate) async fn execute_unless_taken(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        constraint: &str,
+    ) -> Result<Option<u64>> {
+        match &mut self.0 {
+            Inner::Sqlx(tx) => match bind(sqlx::query(sql), args).execute(&mut **tx).await {
+                Ok(done) => Ok(Some(done.rows_affected())),
+                Err(e) if unique_violation(&e).is_some_and(|c| c.contains(constraint)) => Ok(None),
+                Err(e) => Err(db_error(e)),
+            },
+            Inner::Local(tx) => {
+                let mut statement = LocalTx::statement(tx.conn()?, sql, args)?;
+                match statement.raw_execute() {
+                    Ok(changed) => Ok(Some(u64::try_from(changed).unwrap_or(0))),
+                    Err(rusqlite::Error::SqliteFailure(e, Some(message)))
+                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                            && message.contains(constraint) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(local_error(e)),
+                }
+            }
+        }
+    }
+
     /// Runs a statement whose rows have one text column (ids, or rows as
     /// JSON); the values, in the order of the rows.
     pub(crate) async fn texts(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<String>> {
@@ -200,6 +234,7 @@ fn bind<'q>(
         query = match *arg {
             Arg::Text(v) => query.bind(v),
             Arg::Int(v) => query.bind(v),
+            Arg::Null => query.bind(None::<String>),
         };
     }
     query
@@ -306,6 +341,39 @@ mod tests {
             .expect("sqlx insert");
         other.commit().await.expect("sqlx commit");
         assert_eq!(node_ids(&store).await, ["here", "sqlx", "sqlx again"]);
+    }
+
+    /// A second unfinished task on one resource is told apart from other
+    /// failures, here and through sqlx.
+    #[tokio::test]
+    async fn a_taken_unique_value_is_told_apart_from_other_failures() {
+        const TASK: &str = "INSERT INTO tasks (id, organization_id, operation, resource_type, \
+                            resource_id, active_resource, status, progress, step, unwinding, \
+                            input, created_at) VALUES ($1, 'o', 'create', 'instances', 'r', 'r', \
+                            'PENDING', 0, 0, 0, '{}', 1)";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let memory = Store::connect("sqlite::memory:", &StoreOptions::default())
+            .await
+            .expect("store");
+        for store in [file_store(&dir).await, memory] {
+            let mut tx = store.begin_write().await.expect("begin");
+            let first = tx
+                .execute_unless_taken(TASK, &[Arg::Text("t1")], "active_resource")
+                .await
+                .expect("first");
+            assert_eq!(first, Some(1));
+            let second = tx
+                .execute_unless_taken(TASK, &[Arg::Text("t2")], "active_resource")
+                .await
+                .expect("a taken resource is not an error");
+            assert_eq!(second, None);
+            assert!(
+                tx.execute_unless_taken(TASK, &[Arg::Text("t3")], "name")
+                    .await
+                    .is_err(),
+                "another constraint's violation is an error"
+            );
+        }
     }
 
     #[tokio::test]
