@@ -25,8 +25,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Connections for reads in the calling thread. A read never awaits, so
 /// no more connections are ever open than threads read at once.
@@ -113,27 +112,37 @@ impl Turn {
     /// The connection, opened on first use with the settings of sqlx's
     /// connections (`db`).
     pub(crate) fn conn(&mut self, writer: &LocalWriter) -> Result<&Connection> {
-        if self.conn.is_none() {
-            let conn = open(&writer.path, writer.busy_timeout)?;
-            // The writer never checkpoints by itself, and the statements
-            // of the batches are many more than rusqlite's default cache.
-            conn.execute_batch(
-                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
-            )
-            .map_err(local_error)?;
-            conn.set_prepared_statement_cache_capacity(64);
-            self.conn = Some(conn);
-        }
-        self.conn
-            .as_ref()
-            .ok_or_else(|| Error::internal("write connection missing"))
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let conn = open(&writer.path, writer.busy_timeout)?;
+                // The writer never checkpoints by itself, and the
+                // statements of the batches are many more than rusqlite's
+                // default cache.
+                conn.execute_batch(
+                    "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+                )
+                .map_err(local_error)?;
+                conn.set_prepared_statement_cache_capacity(64);
+                conn
+            }
+        };
+        Ok(self.conn.insert(conn))
     }
 
-    /// Forgets the connection (it is in an unknown state); the next
-    /// writer opens another.
-    pub(crate) fn discard_conn(&mut self) {
-        self.conn = None;
+    /// Rolls back a transaction left open (an error, or a caller that
+    /// gave up); if that fails, forgets the connection, whose state is then
+    /// unknown, and the next writer opens another.
+    pub(crate) fn roll_back_open(&mut self) {
+        let Some(conn) = &self.conn else { return };
+        if conn.is_autocommit() {
+            return;
+        }
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rollback of a write failed");
+            self.conn = None;
+        }
     }
 }
 

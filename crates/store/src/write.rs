@@ -11,8 +11,9 @@
 //! transaction here runs, and kept for the next one here when it waits
 //! (see [`MAX_TURNS`]). A transaction here runs in the Tokio worker that
 //! asks, holding it up for as long as SQLite works: a batch of a few
-//! dozen rows, a millisecond or two. On PostgreSQL (and an in-memory SQLite, which
-//! no second connection can share) a [`WriteTx`] is a sqlx transaction.
+//! dozen rows, a millisecond or two. On PostgreSQL (and an in-memory
+//! SQLite, which no second connection can share) a [`WriteTx`] is a sqlx
+//! transaction.
 
 use crate::db::{db_error, unique_violation, Store};
 use crate::local::{local_error, LocalWriter, Turn};
@@ -52,15 +53,7 @@ const MAX_TURNS: Duration = Duration::from_millis(5);
 
 impl Drop for LocalTx {
     fn drop(&mut self) {
-        if let Ok(conn) = self.turn.conn(&self.home) {
-            // Not committed (an error, or the caller gave up): undo it.
-            if !conn.is_autocommit() {
-                if let Err(e) = conn.execute_batch("ROLLBACK") {
-                    tracing::error!(error = %e, "rollback of a write failed");
-                    self.turn.discard_conn();
-                }
-            }
-        }
+        self.turn.roll_back_open();
         // Handing sqlx's connection back to its pool costs a round trip to
         // its thread (sqlx pings it), and taking it again another: kept
         // for the next writer here if one waits, for a short while.
@@ -145,18 +138,7 @@ impl Store {
 impl WriteTx {
     /// Runs a statement; the number of rows it changed.
     pub(crate) async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        match &mut self.0 {
-            Inner::Sqlx(tx) => Ok(bind(sqlx::query(sql), args)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected()),
-            Inner::Local(tx) => {
-                let mut statement = LocalTx::statement(tx.conn()?, sql, args)?;
-                let changed = statement.raw_execute().map_err(local_error)?;
-                Ok(u64::try_from(changed).unwrap_or(0))
-            }
-        }
+        self.run(sql, args).await.map_err(Failure::into_error)
     }
 
     /// Runs a statement, as [`WriteTx::execute`], unless it would break a
@@ -169,24 +151,25 @@ impl WriteTx {
         args: &[Arg<'_>],
         constraint: &str,
     ) -> Result<Option<u64>> {
+        match self.run(sql, args).await {
+            Ok(changed) => Ok(Some(changed)),
+            Err(failure) if failure.is_unique_violation(constraint) => Ok(None),
+            Err(failure) => Err(failure.into_error()),
+        }
+    }
+
+    async fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> std::result::Result<u64, Failure> {
         match &mut self.0 {
-            Inner::Sqlx(tx) => match bind(sqlx::query(sql), args).execute(&mut **tx).await {
-                Ok(done) => Ok(Some(done.rows_affected())),
-                Err(e) if unique_violation(&e).is_some_and(|c| c.contains(constraint)) => Ok(None),
-                Err(e) => Err(db_error(e)),
-            },
+            Inner::Sqlx(tx) => Ok(bind(sqlx::query(sql), args)
+                .execute(&mut **tx)
+                .await
+                .map_err(Failure::Sqlx)?
+                .rows_affected()),
             Inner::Local(tx) => {
-                let mut statement = LocalTx::statement(tx.conn()?, sql, args)?;
-                match statement.raw_execute() {
-                    Ok(changed) => Ok(Some(u64::try_from(changed).unwrap_or(0))),
-                    Err(rusqlite::Error::SqliteFailure(e, Some(message)))
-                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                            && message.contains(constraint) =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(local_error(e)),
-                }
+                let conn = tx.conn().map_err(Failure::Other)?;
+                let mut statement = LocalTx::statement(conn, sql, args).map_err(Failure::Other)?;
+                let changed = statement.raw_execute().map_err(Failure::Local)?;
+                Ok(u64::try_from(changed).unwrap_or(0))
             }
         }
     }
@@ -222,6 +205,35 @@ impl WriteTx {
             Inner::Sqlx(tx) => tx.commit().await.map_err(db_error),
             // Should COMMIT fail, dropping `tx` rolls back.
             Inner::Local(mut tx) => tx.conn()?.execute_batch("COMMIT").map_err(local_error),
+        }
+    }
+}
+
+/// Why a statement failed, kept as the driver said until the caller
+/// knows whether that failure is one it expects.
+enum Failure {
+    Sqlx(sqlx::Error),
+    Local(rusqlite::Error),
+    Other(nephele_common::Error),
+}
+
+impl Failure {
+    fn is_unique_violation(&self, constraint: &str) -> bool {
+        match self {
+            Failure::Sqlx(e) => unique_violation(e).is_some_and(|c| c.contains(constraint)),
+            Failure::Local(rusqlite::Error::SqliteFailure(e, Some(message))) => {
+                e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    && message.contains(constraint)
+            }
+            Failure::Local(_) | Failure::Other(_) => false,
+        }
+    }
+
+    fn into_error(self) -> nephele_common::Error {
+        match self {
+            Failure::Sqlx(e) => db_error(e),
+            Failure::Local(e) => local_error(e),
+            Failure::Other(e) => e,
         }
     }
 }
