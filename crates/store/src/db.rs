@@ -469,11 +469,7 @@ impl Store {
     /// SQL for a row as one JSON text: an object of `columns` (`a, b, …`)
     /// under their names.
     pub(crate) fn json_object_sql(&self, columns: &str) -> String {
-        let fields = columns
-            .split(", ")
-            .map(|c| format!("'{c}', {c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let fields = json_object_fields(columns);
         match self.backend {
             Backend::Sqlite => format!("json_object({fields})"),
             Backend::Postgres => format!("json_build_object({fields})::text"),
@@ -487,6 +483,15 @@ impl Store {
             Backend::Postgres => format!("json_build_array({columns})::text"),
         }
     }
+}
+
+/// The arguments of a JSON object of `columns` (`a, b, …`): `'a', a, …`.
+pub(crate) fn json_object_fields(columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("'{c}', {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The JSON array that [`Store::json_rows`] reads.

@@ -274,6 +274,12 @@ fn instances_from_json(text: &str) -> Result<Vec<Instance>> {
     Ok(items)
 }
 
+/// Instances from rows of [`Store::json_array_sql`] of [`COLUMNS`], in id
+/// order.
+fn instances_from_rows(rows: &[String]) -> Result<Vec<Instance>> {
+    instances_from_json(&format!("[{}]", rows.join(",")))
+}
+
 async fn fetch_instance(
     store: &Store,
     tx: &mut WriteTx,
@@ -288,7 +294,7 @@ async fn fetch_instance(
             &[Arg::Text(&id.to_string())],
         )
         .await?;
-    Ok(instances_from_json(&format!("[{}]", found.join(",")))?.pop())
+    Ok(instances_from_rows(&found)?.pop())
 }
 
 /// The id of the unfinished task on `resource`, if any.
@@ -493,11 +499,11 @@ impl Store {
         );
         tx.execute(
             &format!(
-            "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, disk_gib, \
-             image, datacenter_id, created_at, updated_at, version) \
-             SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
-             image, datacenter_id, at, at, 1 FROM {j}"
-        ),
+                "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, \
+                 disk_gib, image, datacenter_id, created_at, updated_at, version) \
+                 SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
+                 image, datacenter_id, at, at, 1 FROM {j}"
+            ),
             &[Arg::Text(&rows)],
         )
         .await?;
@@ -518,9 +524,10 @@ impl Store {
         tx.execute(
             &format!(
                 "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
-             active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
-             SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
-             resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {j}"
+                 active_resource, agent_id, status, progress, step, unwinding, input, \
+                 created_at) \
+                 SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
+                 resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {j}"
             ),
             &[Arg::Text(&rows)],
         )
@@ -537,8 +544,8 @@ impl Store {
             tx.execute(
                 &format!(
                     "UPDATE idempotency_keys SET task_id = j.task_id FROM {j} \
-                 WHERE idempotency_keys.scope = j.scope \
-                 AND idempotency_keys.key = j.idempotency_key"
+                     WHERE idempotency_keys.scope = j.scope \
+                     AND idempotency_keys.key = j.idempotency_key"
                 ),
                 &[Arg::Text(&rows)],
             )
@@ -786,7 +793,7 @@ impl Store {
             );
         }
         tx.commit().await?;
-        let found = instances_from_json(&format!("[{}]", found.join(",")))?
+        let found = instances_from_rows(&found)?
             .into_iter()
             .map(|i| (i.id, i))
             .collect::<HashMap<_, _>>();

@@ -9,7 +9,8 @@
 //! makes the same statement atomic there.
 
 use crate::db::{
-    col, col_id, col_opt_id, col_time, db_error, json_batch, parse_id, Backend, JsonType,
+    col, col_id, col_opt_id, col_time, db_error, json_batch, json_object_fields, parse_id, Backend,
+    JsonType,
 };
 use crate::instances::InstanceState;
 use crate::write::{Arg, WriteTx};
@@ -453,14 +454,10 @@ impl Store {
     pub async fn task_with_steps(&self, id: TaskId) -> Result<Option<(Task, Vec<StepEntry>)>> {
         if let Some(local) = &self.local {
             static SQL: LazyLock<String> = LazyLock::new(|| {
-                let fields = COLUMNS
-                    .split(", ")
-                    .map(|c| format!("'{c}', {c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
                 format!(
-                    "SELECT json_object({fields}, 'steps', json({SQLITE_STEPS})) \
-                     FROM tasks WHERE id = $1"
+                    "SELECT json_object({}, 'steps', json({SQLITE_STEPS})) \
+                     FROM tasks WHERE id = $1",
+                    json_object_fields(COLUMNS)
                 )
             });
             let Some(text) = local.text(&SQL, &id.to_string())? else {
