@@ -30,78 +30,120 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Every route with its OpenAPI entry.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, api) = router_and_paths();
-    (router, openapi::finish(api))
-}
-
-/// The routes, and their OpenAPI paths before [`openapi::finish`] adds
-/// the common responses. Serving needs only the routes: the document is
-/// made when it is first asked for, not at every start (finished, it
-/// takes megabytes that an idle server would keep).
-fn router_and_paths() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{
-        accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me, notary,
-        ops, organizations, roles, setup, tasks, users,
-    };
-    let (router, api) =
-        OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
-            .routes(routes!(ops::healthz))
-            .routes(routes!(ops::readyz))
-            .routes(routes!(ops::metrics))
-            .routes(routes!(ops::openapi))
-            .routes(routes!(ops::docs))
-            .routes(routes!(setup::status))
-            .routes(routes!(setup::init))
-            .routes(routes!(organizations::list, organizations::create))
-            .routes(routes!(
+/// Every route group once, each handed to `$group` (`routes!` for the
+/// OpenAPI document, `handlers!` for serving) and added to `$router` with
+/// its `routes` method.
+macro_rules! every_route {
+    ($router:expr, $group:ident) => {{
+        use routes::{
+            accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me,
+            notary, ops, organizations, roles, setup, tasks, users,
+        };
+        $router
+            .routes($group!(ops::healthz))
+            .routes($group!(ops::readyz))
+            .routes($group!(ops::metrics))
+            .routes($group!(ops::openapi))
+            .routes($group!(ops::docs))
+            .routes($group!(setup::status))
+            .routes($group!(setup::init))
+            .routes($group!(organizations::list, organizations::create))
+            .routes($group!(
                 organizations::get,
                 organizations::put,
                 organizations::patch,
                 organizations::delete
             ))
-            .routes(routes!(me::get))
-            .routes(routes!(users::list, users::create))
-            .routes(routes!(users::get, users::put, users::patch, users::delete))
-            .routes(routes!(users::password))
-            .routes(routes!(roles::list, roles::create))
-            .routes(routes!(roles::get, roles::put, roles::delete))
-            .routes(routes!(api_keys::list, api_keys::create))
-            .routes(routes!(api_keys::delete))
-            .routes(routes!(api_keys::regenerate))
-            .routes(routes!(audit_events::list))
-            .routes(routes!(datacenters::list, datacenters::create))
-            .routes(routes!(datacenters::delete))
-            .routes(routes!(images::list))
-            .routes(routes!(accounts::get))
-            .routes(routes!(idp::token))
-            .routes(routes!(idp::revoke))
-            .routes(routes!(idp::introspect))
-            .routes(routes!(idp::userinfo))
-            .routes(routes!(idp::keys))
-            .routes(routes!(idp::rotate_keys))
-            .routes(routes!(idp::openid_configuration))
-            .routes(routes!(clients::list, clients::create))
-            .routes(routes!(clients::get, clients::put, clients::delete))
-            .routes(routes!(clients::secret))
-            .routes(routes!(organizations::get_quota, organizations::put_quota))
-            .routes(routes!(instances::list, instances::create))
-            .routes(routes!(instances::get, instances::patch, instances::delete))
-            .routes(routes!(instances::start))
-            .routes(routes!(instances::stop))
-            .routes(routes!(instances::reboot))
-            .routes(routes!(tasks::list))
-            .routes(routes!(tasks::get, tasks::cancel))
-            .routes(routes!(notary::list, notary::create))
-            .routes(routes!(notary::get, notary::delete))
-            .routes(routes!(notary::content))
-            .routes(routes!(notary::certificate))
-            .routes(routes!(notary::verify))
-            .routes(routes!(notary::keys))
-            .routes(routes!(notary::tree_heads))
-            .split_for_parts();
-    (router, api)
+            .routes($group!(me::get))
+            .routes($group!(users::list, users::create))
+            .routes($group!(users::get, users::put, users::patch, users::delete))
+            .routes($group!(users::password))
+            .routes($group!(roles::list, roles::create))
+            .routes($group!(roles::get, roles::put, roles::delete))
+            .routes($group!(api_keys::list, api_keys::create))
+            .routes($group!(api_keys::delete))
+            .routes($group!(api_keys::regenerate))
+            .routes($group!(audit_events::list))
+            .routes($group!(datacenters::list, datacenters::create))
+            .routes($group!(datacenters::delete))
+            .routes($group!(images::list))
+            .routes($group!(accounts::get))
+            .routes($group!(idp::token))
+            .routes($group!(idp::revoke))
+            .routes($group!(idp::introspect))
+            .routes($group!(idp::userinfo))
+            .routes($group!(idp::keys))
+            .routes($group!(idp::rotate_keys))
+            .routes($group!(idp::openid_configuration))
+            .routes($group!(clients::list, clients::create))
+            .routes($group!(clients::get, clients::put, clients::delete))
+            .routes($group!(clients::secret))
+            .routes($group!(organizations::get_quota, organizations::put_quota))
+            .routes($group!(instances::list, instances::create))
+            .routes($group!(instances::get, instances::patch, instances::delete))
+            .routes($group!(instances::start))
+            .routes($group!(instances::stop))
+            .routes($group!(instances::reboot))
+            .routes($group!(tasks::list))
+            .routes($group!(tasks::get, tasks::cancel))
+            .routes($group!(notary::list, notary::create))
+            .routes($group!(notary::get, notary::delete))
+            .routes($group!(notary::content))
+            .routes($group!(notary::certificate))
+            .routes($group!(notary::verify))
+            .routes($group!(notary::keys))
+            .routes($group!(notary::tree_heads))
+    }};
+}
+
+/// One route group's handlers on their shared path, for serving only.
+/// Unlike `routes!`, it builds no OpenAPI operation and walks no schema:
+/// at start that work took most of the code an idle server keeps mapped
+/// and megabytes of heap, for a document few ever ask for.
+macro_rules! handlers {
+    ($first:ident :: $first_handler:ident $(, $module:ident :: $handler:ident)* $(,)?) => {{
+        use utoipa_axum::PathItemExt;
+        utoipa_axum::paste! {
+            let path = <$first::[<__path_ $first_handler>] as utoipa::Path>::path();
+            let mut methods = axum::routing::MethodRouter::new();
+            for method in <$first::[<__path_ $first_handler>] as utoipa::Path>::methods() {
+                methods = methods.on(method.to_method_filter(), $first::$first_handler);
+            }
+            $(
+                for method in <$module::[<__path_ $handler>] as utoipa::Path>::methods() {
+                    methods = methods.on(method.to_method_filter(), $module::$handler);
+                }
+            )*
+        }
+        (path, methods)
+    }};
+}
+
+/// Adds a group from [`handlers!`] to a plain router.
+trait AddHandlers {
+    fn routes(self, group: (String, axum::routing::MethodRouter<AppState>)) -> Self;
+}
+
+impl AddHandlers for Router<AppState> {
+    fn routes(self, (path, methods): (String, axum::routing::MethodRouter<AppState>)) -> Self {
+        self.route(&path, methods)
+    }
+}
+
+/// Every route with its OpenAPI entry: the document's source.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, api) = every_route!(
+        OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi()),
+        routes
+    )
+    .split_for_parts();
+    (router, openapi::finish(api))
+}
+
+/// Every route, as served. The document is made when it is first asked
+/// for, not at every start.
+fn served_routes() -> Router<AppState> {
+    every_route!(Router::new(), handlers)
 }
 
 /// The OpenAPI document as served and as committed in `openapi/nephele.json`.
@@ -118,7 +160,7 @@ async fn not_found(uri: axum::http::Uri) -> HttpError {
 
 /// The complete service: routes, layers and state.
 pub fn service(app: App, options: HttpOptions) -> Router {
-    let (routes, _) = router_and_paths();
+    let routes = served_routes();
     let metrics = metrics::Metrics::new(app.engine().ok().map(|e| e.metrics()));
     let state = AppState::new(app, metrics, options);
     use axum::middleware::{from_fn, from_fn_with_state};
