@@ -1,4 +1,4 @@
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, json_batch, JsonType};
+use crate::db::{col, col_id, col_opt_id, col_time, db_error, JsonType};
 use crate::write::Arg;
 use crate::{AuditEvent, AuditFilter, Store};
 use nephele_common::clock::to_micros;
@@ -34,25 +34,29 @@ impl Store {
     /// Appends events, in one statement.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
         use JsonType::{Integer, Text};
-        let rows = json_batch(events.iter().map(|e| {
-            serde_json::json!({
-                "id": e.id.to_string(),
-                "occurred_at": to_micros(e.occurred_at),
-                "organization_id": e.organization_id.map(|o| o.to_string()),
-                "actor_type": e.actor_type,
-                "actor_id": e.actor_id,
-                "actor_name": e.actor_name,
-                "action": e.action,
-                "target_type": e.target_type,
-                "target_id": e.target_id,
-                "outcome": e.outcome,
-                "status": e.status,
-                "request_id": e.request_id,
-                "agent_id": e.agent_id,
-                "client_address": e.client_address,
+        let rows: Vec<_> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.id.to_string(),
+                    "occurred_at": to_micros(e.occurred_at),
+                    "organization_id": e.organization_id.map(|o| o.to_string()),
+                    "actor_type": e.actor_type,
+                    "actor_id": e.actor_id,
+                    "actor_name": e.actor_name,
+                    "action": e.action,
+                    "target_type": e.target_type,
+                    "target_id": e.target_id,
+                    "outcome": e.outcome,
+                    "status": e.status,
+                    "request_id": e.request_id,
+                    "agent_id": e.agent_id,
+                    "client_address": e.client_address,
+                })
             })
-        }));
-        let j = self.json_rows(
+            .collect();
+        let mut tx = self.begin_write().await?;
+        let j = tx.rows(
             "j",
             &[
                 ("id", Text),
@@ -70,11 +74,11 @@ impl Store {
                 ("agent_id", Text),
                 ("client_address", Text),
             ],
+            &rows,
         );
-        let mut tx = self.begin_write().await?;
         tx.execute(
             &format!("INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM {j}"),
-            &[Arg::Text(&rows)],
+            &[Arg::Rows(&j)],
         )
         .await?;
         tx.commit().await

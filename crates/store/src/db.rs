@@ -439,28 +439,34 @@ impl Store {
     /// A batch of rows, bound as one JSON array of objects at `$1`, as a
     /// table named `alias` with `columns`: one statement (and one round
     /// trip to the database) for the whole batch, and one prepared
-    /// statement whatever the batch's size.
+    /// statement whatever the batch's size. (The group-commit writers
+    /// take theirs from [`crate::write::WriteTx::rows`].)
     pub(crate) fn json_rows(&self, alias: &str, columns: &[(&str, JsonType)]) -> String {
-        match self.backend {
-            Backend::Sqlite => {
-                let fields = columns
-                    .iter()
-                    .map(|(name, _)| format!("value ->> '{name}' AS {name}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("(SELECT {fields} FROM json_each($1)) AS {alias}")
-            }
-            Backend::Postgres => {
-                let fields = columns
-                    .iter()
-                    .map(|(name, ty)| match ty {
-                        JsonType::Text => format!("{name} text"),
-                        JsonType::Integer => format!("{name} bigint"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("jsonb_to_recordset($1::jsonb) AS {alias}({fields})")
-            }
+        json_rows(self.backend, alias, columns)
+    }
+}
+
+/// See [`Store::json_rows`].
+pub(crate) fn json_rows(backend: Backend, alias: &str, columns: &[(&str, JsonType)]) -> String {
+    match backend {
+        Backend::Sqlite => {
+            let fields = columns
+                .iter()
+                .map(|(name, _)| format!("value ->> '{name}' AS {name}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("(SELECT {fields} FROM json_each($1)) AS {alias}")
+        }
+        Backend::Postgres => {
+            let fields = columns
+                .iter()
+                .map(|(name, ty)| match ty {
+                    JsonType::Text => format!("{name} text"),
+                    JsonType::Integer => format!("{name} bigint"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("jsonb_to_recordset($1::jsonb) AS {alias}({fields})")
         }
     }
 }
@@ -495,6 +501,8 @@ pub(crate) fn json_object_fields(columns: &str) -> String {
 }
 
 /// The JSON array that [`Store::json_rows`] reads.
-pub(crate) fn json_batch(rows: impl Iterator<Item = serde_json::Value>) -> String {
-    serde_json::Value::Array(rows.collect()).to_string()
+pub(crate) fn json_batch(rows: &[serde_json::Value]) -> String {
+    // Only a map with keys that are not strings fails to serialize, and
+    // a `Value`'s keys are strings.
+    serde_json::to_string(rows).unwrap_or_default()
 }

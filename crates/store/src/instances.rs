@@ -2,7 +2,7 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{col, col_id, col_time, db_error, json_batch, parse_id, Backend, JsonType};
+use crate::db::{col, col_id, col_time, db_error, parse_id, Backend, JsonType};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
 use crate::write::{Arg, WriteTx};
@@ -459,31 +459,34 @@ impl Store {
         if accepted.is_empty() {
             return Ok(answers);
         }
-        let rows = json_batch(accepted.iter().map(|a| {
-            let (new, task) = (&a.instance, &a.task);
-            serde_json::json!({
-                "id": new.id.to_string(),
-                "organization_id": new.organization_id.to_string(),
-                "name": new.name,
-                "cpu": new.cpu,
-                "memory_mib": new.memory_mib,
-                "disk_gib": new.disk_gib,
-                "image": new.image,
-                "datacenter_id": new.datacenter_id.to_string(),
-                "at": to_micros(new.now),
-                "task_id": task.id.to_string(),
-                "task_organization_id": task.organization_id.to_string(),
-                "operation": task.operation,
-                "resource_type": task.resource_type,
-                "resource_id": task.resource_id,
-                "agent_id": task.agent_id,
-                "input": task.input,
-                "task_at": to_micros(task.now),
-                "scope": a.idempotency.as_ref().map(|k| &k.scope),
-                "idempotency_key": a.idempotency.as_ref().map(|k| &k.key),
+        let rows: Vec<_> = accepted
+            .iter()
+            .map(|a| {
+                let (new, task) = (&a.instance, &a.task);
+                serde_json::json!({
+                    "id": new.id.to_string(),
+                    "organization_id": new.organization_id.to_string(),
+                    "name": new.name,
+                    "cpu": new.cpu,
+                    "memory_mib": new.memory_mib,
+                    "disk_gib": new.disk_gib,
+                    "image": new.image,
+                    "datacenter_id": new.datacenter_id.to_string(),
+                    "at": to_micros(new.now),
+                    "task_id": task.id.to_string(),
+                    "task_organization_id": task.organization_id.to_string(),
+                    "operation": task.operation,
+                    "resource_type": task.resource_type,
+                    "resource_id": task.resource_id,
+                    "agent_id": task.agent_id,
+                    "input": task.input,
+                    "task_at": to_micros(task.now),
+                    "scope": a.idempotency.as_ref().map(|k| &k.scope),
+                    "idempotency_key": a.idempotency.as_ref().map(|k| &k.key),
+                })
             })
-        }));
-        let j = self.json_rows(
+            .collect();
+        let j = tx.rows(
             "j",
             &[
                 ("id", Text),
@@ -496,6 +499,7 @@ impl Store {
                 ("datacenter_id", Text),
                 ("at", Integer),
             ],
+            &rows,
         );
         tx.execute(
             &format!(
@@ -504,10 +508,10 @@ impl Store {
                  SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
                  image, datacenter_id, at, at, 1 FROM {j}"
             ),
-            &[Arg::Text(&rows)],
+            &[Arg::Rows(&j)],
         )
         .await?;
-        let j = self.json_rows(
+        let j = tx.rows(
             "j",
             &[
                 ("task_id", Text),
@@ -519,6 +523,7 @@ impl Store {
                 ("input", Text),
                 ("task_at", Integer),
             ],
+            &rows,
         );
         // The resources are new: no other task can be active on them.
         tx.execute(
@@ -529,17 +534,18 @@ impl Store {
                  SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
                  resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {j}"
             ),
-            &[Arg::Text(&rows)],
+            &[Arg::Rows(&j)],
         )
         .await?;
         if accepted.iter().any(|a| a.idempotency.is_some()) {
-            let j = self.json_rows(
+            let j = tx.rows(
                 "j",
                 &[
                     ("task_id", Text),
                     ("scope", Text),
                     ("idempotency_key", Text),
                 ],
+                &rows,
             );
             tx.execute(
                 &format!(
@@ -547,7 +553,7 @@ impl Store {
                      WHERE idempotency_keys.scope = j.scope \
                      AND idempotency_keys.key = j.idempotency_key"
                 ),
-                &[Arg::Text(&rows)],
+                &[Arg::Rows(&j)],
             )
             .await?;
         }
@@ -751,14 +757,16 @@ impl Store {
         batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
     ) -> Result<Vec<Option<Instance>>> {
         use JsonType::{Integer, Text};
-        let rows = json_batch(batch.iter().map(|(id, state, now)| {
-            serde_json::json!({
-                "id": id.to_string(),
-                "state": state.as_str(),
-                "at": to_micros(*now),
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|(id, state, now)| {
+                serde_json::json!({
+                    "id": id.to_string(),
+                    "state": state.as_str(),
+                    "at": to_micros(*now),
+                })
             })
-        }));
-        let j = self.json_rows("j", &[("id", Text), ("state", Text), ("at", Integer)]);
+            .collect();
         // Qualified, since `j` has columns of the same names.
         let columns = self.json_array_sql(
             &COLUMNS
@@ -768,6 +776,11 @@ impl Store {
                 .join(", "),
         );
         let mut tx = self.begin_write().await?;
+        let j = tx.rows(
+            "j",
+            &[("id", Text), ("state", Text), ("at", Integer)],
+            &rows,
+        );
         let mut found = tx
             .texts(
                 &format!(
@@ -776,7 +789,7 @@ impl Store {
                      WHERE instances.id = j.id AND instances.state <> j.state \
                      RETURNING {columns}"
                 ),
-                &[Arg::Text(&rows)],
+                &[Arg::Rows(&j)],
             )
             .await?;
         if found.len() < batch.len() {
@@ -787,7 +800,7 @@ impl Store {
                         "SELECT {columns} FROM instances JOIN {j} ON instances.id = j.id \
                          WHERE instances.state = j.state"
                     ),
-                    &[Arg::Text(&rows)],
+                    &[Arg::Rows(&j)],
                 )
                 .await?,
             );

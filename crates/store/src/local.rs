@@ -118,13 +118,13 @@ impl Turn {
                 let conn = open(&writer.path, writer.busy_timeout)?;
                 // The writer never checkpoints by itself, and the
                 // statements of the batches are many more than rusqlite's
-                // default cache.
+                // default cache: each batch's in a few sizes (`write::Rows`).
                 conn.execute_batch(
                     "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
                 )
                 .map_err(local_error)?;
-                conn.set_prepared_statement_cache_capacity(64);
+                conn.set_prepared_statement_cache_capacity(256);
                 conn
             }
         };

@@ -334,10 +334,12 @@ impl Store {
         }
         let head = seal(current.as_ref(), &pending)?;
         let first = current.as_ref().map_or(0, |h| h.tree_size);
-        let rows =
-            json_batch(pending.iter().enumerate().map(
-                |(i, f)| serde_json::json!({"id": f.id.to_string(), "leaf": first + i as i64}),
-            ));
+        let rows: Vec<_> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, f)| serde_json::json!({"id": f.id.to_string(), "leaf": first + i as i64}))
+            .collect();
+        let rows = json_batch(&rows);
         let j = self.json_rows("j", &[("id", JsonType::Text), ("leaf", JsonType::Integer)]);
         sqlx::query(&format!(
             "UPDATE notary_files SET leaf_index = j.leaf FROM {j} WHERE notary_files.id = j.id"

@@ -3,7 +3,7 @@
 //! Changes are applied in groups, one transaction each, and one statement
 //! for each kind of change in a group.
 
-use crate::db::{col, db_error, json_batch, JsonType};
+use crate::db::{col, db_error, JsonType};
 use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -122,7 +122,7 @@ impl Store {
             }
         }
         if !creates.is_empty() {
-            let j = self.json_rows(
+            let j = tx.rows(
                 "j",
                 &[
                     ("id", Text),
@@ -131,6 +131,7 @@ impl Store {
                     ("image", Text),
                     ("at", Integer),
                 ],
+                &creates,
             );
             // `WHERE true` tells SQLite's parser that ON CONFLICT is not a
             // join's ON.
@@ -141,7 +142,7 @@ impl Store {
                      SELECT id, 'stopped', cpu, memory_mib, image, 0, at FROM {j} WHERE true \
                      ON CONFLICT (id) DO NOTHING"
                 ),
-                &[Arg::Text(&json_batch(creates.into_iter()))],
+                &[Arg::Rows(&j)],
             )
             .await?;
         }
@@ -149,7 +150,7 @@ impl Store {
         if !powers.is_empty() {
             // A machine already in that power state is left as it is; the
             // ids returned are the machines that exist.
-            let j = self.json_rows(
+            let j = tx.rows(
                 "j",
                 &[
                     ("id", Text),
@@ -159,6 +160,7 @@ impl Store {
                     ("new_memory", Integer),
                     ("at", Integer),
                 ],
+                &powers,
             );
             let changed = "sim_machines.power <> j.want";
             found.extend(
@@ -176,7 +178,7 @@ impl Store {
                          power = j.want FROM {j} WHERE sim_machines.id = j.id \
                          RETURNING sim_machines.id"
                     ),
-                    &[Arg::Text(&json_batch(powers.into_iter()))],
+                    &[Arg::Rows(&j)],
                 )
                 .await?,
             );
@@ -184,7 +186,11 @@ impl Store {
         if !reboots.is_empty() {
             // Counted once per task; the ids returned are the machines
             // that run.
-            let j = self.json_rows("j", &[("id", Text), ("task", Text), ("at", Integer)]);
+            let j = tx.rows(
+                "j",
+                &[("id", Text), ("task", Text), ("at", Integer)],
+                &reboots,
+            );
             found.extend(
                 tx.texts(
                     &format!(
@@ -195,16 +201,16 @@ impl Store {
                          WHERE sim_machines.id = j.id AND sim_machines.power = 'running' \
                          RETURNING sim_machines.id"
                     ),
-                    &[Arg::Text(&json_batch(reboots.into_iter()))],
+                    &[Arg::Rows(&j)],
                 )
                 .await?,
             );
         }
         if !deletes.is_empty() {
-            let j = self.json_rows("j", &[("id", Text)]);
+            let j = tx.rows("j", &[("id", Text)], &deletes);
             tx.execute(
                 &format!("DELETE FROM sim_machines WHERE id IN (SELECT id FROM {j})"),
-                &[Arg::Text(&json_batch(deletes.into_iter()))],
+                &[Arg::Rows(&j)],
             )
             .await?;
         }

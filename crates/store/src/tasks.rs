@@ -9,11 +9,10 @@
 //! makes the same statement atomic there.
 
 use crate::db::{
-    col, col_id, col_opt_id, col_time, db_error, json_batch, json_object_fields, parse_id, Backend,
-    JsonType,
+    col, col_id, col_opt_id, col_time, db_error, json_object_fields, parse_id, Backend, JsonType,
 };
 use crate::instances::InstanceState;
-use crate::write::{Arg, WriteTx};
+use crate::write::{Arg, Rows, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -301,7 +300,7 @@ fn put_entry(row: &mut serde_json::Value, entry: Option<&StepEntry>) {
 /// Appends to the step log the entries of a batch (`j`, see
 /// [`Store::json_rows`]: `id`, `owner`, `at` and [`ENTRY_COLUMNS`]) whose
 /// tasks their nodes still hold; rows without a `name` have no entry.
-async fn append_steps(tx: &mut WriteTx, j: &str, rows: &str) -> Result<()> {
+async fn append_steps(tx: &mut WriteTx, j: &Rows<'_>) -> Result<()> {
     tx.execute(
         &format!(
             "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
@@ -310,7 +309,7 @@ async fn append_steps(tx: &mut WriteTx, j: &str, rows: &str) -> Result<()> {
              WHERE j.name IS NOT NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id \
              AND t.owner = j.owner AND t.status = 'RUNNING')"
         ),
-        &[Arg::Text(rows)],
+        &[Arg::Rows(j)],
     )
     .await?;
     Ok(())
@@ -318,7 +317,7 @@ async fn append_steps(tx: &mut WriteTx, j: &str, rows: &str) -> Result<()> {
 
 /// Sets `set` on the tasks of a batch (`j`) that their nodes still hold;
 /// their ids.
-async fn update_held(tx: &mut WriteTx, set: &str, j: &str, rows: &str) -> Result<HashSet<String>> {
+async fn update_held(tx: &mut WriteTx, set: &str, j: &Rows<'_>) -> Result<HashSet<String>> {
     Ok(tx
         .texts(
             &format!(
@@ -326,7 +325,7 @@ async fn update_held(tx: &mut WriteTx, set: &str, j: &str, rows: &str) -> Result
                  WHERE tasks.id = j.id AND tasks.owner = j.owner AND {RUNNING} \
                  RETURNING tasks.id"
             ),
-            &[Arg::Text(rows)],
+            &[Arg::Rows(j)],
         )
         .await?
         .into_iter()
@@ -553,20 +552,24 @@ impl Store {
     /// that task is no longer its node's.
     pub async fn record_progress(&self, batch: &[Progress]) -> Result<Vec<bool>> {
         use JsonType::{Integer, Text};
-        let rows = json_batch(batch.iter().map(|p| {
-            let mut row = serde_json::json!({
-                "id": p.task.to_string(),
-                "owner": p.owner.to_string(),
-                "step": p.step,
-                "unwinding": i64::from(p.unwinding),
-                "progress": p.progress,
-                "error": p.error,
-                "at": to_micros(p.now),
-            });
-            put_entry(&mut row, Some(&p.entry));
-            row
-        }));
-        let j = self.json_rows(
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|p| {
+                let mut row = serde_json::json!({
+                    "id": p.task.to_string(),
+                    "owner": p.owner.to_string(),
+                    "step": p.step,
+                    "unwinding": i64::from(p.unwinding),
+                    "progress": p.progress,
+                    "error": p.error,
+                    "at": to_micros(p.now),
+                });
+                put_entry(&mut row, Some(&p.entry));
+                row
+            })
+            .collect();
+        let mut tx = self.begin_write().await?;
+        let j = tx.rows(
             "j",
             &[
                 &[
@@ -581,19 +584,18 @@ impl Store {
                 &ENTRY_COLUMNS,
             ]
             .concat(),
+            &rows,
         );
-        let mut tx = self.begin_write().await?;
         let held = update_held(
             &mut tx,
             "step = j.step, unwinding = j.unwinding, progress = j.progress, \
              error = COALESCE(j.error, tasks.error)",
             &j,
-            &rows,
         )
         .await?;
         if !held.is_empty() {
             // The tasks just updated are exactly those still held.
-            append_steps(&mut tx, &j, &rows).await?;
+            append_steps(&mut tx, &j).await?;
         }
         tx.commit().await?;
         Ok(batch
@@ -608,21 +610,25 @@ impl Store {
     /// that task was no longer its node's.
     pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
         use JsonType::{Integer, Text};
-        let rows = json_batch(batch.iter().map(|f| {
-            let (step, entry) = f.last_step.as_ref().map(|(s, e)| (*s, e)).unzip();
-            let mut row = serde_json::json!({
-                "id": f.task.to_string(),
-                "owner": f.owner.to_string(),
-                "status": f.status.as_str(),
-                "result": f.result,
-                "error": f.error,
-                "at": to_micros(f.now),
-                "step": step,
-            });
-            put_entry(&mut row, entry);
-            row
-        }));
-        let j = self.json_rows(
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|f| {
+                let (step, entry) = f.last_step.as_ref().map(|(s, e)| (*s, e)).unzip();
+                let mut row = serde_json::json!({
+                    "id": f.task.to_string(),
+                    "owner": f.owner.to_string(),
+                    "status": f.status.as_str(),
+                    "result": f.result,
+                    "error": f.error,
+                    "at": to_micros(f.now),
+                    "step": step,
+                });
+                put_entry(&mut row, entry);
+                row
+            })
+            .collect();
+        let mut tx = self.begin_write().await?;
+        let j = tx.rows(
             "j",
             &[
                 &[
@@ -637,11 +643,11 @@ impl Store {
                 &ENTRY_COLUMNS,
             ]
             .concat(),
+            &rows,
         );
-        let mut tx = self.begin_write().await?;
         if batch.iter().any(|f| f.last_step.is_some()) {
             // Before the end, while the task is still running and held.
-            append_steps(&mut tx, &j, &rows).await?;
+            append_steps(&mut tx, &j).await?;
         }
         let done = update_held(
             &mut tx,
@@ -649,7 +655,6 @@ impl Store {
              progress = 100, completed_at = j.at, step = COALESCE(j.step, tasks.step), \
              active_resource = NULL",
             &j,
-            &rows,
         )
         .await?;
         tx.commit().await?;
