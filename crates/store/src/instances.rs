@@ -486,7 +486,7 @@ impl Store {
                 })
             })
             .collect();
-        let j = tx.rows(
+        let instances = tx.rows(
             "j",
             &[
                 ("id", Text),
@@ -506,12 +506,12 @@ impl Store {
                 "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, \
                  disk_gib, image, datacenter_id, created_at, updated_at, version) \
                  SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
-                 image, datacenter_id, at, at, 1 FROM {j}"
+                 image, datacenter_id, at, at, 1 FROM {instances}"
             ),
-            &[Arg::Rows(&j)],
+            &[Arg::Rows(&instances)],
         )
         .await?;
-        let j = tx.rows(
+        let tasks = instances.table(
             "j",
             &[
                 ("task_id", Text),
@@ -523,7 +523,6 @@ impl Store {
                 ("input", Text),
                 ("task_at", Integer),
             ],
-            &rows,
         );
         // The resources are new: no other task can be active on them.
         tx.execute(
@@ -532,20 +531,19 @@ impl Store {
                  active_resource, agent_id, status, progress, step, unwinding, input, \
                  created_at) \
                  SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
-                 resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {j}"
+                 resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {tasks}"
             ),
-            &[Arg::Rows(&j)],
+            &[Arg::Rows(&tasks)],
         )
         .await?;
         if accepted.iter().any(|a| a.idempotency.is_some()) {
-            let j = tx.rows(
+            let j = instances.table(
                 "j",
                 &[
                     ("task_id", Text),
                     ("scope", Text),
                     ("idempotency_key", Text),
                 ],
-                &rows,
             );
             tx.execute(
                 &format!(

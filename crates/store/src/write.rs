@@ -47,15 +47,16 @@ pub(crate) enum Arg<'a> {
 /// and skipped, so that a handful of prepared statements serve every size.
 pub(crate) struct Rows<'v> {
     sql: String,
-    bound: Bound<'v>,
+    columns: Vec<&'static str>,
+    source: Source<'v>,
 }
 
-enum Bound<'v> {
-    Json(String),
-    Values {
-        columns: Vec<&'static str>,
-        rows: &'v [serde_json::Value],
-    },
+/// What a batch's statements bind: made once per batch, however many
+/// tables ([`Rows::table`]) a transaction reads it as.
+#[derive(Clone)]
+enum Source<'v> {
+    Json { backend: Backend, text: Arc<str> },
+    Values(&'v [serde_json::Value]),
 }
 
 /// The rows a local batch's statement has room for.
@@ -63,8 +64,9 @@ fn slots(rows: usize) -> usize {
     rows.max(1).next_power_of_two()
 }
 
-/// The first parameter index of a local batch's values: those below are
-/// left to the statement's own `$N`, which SQLite numbers apart.
+/// The first parameter index of a local batch's values. The statement's
+/// own `$N` (never more than a few) take the indices below, or, written
+/// after the list, those after it.
 const FIRST_ROW_PARAMETER: usize = 33;
 
 impl std::fmt::Display for Rows<'_> {
@@ -73,46 +75,35 @@ impl std::fmt::Display for Rows<'_> {
     }
 }
 
-impl Rows<'_> {
-    fn values(
-        alias: &str,
-        columns: &[(&'static str, JsonType)],
-        rows: &[serde_json::Value],
-    ) -> String {
-        let width = columns.len();
-        let slots = slots(rows.len());
-        let fields = columns
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| format!("column{} AS {name}", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut values = String::with_capacity(slots * width * 7);
-        for slot in 0..slots {
-            values.push_str(if slot == 0 { "(" } else { ", (" });
-            for column in 0..width {
-                if column > 0 {
-                    values.push_str(", ");
-                }
-                values.push_str(&format!("?{}", FIRST_ROW_PARAMETER + slot * width + column));
-            }
-            values.push(')');
+impl<'v> Rows<'v> {
+    fn new(source: Source<'v>, alias: &str, columns: &[(&'static str, JsonType)]) -> Rows<'v> {
+        let sql = match &source {
+            Source::Json { backend, .. } => json_rows(*backend, alias, columns),
+            Source::Values(rows) => values_sql(alias, columns, rows.len()),
+        };
+        Rows {
+            sql,
+            columns: columns.iter().map(|(name, _)| *name).collect(),
+            source,
         }
-        // The first column of a row is never NULL (an id); the empty
-        // slots' is.
-        format!("(SELECT {fields} FROM (VALUES {values}) WHERE column1 IS NOT NULL) AS {alias}")
+    }
+
+    /// The same rows as a table of other columns, for another statement:
+    /// the batch is not made again.
+    pub(crate) fn table(&self, alias: &str, columns: &[(&'static str, JsonType)]) -> Rows<'v> {
+        Rows::new(self.source.clone(), alias, columns)
     }
 
     /// Binds the rows' values, and NULL for the empty slots' first column.
     fn bind_local(&self, statement: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
         use rusqlite::types::Null;
         use serde_json::Value;
-        let Bound::Values { columns, rows } = &self.bound else {
+        let Source::Values(rows) = self.source else {
             return Ok(());
         };
-        let width = columns.len();
+        let width = self.columns.len();
         for (r, row) in rows.iter().enumerate() {
-            for (c, name) in columns.iter().enumerate() {
+            for (c, name) in self.columns.iter().enumerate() {
                 let index = FIRST_ROW_PARAMETER + r * width + c;
                 match row.get(name) {
                     None | Some(Value::Null) => statement.raw_bind_parameter(index, Null),
@@ -132,6 +123,34 @@ impl Rows<'_> {
         }
         Ok(())
     }
+}
+
+/// A local batch of `rows` as a table: `(SELECT column1 AS a, … FROM
+/// (VALUES (?33, …), …) WHERE column1 IS NOT NULL) AS alias`.
+fn values_sql(alias: &str, columns: &[(&'static str, JsonType)], rows: usize) -> String {
+    use std::fmt::Write;
+    let width = columns.len();
+    let mut sql = String::from("(SELECT ");
+    for (i, (name, _)) in columns.iter().enumerate() {
+        let comma = if i == 0 { "" } else { ", " };
+        let _ = write!(sql, "{comma}column{} AS {name}", i + 1);
+    }
+    sql.push_str(" FROM (VALUES ");
+    for slot in 0..slots(rows) {
+        sql.push_str(if slot == 0 { "(" } else { ", (" });
+        for column in 0..width {
+            let comma = if column == 0 { "" } else { ", " };
+            let _ = write!(
+                sql,
+                "{comma}?{}",
+                FIRST_ROW_PARAMETER + slot * width + column
+            );
+        }
+        sql.push(')');
+    }
+    // The first column of a row is never NULL (an id); the empty slots' is.
+    let _ = write!(sql, ") WHERE column1 IS NOT NULL) AS {alias}");
+    sql
 }
 
 /// One write transaction; dropped without [`WriteTx::commit`], it is
@@ -181,22 +200,23 @@ impl LocalTx {
     ) -> Result<rusqlite::CachedStatement<'c>> {
         let mut statement = conn.prepare_cached(sql).map_err(local_error)?;
         for (i, arg) in args.iter().enumerate() {
-            if let Arg::Rows(rows) = arg {
-                rows.bind_local(&mut statement).map_err(local_error)?;
-                continue;
-            }
+            use rusqlite::types::ValueRef;
+            let value = match *arg {
+                Arg::Text(v) => ValueRef::Text(v.as_bytes()),
+                Arg::Int(v) => ValueRef::Integer(v),
+                Arg::Null => ValueRef::Null,
+                Arg::Rows(rows) => {
+                    rows.bind_local(&mut statement).map_err(local_error)?;
+                    continue;
+                }
+            };
             let name = format!("${}", i + 1);
             let Some(index) = statement.parameter_index(&name).map_err(local_error)? else {
                 continue; // a parameter the statement does not use
             };
-            match *arg {
-                Arg::Text(v) => statement.raw_bind_parameter(index, v),
-                Arg::Int(v) => statement.raw_bind_parameter(index, v),
-                Arg::Null | Arg::Rows(_) => {
-                    statement.raw_bind_parameter(index, rusqlite::types::Null)
-                }
-            }
-            .map_err(local_error)?;
+            statement
+                .raw_bind_parameter(index, rusqlite::types::ToSqlOutput::Borrowed(value))
+                .map_err(local_error)?;
         }
         Ok(statement)
     }
@@ -253,19 +273,14 @@ impl WriteTx {
         columns: &[(&'static str, JsonType)],
         rows: &'v [serde_json::Value],
     ) -> Rows<'v> {
-        match &self.0 {
-            Inner::Sqlx(_, backend) => Rows {
-                sql: json_rows(*backend, alias, columns),
-                bound: Bound::Json(json_batch(rows)),
+        let source = match &self.0 {
+            Inner::Sqlx(_, backend) => Source::Json {
+                backend: *backend,
+                text: Arc::from(json_batch(rows)),
             },
-            Inner::Local(_) => Rows {
-                sql: Rows::values(alias, columns, rows),
-                bound: Bound::Values {
-                    columns: columns.iter().map(|(name, _)| *name).collect(),
-                    rows,
-                },
-            },
-        }
+            Inner::Local(_) => Source::Values(rows),
+        };
+        Rows::new(source, alias, columns)
     }
 
     /// Runs a statement; the number of rows it changed.
@@ -379,9 +394,9 @@ fn bind<'q>(
             Arg::Text(v) => query.bind(v),
             Arg::Int(v) => query.bind(v),
             Arg::Null => query.bind(None::<String>),
-            Arg::Rows(rows) => match &rows.bound {
-                Bound::Json(json) => query.bind(json.as_str()),
-                Bound::Values { .. } => query.bind(None::<String>),
+            Arg::Rows(rows) => match &rows.source {
+                Source::Json { text, .. } => query.bind(&**text),
+                Source::Values(_) => query.bind(None::<String>),
             },
         };
     }
@@ -600,6 +615,16 @@ mod tests {
                 .await
                 .expect("three rows again");
             assert_eq!(n, 3, "the fourth slot of the last batch is empty again");
+            // The same batch read as a table of other columns.
+            let ids = j.table("k", &[("id", JsonType::Text)]);
+            let read = tx
+                .texts(
+                    &format!("SELECT k.id FROM {ids} ORDER BY k.id"),
+                    &[Arg::Rows(&ids)],
+                )
+                .await
+                .expect("the batch as another table");
+            assert_eq!(read, ["h", "i", "k"]);
             let one = [machine("a", 9, None)];
             let j = tx.rows("j", &COLUMNS, &one);
             let changed = tx
