@@ -129,7 +129,38 @@ impl App {
             agent_id: ctx.agent_id.clone(),
             input: json!({ "restore": restore.map(InstanceState::as_str) }).to_string(),
             now: self.clock().now(),
+            owner: None,
         }
+    }
+
+    /// Queues a task through `store`, which stores it: taken by this node
+    /// at once when one of its workers is free, and otherwise left to the
+    /// first node that claims it. A task stored as this node's is run by
+    /// no other while this node lives, so storing and running it go on
+    /// even if the request is dropped meanwhile (its client went away).
+    async fn queue<F>(
+        &self,
+        mut task: NewTask,
+        store: impl FnOnce(App, NewTask) -> F,
+    ) -> Result<Task>
+    where
+        F: std::future::Future<Output = Result<Task>> + Send + 'static,
+    {
+        let engine = self.engine()?.clone();
+        let Some(claim) = engine.reserve() else {
+            let task = store(self.clone(), task).await?;
+            engine.wake();
+            return Ok(task);
+        };
+        task.owner = Some(claim.node());
+        let stored = store(self.clone(), task);
+        tokio::spawn(async move {
+            let task = stored.await?;
+            engine.run(claim, task.clone());
+            Ok(task)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("queueing a task: {e}")))?
     }
 
     /// Accepts a new instance; the task that makes it is returned.
@@ -178,25 +209,30 @@ impl App {
             "machine": {"cpu": cpu, "memoryMiB": memory_mib, "diskGiB": disk_gib, "image": image.as_str()},
         })
         .to_string();
-        self.acceptances()
-            .submit(Acceptance {
-                instance: NewInstance {
-                    id,
-                    organization_id: org,
-                    name: name.as_str().to_owned(),
-                    cpu,
-                    memory_mib,
-                    disk_gib,
-                    image: image.as_str().to_owned(),
-                    datacenter_id: Datacenter::LOCAL,
-                    now: task.now,
-                },
-                task: task.clone(),
-                idempotency: ctx.idempotency.clone(),
-            })
-            .await??;
-        self.engine()?.wake();
-        Ok(task.queued())
+        let instance = NewInstance {
+            id,
+            organization_id: org,
+            name: name.as_str().to_owned(),
+            cpu,
+            memory_mib,
+            disk_gib,
+            image: image.as_str().to_owned(),
+            datacenter_id: Datacenter::LOCAL,
+            now: task.now,
+        };
+        let idempotency = ctx.idempotency.clone();
+        self.queue(task, |app, task| async move {
+            let queued = task.queued();
+            app.acceptances()
+                .submit(Acceptance {
+                    instance,
+                    task,
+                    idempotency,
+                })
+                .await??;
+            Ok(queued)
+        })
+        .await
     }
 
     pub async fn list_instances(
@@ -288,18 +324,19 @@ impl App {
         // The state to restore is the one found when the operation is
         // accepted, inside the store's transaction.
         let task = self.new_task(ctx, instance.organization_id, operation.as_str(), id, None);
-        let task = self
-            .store()
-            .begin_instance_operation(
-                id,
-                &operation.transition(),
-                precondition,
-                task,
-                ctx.idempotency.as_ref(),
-            )
-            .await?;
-        self.engine()?.wake();
-        Ok(task)
+        let (precondition, idempotency) = (precondition.clone(), ctx.idempotency.clone());
+        self.queue(task, |app, task| async move {
+            app.store()
+                .begin_instance_operation(
+                    id,
+                    &operation.transition(),
+                    &precondition,
+                    task,
+                    idempotency.as_ref(),
+                )
+                .await
+        })
+        .await
     }
 }
 

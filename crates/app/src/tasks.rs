@@ -36,33 +36,55 @@ impl App {
         id: TaskId,
         wait: Option<Duration>,
     ) -> Result<(Task, Vec<StepEntry>)> {
-        let wait = wait.filter(|w| !w.is_zero());
-        // Watched before it is read, so that an end in between is not missed.
-        let watch = match wait {
-            Some(_) => Some(self.engine()?.watch(id)),
-            None => None,
-        };
-        let read = || async {
-            self.store()
-                .task_with_steps(id)
-                .await?
-                .ok_or_else(|| Error::not_found(TYPE, id))
-        };
-        let (mut task, mut steps) = read().await?;
-        self.authorize_object(ctx, task.organization_id, Permission::TasksRead, TYPE, &id)
-            .await?;
-        if let (Some(wait), Some(watch)) = (wait, watch) {
-            let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-            while !task.status.is_finished() {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                watch.finished(left.min(WAIT_POLL)).await;
-                (task, steps) = read().await?;
+        let authorized = match wait.filter(|w| !w.is_zero()) {
+            Some(wait) => {
+                self.wait_for_end(ctx, id, wait).await?;
+                true
             }
+            None => false,
+        };
+        let (task, steps) = self
+            .store()
+            .task_with_steps(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        if !authorized {
+            self.authorize_object(ctx, task.organization_id, Permission::TasksRead, TYPE, &id)
+                .await?;
         }
         Ok((task, steps))
+    }
+
+    /// Waits for a task the caller may read to end, at most `wait`. Only
+    /// its status is read meanwhile (not its step log, which the caller
+    /// reads once, at the end).
+    async fn wait_for_end(&self, ctx: &OpCtx, id: TaskId, wait: Duration) -> Result<()> {
+        // Watched before it is read, so that an end in between is not missed.
+        let watch = self.engine()?.watch(id);
+        let (org, mut status) = self
+            .store()
+            .task_status(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
+        self.authorize_object(ctx, org, Permission::TasksRead, TYPE, &id)
+            .await?;
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        while !status.is_finished() && !watch.ended() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            watch.finished(left.min(WAIT_POLL)).await;
+            if watch.ended() {
+                break;
+            }
+            // It may have ended on another node.
+            match self.store().task_status(id).await? {
+                Some((_, now)) => status = now,
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// The tasks of the organization acted in, newest first.

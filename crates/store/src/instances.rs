@@ -481,6 +481,9 @@ impl Store {
                     "agent_id": task.agent_id,
                     "input": task.input,
                     "task_at": to_micros(task.now),
+                    "status": task.status().as_str(),
+                    "owner": task.owner.map(|o| o.to_string()),
+                    "started_at": task.owner.map(|_| to_micros(task.now)),
                     "scope": a.idempotency.as_ref().map(|k| &k.scope),
                     "idempotency_key": a.idempotency.as_ref().map(|k| &k.key),
                 })
@@ -522,6 +525,9 @@ impl Store {
                 ("agent_id", Text),
                 ("input", Text),
                 ("task_at", Integer),
+                ("status", Text),
+                ("owner", Text),
+                ("started_at", Integer),
             ],
         );
         // The resources are new: no other task can be active on them.
@@ -529,9 +535,10 @@ impl Store {
             &format!(
                 "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
                  active_resource, agent_id, status, progress, step, unwinding, input, \
-                 created_at) \
+                 created_at, owner, started_at) \
                  SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
-                 resource_id, agent_id, 'PENDING', 0, 0, 0, input, task_at FROM {tasks}"
+                 resource_id, agent_id, status, 0, 0, 0, input, task_at, owner, started_at \
+                 FROM {tasks}"
             ),
             &[Arg::Rows(&tasks)],
         )

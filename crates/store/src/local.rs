@@ -55,17 +55,24 @@ impl LocalReads {
     /// Runs `sql`, a query of one text column with `arg` as its only
     /// parameter (`$1`), and returns the first row's value.
     pub(crate) fn text(&self, sql: &str, arg: &str) -> Result<Option<String>> {
+        self.row(sql, arg, |row| row.get::<_, String>(0))
+    }
+
+    /// Runs `sql`, a query with `arg` as its only parameter (`$1`), and
+    /// returns what `read` makes of the first row.
+    pub(crate) fn row<T>(
+        &self,
+        sql: &str,
+        arg: &str,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
         let conn = match self.take() {
             Some(conn) => conn,
             None => self.open()?,
         };
         let value = conn
             .prepare_cached(sql)
-            .and_then(|mut statement| {
-                statement
-                    .query_row([arg], |row| row.get::<_, String>(0))
-                    .optional()
-            })
+            .and_then(|mut statement| statement.query_row([arg], read).optional())
             .map_err(local_error)?;
         self.idle
             .lock()

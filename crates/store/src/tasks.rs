@@ -107,9 +107,21 @@ pub struct NewTask {
     pub agent_id: Option<String>,
     pub input: String,
     pub now: DateTime<Utc>,
+    /// The node that runs it, when one took it as it was queued (a worker
+    /// of its was free): it is queued RUNNING, started and that node's,
+    /// and no claim of the queue is needed.
+    pub owner: Option<NodeId>,
 }
 
 impl NewTask {
+    /// The status it is queued with.
+    pub(crate) fn status(&self) -> TaskStatus {
+        match self.owner {
+            Some(_) => TaskStatus::Running,
+            None => TaskStatus::Pending,
+        }
+    }
+
     /// The task as it is right after it was queued.
     pub fn queued(&self) -> Task {
         Task {
@@ -119,16 +131,16 @@ impl NewTask {
             resource_type: self.resource_type.clone(),
             resource_id: self.resource_id.clone(),
             agent_id: self.agent_id.clone(),
-            status: TaskStatus::Pending,
+            status: self.status(),
             progress: 0,
             step: 0,
             unwinding: false,
             input: self.input.clone(),
             result: None,
             error: None,
-            owner: None,
+            owner: self.owner,
             created_at: self.now,
-            started_at: None,
+            started_at: self.owner.map(|_| self.now),
             completed_at: None,
         }
     }
@@ -208,10 +220,12 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
     })
 }
 
-/// A task's step log as SQLite's JSON array, oldest first.
-const SQLITE_STEPS: &str = "(SELECT json_group_array(json_array(s.name, s.action, s.outcome, \
-                            s.detail) ORDER BY s.seq) FROM task_steps s \
-                            WHERE s.task_id = tasks.id)";
+/// A task's step log as SQLite's JSON array, oldest first. Ordered by a
+/// subquery, which reads the primary key in order, rather than by the
+/// aggregate's own ORDER BY, which sorts every log in a temporary table.
+const SQLITE_STEPS: &str = "(SELECT json_group_array(json_array(name, action, outcome, detail)) \
+                            FROM (SELECT s.name, s.action, s.outcome, s.detail \
+                            FROM task_steps s WHERE s.task_id = tasks.id ORDER BY s.seq))";
 
 /// A step log entry as JSON: `[name, action, outcome, detail]`.
 type StepJson = (String, String, String, Option<String>);
@@ -341,11 +355,13 @@ const RUNNING: &str = "tasks.status || '' = 'RUNNING'";
 /// false, and nothing queued, when another unfinished task holds the
 /// same resource.
 pub(crate) async fn insert_task(tx: &mut WriteTx, t: &NewTask) -> Result<bool> {
+    let owner = t.owner.map(|o| o.to_string());
     let inserted = tx
         .execute_unless_taken(
             "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
-             active_resource, agent_id, status, progress, step, unwinding, input, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, 'PENDING', 0, 0, 0, $7, $8)",
+             active_resource, agent_id, status, progress, step, unwinding, input, created_at, \
+             owner, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $9, 0, 0, 0, $7, $8, $10, $11)",
             &[
                 Arg::Text(&t.id.to_string()),
                 Arg::Text(&t.organization_id.to_string()),
@@ -355,6 +371,12 @@ pub(crate) async fn insert_task(tx: &mut WriteTx, t: &NewTask) -> Result<bool> {
                 t.agent_id.as_deref().map_or(Arg::Null, Arg::Text),
                 Arg::Text(&t.input),
                 Arg::Int(to_micros(t.now)),
+                Arg::Text(t.status().as_str()),
+                owner.as_deref().map_or(Arg::Null, Arg::Text),
+                match t.owner {
+                    Some(_) => Arg::Int(to_micros(t.now)),
+                    None => Arg::NullInt,
+                },
             ],
             "active_resource",
         )
@@ -393,6 +415,28 @@ impl Store {
             .await
             .map_err(db_error)?;
         row.as_ref().map(task_from_row).transpose()
+    }
+
+    /// A task's organization and status: what a wait for its end needs,
+    /// a read of one short row (its step log is not read).
+    pub async fn task_status(&self, id: TaskId) -> Result<Option<(OrganizationId, TaskStatus)>> {
+        const SQL: &str = "SELECT organization_id, status FROM tasks WHERE id = $1";
+        let row = match &self.local {
+            Some(local) => local.row(SQL, &id.to_string(), |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?,
+            None => sqlx::query_as::<_, (String, String)>(SQL)
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_error)?,
+        };
+        row.map(|(org, status)| {
+            let status = TaskStatus::parse(&status)
+                .ok_or_else(|| Error::internal(format!("task {id}: status {status:?}")))?;
+            Ok((crate::db::parse_id(&org)?, status))
+        })
+        .transpose()
     }
 
     /// An organization's tasks, newest first.
@@ -489,27 +533,39 @@ impl Store {
         Ok(Some((task, step_entries(steps))))
     }
 
-    /// Claims up to `limit` tasks for `node`: tasks not yet claimed, and
-    /// tasks whose node's lease has run out. Oldest first.
+    /// Claims up to `limit` tasks for `node`: tasks not yet claimed and,
+    /// with `orphans`, tasks whose node's lease has run out. Oldest first.
+    ///
+    /// Looking for orphans reads every running task (whose node's lease
+    /// must be checked), a few hundred rows under load; the queue alone is
+    /// a short range of the status index. The engine looks for orphans
+    /// only at its periodic poll (a lease takes seconds to run out) and
+    /// for queued tasks whenever one is queued or a worker frees up.
     pub async fn claim_tasks(
         &self,
         node: NodeId,
         limit: usize,
         now: DateTime<Utc>,
+        orphans: bool,
     ) -> Result<Vec<Task>> {
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
             Backend::Sqlite => "",
         };
         // Claimable: not yet claimed, or its node's lease has run out.
-        const CLAIMABLE: &str = "t.status IN ('PENDING', 'RUNNING') \
-             AND (t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
+        const UNOWNED: &str = "(t.owner IS NULL OR NOT EXISTS (SELECT 1 FROM nodes n \
              WHERE n.id = t.owner AND n.lease_until >= $1))";
+        let statuses = if orphans {
+            "'PENDING', 'RUNNING'"
+        } else {
+            "'PENDING'"
+        };
+        let claimable = format!("t.status IN ({statuses}) AND {UNOWNED}");
         // Looked for first on a reader: most polls find nothing, and then
         // no write transaction waits for its turn, holds up the others'
         // or (on SQLite) opens the writers' connection of an idle server.
         let any: Option<i64> =
-            sqlx::query_scalar(&format!("SELECT 1 FROM tasks t WHERE {CLAIMABLE} LIMIT 1"))
+            sqlx::query_scalar(&format!("SELECT 1 FROM tasks t WHERE {claimable} LIMIT 1"))
                 .bind(to_micros(now))
                 .fetch_optional(&self.read)
                 .await
@@ -523,7 +579,7 @@ impl Store {
                 &format!(
                     "UPDATE tasks SET owner = $2, status = 'RUNNING', \
                      started_at = COALESCE(started_at, $1) \
-                     WHERE id IN (SELECT t.id FROM tasks t WHERE {CLAIMABLE} \
+                     WHERE id IN (SELECT t.id FROM tasks t WHERE {claimable} \
                      ORDER BY t.id LIMIT $3{lock}) RETURNING {}",
                     self.json_object_sql(COLUMNS)
                 ),
@@ -891,10 +947,11 @@ mod tests {
         .await
         .expect("tasks");
         sqlx::query(
+            // Out of order: the log is read in the order of `seq`.
             "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) VALUES \
+             ($1, 3, 'stop machine', 'undo', 'done', NULL, 3), \
              ($1, 1, 'stop machine', 'do', 'done', NULL, 1), \
-             ($1, 2, 'delete machine', 'do', 'failed', 'disk \"busy\"', 2), \
-             ($1, 3, 'stop machine', 'undo', 'done', NULL, 3)",
+             ($1, 2, 'delete machine', 'do', 'failed', 'disk \"busy\"', 2)",
         )
         .bind(full.to_string())
         .execute(&local.write)
@@ -910,8 +967,28 @@ mod tests {
             .await
             .expect("read")
             .expect("the task");
-        assert_eq!(steps.len(), 3);
+        let actions: Vec<_> = steps.iter().map(|s| (s.action, s.outcome)).collect();
+        assert_eq!(
+            actions,
+            [("do", "done"), ("do", "failed"), ("undo", "done")]
+        );
         assert_eq!(steps[1].detail.as_deref(), Some("disk \"busy\""));
+        assert_eq!(
+            local.task_status(full).await.expect("status"),
+            through_sqlx.task_status(full).await.expect("status"),
+        );
+        assert_eq!(
+            local
+                .task_status(bare)
+                .await
+                .expect("status")
+                .map(|(_, s)| s),
+            Some(TaskStatus::Pending)
+        );
+        assert_eq!(
+            local.task_status(TaskId::new()).await.expect("status"),
+            None
+        );
 
         // A claim returns its tasks as JSON objects: the same tasks a
         // read of their rows finds.
@@ -921,7 +998,7 @@ mod tests {
             .register_node(node, at, from_micros(now + 1_000_000))
             .await
             .expect("node");
-        let claimed = local.claim_tasks(node, 10, at).await.expect("claim");
+        let claimed = local.claim_tasks(node, 10, at, true).await.expect("claim");
         assert_eq!(claimed.len(), 1, "only the pending task");
         assert_eq!(claimed[0].owner, Some(node));
         assert_eq!(claimed[0].started_at, Some(at));

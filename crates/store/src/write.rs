@@ -29,7 +29,10 @@ use tokio::sync::OwnedMutexGuard;
 pub(crate) enum Arg<'a> {
     Text(&'a str),
     Int(i64),
+    /// A NULL text.
     Null,
+    /// A NULL integer (PostgreSQL types every parameter).
+    NullInt,
     /// A batch from [`WriteTx::rows`], at `$1`.
     Rows(&'a Rows<'a>),
 }
@@ -204,7 +207,7 @@ impl LocalTx {
             let value = match *arg {
                 Arg::Text(v) => ValueRef::Text(v.as_bytes()),
                 Arg::Int(v) => ValueRef::Integer(v),
-                Arg::Null => ValueRef::Null,
+                Arg::Null | Arg::NullInt => ValueRef::Null,
                 Arg::Rows(rows) => {
                     rows.bind_local(&mut statement).map_err(local_error)?;
                     continue;
@@ -394,6 +397,7 @@ fn bind<'q>(
             Arg::Text(v) => query.bind(v),
             Arg::Int(v) => query.bind(v),
             Arg::Null => query.bind(None::<String>),
+            Arg::NullInt => query.bind(None::<i64>),
             Arg::Rows(rows) => match &rows.source {
                 Source::Json { text, .. } => query.bind(&**text),
                 Source::Values(_) => query.bind(None::<String>),

@@ -89,6 +89,11 @@ struct Inner {
     operations: Arc<dyn Operations>,
     workers: Arc<Semaphore>,
     wake: Notify,
+    /// Tasks may be queued here that no worker of this node was free for:
+    /// a worker that frees up wakes the claims. Otherwise the claims wake
+    /// only for the poll (tasks other nodes queued, and orphans); a look
+    /// at the queue after every task that ends would find nothing.
+    backlog: AtomicBool,
     /// Until when (micros) this node's lease is known to hold.
     lease_until: AtomicI64,
     stopping: AtomicBool,
@@ -146,6 +151,7 @@ impl Engine {
                 config,
                 operations,
                 wake: Notify::new(),
+                backlog: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 waiters: Mutex::new(HashMap::new()),
                 metrics: TaskMetrics::new(),
@@ -171,7 +177,29 @@ impl Engine {
 
     /// A task was queued: look now rather than at the next poll.
     pub fn wake(&self) {
+        self.inner.backlog.store(true, Ordering::Release);
         self.inner.wake.notify_one();
+    }
+
+    /// Sets a worker aside for a task about to be queued, when one is
+    /// free and this node may start work: the task is queued as this
+    /// node's ([`Claim::node`]) and handed to [`Engine::run`] once it is
+    /// stored, so that it starts without a claim of the queue (a write,
+    /// and the wait for it). Dropped unused, the worker is free again.
+    pub fn reserve(&self) -> Option<Claim> {
+        if !self.inner.may_proceed(self.inner.clock.now()) {
+            return None;
+        }
+        let permit = self.inner.workers.clone().try_acquire_owned().ok()?;
+        Some(Claim {
+            node: self.inner.node,
+            permit,
+        })
+    }
+
+    /// Runs `task`, stored as this node's with `claim`'s worker.
+    pub fn run(&self, claim: Claim, task: Task) {
+        spawn_drive(&self.inner, Arc::downgrade(&self.inner), task, claim.permit);
     }
 
     /// Starts watching task `id`: the watch learns of its end on this node
@@ -203,6 +231,19 @@ impl Engine {
     }
 }
 
+/// A worker set aside for one task; see [`Engine::reserve`].
+pub struct Claim {
+    node: NodeId,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Claim {
+    /// The node the task is to be stored as claimed by.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+}
+
 /// Whether a watched task has ended on this node.
 #[derive(Default)]
 struct Finished {
@@ -218,6 +259,11 @@ pub struct TaskWatch {
 }
 
 impl TaskWatch {
+    /// Has the task ended on this node since the watch began?
+    pub fn ended(&self) -> bool {
+        self.finished.done.load(Ordering::Acquire)
+    }
+
     /// Waits at most `timeout` for the task to end on this node (at once
     /// if it already has); the caller re-reads it.
     pub async fn finished(&self, timeout: Duration) {
@@ -490,8 +536,11 @@ async fn heartbeat(engine: Weak<Inner>) {
     }
 }
 
-/// Claims as many tasks as there are free workers, and runs each.
+/// Claims as many tasks as there are free workers, and runs each. Tasks
+/// of nodes whose lease ran out are looked for once per poll period; the
+/// queue, whenever the engine is woken.
 async fn claim_loop(engine: Weak<Inner>) {
+    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
         let Some(inner) = engine.upgrade() else {
             return;
@@ -502,21 +551,32 @@ async fn claim_loop(engine: Weak<Inner>) {
         let free = inner.workers.available_permits();
         let mut claimed = 0;
         if free > 0 && inner.may_proceed(inner.clock.now()) {
+            let orphans = last_sweep.is_none_or(|at| at.elapsed() >= inner.config.poll);
+            if orphans {
+                last_sweep = Some(tokio::time::Instant::now());
+            }
+            // This look covers whatever was queued before it.
+            inner.backlog.store(false, Ordering::Release);
             match inner
                 .store
-                .claim_tasks(inner.node, free, inner.clock.now())
+                .claim_tasks(inner.node, free, inner.clock.now(), orphans)
                 .await
             {
                 Ok(tasks) => {
                     claimed = tasks.len();
                     for task in tasks {
-                        let Ok(permit) = inner.workers.clone().try_acquire_owned() else {
+                        // Claimed, so ours to run: if a request reserved
+                        // the worker it was counted on, wait for another.
+                        let Ok(permit) = inner.workers.clone().acquire_owned().await else {
                             break;
                         };
                         spawn_drive(&inner, engine.clone(), task, permit);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "could not claim tasks"),
+                Err(e) => {
+                    inner.backlog.store(true, Ordering::Release);
+                    tracing::warn!(error = %e, "could not claim tasks");
+                }
             }
         }
         let poll = inner.config.poll;
@@ -552,11 +612,14 @@ fn spawn_drive(inner: &Arc<Inner>, engine: Weak<Inner>, task: Task, permit: Owne
                 if let Err(e) = inner.store.release_task(id, inner.node).await {
                     tracing::warn!(task = %id, error = %e, "could not hand a task back");
                 }
+                inner.backlog.store(true, Ordering::Release);
             }
             inner.metrics.running(-1);
-            inner.wake.notify_one();
+            drop(permit);
+            if inner.backlog.load(Ordering::Acquire) {
+                inner.wake.notify_one();
+            }
         }
-        drop(permit);
     });
 }
 

@@ -542,6 +542,55 @@ async fn a_task_not_yet_started_can_be_cancelled_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn tasks_beyond_the_free_workers_wait_their_turn_and_each_runs_once() {
+    // Two workers, slow operations: the first two creates are taken at
+    // once by this node, the rest queue until a worker frees up.
+    let s = TestServer::start_with(|c| {
+        c.sim_latency = Duration::from_millis(300);
+        c.task_workers = 2;
+    })
+    .await;
+    s.post("/occm/setup/init", &setup_body()).await;
+    let root = s.root_org().await;
+    let mut tasks = Vec::new();
+    for n in 0..5 {
+        let name = format!("queued-{n}");
+        tasks.push(s.start_instance_creation(&root, &name, "debian-12").await);
+    }
+    let mut started = Vec::new();
+    for task in &tasks {
+        let r = s
+            .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
+            .send()
+            .await
+            .unwrap();
+        let t = json_of(r, 200).await["data"].clone();
+        assert_eq!(t["taskStatus"], "PENDING", "{t}");
+        started.push(t["startedAt"].is_string());
+    }
+    assert_eq!(started, [true, true, false, false, false]);
+    for task in &tasks {
+        let t = s.finished_task(task).await;
+        assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+        let steps: Vec<(&str, &str)> = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["action"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("create machine", "do"),
+                ("start machine", "do"),
+                ("mark running", "do")
+            ]
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_returns_the_same_task() {
     let s = TestServer::set_up().await;
     let send = || {
