@@ -187,7 +187,10 @@ impl Engine {
     /// stored, so that it starts without a claim of the queue (a write,
     /// and the wait for it). Dropped unused, the worker is free again.
     pub fn reserve(&self) -> Option<Claim> {
-        if !self.inner.may_proceed(self.inner.clock.now()) {
+        // Tasks that wait for a worker go first: a new one queues behind.
+        if self.inner.backlog.load(Ordering::Acquire)
+            || !self.inner.may_proceed(self.inner.clock.now())
+        {
             return None;
         }
         let permit = self.inner.workers.clone().try_acquire_owned().ok()?;
@@ -583,6 +586,7 @@ async fn claim_loop(engine: Weak<Inner>) {
         let full = claimed == free && free > 0;
         if full {
             // More may be waiting: look again once a worker is free.
+            inner.backlog.store(true, Ordering::Release);
             let workers = inner.workers.clone();
             drop(inner);
             if let Ok(p) = workers.acquire_owned().await {
