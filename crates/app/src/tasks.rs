@@ -69,7 +69,7 @@ impl App {
         self.authorize_object(ctx, org, Permission::TasksRead, TYPE, &id)
             .await?;
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        while !status.is_finished() && !watch.ended() {
+        while !status.is_finished() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break;

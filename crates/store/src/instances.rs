@@ -483,7 +483,7 @@ impl Store {
                     "task_at": to_micros(task.now),
                     "status": task.status().as_str(),
                     "owner": task.owner.map(|o| o.to_string()),
-                    "started_at": task.owner.map(|_| to_micros(task.now)),
+                    "started_at": task.started_at().map(to_micros),
                     "scope": a.idempotency.as_ref().map(|k| &k.scope),
                     "idempotency_key": a.idempotency.as_ref().map(|k| &k.key),
                 })

@@ -122,6 +122,11 @@ impl NewTask {
         }
     }
 
+    /// When it started: as it was queued, if a node took it then.
+    pub(crate) fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.owner.map(|_| self.now)
+    }
+
     /// The task as it is right after it was queued.
     pub fn queued(&self) -> Task {
         Task {
@@ -140,7 +145,7 @@ impl NewTask {
             error: None,
             owner: self.owner,
             created_at: self.now,
-            started_at: self.owner.map(|_| self.now),
+            started_at: self.started_at(),
             completed_at: None,
         }
     }
@@ -373,10 +378,8 @@ pub(crate) async fn insert_task(tx: &mut WriteTx, t: &NewTask) -> Result<bool> {
                 Arg::Int(to_micros(t.now)),
                 Arg::Text(t.status().as_str()),
                 owner.as_deref().map_or(Arg::Null, Arg::Text),
-                match t.owner {
-                    Some(_) => Arg::Int(to_micros(t.now)),
-                    None => Arg::NullInt,
-                },
+                t.started_at()
+                    .map_or(Arg::NullInt, |at| Arg::Int(to_micros(at))),
             ],
             "active_resource",
         )
@@ -434,7 +437,7 @@ impl Store {
         row.map(|(org, status)| {
             let status = TaskStatus::parse(&status)
                 .ok_or_else(|| Error::internal(format!("task {id}: status {status:?}")))?;
-            Ok((crate::db::parse_id(&org)?, status))
+            Ok((parse_id(&org)?, status))
         })
         .transpose()
     }
