@@ -172,7 +172,9 @@ pub struct Progress {
     pub progress: i64,
     /// The error that started the unwinding.
     pub error: Option<String>,
-    pub entry: StepEntry,
+    /// The step log's new entries, in order: several when the engine
+    /// recorded quick steps together.
+    pub entries: Vec<StepEntry>,
     pub now: DateTime<Utc>,
 }
 
@@ -185,9 +187,11 @@ pub struct Finish {
     pub result: Option<String>,
     pub error: Option<String>,
     pub now: DateTime<Utc>,
-    /// The step that ended the task, recorded with its end rather than on
-    /// its own: the steps done, and its entry in the log.
-    pub last_step: Option<(i64, StepEntry)>,
+    /// The steps done, when the last ones are recorded with the task's
+    /// end rather than on their own.
+    pub step: Option<i64>,
+    /// Their entries in the step log, in order.
+    pub entries: Vec<StepEntry>,
 }
 
 /// `?status=`, `?resourceId=` of a list.
@@ -300,35 +304,61 @@ impl TaskJson {
     }
 }
 
-/// The columns of a step entry in a batch that [`append_steps`] reads.
-const ENTRY_COLUMNS: [(&str, JsonType); 4] = [
-    ("name", JsonType::Text),
-    ("action", JsonType::Text),
-    ("outcome", JsonType::Text),
-    ("detail", JsonType::Text),
-];
-
-/// Puts `entry` in a batch's `row` as [`ENTRY_COLUMNS`]; nulls for none.
-fn put_entry(row: &mut serde_json::Value, entry: Option<&StepEntry>) {
-    row["name"] = serde_json::json!(entry.map(|e| &e.name));
-    row["action"] = serde_json::json!(entry.map(|e| e.action));
-    row["outcome"] = serde_json::json!(entry.map(|e| e.outcome));
-    row["detail"] = serde_json::json!(entry.and_then(|e| e.detail.as_ref()));
+/// The rows of step log entries for [`append_steps`]: each task's
+/// `entries`, with its node and time, its entries in order.
+fn entry_rows<'a>(
+    tasks: impl Iterator<Item = (TaskId, NodeId, DateTime<Utc>, &'a [StepEntry])>,
+) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    for (task, owner, at, entries) in tasks {
+        // `ord` numbers a task's entries from 1: the statement sees the
+        // log as it was before it, so each adds its place to the end.
+        for (ord, e) in (1i64..).zip(entries) {
+            rows.push(serde_json::json!({
+                "id": task.to_string(),
+                "owner": owner.to_string(),
+                "ord": ord,
+                "name": e.name,
+                "action": e.action,
+                "outcome": e.outcome,
+                "detail": e.detail,
+                "at": to_micros(at),
+            }));
+        }
+    }
+    rows
 }
 
-/// Appends to the step log the entries of a batch (`j`, see
-/// [`Store::json_rows`]: `id`, `owner`, `at` and [`ENTRY_COLUMNS`]) whose
-/// tasks their nodes still hold; rows without a `name` have no entry.
-async fn append_steps(tx: &mut WriteTx, j: &Rows<'_>) -> Result<()> {
+/// Appends step log entries ([`entry_rows`]) to the log of the tasks
+/// their nodes still hold, in one statement.
+async fn append_steps(tx: &mut WriteTx, rows: &[serde_json::Value]) -> Result<()> {
+    use JsonType::{Integer, Text};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let e = tx.rows(
+        "e",
+        &[
+            ("id", Text),
+            ("owner", Text),
+            ("ord", Integer),
+            ("name", Text),
+            ("action", Text),
+            ("outcome", Text),
+            ("detail", Text),
+            ("at", Integer),
+        ],
+        rows,
+    );
     tx.execute(
         &format!(
             "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
-             SELECT j.id, (SELECT COALESCE(MAX(s.seq), 0) + 1 FROM task_steps s \
-             WHERE s.task_id = j.id), j.name, j.action, j.outcome, j.detail, j.at FROM {j} \
-             WHERE j.name IS NOT NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = j.id \
-             AND t.owner = j.owner AND t.status = 'RUNNING')"
+             SELECT e.id, (SELECT COALESCE(MAX(s.seq), 0) FROM task_steps s \
+             WHERE s.task_id = e.id) + e.ord, e.name, e.action, e.outcome, e.detail, e.at \
+             FROM {e} WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = e.id \
+             AND t.owner = e.owner AND t.status = 'RUNNING')"
         ),
-        &[Arg::Rows(j)],
+        &[Arg::Rows(&e)],
     )
     .await?;
     Ok(())
@@ -614,35 +644,32 @@ impl Store {
         let rows: Vec<_> = batch
             .iter()
             .map(|p| {
-                let mut row = serde_json::json!({
+                serde_json::json!({
                     "id": p.task.to_string(),
                     "owner": p.owner.to_string(),
                     "step": p.step,
                     "unwinding": i64::from(p.unwinding),
                     "progress": p.progress,
                     "error": p.error,
-                    "at": to_micros(p.now),
-                });
-                put_entry(&mut row, Some(&p.entry));
-                row
+                })
             })
             .collect();
+        let entries = entry_rows(
+            batch
+                .iter()
+                .map(|p| (p.task, p.owner, p.now, &p.entries[..])),
+        );
         let mut tx = self.begin_write().await?;
         let j = tx.rows(
             "j",
             &[
-                &[
-                    ("id", Text),
-                    ("owner", Text),
-                    ("step", Integer),
-                    ("unwinding", Integer),
-                    ("progress", Integer),
-                    ("error", Text),
-                    ("at", Integer),
-                ][..],
-                &ENTRY_COLUMNS,
-            ]
-            .concat(),
+                ("id", Text),
+                ("owner", Text),
+                ("step", Integer),
+                ("unwinding", Integer),
+                ("progress", Integer),
+                ("error", Text),
+            ],
             &rows,
         );
         let held = update_held(
@@ -654,7 +681,7 @@ impl Store {
         .await?;
         if !held.is_empty() {
             // The tasks just updated are exactly those still held.
-            append_steps(&mut tx, &j).await?;
+            append_steps(&mut tx, &entries).await?;
         }
         tx.commit().await?;
         Ok(batch
@@ -664,7 +691,7 @@ impl Store {
     }
 
     /// Ends tasks their nodes hold, in one transaction of one statement
-    /// (two when a last step is recorded with its task's end): SUCCESS
+    /// (two when last steps are recorded with their task's end): SUCCESS
     /// with a result or FAILED with an error. Each answer is false when
     /// that task was no longer its node's.
     pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
@@ -672,42 +699,38 @@ impl Store {
         let rows: Vec<_> = batch
             .iter()
             .map(|f| {
-                let (step, entry) = f.last_step.as_ref().map(|(s, e)| (*s, e)).unzip();
-                let mut row = serde_json::json!({
+                serde_json::json!({
                     "id": f.task.to_string(),
                     "owner": f.owner.to_string(),
                     "status": f.status.as_str(),
                     "result": f.result,
                     "error": f.error,
                     "at": to_micros(f.now),
-                    "step": step,
-                });
-                put_entry(&mut row, entry);
-                row
+                    "step": f.step,
+                })
             })
             .collect();
+        let entries = entry_rows(
+            batch
+                .iter()
+                .map(|f| (f.task, f.owner, f.now, &f.entries[..])),
+        );
         let mut tx = self.begin_write().await?;
+        // Before the end, while the task is still running and held.
+        append_steps(&mut tx, &entries).await?;
         let j = tx.rows(
             "j",
             &[
-                &[
-                    ("id", Text),
-                    ("owner", Text),
-                    ("status", Text),
-                    ("result", Text),
-                    ("error", Text),
-                    ("at", Integer),
-                    ("step", Integer),
-                ][..],
-                &ENTRY_COLUMNS,
-            ]
-            .concat(),
+                ("id", Text),
+                ("owner", Text),
+                ("status", Text),
+                ("result", Text),
+                ("error", Text),
+                ("at", Integer),
+                ("step", Integer),
+            ],
             &rows,
         );
-        if batch.iter().any(|f| f.last_step.is_some()) {
-            // Before the end, while the task is still running and held.
-            append_steps(&mut tx, &j).await?;
-        }
         let done = update_held(
             &mut tx,
             "status = j.status, result = j.result, error = COALESCE(j.error, tasks.error), \

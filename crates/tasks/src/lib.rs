@@ -2,9 +2,13 @@
 //!
 //! A task is a sequence of steps, each idempotent and each with an undo
 //! ([`Operations`]). The engine claims queued tasks (see
-//! `nephele_store::tasks` for the lease), runs their steps in order and
-//! records each one before the next starts, so a task interrupted by a
-//! crash resumes at the step it was in, on whichever node claims it next.
+//! `nephele_store::tasks` for the lease) and runs their steps in order. A
+//! step done is recorded once the next one has run for [`RECORD_AFTER`],
+//! or with whatever is written first after it (a failure, the task's
+//! end): quick steps cost one write between them, not one each. A task
+//! interrupted by a crash resumes, on whichever node claims it next, at
+//! the first step not recorded, and steps are idempotent, so one that ran
+//! unrecorded takes effect once.
 //! When a step fails, the steps done so far (and the failed one, which may
 //! have half happened) are undone in reverse, the resource is settled in a
 //! defined state, and the task ends FAILED with the step's error.
@@ -106,6 +110,10 @@ struct Inner {
 
 /// How many step records are written in one transaction.
 const PROGRESS_BATCH: usize = 512;
+/// How long a step runs before the steps done ahead of it are recorded
+/// (and `progress` shows them): long enough for quick steps, such as
+/// the simulated driver's at no latency, to be recorded together.
+pub const RECORD_AFTER: Duration = Duration::from_millis(50);
 /// How often finished tasks past their retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -322,7 +330,7 @@ impl Inner {
         step: i64,
         unwinding: bool,
         error: Option<String>,
-        entry: StepEntry,
+        entries: Vec<StepEntry>,
         steps: usize,
     ) -> Result<bool> {
         let done = if unwinding { task.progress } else { step };
@@ -335,7 +343,7 @@ impl Inner {
                 unwinding,
                 progress,
                 error,
-                entry,
+                entries,
                 now: self.clock.now(),
             })
             .await
@@ -346,14 +354,9 @@ impl Inner {
     async fn drive(&self, mut task: Task) -> Result<bool> {
         let Some(steps) = self.operations.steps(&task).filter(|s| !s.is_empty()) else {
             let e = Error::internal(format!("unknown operation {:?}", task.operation));
-            self.end(
-                &task,
-                TaskStatus::Failed,
-                None,
-                Some(error_json(&e).to_string()),
-                None,
-            )
-            .await?;
+            let error = Some(error_json(&e).to_string());
+            self.end(&task, TaskStatus::Failed, None, error, None, Vec::new())
+                .await?;
             return Ok(true);
         };
         let mut undo_failed = task
@@ -361,6 +364,8 @@ impl Inner {
             .as_deref()
             .and_then(|e| serde_json::from_str::<Value>(e).ok())
             .is_some_and(|e| e["context"]["undoFailed"] == json!(true));
+        // Steps done since the last record: `task.step` counts them.
+        let mut unrecorded = Vec::new();
         loop {
             if !self.may_proceed(self.clock.now()) {
                 // Another node (or the next start) takes it from here.
@@ -372,56 +377,59 @@ impl Inner {
                 // version): run it again, idempotent, for the result.
                 let index = index.min(steps.len() - 1);
                 let name = steps[index];
-                let started = std::time::Instant::now();
-                let outcome = self.operations.run(&task, index).await;
+                let Some((outcome, took)) = self
+                    .run_step(&task, index, &mut unrecorded, steps.len())
+                    .await?
+                else {
+                    return Ok(true);
+                };
                 self.metrics
-                    .step(&task.operation, name, started.elapsed(), outcome.is_ok());
-                let (next, unwinding, error, entry) = match outcome {
+                    .step(&task.operation, name, took, outcome.is_ok());
+                match outcome {
                     Ok(result) if index + 1 == steps.len() => {
                         // The last step is recorded with the task's end.
-                        let done = (
-                            i64::try_from(steps.len()).unwrap_or(i64::MAX),
-                            entry(name, "do", "done", None),
-                        );
-                        self.end(&task, TaskStatus::Success, result, None, Some(done))
-                            .await?;
+                        unrecorded.push(entry(name, "do", "done", None));
+                        let done = i64::try_from(steps.len()).unwrap_or(i64::MAX);
+                        self.end(
+                            &task,
+                            TaskStatus::Success,
+                            result,
+                            None,
+                            Some(done),
+                            unrecorded,
+                        )
+                        .await?;
                         return Ok(true);
                     }
-                    Ok(_) => (
-                        i64::try_from(index + 1).unwrap_or(i64::MAX),
-                        false,
-                        None,
-                        entry(name, "do", "done", None),
-                    ),
+                    Ok(_) => {
+                        unrecorded.push(entry(name, "do", "done", None));
+                        task.step = i64::try_from(index + 1).unwrap_or(i64::MAX);
+                    }
                     Err(e) => {
                         let error = error_json(&e);
                         let detail = error["message"].as_str().map(str::to_owned);
                         tracing::info!(task = %task.id, step = name, error = %e, "task step failed; undoing");
+                        unrecorded.push(entry(name, "do", "failed", detail));
                         // The failed step may have half happened: undo it too.
-                        (
-                            i64::try_from(index).unwrap_or(i64::MAX),
-                            true,
-                            Some(error.to_string()),
-                            entry(name, "do", "failed", detail),
-                        )
+                        let step = i64::try_from(index).unwrap_or(i64::MAX);
+                        let error = Some(error.to_string());
+                        let entries = std::mem::take(&mut unrecorded);
+                        if !self
+                            .record(&task, step, true, error.clone(), entries, steps.len())
+                            .await?
+                        {
+                            return Ok(true);
+                        }
+                        task.step = step;
+                        task.unwinding = true;
+                        task.error = error;
                     }
-                };
-                if !self
-                    .record(&task, next, unwinding, error.clone(), entry, steps.len())
-                    .await?
-                {
-                    return Ok(true);
-                }
-                task.step = next;
-                task.unwinding = unwinding;
-                if error.is_some() {
-                    task.error = error;
                 }
             } else {
                 if task.step < 0 {
                     self.operations.settle(&task, undo_failed).await?;
                     let error = task.error.clone();
-                    self.end(&task, TaskStatus::Failed, None, error, None)
+                    self.end(&task, TaskStatus::Failed, None, error, None, Vec::new())
                         .await?;
                     return Ok(true);
                 }
@@ -450,7 +458,7 @@ impl Inner {
                         task.step - 1,
                         true,
                         error,
-                        entry(name, "undo", outcome, detail),
+                        vec![entry(name, "undo", outcome, detail)],
                         steps.len(),
                     )
                     .await?
@@ -462,13 +470,46 @@ impl Inner {
         }
     }
 
+    /// Runs step `index`: its outcome and how long it took, or `None`
+    /// when the task turned out to be no longer this node's. Steps done
+    /// before it and not yet recorded are recorded once it has run for
+    /// [`RECORD_AFTER`], alongside it.
+    async fn run_step(
+        &self,
+        task: &Task,
+        index: usize,
+        unrecorded: &mut Vec<StepEntry>,
+        steps: usize,
+    ) -> Result<Option<(Result<Option<String>>, Duration)>> {
+        let run = async {
+            let started = std::time::Instant::now();
+            let outcome = self.operations.run(task, index).await;
+            (outcome, started.elapsed())
+        };
+        if unrecorded.is_empty() {
+            return Ok(Some(run.await));
+        }
+        tokio::pin!(run);
+        tokio::select! {
+            ran = &mut run => return Ok(Some(ran)),
+            () = tokio::time::sleep(RECORD_AFTER) => {}
+        }
+        let entries = std::mem::take(unrecorded);
+        let (held, ran) = tokio::join!(
+            self.record(task, task.step, false, None, entries, steps),
+            run
+        );
+        Ok(held?.then_some(ran))
+    }
+
     async fn end(
         &self,
         task: &Task,
         status: TaskStatus,
         result: Option<String>,
         error: Option<String>,
-        last_step: Option<(i64, StepEntry)>,
+        step: Option<i64>,
+        entries: Vec<StepEntry>,
     ) -> Result<()> {
         let now = self.clock.now();
         if self
@@ -480,7 +521,8 @@ impl Inner {
                 result,
                 error,
                 now,
-                last_step,
+                step,
+                entries,
             })
             .await?
         {

@@ -269,6 +269,55 @@ async fn one_operation_at_a_time_and_the_running_task_is_named() {
 }
 
 #[tokio::test]
+async fn a_slow_task_shows_each_step_done_while_the_next_runs() {
+    // Quick steps are recorded together; a step that takes a while has
+    // the ones before it recorded meanwhile, so `progress` moves.
+    let s = TestServer::start_with(|c| c.sim_latency = Duration::from_millis(600)).await;
+    s.post("/occm/setup/init", &setup_body()).await;
+    let root = s.root_org().await;
+    let task = s
+        .start_instance_creation(&root, "watched", "debian-12")
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        let r = s
+            .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
+            .send()
+            .await
+            .unwrap();
+        let t = json_of(r, 200).await["data"].clone();
+        if t["taskStatus"] != "PENDING" {
+            assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+            break;
+        }
+        let steps: Vec<String> = t["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        let progress = t["progress"].as_i64().unwrap();
+        if seen.last() != Some(&(progress, steps.clone())) {
+            seen.push((progress, steps));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // "mark running" is quick: the machine's start is recorded with the
+    // task's end, unless a busy machine held the mark up.
+    let done = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        seen[..2],
+        [(0, done(&[])), (33, done(&["create machine"]))],
+        "{seen:?}"
+    );
+    assert!(
+        seen[2..].is_empty() || seen[2..] == [(66, done(&["create machine", "start machine"]))],
+        "{seen:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_failed_step_is_undone_and_the_instance_ends_in_a_defined_state() {
     let s = TestServer::set_up().await;
     let root = s.root_org().await;
