@@ -17,6 +17,7 @@
 
 use crate::db::{db_error, json_batch, json_rows, unique_violation, Backend, JsonType, Store};
 use crate::local::{local_error, LocalWriter, Turn};
+use nephele_common::batch;
 use nephele_common::Result;
 use sqlx::{Any, Transaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,7 +167,8 @@ enum Inner {
 }
 
 struct LocalTx {
-    turn: OwnedMutexGuard<Turn>,
+    /// `None` only once dropped.
+    turn: Option<OwnedMutexGuard<Turn>>,
     home: Arc<LocalWriter>,
 }
 
@@ -177,20 +179,25 @@ const MAX_TURNS: Duration = Duration::from_millis(5);
 
 impl Drop for LocalTx {
     fn drop(&mut self) {
-        self.turn.roll_back_open();
+        let Some(mut turn) = self.turn.take() else {
+            return;
+        };
+        turn.roll_back_open();
         // Handing sqlx's connection back to its pool costs a round trip to
         // its thread (sqlx pings it), and taking it again another: kept
         // for the next writer here if one waits, for a short while.
         let next_waits = self.home.waiting.load(Ordering::Acquire) > 0;
         if !next_waits
-            || self
-                .turn
+            || turn
                 .sqlx
                 .as_ref()
                 .is_none_or(|(_, since)| since.elapsed() >= MAX_TURNS)
         {
-            self.turn.sqlx = None;
+            turn.sqlx = None;
         }
+        // In a group commit, the next writer's turn comes once the
+        // batch's submitters have their answers (see `batch`).
+        drop(batch::hold_until_answered(turn));
     }
 }
 
@@ -225,7 +232,12 @@ impl LocalTx {
     }
 
     fn conn(&mut self) -> Result<&rusqlite::Connection> {
-        self.turn.conn(&self.home)
+        match &mut self.turn {
+            Some(turn) => turn.conn(&self.home),
+            None => Err(nephele_common::Error::internal(
+                "write after the end of its turn",
+            )),
+        }
     }
 }
 
@@ -248,16 +260,23 @@ impl Store {
                 self.backend(),
             )));
         };
-        home.waiting.fetch_add(1, Ordering::AcqRel);
-        let waiting = Waiting(&home.waiting);
-        let mut turn = home.turn.clone().lock_owned().await;
-        drop(waiting);
+        let held = batch::take_held::<OwnedMutexGuard<Turn>>();
+        let mut turn = match held {
+            // A group commit's second transaction: its turn goes on.
+            Some(turn) if Arc::ptr_eq(OwnedMutexGuard::mutex(&turn), &home.turn) => turn,
+            other => {
+                drop(other);
+                home.waiting.fetch_add(1, Ordering::AcqRel);
+                let _waiting = Waiting(&home.waiting);
+                home.turn.clone().lock_owned().await
+            }
+        };
         if turn.sqlx.is_none() {
             let held = self.write.acquire().await.map_err(db_error)?;
             turn.sqlx = Some((held, Instant::now()));
         }
         let mut tx = LocalTx {
-            turn,
+            turn: Some(turn),
             home: home.clone(),
         };
         tx.conn()?
