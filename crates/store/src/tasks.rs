@@ -162,7 +162,7 @@ pub struct StepEntry {
     pub detail: Option<String>,
 }
 
-/// Where a task has got to, written after each step.
+/// Where a task has got to, written as its steps end (quick ones together).
 #[derive(Debug, Clone)]
 pub struct Progress {
     pub task: TaskId,

@@ -386,24 +386,23 @@ impl Inner {
                 self.metrics
                     .step(&task.operation, name, took, outcome.is_ok());
                 match outcome {
-                    Ok(result) if index + 1 == steps.len() => {
-                        // The last step is recorded with the task's end.
+                    Ok(result) => {
                         unrecorded.push(entry(name, "do", "done", None));
-                        let done = i64::try_from(steps.len()).unwrap_or(i64::MAX);
-                        self.end(
-                            &task,
-                            TaskStatus::Success,
-                            result,
-                            None,
-                            Some(done),
-                            unrecorded,
-                        )
-                        .await?;
-                        return Ok(true);
-                    }
-                    Ok(_) => {
-                        unrecorded.push(entry(name, "do", "done", None));
-                        task.step = i64::try_from(index + 1).unwrap_or(i64::MAX);
+                        let done = i64::try_from(index + 1).unwrap_or(i64::MAX);
+                        if index + 1 == steps.len() {
+                            // The last step is recorded with the task's end.
+                            self.end(
+                                &task,
+                                TaskStatus::Success,
+                                result,
+                                None,
+                                Some(done),
+                                unrecorded,
+                            )
+                            .await?;
+                            return Ok(true);
+                        }
+                        task.step = done;
                     }
                     Err(e) => {
                         let error = error_json(&e);

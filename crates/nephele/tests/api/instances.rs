@@ -219,12 +219,7 @@ async fn one_operation_at_a_time_and_the_running_task_is_named() {
     s.post("/occm/setup/init", &setup_body()).await;
     let root = s.root_org().await;
     let task = s.start_instance_creation(&root, "slow", "debian-12").await;
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
-        .send()
-        .await
-        .unwrap();
-    let id = json_of(r, 200).await["data"]["resourceId"]
+    let id = s.task(&task).await["resourceId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -280,12 +275,7 @@ async fn a_slow_task_shows_each_step_done_while_the_next_runs() {
         .await;
     let mut seen = Vec::new();
     loop {
-        let r = s
-            .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
-            .send()
-            .await
-            .unwrap();
-        let t = json_of(r, 200).await["data"].clone();
+        let t = s.task(&task).await;
         if t["taskStatus"] != "PENDING" {
             assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
             break;
@@ -608,12 +598,7 @@ async fn tasks_beyond_the_free_workers_wait_their_turn_and_each_runs_once() {
     }
     let mut started = Vec::new();
     for task in &tasks {
-        let r = s
-            .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
-            .send()
-            .await
-            .unwrap();
-        let t = json_of(r, 200).await["data"].clone();
+        let t = s.task(task).await;
         assert_eq!(t["taskStatus"], "PENDING", "{t}");
         started.push(t["startedAt"].is_string());
     }

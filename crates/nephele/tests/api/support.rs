@@ -325,6 +325,16 @@ impl TestServer {
         accepted_task(r).await
     }
 
+    /// A task as it is now (`data` of `GET /api/v2/tasks/{id}`).
+    pub async fn task(&self, task: &str) -> Value {
+        let r = self
+            .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
+            .send()
+            .await
+            .unwrap();
+        json_of(r, 200).await["data"].clone()
+    }
+
     /// Waits (up to 60 s) for a task to finish; the task.
     pub async fn finished_task(&self, task: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
