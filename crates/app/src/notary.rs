@@ -93,10 +93,45 @@ fn hash_of(hex_text: &str) -> Result<Hash> {
 }
 
 fn file_name(name: String) -> std::result::Result<String, String> {
-    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
-        return Err("must be 1 to 255 characters without control characters".to_owned());
+    if name.trim().is_empty()
+        || name.chars().count() > 255
+        || name.chars().any(nephele_common::names::is_hidden)
+    {
+        return Err(
+            "must be 1 to 255 characters without control or invisible formatting characters"
+                .to_owned(),
+        );
     }
     Ok(name)
+}
+
+/// An upload's name and claimed SHA-256, parsed.
+fn check_upload_claims(
+    name: Option<&str>,
+    expected: Option<&str>,
+) -> Result<(String, Option<Hash>)> {
+    let name =
+        file_name(name.unwrap_or_default().to_owned()).map_err(|r| Error::invalid("name", r))?;
+    let expected = expected.map(|e| parse_sha256("sha256", e)).transpose()?;
+    Ok((name, expected))
+}
+
+/// Content received for an upload and not yet stored: removed from disk
+/// when dropped, unless storing it moved it away.
+#[derive(Debug)]
+pub struct ReceivedContent {
+    id: StoredFileId,
+    org: OrganizationId,
+    incoming: PathBuf,
+    digest: Hash,
+    size: u64,
+}
+
+impl Drop for ReceivedContent {
+    fn drop(&mut self) {
+        // After a successful rename there is nothing here to remove.
+        let _ = std::fs::remove_file(&self.incoming);
+    }
 }
 
 fn broken_upload(e: impl std::fmt::Display) -> Error {
@@ -394,38 +429,71 @@ impl App {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        // Refused before a byte is stored when the claims are bad already.
+        check_upload_claims(name.as_deref(), expected.as_deref())?;
+        let received = self.receive_stored_file(ctx, acting, body).await?;
+        self.store_received_file(ctx, received, name, expected)
+            .await
+    }
+
+    /// The first half of an upload whose claims may come after its
+    /// content (a multipart `sha256` part after the `file` part): the
+    /// content, on disk and hashed, but not yet a stored file. Dropped
+    /// without [`App::store_received_file`], it is removed.
+    pub async fn receive_stored_file<S, E>(
+        &self,
+        ctx: &OpCtx,
+        acting: Option<OrganizationId>,
+        body: S,
+    ) -> Result<ReceivedContent>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
         let org = self.acting_organization(ctx, acting);
         self.authorize(ctx, org, Permission::NotaryWrite).await?;
-        let name = file_name(name.unwrap_or_default()).map_err(|r| Error::invalid("name", r))?;
-        let expected = expected.map(|e| parse_sha256("sha256", &e)).transpose()?;
         let id = StoredFileId::new();
         let incoming = self
             .notary_config()
             .dir
             .join("incoming")
             .join(id.to_string());
-        let received = self.receive(&incoming, body).await;
-        let (digest, size) = match received {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&incoming).await;
-                return Err(e);
-            }
+        let mut received = ReceivedContent {
+            id,
+            org,
+            incoming,
+            digest: Hash::default(),
+            size: 0,
         };
+        (received.digest, received.size) = self.receive(&received.incoming, body).await?;
+        Ok(received)
+    }
+
+    /// The second half: checks the name and the claimed SHA-256 against
+    /// what arrived, then records the file. Nothing is recorded when
+    /// either is refused.
+    pub async fn store_received_file(
+        &self,
+        ctx: &OpCtx,
+        received: ReceivedContent,
+        name: Option<String>,
+        expected: Option<String>,
+    ) -> Result<StoredFile> {
+        let (name, expected) = check_upload_claims(name.as_deref(), expected.as_deref())?;
         if let Some(expected) = expected {
-            if expected != digest {
-                let _ = tokio::fs::remove_file(&incoming).await;
+            if expected != received.digest {
                 return Err(Error::invalid(
                     "sha256",
                     format!(
                         "does not match the content sent, whose SHA-256 is {}",
-                        hex::encode(digest)
+                        hex::encode(received.digest)
                     ),
                 ));
             }
         }
+        let (id, org, digest, size) = (received.id, received.org, received.digest, received.size);
         let path = self.content_path(id);
-        tokio::fs::rename(&incoming, &path)
+        tokio::fs::rename(&received.incoming, &path)
             .await
             .map_err(|e| Error::internal(format!("storing {}: {e}", path.display())))?;
         let recorded = self
@@ -737,6 +805,8 @@ mod tests {
         assert!(file_name(String::new()).is_err());
         assert!(file_name(" ".into()).is_err());
         assert!(file_name("a\u{7}b".into()).is_err());
+        // With U+202E after "invoice", "invoice<RLO>fdp.exe" shows as "invoiceexe.pdf".
+        assert!(file_name("invoice\u{202E}fdp.exe".into()).is_err());
         assert!(file_name("x".repeat(256)).is_err());
     }
 }

@@ -857,32 +857,33 @@ impl App {
         self.key_ring().rotate_all().await
     }
 
-    /// `GET /api/2/idp/userinfo`.
-    pub async fn userinfo(&self, ctx: &crate::access::OpCtx) -> Result<UserInfo> {
-        let tenant = ctx.actor.organization_id.to_string();
-        match ctx.actor.principal {
-            PrincipalId::User(id) => {
-                let user = self
-                    .store()
-                    .user(id)
-                    .await?
-                    .ok_or_else(|| Error::not_found("users", id))?;
-                Ok(UserInfo {
-                    sub: id.to_string(),
-                    preferred_username: Some(user.login.clone()),
-                    name: Some(user.login),
-                    email: Some(user.email),
-                    tenant_id: tenant,
-                })
-            }
-            PrincipalId::Client(id) => Ok(UserInfo {
-                sub: id.to_string(),
-                preferred_username: None,
-                name: Some(ctx.actor.name.clone()),
-                email: None,
-                tenant_id: tenant,
-            }),
+    /// `GET|POST /api/2/idp/userinfo` (OIDC Core §5.3): only a user's
+    /// access token with the `openid` scope. Any other token is 401
+    /// (`invalid_token` in RFC 6750 terms); a user's token without
+    /// `openid` is 403 (`insufficient_scope`).
+    pub async fn userinfo(&self, token: &str) -> Result<UserInfo> {
+        let claims = self.verify_access_token(token).await?;
+        let actor = self.actor_for_token(&claims).await?;
+        let PrincipalId::User(id) = actor.principal else {
+            return Err(Error::new(
+                ErrorCode::InvalidCredentials,
+                "userinfo answers a user's access token, not a client's",
+            ));
+        };
+        if !claims.scope.split(' ').any(|s| s == "openid") {
+            return Err(Error::new(
+                ErrorCode::Forbidden,
+                "The access token lacks the openid scope",
+            ));
         }
+        let user = self.store().user(id).await?.ok_or_else(expired)?;
+        Ok(UserInfo {
+            sub: id.to_string(),
+            preferred_username: Some(user.login.clone()),
+            name: Some(user.login),
+            email: Some(user.email),
+            tenant_id: actor.organization_id.to_string(),
+        })
     }
 
     /// Checks a login and password for the password grant and HTTP Basic,

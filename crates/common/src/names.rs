@@ -4,8 +4,32 @@
 use serde::Serialize;
 use std::fmt;
 
-fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+/// Whether a character may not appear in a name: control characters, and
+/// the invisible format characters that make a name read as another —
+/// the bidirectional embeddings, overrides and isolates (Trojan Source,
+/// CVE-2021-42574), zero-width spaces and marks, the word joiner and
+/// invisible operators, the byte-order mark and the tag characters.
+/// ZWNJ and ZWJ (U+200C, U+200D) stay allowed: scripts such as Persian and
+/// emoji sequences need them, and they change no order.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}')
+}
+
+fn has_hidden(s: &str) -> bool {
+    s.chars().any(is_hidden)
 }
 
 macro_rules! string_newtype {
@@ -46,7 +70,8 @@ macro_rules! string_newtype {
 
 string_newtype!(
     /// A display name (organization, role, instance): 1–100 characters, no
-    /// control characters, no surrounding white space.
+    /// control or invisible format characters ([`is_hidden`]), no
+    /// surrounding white space.
     Name
 );
 string_newtype!(
@@ -69,8 +94,10 @@ impl Name {
         if s.chars().count() > Self::MAX {
             return Err(format!("must be at most {} characters", Self::MAX));
         }
-        if has_control(s) {
-            return Err("must not contain control characters".into());
+        if has_hidden(s) {
+            return Err(
+                "must not contain control characters or invisible formatting characters".into(),
+            );
         }
         if s.trim() != s {
             return Err("must not begin or end with white space".into());
@@ -107,7 +134,7 @@ impl Email {
         if s.len() > Self::MAX {
             return Err(format!("must be at most {} characters", Self::MAX));
         }
-        if has_control(s) || s.chars().any(char::is_whitespace) {
+        if has_hidden(s) || s.chars().any(char::is_whitespace) {
             return Err("must not contain white space or control characters".into());
         }
         let Some((local, domain)) = s.rsplit_once('@') else {
@@ -148,6 +175,39 @@ mod tests {
         assert!(Name::parse("a\u{7}b").is_err());
         assert!(Name::parse(&"x".repeat(101)).is_err());
         assert!(Name::parse(&"é".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn names_refuse_what_would_make_them_read_as_another() {
+        for hidden in [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200B}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+        ] {
+            assert!(Name::parse(&format!("ab{hidden}c")).is_err(), "{hidden:?}");
+            assert!(
+                Email::parse(&format!("a{hidden}@b.c")).is_err(),
+                "{hidden:?}"
+            );
+        }
+        // Joiners that scripts and emoji need are names' own.
+        assert!(
+            Name::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}").is_ok()
+        );
+        assert!(Name::parse("team \u{1F469}\u{200D}\u{1F4BB}").is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use nephele_app::access::{invalid_credentials, AuditScope, Credentials, OpCtx};
+use nephele_auth::Actor;
 use nephele_common::{Error, ErrorCode, Secret};
 use nephele_store::idempotency::IdempotencyKey;
 
@@ -89,6 +90,60 @@ fn attempted(credentials: Option<&Credentials>, parts: &Parts) -> Principal {
     }
 }
 
+/// The caller an earlier layer already authenticated (the idempotency
+/// middleware, which keys a retry by its principal): the extractor takes
+/// it instead of verifying the credentials a second time.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Actor);
+
+/// Verifies the credentials a request carries, recording who they named
+/// (or failed to) for the access and audit logs.
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, Error> {
+    let slot = parts.extensions.get::<PrincipalSlot>().cloned();
+    let record = |p: Principal| {
+        if let Some(slot) = &slot {
+            let _ = slot.0.set(p);
+        }
+    };
+    let credentials = match credentials(parts) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(Error::new(
+                ErrorCode::AuthenticationRequired,
+                "Authentication required",
+            ))
+        }
+        Err(e) => {
+            record(attempted(None, parts));
+            return Err(e);
+        }
+    };
+    let address = parts
+        .extensions
+        .get::<RequestContext>()
+        .and_then(|c| c.client_ip);
+    let actor = match state.app.authenticate(&credentials, address).await {
+        Ok(actor) => actor,
+        Err(e) => {
+            if matches!(
+                e.code(),
+                ErrorCode::InvalidCredentials | ErrorCode::TokenExpired | ErrorCode::LockedOut
+            ) {
+                record(attempted(Some(&credentials), parts));
+            }
+            return Err(e);
+        }
+    };
+    record(Principal {
+        kind: actor.principal.kind(),
+        id: Some(actor.principal.to_string()),
+        name: Some(actor.name.clone()),
+        organization_id: Some(actor.organization_id),
+        failed: false,
+    });
+    Ok(actor)
+}
+
 impl<S> FromRequestParts<S> for Auth
 where
     S: Send + Sync,
@@ -98,47 +153,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let slot = parts.extensions.get::<PrincipalSlot>().cloned();
-        let record = |p: Principal| {
-            if let Some(slot) = &slot {
-                let _ = slot.0.set(p);
-            }
-        };
-        let credentials = match credentials(parts) {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return Err(Error::new(
-                    ErrorCode::AuthenticationRequired,
-                    "Authentication required",
-                )
-                .into())
-            }
-            Err(e) => {
-                record(attempted(None, parts));
-                return Err(e.into());
-            }
+        let actor = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(actor)) => actor.clone(),
+            None => authenticate(parts, &state).await?,
         };
         let ctx = parts.extensions.get::<RequestContext>();
-        let address = ctx.and_then(|c| c.client_ip);
-        let actor = match state.app.authenticate(&credentials, address).await {
-            Ok(actor) => actor,
-            Err(e) => {
-                if matches!(
-                    e.code(),
-                    ErrorCode::InvalidCredentials | ErrorCode::TokenExpired | ErrorCode::LockedOut
-                ) {
-                    record(attempted(Some(&credentials), parts));
-                }
-                return Err(e.into());
-            }
-        };
-        record(Principal {
-            kind: actor.principal.kind(),
-            id: Some(actor.principal.to_string()),
-            name: Some(actor.name.clone()),
-            organization_id: Some(actor.organization_id),
-            failed: false,
-        });
         Ok(Auth(OpCtx {
             actor,
             request_id: ctx.map(|c| c.request_id.clone()).unwrap_or_default(),

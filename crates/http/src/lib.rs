@@ -71,7 +71,7 @@ macro_rules! every_route {
             .routes($group!(idp::token))
             .routes($group!(idp::revoke))
             .routes($group!(idp::introspect))
-            .routes($group!(idp::userinfo))
+            .routes($group!(idp::userinfo, idp::userinfo_post))
             .routes($group!(idp::keys))
             .routes($group!(idp::rotate_keys))
             .routes($group!(idp::openid_configuration))
@@ -181,6 +181,7 @@ pub fn service(app: App, options: HttpOptions) -> Router {
             .layer(CatchPanicLayer::custom(|_| {
                 error::error_response(&Error::internal("handler panicked"))
             }))
+            .layer(from_fn(middleware::sanitize_request_id))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(from_fn(negotiate::negotiate)),

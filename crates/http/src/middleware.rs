@@ -173,11 +173,13 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
     state
         .metrics
         .observe_request(method.as_str(), &route, status, elapsed);
+    // Values the client chose are written quoted and escaped (`?`), so
+    // none can end the line or forge a field.
     tracing::info!(
         target: "nephele::access",
-        request_id = %ctx.request_id,
-        agent_id = ctx.agent_id.as_deref().unwrap_or("-"),
-        principal = principal.map(Principal::log_name).as_deref().unwrap_or("-"),
+        request_id = ?ctx.request_id,
+        agent_id = ?ctx.agent_id.as_deref().unwrap_or("-"),
+        principal = ?principal.map(Principal::log_name).as_deref().unwrap_or("-"),
         client = %ctx.client_addr.map(|a| a.to_string()).unwrap_or_default(),
         method = %method,
         route = %route,
@@ -186,6 +188,28 @@ pub async fn access_log(State(state): State<AppState>, mut req: Request, next: N
         "request"
     );
     resp
+}
+
+/// Whether an incoming `X-Request-Id` is kept: 1–128 visible ASCII
+/// characters. Anything else could forge log lines or audit fields.
+fn acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Drops an unacceptable incoming `X-Request-Id`, so that a generated one
+/// takes its place (the request-id layer inside this one makes it).
+pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let headers = req.headers_mut();
+    let values = headers.get_all(&X_REQUEST_ID).iter().count();
+    let keep = values == 1
+        && headers
+            .get(&X_REQUEST_ID)
+            .is_some_and(acceptable_request_id);
+    if values > 0 && !keep {
+        headers.remove(&X_REQUEST_ID);
+    }
+    next.run(req).await
 }
 
 /// Until the platform is set up, only setup and operations answer (SPEC §2).
@@ -243,8 +267,8 @@ fn hex_string(bytes: &[u8]) -> String {
 
 /// `Idempotency-Key` on a POST: the first response is kept for 24 h; a
 /// repeat with the same key and request gets it again, a repeat with a
-/// different request gets 422 (3006). Keys are scoped to the credentials
-/// presented, so one caller can never replay another's response.
+/// different request gets 422 (3006). Keys are scoped to the principal
+/// (SPEC §3), so one caller can never replay another's response.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // The OAuth2 endpoints answer `no-store`: a token is never kept to be
     // replayed. Notary uploads stream (a body of gigabytes is not kept to
@@ -268,12 +292,24 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             )]))
         }
     };
-    let credentials = [header::AUTHORIZATION, HeaderName::from_static("mc-api-key")]
-        .iter()
-        .map(|h| req.headers().get(h).map(|v| v.as_bytes()).unwrap_or(b""))
-        .collect::<Vec<_>>();
-    let scope = sha256_hex(&credentials);
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Keys belong to the principal, not to the credential shown: a retry
+    // with a refreshed token, another API key or Basic is the same caller.
+    // Unauthenticated POSTs (setup) share one space.
+    let has_credentials = parts.headers.contains_key(header::AUTHORIZATION)
+        || parts.headers.contains_key("mc-api-key");
+    let scope = if has_credentials {
+        match crate::auth::authenticate(&parts, &state).await {
+            Ok(actor) => {
+                let scope = format!("{}:{}", actor.principal.kind(), actor.principal);
+                parts.extensions.insert(crate::auth::Authenticated(actor));
+                scope
+            }
+            Err(e) => return error_response(&e),
+        }
+    } else {
+        "anonymous".to_owned()
+    };
     let bytes = match read_body(body, state.options.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
@@ -337,7 +373,6 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(Claim::Started) => {}
     }
-    let mut parts = parts;
     parts.extensions.insert(IdempotencyKey {
         scope: scope.clone(),
         key: key.clone(),
@@ -404,6 +439,20 @@ fn replay(stored: StoredResponse) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_visible_ascii_of_a_bounded_length() {
+        let ok = |s: &str| acceptable_request_id(&HeaderValue::from_str(s).unwrap());
+        assert!(ok("3f2a-req_1.2:abc"));
+        assert!(ok(&"x".repeat(128)));
+        assert!(!ok(&"x".repeat(129)));
+        assert!(!ok(""));
+        assert!(!ok("a b"));
+        assert!(!ok("a\tb"));
+        assert!(!acceptable_request_id(
+            &HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()
+        ));
+    }
 
     #[test]
     fn the_client_is_seen_through_trusted_proxies_only() {

@@ -138,10 +138,44 @@ fn driver_config(config: &ServerConfig) -> DriverConfig {
     }
 }
 
+/// Makes the data directory private: the server creates files for its
+/// owner only (umask 077: SQLite's database, WAL and shared-memory files,
+/// notary contents, keys, disk images), and what an earlier start or
+/// another tool left readable to others is narrowed to 0700 (folders) and
+/// 0600 (files).
+fn private_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        let narrow = |path: &Path, meta: &std::fs::Metadata, private: u32| {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & private))
+                    .with_context(|| format!("making {} private", path.display()))?;
+            }
+            anyhow::Ok(())
+        };
+        narrow(&folder, &std::fs::symlink_metadata(&folder)?, 0o700)?;
+        let entries =
+            std::fs::read_dir(&folder).with_context(|| format!("reading {}", folder.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.is_file() {
+                narrow(&entry.path(), &meta, 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Starts a server as configured and returns once it is listening.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    private_data_dir(&config.data_dir)?;
     let store = Store::connect(
         &config.database_url,
         &StoreOptions {

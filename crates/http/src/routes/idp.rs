@@ -9,7 +9,7 @@ use crate::middleware::{NotAudited, Principal, PrincipalSlot, RequestContext};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nephele_api_types::{
     ErrorBody, Introspection, JsonWebKey, JsonWebKeySet, OAuthError, OpenIdConfiguration,
@@ -318,16 +318,64 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> OAut
     Ok(response)
 }
 
-/// The caller's identity claims (OIDC Core §5.3).
+/// The claims of a user's access token with `openid` (OIDC Core §5.3).
 #[utoipa::path(get, path = "/api/2/idp/userinfo", tag = "identity",
     responses(
         (status = 200, description = "Claims about the token's subject", body = UserInfo),
-        (status = 401, description = "No or bad credentials (1000, 1001, 1002)", body = ErrorBody)))]
-pub async fn userinfo(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<Reply> {
-    Ok(Reply::bare(
-        StatusCode::OK,
-        &state.app.userinfo(&ctx).await?,
-    )?)
+        (status = 401, description = "No bearer token (1000), or one that is not a user's live access token (1001, 1002); `WWW-Authenticate: Bearer error=\"invalid_token\"`", body = ErrorBody),
+        (status = 403, description = "The token lacks the openid scope (1003); `WWW-Authenticate: Bearer error=\"insufficient_scope\"`", body = ErrorBody)))]
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    userinfo_reply(&state, &headers).await
+}
+
+/// The same claims, asked for by POST (OIDC Core §5.3.1).
+#[utoipa::path(post, path = "/api/2/idp/userinfo", tag = "identity",
+    responses(
+        (status = 200, description = "Claims about the token's subject", body = UserInfo),
+        (status = 401, description = "No bearer token (1000), or one that is not a user's live access token (1001, 1002)", body = ErrorBody),
+        (status = 403, description = "The token lacks the openid scope (1003)", body = ErrorBody)))]
+pub async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    userinfo_reply(&state, &headers).await
+}
+
+/// Userinfo's answer; its refusals name the RFC 6750 error in
+/// `WWW-Authenticate`, beside the `errors` envelope.
+async fn userinfo_reply(state: &AppState, headers: &HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let result = match bearer {
+        Some(token) => state.app.userinfo(token).await,
+        None => Err(nephele_common::Error::new(
+            nephele_common::ErrorCode::AuthenticationRequired,
+            "userinfo takes a bearer access token",
+        )),
+    };
+    let e = match result.and_then(|info| Reply::bare(StatusCode::OK, &info)) {
+        Ok(reply) => return reply.into_response(),
+        Err(e) => e,
+    };
+    let challenge = match e.status() {
+        401 if bearer.is_none() => Some("Bearer realm=\"nephele\"".to_owned()),
+        401 => Some(format!(
+            "Bearer realm=\"nephele\", error=\"invalid_token\", error_description=\"{}\"",
+            e.message().replace(['"', '\\'], "'")
+        )),
+        403 => Some(
+            "Bearer realm=\"nephele\", error=\"insufficient_scope\", scope=\"openid\"".to_owned(),
+        ),
+        _ => None,
+    };
+    let mut response = HttpError(e).into_response();
+    if let Some(value) = challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// The public keys that verify tokens (RFC 7517): the current ones and

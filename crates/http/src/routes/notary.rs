@@ -109,42 +109,50 @@ pub async fn create(
             let mut form = Multipart::from_request(req, &state)
                 .await
                 .map_err(|e| multipart_error(e.body_text()))?;
+            // The parts may come in any order: the content is received
+            // when its part comes, and stored only once every part has
+            // been read and the claims checked against it.
             let mut name = params.name;
             let mut sha256 = params.sha256;
-            loop {
-                let Some(field) = form
-                    .next_field()
-                    .await
-                    .map_err(|e| multipart_error(e.body_text()))?
-                else {
-                    return Err(Error::invalid("file", "is required: a part named file").into());
-                };
-                match field.name().unwrap_or("") {
-                    "name" => {
-                        name = Some(
-                            field
-                                .text()
-                                .await
-                                .map_err(|e| multipart_error(e.body_text()))?,
-                        )
+            let mut received = None;
+            let mut file_name = None;
+            while let Some(field) = form
+                .next_field()
+                .await
+                .map_err(|e| multipart_error(e.body_text()))?
+            {
+                let part = field.name().unwrap_or("").to_owned();
+                match part.as_str() {
+                    "name" | "sha256" => {
+                        let text = field
+                            .text()
+                            .await
+                            .map_err(|e| multipart_error(e.body_text()))?;
+                        *(if part == "name" {
+                            &mut name
+                        } else {
+                            &mut sha256
+                        }) = Some(text);
                     }
-                    "sha256" => {
-                        sha256 = Some(
-                            field
-                                .text()
-                                .await
-                                .map_err(|e| multipart_error(e.body_text()))?,
+                    "file" if received.is_some() => {
+                        return Err(Error::invalid(
+                            "file",
+                            "must be sent once: one part named file",
                         )
+                        .into());
                     }
                     "file" => {
-                        let name = name.or_else(|| field.file_name().map(str::to_owned));
-                        break app
-                            .upload_stored_file(&ctx, acting, name, sha256, field)
-                            .await?;
+                        file_name = field.file_name().map(str::to_owned);
+                        received = Some(app.receive_stored_file(&ctx, acting, field).await?);
                     }
                     _ => {}
                 }
             }
+            let Some(received) = received else {
+                return Err(Error::invalid("file", "is required: a part named file").into());
+            };
+            app.store_received_file(&ctx, received, name.or(file_name), sha256)
+                .await?
         }
         "application/octet-stream" | "" => {
             let body = req.into_body().into_data_stream();

@@ -10,6 +10,7 @@ mod binary;
 mod cli;
 mod conventions;
 mod durability;
+mod hardening;
 mod identity;
 mod instances;
 mod interop;

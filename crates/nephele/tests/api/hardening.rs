@@ -1,0 +1,358 @@
+//! What a hostile tenant or an anonymous attacker tries: idempotency keys
+//! across credentials, ambiguous uploads, userinfo for non-users, forged
+//! request ids, readable files and names that read as others.
+
+use crate::identity::{client_token, password_tokens, token};
+use crate::support::*;
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const FILES: &str = "/api/notary/v2/stored-files";
+
+/// How many stored files the root organization has.
+async fn stored_files(s: &TestServer) -> usize {
+    let r = s.admin(Method::GET, FILES).send().await.unwrap();
+    json_of(r, 200).await["data"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn an_idempotency_key_belongs_to_the_principal_not_to_the_credential() {
+    let s = TestServer::set_up().await;
+    let body = json!({"name": "once", "image": "debian-12", "cpu": 1, "memoryMiB": 256});
+    let create = |rb: reqwest::RequestBuilder| {
+        let body = body.clone();
+        async move {
+            rb.header("idempotency-key", "vm-once")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = create(s.admin(Method::POST, "/api/v2/instances")).await;
+    let task = accepted_task(first).await;
+
+    // The same user by a bearer token, by a refreshed one, and by an API
+    // key: each retry gets the first answer, the same task.
+    let tokens = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "openid offline_access").await;
+    let bearer = tokens["access_token"].as_str().unwrap();
+    let refreshed = token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        None,
+    )
+    .await;
+    let refreshed = json_of(refreshed, 200).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = s
+        .admin_json(
+            Method::POST,
+            "/api/v2/api-keys",
+            &json!({"name": "retries"}),
+        )
+        .await;
+    let key = json_of(key, 201).await["data"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retries = [
+        s.request(Method::POST, "/api/v2/instances")
+            .bearer_auth(bearer),
+        s.request(Method::POST, "/api/v2/instances")
+            .bearer_auth(&refreshed),
+        s.request(Method::POST, "/api/v2/instances")
+            .header("mc-api-key", &key),
+    ];
+    for rb in retries {
+        let r = create(rb).await;
+        assert_eq!(r.headers()["idempotent-replayed"], "true");
+        assert_eq!(accepted_task(r).await, task);
+    }
+
+    // Another principal's same key is a key of its own.
+    let root = s.root_org().await;
+    s.create_user(&root, "other", &["admin"]).await;
+    let r = create(s.as_user(Method::POST, "/api/v2/instances", "other")).await;
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    assert_ne!(accepted_task(r).await, task);
+
+    // A bad credential with a key is refused, and claims nothing.
+    let r = create(
+        s.request(Method::POST, "/api/v2/instances")
+            .basic_auth(ADMIN_LOGIN, Some("wrong-password")),
+    )
+    .await;
+    assert_error(r, 401, 1001).await;
+    let list = s
+        .admin(Method::GET, "/api/v2/instances")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(list, 200).await["data"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_multipart_upload_checks_its_hash_in_any_order_and_takes_one_file() {
+    let s = TestServer::set_up().await;
+    let content = b"the minutes".to_vec();
+    let right = hex::encode(Sha256::digest(&content));
+    let wrong = hex::encode(Sha256::digest(b"something else"));
+    let send = |form: reqwest::multipart::Form| s.admin(Method::POST, FILES).multipart(form).send();
+    let file = || reqwest::multipart::Part::bytes(content.clone()).file_name("minutes.txt");
+
+    // A hash after the file that disagrees with it: refused, nothing kept.
+    let form = reqwest::multipart::Form::new()
+        .part("file", file())
+        .text("sha256", wrong.clone());
+    let e = assert_error(send(form).await.unwrap(), 422, 3001).await;
+    assert_eq!(e["errors"][0]["context"]["field"], "sha256", "{e}");
+    // Before the file, as before.
+    let form = reqwest::multipart::Form::new()
+        .text("sha256", wrong)
+        .part("file", file());
+    assert_error(send(form).await.unwrap(), 422, 3001).await;
+    // Two files: which one would be notarized? Neither.
+    let form = reqwest::multipart::Form::new().part("file", file()).part(
+        "file",
+        reqwest::multipart::Part::bytes(b"other".to_vec()).file_name("b"),
+    );
+    let e = assert_error(send(form).await.unwrap(), 422, 3001).await;
+    assert_eq!(e["errors"][0]["context"]["field"], "file", "{e}");
+    assert_eq!(stored_files(&s).await, 0);
+    let incoming: Vec<_> = std::fs::read_dir(s.data_dir().join("notary/incoming"))
+        .unwrap()
+        .collect();
+    assert!(incoming.is_empty(), "left behind: {incoming:?}");
+
+    // A right hash and a name after the file are both taken.
+    let form = reqwest::multipart::Form::new()
+        .part("file", file())
+        .text("sha256", right.clone())
+        .text("name", "renamed.txt");
+    let r = send(form).await.unwrap();
+    let f = json_of(r, 201).await["data"].clone();
+    assert_eq!(f["sha256"], right);
+    assert_eq!(f["name"], "renamed.txt");
+    assert_eq!(stored_files(&s).await, 1);
+}
+
+#[tokio::test]
+async fn userinfo_answers_only_a_users_token_with_openid() {
+    let s = TestServer::set_up().await;
+    let userinfo = |rb: reqwest::RequestBuilder| async move { rb.send().await.unwrap() };
+    let challenge = |r: &reqwest::Response| {
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+
+    // A user's token with openid, by GET and by POST.
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "openid").await;
+    let user_token = t["access_token"].as_str().unwrap().to_owned();
+    for method in [Method::GET, Method::POST] {
+        let r = userinfo(
+            s.request(method, "/api/2/idp/userinfo")
+                .bearer_auth(&user_token),
+        )
+        .await;
+        assert_eq!(json_of(r, 200).await["preferred_username"], ADMIN_LOGIN);
+    }
+
+    // A client's own token is not a user dressed up.
+    let (_, _, client) = client_token(&s).await;
+    let r = userinfo(
+        s.request(Method::GET, "/api/2/idp/userinfo")
+            .bearer_auth(&client),
+    )
+    .await;
+    assert!(challenge(&r).contains("error=\"invalid_token\""), "{r:?}");
+    assert_error(r, 401, 1001).await;
+
+    // A user's token without openid (narrowed on refresh).
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "openid offline_access").await;
+    let narrowed = token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("scope", "offline_access"),
+        ],
+        None,
+    )
+    .await;
+    let narrowed = json_of(narrowed, 200).await;
+    assert!(!narrowed["scope"].as_str().unwrap().contains("openid"));
+    let r = userinfo(
+        s.request(Method::GET, "/api/2/idp/userinfo")
+            .bearer_auth(narrowed["access_token"].as_str().unwrap()),
+    )
+    .await;
+    assert!(
+        challenge(&r).contains("error=\"insufficient_scope\""),
+        "{r:?}"
+    );
+    assert_error(r, 403, 1003).await;
+
+    // A password is not a token; neither is nothing.
+    let r = userinfo(s.admin(Method::GET, "/api/2/idp/userinfo")).await;
+    assert!(challenge(&r).starts_with("Bearer"), "{r:?}");
+    assert_error(r, 401, 1000).await;
+    let r = userinfo(s.request(Method::GET, "/api/2/idp/userinfo")).await;
+    assert_error(r, 401, 1000).await;
+}
+
+#[tokio::test]
+async fn a_request_id_that_could_forge_a_log_line_is_replaced() {
+    let s = TestServer::set_up().await;
+    let echoed = |value: HeaderValue| {
+        let s = &s;
+        async move {
+            let r = s
+                .request(Method::GET, "/healthz")
+                .header("x-request-id", value)
+                .send()
+                .await
+                .unwrap();
+            r.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(echoed(HeaderValue::from_static("abc-123")).await, "abc-123");
+    for bad in [
+        HeaderValue::from_static("a\tb request_id=forged"),
+        HeaderValue::from_str(&"x".repeat(129)).unwrap(),
+        HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+    ] {
+        let id = echoed(bad.clone()).await;
+        assert_ne!(id.as_bytes(), bad.as_bytes());
+        uuid::Uuid::parse_str(&id).unwrap_or_else(|e| panic!("{id:?}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn the_data_directory_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Left readable to all by an earlier install, or by hand.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("left-by-hand"), b"x").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("left-by-hand"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let data = dir.path().to_owned();
+    let s = TestServer::start_with(move |c| {
+        c.data_dir = data.clone();
+        if crate::support::postgres_admin_url().is_none() {
+            c.database_url = nephele::config::sqlite_url(&data);
+        }
+    })
+    .await;
+    let r = s.post("/occm/setup/init", &setup_body()).await;
+    assert_eq!(r.status(), 201);
+    let r = s
+        .admin(Method::POST, &format!("{FILES}?name=a.txt"))
+        .header("content-type", "application/octet-stream")
+        .body("content")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.app().notarize_pending().await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut pending = vec![dir.path().to_owned()];
+    while let Some(folder) = pending.pop() {
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", folder.display());
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", entry.path().display());
+                seen.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    // What the check looked at: the notary's content (named by its id),
+    // the file left readable and, on SQLite, the database with its WAL
+    // and shared memory.
+    assert!(seen.iter().any(|n| n == "left-by-hand"), "{seen:?}");
+    assert!(
+        seen.iter().any(|n| uuid::Uuid::parse_str(n).is_ok()),
+        "{seen:?}"
+    );
+    if crate::support::postgres_admin_url().is_none() {
+        for name in ["nephele.db", "nephele.db-wal", "nephele.db-shm"] {
+            assert!(seen.iter().any(|n| n == name), "{seen:?}");
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn names_that_would_read_as_another_are_refused() {
+    let s = TestServer::set_up().await;
+    let orgs = || async {
+        let r = s
+            .admin(Method::GET, "/api/v2/organizations")
+            .send()
+            .await
+            .unwrap();
+        json_of(r, 200).await["data"].as_array().unwrap().len()
+    };
+    let before = orgs().await;
+    // "gro.emca" reversed on screen by U+202E: it shows as "acme.org".
+    for name in [
+        "\u{202E}gro.emca",
+        "admin\u{200B}",
+        "a\u{2066}b\u{2069}",
+        "\u{FEFF}x",
+    ] {
+        let r = s
+            .admin_json(
+                Method::POST,
+                "/api/v2/organizations",
+                &json!({"name": name}),
+            )
+            .await;
+        let e = assert_error(r, 422, 3001).await;
+        assert_eq!(e["errors"][0]["context"]["field"], "name", "{e}");
+        let r = s
+            .admin_json(
+                Method::POST,
+                "/api/v2/instances",
+                &json!({"name": name, "image": "debian-12"}),
+            )
+            .await;
+        assert_error(r, 422, 3001).await;
+        let r = s
+            .admin(Method::POST, &format!("{FILES}?name={}", urlencode(name)))
+            .header("content-type", "application/octet-stream")
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 422, 3001).await;
+    }
+    assert_eq!(orgs().await, before);
+    assert_eq!(stored_files(&s).await, 0);
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
