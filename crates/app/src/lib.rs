@@ -38,7 +38,7 @@ use passwords::Passwords;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
-use tokens::{AccessClaims, Revocations, TokenConfig};
+use tokens::{Revocations, TokenConfig};
 
 /// How many verified HTTP Basic passwords are remembered, and for how long.
 const VERIFIED_PASSWORDS_CAPACITY: usize = 10_000;
@@ -105,7 +105,7 @@ struct Inner {
     key_ring: KeyRing,
     secret_hasher: SecretHasher,
     record_sealer: Sealer,
-    verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<AccessClaims>>,
+    verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<tokens::VerifiedToken>>,
     revocations: Revocations,
     lockout: Lockout,
     client_access: ClientAccess,
@@ -190,7 +190,9 @@ impl App {
         &self.inner.secret_hasher
     }
 
-    pub(crate) fn verified_tokens(&self) -> &quick_cache::sync::Cache<[u8; 32], Arc<AccessClaims>> {
+    pub(crate) fn verified_tokens(
+        &self,
+    ) -> &quick_cache::sync::Cache<[u8; 32], Arc<tokens::VerifiedToken>> {
         &self.inner.verified_tokens
     }
 

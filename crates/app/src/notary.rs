@@ -105,6 +105,14 @@ fn file_name(name: String) -> std::result::Result<String, String> {
     Ok(name)
 }
 
+fn file_too_large(limit: u64) -> Error {
+    Error::new(
+        ErrorCode::PayloadTooLarge,
+        format!("The file is larger than the limit of {limit} bytes"),
+    )
+    .with("limit", limit)
+}
+
 /// An upload's name and claimed SHA-256, parsed.
 fn check_upload_claims(
     name: Option<&str>,
@@ -436,6 +444,17 @@ impl App {
             .await
     }
 
+    /// Refuses, before a byte is read, an upload whose declared length
+    /// (`Content-Length`) cannot fit the file size limit: `framing` is
+    /// what may surround the file (a multipart body's other parts).
+    pub fn check_upload_length(&self, declared: Option<u64>, framing: u64) -> Result<()> {
+        let limit = self.notary_config().max_file_bytes;
+        match declared {
+            Some(length) if length > limit.saturating_add(framing) => Err(file_too_large(limit)),
+            _ => Ok(()),
+        }
+    }
+
     /// The first half of an upload whose claims may come after its
     /// content (a multipart `sha256` part after the `file` part): the
     /// content, on disk and hashed, but not yet a stored file. Dropped
@@ -526,11 +545,7 @@ impl App {
             let chunk = chunk.map_err(broken_upload)?;
             size += chunk.len() as u64;
             if size > limit {
-                return Err(Error::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("The file is larger than the limit of {limit} bytes"),
-                )
-                .with("limit", limit));
+                return Err(file_too_large(limit));
             }
             hasher.update(&chunk);
             file.write_all(&chunk)

@@ -276,6 +276,13 @@ fn invalid_token() -> Error {
     Error::new(ErrorCode::InvalidCredentials, "Invalid access token")
 }
 
+/// A verified access token, remembered with the key that verified it.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    claims: Arc<AccessClaims>,
+    kid: Box<str>,
+}
+
 /// Access tokens revoked before their expiry, as this node knows them:
 /// its own revocations at once, other nodes' within one poll.
 #[derive(Debug, Default)]
@@ -631,8 +638,14 @@ impl App {
         }
         let now = self.clock().now().timestamp();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(claims) = self.verified_tokens().get(&digest) {
-            return self.still_valid(claims, now);
+        if let Some(hit) = self.verified_tokens().get(&digest) {
+            // A verification holds only while the key that made it is in
+            // the key set: a retired key's last tokens go with it, and a
+            // token forged with a leaked key dies at rotation.
+            if self.key_ring().keys()?.access_verifier(&hit.kid).is_some() {
+                return self.still_valid(hit.claims.clone(), now);
+            }
+            self.verified_tokens().remove(&digest);
         }
         let parsed = jws::parse(token).map_err(|_| invalid_token())?;
         let typ = parsed.header.typ.as_deref().unwrap_or("");
@@ -657,12 +670,21 @@ impl App {
             || claims.tenant_id.parse::<OrganizationId>().is_err()
             || claims.nbf.is_some_and(|nbf| nbf > now + NBF_LEEWAY_SECONDS)
             || claims.iat > now + NBF_LEEWAY_SECONDS
+            // No token of ours lives longer than the configured lifetime;
+            // one that claims to was not made by this service.
+            || claims.exp.saturating_sub(claims.iat) > self.access_ttl().as_secs() as i64
         {
             return Err(invalid_token());
         }
         let claims = Arc::new(claims);
         let claims = self.still_valid(claims, now)?;
-        self.verified_tokens().insert(digest, claims.clone());
+        self.verified_tokens().insert(
+            digest,
+            Arc::new(VerifiedToken {
+                claims: claims.clone(),
+                kid: kid.into(),
+            }),
+        );
         Ok(claims)
     }
 

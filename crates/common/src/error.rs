@@ -28,6 +28,12 @@ pub enum ErrorCode {
     Malformed,
     /// A body over the configured limit: code 3000 like any malformed request, status 413.
     PayloadTooLarge,
+    /// A body that stopped arriving: code 3000, status 408.
+    RequestTimeout,
+    /// A request target over the limit: code 3000, status 414.
+    UriTooLong,
+    /// Request headers over the limit: code 3000, status 431.
+    HeadersTooLarge,
     InvalidParameter,
     UnsupportedMediaType,
     NotAcceptable,
@@ -55,7 +61,7 @@ impl ErrorCode {
             OperationInProgress => 2013,
             NameTaken => 2020,
             PreconditionFailed => 2021,
-            Malformed | PayloadTooLarge => 3000,
+            Malformed | PayloadTooLarge | RequestTimeout | UriTooLong | HeadersTooLarge => 3000,
             InvalidParameter => 3001,
             UnsupportedMediaType => 3002,
             NotAcceptable => 3003,
@@ -80,6 +86,9 @@ impl ErrorCode {
             PreconditionFailed => 412,
             Malformed | QuotaExceeded => 400,
             PayloadTooLarge => 413,
+            RequestTimeout => 408,
+            UriTooLong => 414,
+            HeadersTooLarge => 431,
             InvalidParameter | IdempotencyKeyReused => 422,
             UnsupportedMediaType => 415,
             NotAcceptable => 406,

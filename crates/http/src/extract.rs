@@ -56,9 +56,16 @@ pub fn too_large(limit: usize) -> Error {
 
 /// Reads a whole body, refusing more than `limit` bytes with 413.
 pub async fn read_body(body: AxumBody, limit: usize) -> Result<bytes::Bytes, Error> {
+    // A declared length over the limit is refused before a byte is read.
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(too_large(limit));
+    }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(e) if crate::limits::timed_out(e.as_ref()) => {
+            Err(crate::limits::body_timeout_error(&e))
+        }
         Err(e) => Err(Error::malformed(format!(
             "Could not read the request body: {e}"
         ))),

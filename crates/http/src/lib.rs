@@ -8,6 +8,7 @@ pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod negotiate;
@@ -173,6 +174,7 @@ pub fn service(app: App, options: HttpOptions) -> Router {
         .layer(from_fn(middleware::prefer_minimal))
         .layer(from_fn_with_state(state.clone(), middleware::setup_gate))
         .layer(from_fn_with_state(state.clone(), middleware::access_log))
+        .layer(from_fn_with_state(state.clone(), limits::body_read_timeout))
         .with_state(state);
     // Negotiation must see the request before routing (it strips `.xml`),
     // so it wraps the routed service from outside.
@@ -184,6 +186,7 @@ pub fn service(app: App, options: HttpOptions) -> Router {
             .layer(from_fn(middleware::sanitize_request_id))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(from_fn(limits::request_size))
             .layer(from_fn(negotiate::negotiate)),
     )
 }

@@ -9,6 +9,8 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The longest wait for the next part of a request body (408 after).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for HttpOptions {
@@ -16,6 +18,7 @@ impl Default for HttpOptions {
         HttpOptions {
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            body_read_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -79,6 +79,20 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 1048576]
     #[arg(long, env = "NEPHELE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Time a client gets to send a request's headers, and the longest a
+    /// kept-alive connection waits for its next request [default: 10s]
+    #[arg(long, env = "NEPHELE_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<humantime::Duration>,
+    /// Longest wait for the next part of a request body [default: 30s]
+    #[arg(long, env = "NEPHELE_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<humantime::Duration>,
+    /// Open client connections at most [default: 8192]
+    #[arg(long, env = "NEPHELE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one address at most; trusted proxies are
+    /// exempt [default: 1024]
+    #[arg(long, env = "NEPHELE_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
     /// Database connections [default: 16]
     #[arg(long, env = "NEPHELE_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
@@ -163,6 +177,10 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
+    pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
     pub db_max_connections: Option<u32>,
     pub shutdown_grace: Option<String>,
     pub secret_key: Option<String>,
@@ -193,6 +211,28 @@ pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("not an IP address or CIDR block: {s:?}"))
 }
 
+/// What one client can hold of the server: time to send its headers and
+/// each part of its body, and how many connections it and everyone may
+/// keep open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 8192,
+            max_connections_per_address: 1024,
+        }
+    }
+}
+
 /// The resolved configuration of a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -206,6 +246,7 @@ pub struct ServerConfig {
     pub demo: bool,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_body_bytes: usize,
+    pub limits: ConnectionLimits,
     pub db_max_connections: u32,
     pub shutdown_grace: Duration,
     /// `None`: read or generate `DATA_DIR/secret-key`.
@@ -283,6 +324,35 @@ impl ServerConfig {
             }
         };
         const DAY: u64 = 24 * 3600;
+        let default_limits = ConnectionLimits::default();
+        let limits = ConnectionLimits {
+            header_read_timeout: pick(
+                "header_read_timeout",
+                args.header_read_timeout,
+                file.header_read_timeout,
+                default_limits.header_read_timeout,
+            )?,
+            body_read_timeout: pick(
+                "body_read_timeout",
+                args.body_read_timeout,
+                file.body_read_timeout,
+                default_limits.body_read_timeout,
+            )?,
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(default_limits.max_connections),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(default_limits.max_connections_per_address),
+        };
+        if limits.header_read_timeout.is_zero() || limits.body_read_timeout.is_zero() {
+            bail!("header_read_timeout and body_read_timeout must be longer than zero");
+        }
+        if limits.max_connections == 0 || limits.max_connections_per_address == 0 {
+            bail!("max_connections and max_connections_per_address must be at least 1");
+        }
         let shutdown_grace = pick(
             "shutdown_grace",
             args.shutdown_grace,
@@ -394,6 +464,7 @@ impl ServerConfig {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(1024 * 1024),
+            limits,
             db_max_connections: args
                 .db_max_connections
                 .or(file.db_max_connections)
@@ -461,6 +532,7 @@ impl ServerConfig {
             demo: false,
             tls: None,
             max_body_bytes: 1024 * 1024,
+            limits: ConnectionLimits::default(),
             db_max_connections: 16,
             shutdown_grace: Duration::from_secs(30),
             secret_key: None,

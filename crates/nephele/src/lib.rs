@@ -5,5 +5,6 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod connections;
 mod private_file;
 pub mod server;

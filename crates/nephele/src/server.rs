@@ -1,6 +1,7 @@
 //! Wiring: storage, the application, the HTTP service, and the listener.
 
 use crate::config::{DriverKind, QemuAccel, QemuNetwork, ServerConfig, TokenAlgorithm};
+use crate::connections::ConnectionLimit;
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
@@ -173,6 +174,21 @@ fn private_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTP/1 parser's limits: a client gets `header_read_timeout` to
+/// send a request's headers, which also bounds how long a kept-alive
+/// connection waits for its next request; header fields past the
+/// envelope layer's own limit are left for it to refuse (431).
+fn http_limits(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    config: &ServerConfig,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.limits.header_read_timeout)
+        .max_headers(nephele_http::limits::PARSER_MAX_HEADERS);
+}
+
 /// Starts a server as configured and returns once it is listening.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     private_data_dir(&config.data_dir)?;
@@ -269,10 +285,16 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         HttpOptions {
             max_body_bytes: config.max_body_bytes,
             trusted_proxies: config.trusted_proxies.clone(),
+            body_read_timeout: config.limits.body_read_timeout,
         },
     )
     .into_make_service_with_connect_info::<SocketAddr>();
     let handle = Handle::new();
+    let connections = ConnectionLimit::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_address,
+        config.trusted_proxies.clone(),
+    );
     let task = match &config.tls {
         Some((cert, key)) => {
             // One process-wide crypto provider; a second install is harmless.
@@ -280,11 +302,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             let tls = RustlsConfig::from_pem_file(cert, key)
                 .await
                 .with_context(|| format!("loading TLS certificate {}", cert.display()))?;
-            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            let mut server = axum_server::from_tcp_rustls(listener, tls)
+                .map(|tls| tls.acceptor(connections))
+                .handle(handle.clone());
+            http_limits(server.http_builder(), &config);
             tokio::spawn(server.serve(service))
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(connections)
+                .handle(handle.clone());
+            http_limits(server.http_builder(), &config);
             tokio::spawn(server.serve(service))
         }
     };

@@ -24,6 +24,9 @@ use utoipa::IntoParams;
 
 const TYPE: &str = "stored-files";
 const BASE: &str = "/api/notary/v2/stored-files";
+/// What a multipart upload may carry beside the file: boundaries, part
+/// headers, the name and the hash.
+const MULTIPART_FRAMING: u64 = 64 * 1024;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -99,6 +102,11 @@ pub async fn create(
 ) -> HttpResult<Reply> {
     let acting = params.org_id.map(OrganizationId);
     let app = &state.app;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let file = match content_type(&req).as_str() {
         "application/json" | "application/xml" | "text/xml" => {
             let Body(r) = Body::<StoredFileRegistration>::from_request(req, &state).await?;
@@ -106,6 +114,7 @@ pub async fn create(
                 .await?
         }
         "multipart/form-data" => {
+            app.check_upload_length(declared, MULTIPART_FRAMING)?;
             let mut form = Multipart::from_request(req, &state)
                 .await
                 .map_err(|e| multipart_error(e.body_text()))?;
@@ -155,6 +164,7 @@ pub async fn create(
                 .await?
         }
         "application/octet-stream" | "" => {
+            app.check_upload_length(declared, 0)?;
             let body = req.into_body().into_data_stream();
             app.upload_stored_file(&ctx, acting, params.name, params.sha256, body)
                 .await?

@@ -356,3 +356,221 @@ async fn names_that_would_read_as_another_are_refused() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// Sends raw bytes on a new connection; what the server answers until it
+/// closes the connection (bounded: the test fails past `within`).
+async fn raw_exchange(s: &TestServer, request: &[u8], within: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(within, conn.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection by itself")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn short_timeouts(c: &mut nephele::config::ServerConfig) {
+    c.limits.header_read_timeout = std::time::Duration::from_secs(1);
+    c.limits.body_read_timeout = std::time::Duration::from_secs(1);
+}
+
+#[tokio::test]
+async fn slow_clients_cannot_hold_a_connection() {
+    let s = TestServer::start_with(short_timeouts).await;
+    let r = s.post("/occm/setup/init", &setup_body()).await;
+    assert_eq!(r.status(), 201);
+    let within = std::time::Duration::from_secs(15);
+
+    // Headers that never end: the connection is closed.
+    raw_exchange(
+        &s,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n",
+        within,
+    )
+    .await;
+
+    // A kept-alive connection that asks nothing more is closed too.
+    let answer = raw_exchange(&s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", within).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A body that stops arriving: 408 in the envelope, with a request id.
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"),
+    );
+    let request = format!(
+        "POST /api/v2/organizations HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":"
+    );
+    let answer = raw_exchange(&s, request.as_bytes(), within).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-request-id: "),
+        "{answer}"
+    );
+    assert!(answer.contains("\"code\":3000"), "{answer}");
+}
+
+#[tokio::test]
+async fn oversized_requests_get_the_envelope_and_a_request_id() {
+    let s = TestServer::set_up().await;
+    let check = |r: reqwest::Response, status: u16| async move {
+        assert!(r.headers().contains_key("x-request-id"));
+        assert_error(r, status, 3000).await;
+    };
+    let long = format!("/api/v2/organizations?name={}", "x".repeat(9000));
+    check(s.admin(Method::GET, &long).send().await.unwrap(), 414).await;
+    let mut rb = s.admin(Method::GET, "/api/v2/organizations");
+    for i in 0..150 {
+        rb = rb.header(format!("x-filler-{i}"), "y");
+    }
+    check(rb.send().await.unwrap(), 431).await;
+    let big = s
+        .admin(Method::GET, "/api/v2/organizations")
+        .header("x-big", "z".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    check(big, 431).await;
+
+    // A 10 GB body is refused on its declared length, before it is sent.
+    let within = std::time::Duration::from_secs(15);
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"),
+    );
+    for (path, kind) in [
+        ("/api/v2/organizations", "application/json"),
+        (FILES, "application/octet-stream"),
+    ] {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\
+             Content-Type: {kind}\r\nContent-Length: 10737418240\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw_exchange(&s, request.as_bytes(), within).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("\"code\":3000"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.limits.max_connections_per_address = 3).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // The fourth from the same address is closed without an answer.
+    let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        fourth.read_to_end(&mut answer),
+    )
+    .await
+    .expect("closed by the server");
+    assert!(read.is_err() || answer.is_empty(), "{answer:?}");
+    // One of the three closes: its place is free again.
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match reqwest::Client::new()
+            .get(format!("{}/healthz", s.url))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => break,
+            _ => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the place never came back"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// An access token signed with the server's own current access key:
+/// what someone who stole the key could make.
+fn forged_with_the_server_key(s: &TestServer, claims: &serde_json::Value) -> (String, String) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let keys = s.app().key_ring().keys().unwrap();
+    let key = &keys.access.key;
+    let kid = key.kid().to_owned();
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": kid});
+    let token = key
+        .sign(
+            &b64.encode(header.to_string()),
+            claims.to_string().as_bytes(),
+        )
+        .unwrap();
+    (token, kid)
+}
+
+#[tokio::test]
+async fn a_verified_token_never_outlives_its_key_or_the_lifetime() {
+    use base64::Engine;
+    use sqlx::Connection;
+    let s = TestServer::set_up().await;
+    let t = password_tokens(&s, ADMIN_LOGIN, ADMIN_PASSWORD, "openid").await;
+    let payload = t["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let me = |token: &str| {
+        s.request(Method::GET, "/api/v2/me")
+            .bearer_auth(token)
+            .send()
+    };
+
+    // Longer-lived than any token this server makes: refused.
+    let now = s.app().clock().now().timestamp();
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 3600 + 1);
+    claims["jti"] = json!("forged-long");
+    let (long, _) = forged_with_the_server_key(&s, &claims);
+    assert_error(me(&long).await.unwrap(), 401, 1001).await;
+
+    // Within the lifetime and used once, so its verification is cached.
+    claims["exp"] = json!(now + 3600);
+    claims["jti"] = json!("forged-cached");
+    let (cached, kid) = forged_with_the_server_key(&s, &claims);
+    json_of(me(&cached).await.unwrap(), 200).await;
+    // The key is rotated away and leaves the key set: the cached
+    // verification goes with it.
+    let r = s
+        .admin(Method::POST, "/api/2/idp/keys/rotate")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&s.database_url).await.unwrap();
+    sqlx::query("UPDATE signing_keys SET expires_at = 1, retired_at = 1 WHERE id = $1")
+        .bind(&kid)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let keys = s.app().key_ring().refresh().await.unwrap();
+    assert!(keys.access_verifier(&kid).is_none());
+    assert_error(me(&cached).await.unwrap(), 401, 1001).await;
+}
