@@ -124,7 +124,9 @@ impl<S> Accept<TcpStream, S> for ConnectionLimit {
                 service,
             )),
             None => {
-                tracing::warn!(client = ?address, "connection refused: too many open connections");
+                // Debug, not warn: a flood of refused connections must not
+                // become a flood of log lines.
+                tracing::debug!(client = ?address, "connection refused: too many open connections");
                 Err(io::Error::other("too many open connections"))
             }
         })

@@ -372,6 +372,14 @@ async fn raw_exchange(s: &TestServer, request: &[u8], within: std::time::Duratio
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// The root admin's HTTP Basic credentials, for raw requests.
+fn admin_basic() -> String {
+    base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"),
+    )
+}
+
 fn short_timeouts(c: &mut nephele::config::ServerConfig) {
     c.limits.header_read_timeout = std::time::Duration::from_secs(1);
     c.limits.body_read_timeout = std::time::Duration::from_secs(1);
@@ -397,10 +405,7 @@ async fn slow_clients_cannot_hold_a_connection() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // A body that stops arriving: 408 in the envelope, with a request id.
-    let basic = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"),
-    );
+    let basic = admin_basic();
     let request = format!(
         "POST /api/v2/organizations HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":"
@@ -438,10 +443,7 @@ async fn oversized_requests_get_the_envelope_and_a_request_id() {
 
     // A 10 GB body is refused on its declared length, before it is sent.
     let within = std::time::Duration::from_secs(15);
-    let basic = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"),
-    );
+    let basic = admin_basic();
     for (path, kind) in [
         ("/api/v2/organizations", "application/json"),
         (FILES, "application/octet-stream"),
