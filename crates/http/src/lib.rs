@@ -174,8 +174,7 @@ pub fn service(app: App, options: HttpOptions) -> Router {
         .layer(from_fn(middleware::prefer_minimal))
         .layer(from_fn_with_state(state.clone(), middleware::setup_gate))
         .layer(from_fn_with_state(state.clone(), middleware::access_log))
-        .layer(from_fn_with_state(state.clone(), limits::body_read_timeout))
-        .with_state(state);
+        .with_state(state.clone());
     // Negotiation must see the request before routing (it strips `.xml`),
     // so it wraps the routed service from outside.
     Router::new().fallback_service(inner).layer(
@@ -183,10 +182,9 @@ pub fn service(app: App, options: HttpOptions) -> Router {
             .layer(CatchPanicLayer::custom(|_| {
                 error::error_response(&Error::internal("handler panicked"))
             }))
-            .layer(from_fn(middleware::sanitize_request_id))
+            .layer(from_fn_with_state(state.clone(), limits::edge))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(from_fn(limits::request_size))
             .layer(from_fn(negotiate::negotiate)),
     )
 }

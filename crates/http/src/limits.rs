@@ -27,11 +27,41 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// layer is the one that answers.
 pub const PARSER_MAX_HEADERS: usize = 1000;
 
-/// Refuses request targets and headers over the limits, before routing.
-pub async fn request_size(req: Request, next: Next) -> Response {
+/// The first thing every request meets: an unacceptable `X-Request-Id`
+/// dropped (the request-id layer inside makes a new one), request targets
+/// and headers over the limits refused, and the body given the body read
+/// timeout. One layer rather than three: each layer costs every request.
+pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    crate::middleware::sanitize_request_id(req.headers_mut());
+    if let Some(e) = oversized(&req) {
+        let mut response = error_response(&e);
+        // This answer is made outside the request-id layers: it carries
+        // the caller's acceptable id, or one of its own.
+        let id = req
+            .headers()
+            .get(crate::middleware::X_REQUEST_ID)
+            .cloned()
+            .or_else(|| axum::http::HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok());
+        if let Some(id) = id {
+            response
+                .headers_mut()
+                .insert(crate::middleware::X_REQUEST_ID, id);
+        }
+        return response;
+    }
+    // A body that is already whole (none, for most reads) needs no timer.
+    if !req.body().is_end_stream() {
+        let timeout = state.options.body_read_timeout;
+        req = req.map(|body| Body::new(TimedBody::new(body, timeout)));
+    }
+    next.run(req).await
+}
+
+/// The refusal of a request target or headers over the limits.
+fn oversized(req: &Request) -> Option<Error> {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI_BYTES {
-        return error_response(&Error::new(
+        return Some(Error::new(
             ErrorCode::UriTooLong,
             format!("The request target is longer than {MAX_URI_BYTES} bytes"),
         ));
@@ -41,24 +71,12 @@ pub async fn request_size(req: Request, next: Next) -> Response {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        return error_response(&Error::new(
+    (headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES).then(|| {
+        Error::new(
             ErrorCode::HeadersTooLarge,
             format!("The request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes"),
-        ));
-    }
-    next.run(req).await
-}
-
-/// Gives every request body the body read timeout.
-pub async fn body_read_timeout(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let timeout = state.options.body_read_timeout;
-    next.run(req.map(|body| Body::new(TimedBody::new(body, timeout))))
-        .await
+        )
+    })
 }
 
 /// The error of a body whose next part did not come in time.

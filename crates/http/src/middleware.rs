@@ -198,9 +198,8 @@ fn acceptable_request_id(value: &HeaderValue) -> bool {
 }
 
 /// Drops an unacceptable incoming `X-Request-Id`, so that a generated one
-/// takes its place (the request-id layer inside this one makes it).
-pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
-    let headers = req.headers_mut();
+/// takes its place (the request-id layer makes it).
+pub fn sanitize_request_id(headers: &mut HeaderMap) {
     let values = headers.get_all(&X_REQUEST_ID).iter().count();
     let keep = values == 1
         && headers
@@ -209,7 +208,6 @@ pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     if values > 0 && !keep {
         headers.remove(&X_REQUEST_ID);
     }
-    next.run(req).await
 }
 
 /// Until the platform is set up, only setup and operations answer (SPEC §2).
