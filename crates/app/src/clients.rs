@@ -108,7 +108,10 @@ impl App {
     /// [`crate::access::AccessCache`]): the token endpoint then costs no
     /// query. A change to a client on this node applies at once; on other
     /// nodes within the second, the same bound as for revocations.
-    async fn client_entry(&self, id: ClientId) -> Result<Option<Arc<(ApiClient, String)>>> {
+    pub(crate) async fn client_entry(
+        &self,
+        id: ClientId,
+    ) -> Result<Option<Arc<(ApiClient, String)>>> {
         self.remember(&self.access_cache().clients, id, Option::is_some, async {
             Ok(self.store().client_with_secret(id).await?.map(Arc::new))
         })

@@ -62,6 +62,10 @@ pub struct AccessClaims {
     /// own token (client credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The client's token generation when the token was issued: the
+    /// token dies once the client's moves on (disabled, secret reset).
+    #[serde(rename = "nph_cgen", default, skip_serializing_if = "Option::is_none")]
+    pub client_generation: Option<i64>,
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
@@ -381,7 +385,7 @@ impl App {
         self.tokens_for(
             PrincipalId::Client(client.id),
             client.organization_id,
-            Some(client.id),
+            Some((client.id, client.token_generation)),
             &scopes,
             None,
             None,
@@ -444,7 +448,7 @@ impl App {
         self.tokens_for(
             PrincipalId::User(user.id),
             user.organization_id,
-            client.as_ref().map(|c| c.id),
+            client.as_ref().map(|c| (c.id, c.token_generation)),
             &scopes,
             Some(&user),
             refresh,
@@ -457,7 +461,7 @@ impl App {
         &self,
         principal: PrincipalId,
         tenant: OrganizationId,
-        client: Option<ClientId>,
+        client: Option<(ClientId, i64)>,
         scopes: &[&str],
         id_user: Option<&User>,
         refresh_token: Option<String>,
@@ -468,7 +472,7 @@ impl App {
             self.sign_access_token(&keys, principal, tenant, client, &scope)?;
         let id_token = match id_user {
             Some(u) if scopes.contains(&"openid") => {
-                Some(self.sign_id_token(&keys, u, client, scopes)?)
+                Some(self.sign_id_token(&keys, u, client.map(|(c, _)| c), scopes)?)
             }
             _ => None,
         };
@@ -562,7 +566,15 @@ impl App {
         self.tokens_for(
             PrincipalId::User(successor.user_id),
             successor.organization_id,
-            successor.client_id,
+            // The client the refresh token is bound to authenticated this
+            // request; should it not have, generation 0 fails safe.
+            successor.client_id.map(|id| {
+                let generation = client
+                    .as_ref()
+                    .filter(|c| c.id == id)
+                    .map_or(0, |c| c.token_generation);
+                (id, generation)
+            }),
             &scopes,
             id_user.as_ref(),
             Some(next),
@@ -574,7 +586,7 @@ impl App {
         keys: &KeySet,
         principal: PrincipalId,
         tenant: OrganizationId,
-        client: Option<ClientId>,
+        client: Option<(ClientId, i64)>,
         scope: &str,
     ) -> Result<(String, i64)> {
         let iat = self.clock().now().timestamp();
@@ -589,7 +601,8 @@ impl App {
             jti: uuid::Uuid::new_v4().to_string(),
             tenant_id: tenant.to_string(),
             scope: scope.to_owned(),
-            client_id: client.map(|c| c.to_string()),
+            client_id: client.map(|(c, _)| c.to_string()),
+            client_generation: client.map(|(_, generation)| generation),
         };
         let payload =
             serde_json::to_vec(&claims).map_err(|e| Error::internal(format!("claims: {e}")))?;
@@ -726,6 +739,18 @@ impl App {
                 PrincipalId::User(_) => invalid_token(),
                 PrincipalId::Client(_) => expired(),
             });
+        }
+        // A token that came through a client dies with it: deleted,
+        // disabled, or issued before it was last disabled or had its
+        // secret reset (another generation).
+        if let Some(client) = claims.client() {
+            let alive = self.client_entry(client).await?.is_some_and(|entry| {
+                entry.0.is_enabled()
+                    && claims.client_generation.unwrap_or(0) == entry.0.token_generation
+            });
+            if !alive {
+                return Err(expired());
+            }
         }
         Ok(actor)
     }
@@ -988,6 +1013,7 @@ mod tests {
             tenant_id: OrganizationId::new().to_string(),
             scope: String::new(),
             client_id: Some(client.to_string()),
+            client_generation: None,
         };
         assert_eq!(claims.principal(), Some(PrincipalId::Client(client)));
         claims.sub = user.to_string();

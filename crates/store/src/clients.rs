@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 const COLUMNS: &str = "id, organization_id, name, auth_method, status, created_by, created_at, \
-                       updated_at, last_access_at, version";
+                       updated_at, last_access_at, version, token_generation";
 
 fn client_from_row(r: &AnyRow) -> Result<ApiClient> {
     Ok(ApiClient {
@@ -24,8 +24,20 @@ fn client_from_row(r: &AnyRow) -> Result<ApiClient> {
         updated_at: col_time(r, "updated_at")?,
         last_access_at: col::<Option<i64>>(r, "last_access_at")?.map(from_micros),
         version: col(r, "version")?,
+        token_generation: col(r, "token_generation")?,
         roles: Vec::new(),
     })
+}
+
+/// Ends every refresh token issued through a client, in the transaction
+/// that disables it or resets its secret: none of them may renew anything.
+async fn end_client_sessions(tx: &mut Transaction<'static, Any>, id: ClientId) -> Result<()> {
+    sqlx::query("DELETE FROM refresh_tokens WHERE client_id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 async fn set_roles(
@@ -137,17 +149,24 @@ impl Store {
         let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
         check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
+        let disabling = changes.status.as_deref() == Some("disabled");
         sqlx::query(
             "UPDATE api_clients SET name = COALESCE($2, name), status = COALESCE($3, status), \
-             updated_at = $4, version = version + 1 WHERE id = $1",
+             updated_at = $4, version = version + 1, \
+             token_generation = token_generation + CASE WHEN $5 THEN 1 ELSE 0 END \
+             WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(changes.name.as_ref().map(|n| n.as_str().to_owned()))
         .bind(changes.status.clone())
         .bind(to_micros(now))
+        .bind(disabling)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        if disabling {
+            end_client_sessions(&mut tx, id).await?;
+        }
         if let Some(roles) = &changes.roles {
             set_roles(&mut tx, id, roles).await?;
         }
@@ -165,19 +184,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApiClient> {
         let _change = self.access_change();
+        let mut tx = self.write.begin().await.map_err(db_error)?;
         let done = sqlx::query(
-            "UPDATE api_clients SET secret_hash = $2, updated_at = $3, version = version + 1 \
-             WHERE id = $1",
+            "UPDATE api_clients SET secret_hash = $2, updated_at = $3, version = version + 1, \
+             token_generation = token_generation + 1 WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(secret_hash)
         .bind(to_micros(now))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found("clients", id));
         }
+        end_client_sessions(&mut tx, id).await?;
+        tx.commit().await.map_err(db_error)?;
         self.client(id)
             .await?
             .ok_or_else(|| Error::not_found("clients", id))

@@ -218,6 +218,9 @@ pub struct ApiClient {
     pub updated_at: DateTime<Utc>,
     pub last_access_at: Option<DateTime<Utc>>,
     pub version: i64,
+    /// Carried by the tokens issued through the client; moved on when it
+    /// is disabled or its secret reset, which ends the tokens issued before.
+    pub token_generation: i64,
     /// The names of the roles it acts with.
     pub roles: Vec<String>,
 }

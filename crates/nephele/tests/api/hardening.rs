@@ -577,3 +577,102 @@ async fn a_verified_token_never_outlives_its_key_or_the_lifetime() {
     assert!(keys.access_verifier(&kid).is_none());
     assert_error(me(&cached).await.unwrap(), 401, 1001).await;
 }
+
+#[tokio::test]
+async fn a_users_tokens_die_with_the_client_they_came_through() {
+    use crate::identity::{client_body, create_client};
+    let s = TestServer::set_up().await;
+    let me = |token: String| {
+        let s = &s;
+        async move {
+            s.request(Method::GET, "/api/v2/me")
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let user_tokens = |id: String, secret: String| {
+        let s = &s;
+        async move {
+            let r = token(
+                s,
+                &[
+                    ("grant_type", "password"),
+                    ("username", ADMIN_LOGIN),
+                    ("password", ADMIN_PASSWORD),
+                    ("scope", "openid offline_access"),
+                ],
+                Some((&id, &secret)),
+            )
+            .await;
+            json_of(r, 200).await
+        }
+    };
+    let refresh = |t: &serde_json::Value, id: String, secret: String| {
+        let s = &s;
+        let rt = t["refresh_token"].as_str().unwrap().to_owned();
+        async move {
+            token(
+                s,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                Some((&id, &secret)),
+            )
+            .await
+        }
+    };
+    let access = |t: &serde_json::Value| t["access_token"].as_str().unwrap().to_owned();
+
+    // Disabled, then enabled again: what was issued before stays dead.
+    let (id, secret) = create_client(&s, client_body("web")).await;
+    let before = user_tokens(id.clone(), secret.clone()).await;
+    json_of(me(access(&before)).await, 200).await;
+    let set_status = |status: &'static str| {
+        let s = &s;
+        let id = id.clone();
+        async move {
+            let r = s
+                .admin_json(
+                    Method::PUT,
+                    &format!("/api/2/clients/{id}"),
+                    &json!({"status": status}),
+                )
+                .await;
+            assert_eq!(json_of(r, 200).await["status"], status);
+        }
+    };
+    set_status("disabled").await;
+    assert_error(me(access(&before)).await, 401, 1002).await;
+    set_status("enabled").await;
+    assert_error(me(access(&before)).await, 401, 1002).await;
+    let r = refresh(&before, id.clone(), secret.clone()).await;
+    assert_eq!(r.status(), 400, "a refresh token from before the disabling");
+    // What is issued after re-enabling works.
+    let after = user_tokens(id.clone(), secret.clone()).await;
+    json_of(me(access(&after)).await, 200).await;
+
+    // A secret reset ends the tokens issued with the old secret.
+    let r = s
+        .admin(Method::POST, &format!("/api/2/clients/{id}/secret"))
+        .send()
+        .await
+        .unwrap();
+    let new_secret = json_of(r, 200).await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(me(access(&after)).await, 401, 1002).await;
+    let r = refresh(&after, id.clone(), new_secret.clone()).await;
+    assert_eq!(r.status(), 400, "a refresh token from before the reset");
+    let fresh = user_tokens(id.clone(), new_secret.clone()).await;
+    json_of(me(access(&fresh)).await, 200).await;
+
+    // Deleted: its tokens are refused.
+    let r = s
+        .admin(Method::DELETE, &format!("/api/2/clients/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_error(me(access(&fresh)).await, 401, 1002).await;
+}
