@@ -9,12 +9,14 @@ use crate::middleware::{NotAudited, Principal, PrincipalSlot, RequestContext};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nephele_api_types::{
     ErrorBody, Introspection, JsonWebKey, JsonWebKeySet, OAuthError, OpenIdConfiguration,
     TokenForm, TokenHintForm, TokenResponse, UserInfo,
 };
+use nephele_app::access::Credentials;
 use nephele_app::keys::KeySet;
 use nephele_app::tokens::{
     ClientAuthMethod, ClientCredentials, RevocationCaller, TokenError, TokenRequest, SCOPES,
@@ -324,8 +326,8 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> OAut
         (status = 200, description = "Claims about the token's subject", body = UserInfo),
         (status = 401, description = "No bearer token (1000), or one that is not a user's live access token (1001, 1002); `WWW-Authenticate: Bearer error=\"invalid_token\"`", body = ErrorBody),
         (status = 403, description = "The token lacks the openid scope (1003); `WWW-Authenticate: Bearer error=\"insufficient_scope\"`", body = ErrorBody)))]
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    userinfo_reply(&state, &headers).await
+pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
+    userinfo_reply(&state, &parts).await
 }
 
 /// The same claims, asked for by POST (OIDC Core §5.3.1).
@@ -334,32 +336,31 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
         (status = 200, description = "Claims about the token's subject", body = UserInfo),
         (status = 401, description = "No bearer token (1000), or one that is not a user's live access token (1001, 1002)", body = ErrorBody),
         (status = 403, description = "The token lacks the openid scope (1003)", body = ErrorBody)))]
-pub async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    userinfo_reply(&state, &headers).await
+pub async fn userinfo_post(State(state): State<AppState>, parts: Parts) -> Response {
+    userinfo_reply(&state, &parts).await
 }
 
 /// Userinfo's answer; its refusals name the RFC 6750 error in
 /// `WWW-Authenticate`, beside the `errors` envelope.
-async fn userinfo_reply(state: &AppState, headers: &HeaderMap) -> Response {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let result = match bearer {
-        Some(token) => state.app.userinfo(token).await,
-        None => Err(nephele_common::Error::new(
-            nephele_common::ErrorCode::AuthenticationRequired,
+async fn userinfo_reply(state: &AppState, parts: &Parts) -> Response {
+    use nephele_common::{Error, ErrorCode};
+    // A malformed header is bad credentials (1001), as on every route.
+    let result = match crate::auth::credentials(parts) {
+        Ok(Some(Credentials::Bearer(token))) => state.app.userinfo(token.expose()).await,
+        Ok(_) => Err(Error::new(
+            ErrorCode::AuthenticationRequired,
             "userinfo takes a bearer access token",
         )),
+        Err(e) => Err(e),
     };
     let e = match result.and_then(|info| Reply::bare(StatusCode::OK, &info)) {
         Ok(reply) => return reply.into_response(),
         Err(e) => e,
     };
     let challenge = match e.status() {
-        401 if bearer.is_none() => Some("Bearer realm=\"nephele\"".to_owned()),
+        401 if e.code() == ErrorCode::AuthenticationRequired => {
+            Some("Bearer realm=\"nephele\"".to_owned())
+        }
         401 => Some(format!(
             "Bearer realm=\"nephele\", error=\"invalid_token\", error_description=\"{}\"",
             e.message().replace(['"', '\\'], "'")

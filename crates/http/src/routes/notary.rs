@@ -80,6 +80,14 @@ fn multipart_error(text: String) -> Error {
     Error::malformed(format!("Malformed multipart body: {text}"))
 }
 
+/// A text part of a multipart upload (`name`, `sha256`).
+async fn part_text(field: axum::extract::multipart::Field<'_>) -> Result<String, Error> {
+    field
+        .text()
+        .await
+        .map_err(|e| multipart_error(e.body_text()))
+}
+
 /// Stores a file, or registers a hash. The body is the file itself
 /// (`application/octet-stream`, named by `?name=`), a
 /// `multipart/form-data` form with a `file` part, or JSON/XML
@@ -130,19 +138,9 @@ pub async fn create(
                 .await
                 .map_err(|e| multipart_error(e.body_text()))?
             {
-                let part = field.name().unwrap_or("").to_owned();
-                match part.as_str() {
-                    "name" | "sha256" => {
-                        let text = field
-                            .text()
-                            .await
-                            .map_err(|e| multipart_error(e.body_text()))?;
-                        *(if part == "name" {
-                            &mut name
-                        } else {
-                            &mut sha256
-                        }) = Some(text);
-                    }
+                match field.name().unwrap_or("") {
+                    "name" => name = Some(part_text(field).await?),
+                    "sha256" => sha256 = Some(part_text(field).await?),
                     "file" if received.is_some() => {
                         return Err(Error::invalid(
                             "file",
