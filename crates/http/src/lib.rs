@@ -27,7 +27,6 @@ use nephele_common::{Error, ErrorCode};
 pub use state::{AppState, HttpOptions};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -183,8 +182,6 @@ pub fn service(app: App, options: HttpOptions) -> Router {
                 error::error_response(&Error::internal("handler panicked"))
             }))
             .layer(from_fn_with_state(state.clone(), limits::edge))
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::x_request_id())
             .layer(from_fn(negotiate::negotiate)),
     )
 }

@@ -23,34 +23,30 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// bare 431.)
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// The first thing every request meets: an unacceptable `X-Request-Id`
-/// dropped (the request-id layer inside makes a new one), request targets
-/// and headers over the limits refused, and the body given the body read
-/// timeout. One layer rather than three: each layer costs every request.
+/// The first thing every request meets: its request id made sure of (an
+/// unacceptable incoming one replaced) and echoed on the response, request
+/// targets and headers over the limits refused, and the body given the
+/// body read timeout. One layer rather than several: each layer costs
+/// every request.
 pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    crate::middleware::sanitize_request_id(req.headers_mut());
-    if let Some(e) = oversized(&req) {
-        let mut response = error_response(&e);
-        // This answer is made outside the request-id layers: it carries
-        // the caller's acceptable id, or one of its own.
-        let id = req
-            .headers()
-            .get(crate::middleware::X_REQUEST_ID)
-            .cloned()
-            .or_else(|| axum::http::HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok());
-        if let Some(id) = id {
-            response
-                .headers_mut()
-                .insert(crate::middleware::X_REQUEST_ID, id);
+    let id = crate::middleware::ensure_request_id(req.headers_mut());
+    let mut response = match oversized(&req) {
+        Some(e) => error_response(&e),
+        None => {
+            // A body that is already whole (none, for most reads) needs no
+            // timer.
+            if !req.body().is_end_stream() {
+                let timeout = state.options.body_read_timeout;
+                req = req.map(|body| Body::new(TimedBody::new(body, timeout)));
+            }
+            next.run(req).await
         }
-        return response;
-    }
-    // A body that is already whole (none, for most reads) needs no timer.
-    if !req.body().is_end_stream() {
-        let timeout = state.options.body_read_timeout;
-        req = req.map(|body| Body::new(TimedBody::new(body, timeout)));
-    }
-    next.run(req).await
+    };
+    response
+        .headers_mut()
+        .entry(crate::middleware::X_REQUEST_ID)
+        .or_insert(id);
+    response
 }
 
 /// The refusal of a request target or headers over the limits.

@@ -197,17 +197,21 @@ fn acceptable_request_id(value: &HeaderValue) -> bool {
     (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
-/// Drops an unacceptable incoming `X-Request-Id`, so that a generated one
-/// takes its place (the request-id layer makes it).
-pub fn sanitize_request_id(headers: &mut HeaderMap) {
-    let values = headers.get_all(&X_REQUEST_ID).iter().count();
-    let keep = values == 1
-        && headers
-            .get(&X_REQUEST_ID)
-            .is_some_and(acceptable_request_id);
-    if values > 0 && !keep {
-        headers.remove(&X_REQUEST_ID);
+/// The request's id (SPEC §3): its `X-Request-Id` when that is one
+/// acceptable value, otherwise a new UUID, which replaces whatever came.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    let mut values = headers.get_all(&X_REQUEST_ID).iter();
+    if let (Some(only), None) = (values.next(), values.next()) {
+        if acceptable_request_id(only) {
+            return only.clone();
+        }
     }
+    // A hyphenated UUID is always a valid header value.
+    let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).unwrap_or(
+        HeaderValue::from_static("00000000-0000-0000-0000-000000000000"),
+    );
+    headers.insert(X_REQUEST_ID, id.clone());
+    id
 }
 
 /// Until the platform is set up, only setup and operations answer (SPEC §2).
@@ -450,6 +454,21 @@ mod tests {
         assert!(!acceptable_request_id(
             &HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()
         ));
+    }
+
+    #[test]
+    fn a_request_has_one_acceptable_id() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_REQUEST_ID, HeaderValue::from_static("abc-1"));
+        assert_eq!(ensure_request_id(&mut headers), "abc-1");
+        headers.append(X_REQUEST_ID, HeaderValue::from_static("abc-2"));
+        let id = ensure_request_id(&mut headers);
+        assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
+        assert_eq!(headers.get_all(&X_REQUEST_ID).iter().count(), 1);
+        assert_eq!(headers[&X_REQUEST_ID], id);
+        let mut none = HeaderMap::new();
+        let id = ensure_request_id(&mut none);
+        assert_eq!(none[&X_REQUEST_ID], id);
     }
 
     #[test]
