@@ -1,5 +1,6 @@
-//! Quotas: limits on an organization's own instances, vCPUs and memory,
-//! set by an admin of its parent, never above the parent's own limits.
+//! Quotas: limits on the instances, vCPUs and memory of an organization
+//! and every organization below it, set by an admin of its parent, never
+//! above what the organizations above leave.
 
 use crate::access::OpCtx;
 use crate::App;
@@ -18,7 +19,9 @@ impl App {
     }
 
     /// Sets an organization's limits. Only who may write its parent may,
-    /// and each limit must stay within the parent's.
+    /// and each limit must stay within what the organizations above leave
+    /// for its subtree. A limit left out is none of its own: the limits
+    /// above still hold.
     pub async fn set_quota(
         &self,
         ctx: &OpCtx,
@@ -49,7 +52,7 @@ impl App {
             )
             .with("missing", vec![Permission::OrganizationsWrite.as_str()]));
         }
-        let ceiling = self.store().quota(parent).await?.limits;
+        let ceiling = self.quota_ceiling(org).await?;
         let mut v = Validator::new();
         let mut limit = |field: &str, value: Option<i64>, ceiling: Option<i64>| {
             let value = value?;
@@ -58,7 +61,7 @@ impl App {
             } else if let Some(c) = ceiling.filter(|c| value > *c) {
                 v.push(
                     field,
-                    format!("must not exceed the parent organization's {c}"),
+                    format!("must not exceed {c}, what the organizations above leave for it"),
                 );
             }
             Some(value)
@@ -68,15 +71,39 @@ impl App {
             vcpus: limit("vcpus", request.vcpus, ceiling.vcpus),
             memory_mib: limit("memoryMiB", request.memory_mib, ceiling.memory_mib),
         };
-        // No limit of its own under a limited parent is the parent's limit.
-        let limits = Limits {
-            instances: limits.instances.or(ceiling.instances),
-            vcpus: limits.vcpus.or(ceiling.vcpus),
-            memory_mib: limits.memory_mib.or(ceiling.memory_mib),
-        };
         v.finish()?;
         self.store()
             .set_quota(org, limits, precondition, self.clock().now())
             .await
+    }
+
+    /// The most each limit of `org` may be: for every limited organization
+    /// above it, its limit less what the rest of its subtree uses.
+    async fn quota_ceiling(&self, org: OrganizationId) -> Result<Limits> {
+        let own = self.store().quota(org).await?.usage;
+        let mut ceiling = Limits::default();
+        for above in self
+            .store()
+            .organization_ancestry(org)
+            .await?
+            .into_iter()
+            .skip(1)
+        {
+            let quota = self.store().quota(above).await?;
+            let rest = quota.usage.minus(own);
+            let room = |limit: Option<i64>, used: i64, current: Option<i64>| {
+                let room = limit.map(|l| (l - used).max(0));
+                match (room, current) {
+                    (Some(r), Some(c)) => Some(r.min(c)),
+                    (r, c) => r.or(c),
+                }
+            };
+            ceiling = Limits {
+                instances: room(quota.limits.instances, rest.instances, ceiling.instances),
+                vcpus: room(quota.limits.vcpus, rest.vcpus, ceiling.vcpus),
+                memory_mib: room(quota.limits.memory_mib, rest.memory_mib, ceiling.memory_mib),
+            };
+        }
+        Ok(ceiling)
     }
 }

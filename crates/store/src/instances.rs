@@ -93,6 +93,24 @@ pub struct Usage {
     pub memory_mib: i64,
 }
 
+impl Usage {
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            instances: self.instances + other.instances,
+            vcpus: self.vcpus + other.vcpus,
+            memory_mib: self.memory_mib + other.memory_mib,
+        }
+    }
+
+    pub fn minus(self, other: Usage) -> Usage {
+        Usage {
+            instances: self.instances - other.instances,
+            vcpus: self.vcpus - other.vcpus,
+            memory_mib: self.memory_mib - other.memory_mib,
+        }
+    }
+}
+
 /// An organization's limits; `None` is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Limits {
@@ -125,12 +143,10 @@ pub struct Quota {
 
 /// Does `extra` more fit within `limits`, with `used` already taken?
 /// Growing over a limit is refused; shrinking under a lowered one is not.
-fn fits(limits: &Limits, used: Usage, extra: Usage) -> Result<()> {
-    let after = Usage {
-        instances: used.instances + extra.instances,
-        vcpus: used.vcpus + extra.vcpus,
-        memory_mib: used.memory_mib + extra.memory_mib,
-    };
+/// `own` tells whether the limits are those of the organization the
+/// instance is in, or of one above it.
+fn fits(limits: &Limits, used: Usage, extra: Usage, own: bool) -> Result<()> {
+    let after = used.plus(extra);
     if let Some((quota, limit, _)) = limits.exceeded_by(after) {
         let (used, requested) = match quota {
             "instances" => (used.instances, extra.instances),
@@ -138,23 +154,93 @@ fn fits(limits: &Limits, used: Usage, extra: Usage) -> Result<()> {
             _ => (used.memory_mib, extra.memory_mib),
         };
         if requested > 0 {
-            return Err(quota_exceeded(quota, limit, used, requested));
+            return Err(quota_exceeded(quota, limit, used, requested, own));
         }
     }
     Ok(())
 }
 
-/// 400 (3004): `requested` more of `quota` would go over its limit.
-pub fn quota_exceeded(quota: &str, limit: i64, used: i64, requested: i64) -> Error {
-    Error::new(
-        ErrorCode::QuotaExceeded,
-        format!("The organization's {quota} quota would be exceeded"),
-    )
-    .with("quota", quota)
-    .with("limit", limit)
-    .with("used", used)
-    .with("requested", requested)
+/// 400 (3004): `requested` more of `quota` would go over its limit. An
+/// ancestor's limit and usage are not told: they would show a tenant what
+/// its siblings use; only the room left is.
+fn quota_exceeded(quota: &str, limit: i64, used: i64, requested: i64, own: bool) -> Error {
+    let available = (limit - used).max(0);
+    if own {
+        Error::new(
+            ErrorCode::QuotaExceeded,
+            format!("The organization's {quota} quota would be exceeded"),
+        )
+        .with("quota", quota)
+        .with("limitedBy", "organization")
+        .with("limit", limit)
+        .with("used", used)
+        .with("available", available)
+        .with("requested", requested)
+    } else {
+        Error::new(
+            ErrorCode::QuotaExceeded,
+            format!("The {quota} quota of an organization above this one would be exceeded"),
+        )
+        .with("quota", quota)
+        .with("limitedBy", "ancestor")
+        .with("available", available)
+        .with("requested", requested)
+    }
 }
+
+/// The quotas that bind instances of some organizations: each limited
+/// organization among them and their ancestors, with its limits and the
+/// usage of its whole subtree, and which of them bind each organization.
+#[derive(Default)]
+struct Room {
+    limited: HashMap<OrganizationId, (Limits, Usage)>,
+    binding: HashMap<OrganizationId, Vec<OrganizationId>>,
+}
+
+impl Room {
+    /// Takes `extra` for an instance of `org` if it fits every quota that
+    /// binds it, else the first refusal.
+    fn take(&mut self, org: OrganizationId, extra: Usage) -> Result<()> {
+        let Some(binding) = self.binding.get(&org) else {
+            return Ok(());
+        };
+        for limited in binding {
+            if let Some((limits, used)) = self.limited.get(limited) {
+                fits(limits, *used, extra, *limited == org)?;
+            }
+        }
+        for limited in binding {
+            if let Some((_, used)) = self.limited.get_mut(limited) {
+                *used = used.plus(extra);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The organizations with a limit among `$1` and its ancestors.
+const LIMITED_ANCESTRY: &str = "WITH RECURSIVE up(id, parent_id) AS ( \
+       SELECT id, parent_id FROM organizations WHERE id = $1 \
+       UNION ALL \
+       SELECT o.id, o.parent_id FROM organizations o JOIN up ON o.id = up.parent_id \
+     ) SELECT q.organization_id FROM quotas q JOIN up ON q.organization_id = up.id \
+     WHERE q.instances IS NOT NULL OR q.vcpus IS NOT NULL OR q.memory_mib IS NOT NULL";
+
+/// `select` over the instances of `$1`'s subtree.
+fn subtree_usage_sql(select: &str) -> String {
+    format!(
+        "WITH RECURSIVE sub(id) AS ( \
+           SELECT id FROM organizations WHERE id = $1 \
+           UNION ALL \
+           SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
+         ) SELECT {select} FROM instances WHERE organization_id IN (SELECT id FROM sub)"
+    )
+}
+
+/// On PostgreSQL, instance creates and resizes hold this advisory lock
+/// shared and an organization move holds it exclusively, so that no
+/// quota check reads an ancestry that a move is changing.
+pub(crate) const TREE_LOCK: i64 = 7002;
 
 #[derive(Debug, Clone)]
 pub struct NewInstance {
@@ -355,67 +441,84 @@ pub fn wrong_state(
 }
 
 impl Store {
-    /// Locks an organization's quota row for the rest of the transaction
-    /// (PostgreSQL; SQLite's writer is alone anyway) and reads its limits
-    /// and usage. No row, no limit: `None`, and no usage to count.
-    async fn quota_room(
-        &self,
-        tx: &mut WriteTx,
-        org: OrganizationId,
-    ) -> Result<Option<(Limits, Usage)>> {
+    /// Reads the quotas that bind instances of `orgs` — their own and
+    /// every ancestor's, each with its subtree's usage — and locks their
+    /// rows for the rest of the transaction (PostgreSQL, in id order so
+    /// that concurrent transactions lock alike; SQLite's writer is alone
+    /// anyway). Two creates in sibling organizations thus queue on their
+    /// parent's quota, and the second counts the first.
+    async fn room(&self, tx: &mut WriteTx, orgs: &BTreeSet<OrganizationId>) -> Result<Room> {
         let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE",
+            Backend::Postgres => {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock_shared($1)",
+                    &[Arg::Int(TREE_LOCK)],
+                )
+                .await?;
+                " FOR UPDATE"
+            }
             Backend::Sqlite => "",
         };
-        let org = org.to_string();
-        let limits = tx
+        let mut room = Room::default();
+        for org in orgs {
+            let binding = tx
+                .texts(LIMITED_ANCESTRY, &[Arg::Text(&org.to_string())])
+                .await?
+                .iter()
+                .map(|id| parse_id(id))
+                .collect::<Result<Vec<OrganizationId>>>()?;
+            if !binding.is_empty() {
+                room.binding.insert(*org, binding);
+            }
+        }
+        let limited: BTreeSet<String> = room
+            .binding
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        if limited.is_empty() {
+            return Ok(room);
+        }
+        let placeholders: Vec<String> = (1..=limited.len()).map(|i| format!("${i}")).collect();
+        let args: Vec<Arg> = limited.iter().map(|id| Arg::Text(id)).collect();
+        let rows = tx
             .texts(
                 &format!(
-                    "SELECT {} FROM quotas WHERE organization_id = $1{lock}",
-                    self.json_array_sql("instances, vcpus, memory_mib")
+                    "SELECT {} FROM quotas WHERE organization_id IN ({}) \
+                     ORDER BY organization_id{lock}",
+                    self.json_array_sql("organization_id, instances, vcpus, memory_mib"),
+                    placeholders.join(", ")
                 ),
-                &[Arg::Text(&org)],
+                &args,
             )
             .await?;
-        let Some(limits) = limits.first() else {
-            return Ok(None);
-        };
-        let limits: (Option<i64>, Option<i64>, Option<i64>) = from_json_row(limits)?;
-        let limits = Limits {
-            instances: limits.0,
-            vcpus: limits.1,
-            memory_mib: limits.2,
-        };
-        if limits == Limits::default() {
-            return Ok(None);
-        }
-        let usage = tx
-            .texts(
-                &format!(
-                    "SELECT {} FROM instances WHERE organization_id = $1",
-                    self.json_array_sql(USAGE)
+        let usage_sql = subtree_usage_sql(&self.json_array_sql(USAGE));
+        for row in rows {
+            let (id, instances, vcpus, memory_mib): (String, _, _, _) = from_json_row(&row)?;
+            let usage: (i64, i64, i64) = from_json_row(
+                tx.texts(&usage_sql, &[Arg::Text(&id)])
+                    .await?
+                    .first()
+                    .map_or("", String::as_str),
+            )?;
+            room.limited.insert(
+                parse_id(&id)?,
+                (
+                    Limits {
+                        instances,
+                        vcpus,
+                        memory_mib,
+                    },
+                    Usage {
+                        instances: usage.0,
+                        vcpus: usage.1,
+                        memory_mib: usage.2,
+                    },
                 ),
-                &[Arg::Text(&org)],
-            )
-            .await?;
-        let usage: (i64, i64, i64) = from_json_row(usage.first().map_or("", String::as_str))?;
-        Ok(Some((
-            limits,
-            Usage {
-                instances: usage.0,
-                vcpus: usage.1,
-                memory_mib: usage.2,
-            },
-        )))
-    }
-
-    /// Checks, as [`Store::quota_room`] locks, that `extra` more fits in
-    /// an organization's quota.
-    async fn check_quota(&self, tx: &mut WriteTx, org: OrganizationId, extra: Usage) -> Result<()> {
-        match self.quota_room(tx, org).await? {
-            Some((limits, used)) => fits(&limits, used, extra),
-            None => Ok(()),
+            );
         }
+        Ok(room)
     }
 
     /// Records new instances (`Provisioning`) and queues the tasks that
@@ -425,15 +528,9 @@ impl Store {
     pub async fn create_instances(&self, batch: &[Acceptance]) -> Result<Vec<Result<()>>> {
         use JsonType::{Integer, Text};
         let mut tx = self.begin_write().await?;
-        // In a fixed order, so that concurrent batches lock alike.
         let orgs: BTreeSet<OrganizationId> =
             batch.iter().map(|a| a.instance.organization_id).collect();
-        let mut room = HashMap::with_capacity(orgs.len());
-        for org in orgs {
-            if let Some(r) = self.quota_room(&mut tx, org).await? {
-                room.insert(org, r);
-            }
-        }
+        let mut room = self.room(&mut tx, &orgs).await?;
         let mut answers = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
         for a in batch {
@@ -443,14 +540,7 @@ impl Store {
                 vcpus: new.cpu,
                 memory_mib: new.memory_mib,
             };
-            let answer = match room.get_mut(&new.organization_id) {
-                None => Ok(()),
-                Some((limits, used)) => fits(limits, *used, extra).map(|()| {
-                    used.instances += extra.instances;
-                    used.vcpus += extra.vcpus;
-                    used.memory_mib += extra.memory_mib;
-                }),
-            };
+            let answer = room.take(new.organization_id, extra);
             if answer.is_ok() {
                 accepted.push(a);
             }
@@ -718,16 +808,15 @@ impl Store {
             }
             let cpu = changes.cpu.unwrap_or(instance.cpu);
             let memory = changes.memory_mib.unwrap_or(instance.memory_mib);
-            self.check_quota(
-                &mut tx,
-                instance.organization_id,
+            let org = instance.organization_id;
+            self.room(&mut tx, &BTreeSet::from([org])).await?.take(
+                org,
                 Usage {
                     instances: 0,
                     vcpus: cpu - instance.cpu,
                     memory_mib: memory - instance.memory_mib,
                 },
-            )
-            .await?;
+            )?;
             instance.cpu = cpu;
             instance.memory_mib = memory;
         }
@@ -867,7 +956,57 @@ impl Store {
         Ok(())
     }
 
-    /// An organization's limits and what its instances use of them.
+    /// Checks, in an organization move's transaction, that the instances
+    /// of `org`'s subtree fit in the quota of every organization they
+    /// come under below `new_parent`. Holds the tree lock exclusively for
+    /// the rest of the transaction (PostgreSQL), so no create or resize
+    /// checks a quota against the ancestry being changed.
+    pub(crate) async fn check_move(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
+        org: OrganizationId,
+        new_parent: OrganizationId,
+    ) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(TREE_LOCK)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let moved = usage_of(&mut **tx, org).await?;
+        if moved == Usage::default() {
+            return Ok(());
+        }
+        let limited = |of: OrganizationId| {
+            sqlx::query_scalar::<_, String>(LIMITED_ANCESTRY).bind(of.to_string())
+        };
+        let before = limited(org).fetch_all(&mut **tx).await.map_err(db_error)?;
+        let after = limited(new_parent)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        for id in after.iter().filter(|id| !before.contains(id)) {
+            let row = sqlx::query(
+                "SELECT instances, vcpus, memory_mib FROM quotas WHERE organization_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            let limits = Limits {
+                instances: col(&row, "instances")?,
+                vcpus: col(&row, "vcpus")?,
+                memory_mib: col(&row, "memory_mib")?,
+            };
+            let used = usage_of(&mut **tx, parse_id(id)?).await?;
+            fits(&limits, used, moved, false)?;
+        }
+        Ok(())
+    }
+
+    /// An organization's limits and what the instances of its subtree use
+    /// of them.
     pub async fn quota(&self, org: OrganizationId) -> Result<Quota> {
         let row = sqlx::query(
             "SELECT instances, vcpus, memory_mib, updated_at, version FROM quotas \
@@ -901,7 +1040,8 @@ impl Store {
         })
     }
 
-    /// Sets an organization's limits, each within `ceiling` (its parent's).
+    /// Sets an organization's limits (the app layer checks them against
+    /// the room its ancestors leave).
     pub async fn set_quota(
         &self,
         org: OrganizationId,
@@ -944,22 +1084,20 @@ impl Store {
     }
 }
 
-/// What an organization's instances use: their count, vCPUs and memory.
+/// What instances use: their count, vCPUs and memory.
 const USAGE: &str = "count(*), CAST(COALESCE(SUM(cpu), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT)";
 
-async fn usage_of<'c, E>(executor: E, org: OrganizationId) -> Result<Usage>
+pub(crate) async fn usage_of<'c, E>(executor: E, org: OrganizationId) -> Result<Usage>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
     use sqlx::Row;
-    let row = sqlx::query(&format!(
-        "SELECT {USAGE} FROM instances WHERE organization_id = $1"
-    ))
-    .bind(org.to_string())
-    .fetch_one(executor)
-    .await
-    .map_err(db_error)?;
+    let row = sqlx::query(&subtree_usage_sql(USAGE))
+        .bind(org.to_string())
+        .fetch_one(executor)
+        .await
+        .map_err(db_error)?;
     Ok(Usage {
         instances: row.try_get(0).map_err(db_error)?,
         vcpus: row.try_get(1).map_err(db_error)?,

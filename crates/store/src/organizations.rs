@@ -181,6 +181,7 @@ impl Store {
                         "cannot move an organization below itself or its own descendants",
                     ));
                 }
+                self.check_move(&mut tx, id, p).await?;
                 Some(p)
             }
             _ => current.parent_id,

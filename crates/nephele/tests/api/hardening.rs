@@ -676,3 +676,156 @@ async fn a_users_tokens_die_with_the_client_they_came_through() {
     assert!(r.status().is_success(), "{}", r.status());
     assert_error(me(access(&fresh)).await, 401, 1002).await;
 }
+
+#[tokio::test]
+async fn a_quota_holds_for_the_whole_subtree() {
+    let s = TestServer::set_up().await;
+    let reseller = s.create_org("Reseller", None).await;
+    s.create_user(&reseller, "reseller-admin", &["admin"]).await;
+    let quota = |org: &str| format!("/api/v2/organizations/{org}/quota");
+    let r = s
+        .admin_json(
+            Method::PUT,
+            &quota(&reseller),
+            &json!({"instances": 4, "vcpus": 4}),
+        )
+        .await;
+    json_of(r, 200).await;
+
+    // The reseller's admin makes two sub-organizations with no quota of
+    // their own and fills both at once: together they get the reseller's 4.
+    let as_reseller = |method: Method, path: &str| s.as_user(method, path, "reseller-admin");
+    let mut shadows = Vec::new();
+    for name in ["shadow-a", "shadow-b"] {
+        let r = as_reseller(Method::POST, "/api/v2/organizations")
+            .json(&json!({"name": name, "parentId": reseller}))
+            .send()
+            .await
+            .unwrap();
+        shadows.push(
+            json_of(r, 201).await["data"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let creates = (0..10).map(|i| {
+        let org = shadows[i % 2].clone();
+        let rb = as_reseller(Method::POST, &format!("/api/v2/instances?org_id={org}"));
+        async move {
+            let r = rb
+                .json(&json!({"name": format!("vm-{i}"), "image": "debian-12", "cpu": 1}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    });
+    let results = futures::future::join_all(creates).await;
+    let accepted = results.iter().filter(|(status, _)| *status == 202).count();
+    assert_eq!(accepted, 4, "{results:?}");
+    for (status, body) in results.iter().filter(|(status, _)| *status != 202) {
+        assert_eq!(*status, 400, "{body}");
+        assert_eq!(body["errors"][0]["code"], 3004, "{body}");
+        assert_eq!(
+            body["errors"][0]["context"]["limitedBy"], "ancestor",
+            "{body}"
+        );
+    }
+    let r = s
+        .admin(Method::GET, &quota(&reseller))
+        .send()
+        .await
+        .unwrap();
+    let usage = json_of(r, 200).await["data"]["usage"].clone();
+    assert_eq!(
+        (usage["instances"].clone(), usage["vcpus"].clone()),
+        (json!(4), json!(4))
+    );
+    let r = s
+        .admin(Method::GET, &quota(&shadows[0]))
+        .send()
+        .await
+        .unwrap();
+    let q = json_of(r, 200).await["data"].clone();
+    assert_eq!(
+        (q["instances"].clone(), q["usage"]["instances"].clone()),
+        (json!(null), json!(2))
+    );
+
+    // A sub-organization's own quota stays within what its parent leaves.
+    let r = as_reseller(Method::POST, "/api/v2/organizations")
+        .json(&json!({"name": "shadow-c", "parentId": reseller}))
+        .send()
+        .await
+        .unwrap();
+    let third = json_of(r, 201).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = as_reseller(Method::PUT, &quota(&third))
+        .json(&json!({"vcpus": 1}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(r, 422, 3001).await;
+    assert_eq!(body["errors"][0]["context"]["field"], "vcpus");
+    let r = as_reseller(Method::PUT, &quota(&shadows[0]))
+        .json(&json!({"vcpus": 2}))
+        .send()
+        .await
+        .unwrap();
+    json_of(r, 200).await;
+    let r = as_reseller(Method::PUT, &quota(&shadows[0]))
+        .json(&json!({"vcpus": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 422, 3001).await;
+
+    // A resize in a sub-organization counts against the reseller's quota.
+    let task = results
+        .iter()
+        .find(|(status, _)| *status == 202)
+        .map(|(_, body)| body["taskId"].as_str().unwrap().to_owned())
+        .unwrap();
+    let first = s.finished_task(&task).await["resourceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .admin(Method::POST, &format!("/api/v2/instances/{first}/stop"))
+        .send()
+        .await
+        .unwrap();
+    s.finished_task(&accepted_task(r).await).await;
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/instances/{first}"),
+            &json!({"cpu": 2}),
+        )
+        .await;
+    let body = assert_error(r, 400, 3004).await;
+    assert_eq!(body["errors"][0]["context"]["quota"], "vcpus");
+
+    // An organization with instances cannot be moved in to go over it.
+    let outside = s.create_org("Outside", None).await;
+    s.create_instance(&outside, "out-1").await;
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/organizations/{outside}"),
+            &json!({"parentId": reseller}),
+        )
+        .await;
+    assert_error(r, 400, 3004).await;
+    let r = s
+        .admin(Method::GET, &format!("/api/v2/organizations/{outside}"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(json_of(r, 200).await["data"]["parentId"], json!(reseller));
+    s.stop().await;
+}

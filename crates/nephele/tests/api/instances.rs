@@ -441,7 +441,7 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
         .await
         .unwrap();
     let q = json_of(r, 200).await["data"].clone();
-    assert_eq!(q["memoryMiB"], 4096, "a missing limit is the parent's: {q}");
+    assert_eq!(q["memoryMiB"], json!(null), "a missing limit is none: {q}");
     let r = s
         .admin_json(
             Method::PUT,
@@ -452,7 +452,7 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
     assert_error(r, 403, 1003).await;
 
     // Within the quota, then over it.
-    s.create_instance(&reseller, "r1").await;
+    let r1 = s.create_instance(&reseller, "r1").await;
     let r = s
         .admin_json(
             Method::POST,
@@ -470,7 +470,7 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
         ),
         (json!("vcpus"), json!(3), json!(4))
     );
-    s.create_instance(&reseller, "r2").await;
+    let r2 = s.create_instance(&reseller, "r2").await;
     let r = s
         .admin_json(
             Method::POST,
@@ -495,18 +495,6 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
     );
 
     // Resizing counts too; an organization holding instances is not deleted.
-    let r = s
-        .admin(
-            Method::GET,
-            &format!("/api/v2/instances?org_id={reseller}&name=r1"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let r1 = json_of(r, 200).await["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     s.finished_task(&accepted_task(operate(&s, &r1, "stop").await).await)
         .await;
     let r = s
@@ -517,7 +505,35 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
         )
         .await;
     assert_error(r, 400, 3004).await;
+    // The customer's instances count in the reseller's quota.
+    let r = s
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/instances?org_id={customer}"),
+            &json!({"name": "c1", "image": "debian-12"}),
+        )
+        .await;
+    let body = assert_error(r, 400, 3004).await;
+    assert_eq!(
+        body["errors"][0]["context"],
+        json!({"quota": "instances", "limitedBy": "ancestor", "available": 0, "requested": 1})
+    );
+    let r = s
+        .admin(Method::DELETE, &format!("/api/v2/instances/{r2}"))
+        .send()
+        .await
+        .unwrap();
+    s.finished_task(&accepted_task(r).await).await;
     s.create_instance(&customer, "c1").await;
+    let r = s
+        .admin(
+            Method::GET,
+            &format!("/api/v2/organizations/{reseller}/quota"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r, 200).await["data"]["usage"]["instances"], 2);
     let r = s
         .admin(Method::DELETE, &format!("/api/v2/organizations/{customer}"))
         .send()
