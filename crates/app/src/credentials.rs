@@ -69,6 +69,32 @@ pub struct Verified {
     expires: Instant,
 }
 
+/// The right to check one login and password for [`VerifiedPasswords`];
+/// dropped unused, the next waiting request gets it.
+pub struct VerifyingGuard<'a> {
+    guard: quick_cache::sync::PlaceholderGuard<
+        'a,
+        [u8; 32],
+        Verified,
+        quick_cache::UnitWeighter,
+        quick_cache::DefaultHashBuilder,
+        quick_cache::sync::DefaultLifecycle<[u8; 32], Verified>,
+    >,
+    ttl: Duration,
+}
+
+impl VerifyingGuard<'_> {
+    /// Remembers that the password is `user_id`'s, checked against
+    /// `password_hash`.
+    pub fn verified(self, user_id: UserId, password_hash: &str) {
+        let _ = self.guard.insert(Verified {
+            user_id,
+            password_hash: password_hash.to_owned(),
+            expires: Instant::now() + self.ttl,
+        });
+    }
+}
+
 impl std::fmt::Debug for VerifiedPasswords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifiedPasswords")
@@ -96,25 +122,30 @@ impl VerifiedPasswords {
         mac.finalize().into_bytes().into()
     }
 
-    pub fn get(&self, login: &str, password: &Secret) -> Option<Verified> {
+    /// The remembered verification, or — while another request checks the
+    /// same login and password — that one's, once it is done; else a
+    /// guard to check it and remember the result. Parallel requests with
+    /// one new password thus hash it once and count as one attempt.
+    pub async fn get_or_guard(
+        &self,
+        login: &str,
+        password: &Secret,
+    ) -> std::result::Result<Verified, VerifyingGuard<'_>> {
         let key = self.cache_key(login, password);
-        let hit = self.cache.get(&key)?;
-        if hit.expires <= Instant::now() {
-            self.cache.remove(&key);
-            return None;
+        loop {
+            match self.cache.get_value_or_guard_async(&key).await {
+                Ok(hit) if hit.expires <= Instant::now() => {
+                    self.cache.remove(&key);
+                }
+                Ok(hit) => return Ok(hit),
+                Err(guard) => {
+                    return Err(VerifyingGuard {
+                        guard,
+                        ttl: self.ttl,
+                    })
+                }
+            }
         }
-        Some(hit)
-    }
-
-    pub fn insert(&self, login: &str, password: &Secret, user_id: UserId, password_hash: &str) {
-        self.cache.insert(
-            self.cache_key(login, password),
-            Verified {
-                user_id,
-                password_hash: password_hash.to_owned(),
-                expires: Instant::now() + self.ttl,
-            },
-        );
     }
 
     pub fn forget(&self, login: &str, password: &Secret) {
@@ -140,16 +171,26 @@ mod tests {
         assert!(looks_like_api_key(a.secret.expose()));
     }
 
-    #[test]
-    fn verified_passwords_expire_and_are_keyed_by_both_parts() {
+    #[tokio::test]
+    async fn verified_passwords_are_checked_once_expire_and_are_keyed_by_both_parts() {
         let cache = VerifiedPasswords::new(16, Duration::from_millis(50)).unwrap();
         let user = UserId::new();
         let pw = Secret::new("correct horse");
-        cache.insert("Admin", &pw, user, "$hash");
-        assert_eq!(cache.get("admin", &pw).map(|v| v.user_id), Some(user));
-        assert!(cache.get("admin", &Secret::new("wrong horse")).is_none());
-        assert!(cache.get("other", &pw).is_none());
+        let Err(first) = cache.get_or_guard("Admin", &pw).await else {
+            panic!("nothing verified yet");
+        };
+        // A second request for the same password waits for the first.
+        let (second, ()) = tokio::join!(cache.get_or_guard("admin", &pw), async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            first.verified(user, "$hash");
+        });
+        assert_eq!(second.ok().map(|v| v.user_id), Some(user));
+        assert!(cache
+            .get_or_guard("admin", &Secret::new("wrong horse"))
+            .await
+            .is_err());
+        assert!(cache.get_or_guard("other", &pw).await.is_err());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(cache.get("admin", &pw).is_none());
+        assert!(cache.get_or_guard("admin", &pw).await.is_err());
     }
 }

@@ -28,7 +28,7 @@ use audit::AuditLog;
 use clients::{ClientAccess, SecretHasher};
 use credentials::VerifiedPasswords;
 use keys::{KeyConfig, KeyRing, Sealer};
-use lockout::{Lockout, LockoutPolicy};
+use lockout::LockoutPolicy;
 use nephele_common::clock::SharedClock;
 use nephele_common::{Result, Secret};
 use nephele_drivers::Driver;
@@ -47,6 +47,7 @@ const VERIFIED_PASSWORDS_TTL: std::time::Duration = std::time::Duration::from_se
 const VERIFIED_TOKENS_CAPACITY: usize = 100_000;
 /// How often each node looks for access tokens revoked on other nodes:
 /// a revocation takes effect everywhere within this (SPEC §9: a second).
+/// Login locks set on other nodes are polled alike.
 const REVOCATION_POLL: Duration = Duration::from_millis(500);
 /// How many API clients the token endpoint keeps in memory.
 /// How often `last_access_at` of clients is written.
@@ -55,8 +56,8 @@ const CLIENT_ACCESS_FLUSH: Duration = Duration::from_secs(1);
 const KEY_REFRESH: Duration = Duration::from_secs(60);
 /// How often SQLite's write-ahead log is checkpointed.
 const CHECKPOINT: Duration = Duration::from_secs(1);
-/// How often expired refresh tokens, revocations and idempotency keys
-/// are purged.
+/// How often expired refresh tokens, revocations, idempotency keys and
+/// login counters are purged.
 const TOKEN_PURGE: Duration = Duration::from_secs(600);
 
 /// The 32-byte key that seals signing keys and keys client-secret hashes.
@@ -107,7 +108,7 @@ struct Inner {
     record_sealer: Sealer,
     verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<tokens::VerifiedToken>>,
     revocations: Revocations,
-    lockout: Lockout,
+    login_locks: lockout::Locks,
     client_access: ClientAccess,
     access_cache: access::AccessCache,
     refresh_writer: tokens::RefreshWriter,
@@ -137,7 +138,7 @@ impl App {
                 record_sealer: Sealer::new(&config.secret_key.0)?,
                 verified_tokens: quick_cache::sync::Cache::new(VERIFIED_TOKENS_CAPACITY),
                 revocations: Revocations::default(),
-                lockout: Lockout::new(config.lockout),
+                login_locks: lockout::Locks::default(),
                 client_access: ClientAccess::default(),
                 access_cache: access::AccessCache::default(),
                 refresh_writer: tokens::refresh_writer(store.clone()),
@@ -200,8 +201,8 @@ impl App {
         &self.inner.revocations
     }
 
-    pub(crate) fn lockout(&self) -> &Lockout {
-        &self.inner.lockout
+    pub(crate) fn login_locks(&self) -> &lockout::Locks {
+        &self.inner.login_locks
     }
 
     pub(crate) fn refresh_writer(&self) -> &tokens::RefreshWriter {
@@ -258,7 +259,8 @@ impl App {
             app.key_ring().refresh().await.map(|_| ())
         });
         every(weak.clone(), REVOCATION_POLL, |app| async move {
-            app.poll_revocations().await
+            app.poll_revocations().await?;
+            app.poll_login_locks().await
         });
         every(weak.clone(), CLIENT_ACCESS_FLUSH, |app| async move {
             app.flush_client_access().await
@@ -269,7 +271,8 @@ impl App {
         every(weak, TOKEN_PURGE, |app| async move {
             let now = app.clock().now();
             app.store().purge_expired_tokens(now).await?;
-            app.store().purge_idempotency_keys(now).await.map(|_| ())
+            app.store().purge_idempotency_keys(now).await?;
+            app.purge_login_counters().await
         });
         Ok(())
     }

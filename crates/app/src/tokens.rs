@@ -942,17 +942,10 @@ impl App {
         password: &Secret,
         address: Option<IpAddr>,
     ) -> Result<User> {
-        let now = self.clock().now();
-        if let Some(wait) = self.lockout().locked(login, address, now) {
-            return Err(Error::new(
-                ErrorCode::LockedOut,
-                "Too many failed logins; try again later",
-            )
-            .with_retry_after(wait));
-        }
+        let keys = crate::lockout::Keys::new(login, address);
+        self.reserve_login_attempt(&keys).await?;
         // Refused before hashing: an absurd password must not cost Argon2id.
         if password.expose().len() > PASSWORD_MAX || login.len() > 320 {
-            self.lockout().failed(login, address, now);
             return Err(crate::access::invalid_credentials());
         }
         let user = self.store().user_by_login_or_email(login).await?;
@@ -962,13 +955,10 @@ impl App {
             .await?;
         match user {
             Some(user) if ok => {
-                self.lockout().succeeded(login);
+                self.login_succeeded(&keys).await?;
                 Ok(user)
             }
-            _ => {
-                self.lockout().failed(login, address, now);
-                Err(crate::access::invalid_credentials())
-            }
+            _ => Err(crate::access::invalid_credentials()),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod roles;
 pub mod setup;
 pub mod sim;
 pub mod tasks;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 mod write;

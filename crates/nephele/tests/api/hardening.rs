@@ -1,6 +1,8 @@
 //! What a hostile tenant or an anonymous attacker tries: idempotency keys
 //! across credentials, ambiguous uploads, userinfo for non-users, forged
-//! request ids, readable files and names that read as others.
+//! request ids, readable files, names that read as others, quotas escaped
+//! through sub-organizations, and password guesses raced or aimed at
+//! locking a victim out.
 
 use crate::identity::{client_token, password_tokens, token};
 use crate::support::*;
@@ -827,5 +829,98 @@ async fn a_quota_holds_for_the_whole_subtree() {
         .await
         .unwrap();
     assert_ne!(json_of(r, 200).await["data"]["parentId"], json!(reseller));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_guesses_on_two_nodes_gets_no_more_checks_than_the_limit() {
+    let s = TestServer::set_up().await;
+    let peer = s.peer().await;
+    let root = s.root_org().await;
+    s.create_user(&root, "victim", &["viewer"]).await;
+    let guesses = (0..29).map(|i| {
+        let node = if i % 2 == 0 { &s } else { &peer };
+        async move {
+            let r = token(
+                node,
+                &[
+                    ("grant_type", "password"),
+                    ("username", "victim"),
+                    ("password", &format!("guess-{i}")),
+                ],
+                None,
+            )
+            .await;
+            r.status().as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 400).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 24), "{statuses:?}");
+    // The right password now is refused too, on either node.
+    for node in [&s, &peer] {
+        let r = token(
+            node,
+            &[
+                ("grant_type", "password"),
+                ("username", "victim"),
+                ("password", USER_PASSWORD),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 429);
+    }
+    peer.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_a_user_out_from_elsewhere() {
+    let s = TestServer::start_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    json_of(s.post("/occm/setup/init", &setup_body()).await, 201).await;
+    let me = |from: &str, password: &str| {
+        s.request(Method::GET, "/api/v2/me")
+            .header("x-forwarded-for", from)
+            .basic_auth(ADMIN_LOGIN, Some(password))
+            .send()
+    };
+    // The root admin signs in from home once.
+    json_of(me("198.51.100.20", ADMIN_PASSWORD).await.unwrap(), 200).await;
+
+    // One address guessing on and on locks the admin for itself only.
+    for i in 0..12 {
+        let r = me("203.0.113.5", &format!("guess-{i}")).await.unwrap();
+        let status = r.status().as_u16();
+        assert!(status == 401 || status == 429, "{status}");
+        assert_eq!(status == 429, i >= 5, "attempt {i}");
+    }
+    let r = me("203.0.113.5", ADMIN_PASSWORD).await.unwrap();
+    assert_error(r, 429, 1004).await;
+    json_of(me("198.51.100.20", ADMIN_PASSWORD).await.unwrap(), 200).await;
+    json_of(me("198.51.100.21", ADMIN_PASSWORD).await.unwrap(), 200).await;
+
+    // Many addresses together lock the account — for addresses it was
+    // never signed in from. From home the admin still gets in, slowed.
+    for host in 10..13 {
+        for i in 0..5 {
+            let r = me(&format!("203.0.113.{host}"), &format!("guess-{i}"))
+                .await
+                .unwrap();
+            assert_error(r, 401, 1001).await;
+        }
+    }
+    let r = me("192.0.2.99", ADMIN_PASSWORD).await.unwrap();
+    assert_error(r, 429, 1004).await;
+    let started = std::time::Instant::now();
+    json_of(me("198.51.100.20", ADMIN_PASSWORD).await.unwrap(), 200).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "not slowed"
+    );
     s.stop().await;
 }

@@ -1,0 +1,161 @@
+//! The password lockout's counters (the policy is the app's `lockout`).
+//! Each attempt reads and changes its counters in one transaction, with
+//! their rows locked on PostgreSQL, so no two attempts on any node see
+//! the same count.
+
+use crate::db::{db_error, Backend};
+use crate::write::Arg;
+use crate::Store;
+use chrono::{DateTime, Utc};
+use nephele_common::clock::{from_micros, to_micros};
+use nephele_common::{Error, Result};
+use sqlx::Row;
+
+/// One key's counter: a missing row is all zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub count: i64,
+    /// The last attempt's (or success's) time; the epoch when none.
+    pub at: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter {
+            count: 0,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            locked_until: None,
+        }
+    }
+}
+
+impl Store {
+    /// Reads the counters of `keys` (in that order; a missing one is
+    /// zero), lets `change` change them and decide, and writes back what
+    /// it changed, all in one transaction.
+    pub async fn update_login_counters<R>(
+        &self,
+        keys: &[String],
+        change: impl FnOnce(&mut [Counter]) -> R + Send,
+    ) -> Result<R> {
+        // A write transaction from the start (on SQLite `BEGIN
+        // IMMEDIATE`): a read that later writes could otherwise find
+        // another node's write in between and fail.
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend() {
+            Backend::Postgres => {
+                // Rows to lock, so that two first attempts do not both
+                // start from zero (SQLite's one writer needs none).
+                for key in keys {
+                    tx.execute(
+                        "INSERT INTO login_throttle (key, count, at) VALUES ($1, 0, 0) \
+                         ON CONFLICT (key) DO NOTHING",
+                        &[Arg::Text(key)],
+                    )
+                    .await?;
+                }
+                " ORDER BY key FOR UPDATE"
+            }
+            Backend::Sqlite => "",
+        };
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let args: Vec<Arg> = keys.iter().map(|k| Arg::Text(k)).collect();
+        let rows = tx
+            .texts(
+                &format!(
+                    "SELECT {} FROM login_throttle WHERE key IN ({}){lock}",
+                    self.json_array_sql("key, count, at, locked_until"),
+                    placeholders.join(", ")
+                ),
+                &args,
+            )
+            .await?;
+        let mut counters = vec![Counter::default(); keys.len()];
+        for row in rows {
+            let (key, count, at, locked_until): (String, i64, i64, Option<i64>) =
+                serde_json::from_str(&row)
+                    .map_err(|e| Error::internal(format!("corrupt row {row:?}: {e}")))?;
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                counters[i] = Counter {
+                    count,
+                    at: from_micros(at),
+                    locked_until: locked_until.map(from_micros),
+                };
+            }
+        }
+        let before = counters.clone();
+        let answer = change(&mut counters);
+        for ((key, old), new) in keys.iter().zip(&before).zip(&counters) {
+            if old == new {
+                continue;
+            }
+            if *new == Counter::default() {
+                tx.execute(
+                    "DELETE FROM login_throttle WHERE key = $1",
+                    &[Arg::Text(key)],
+                )
+                .await?;
+                continue;
+            }
+            let locked_until = match new.locked_until {
+                Some(until) => Arg::Int(to_micros(until)),
+                None => Arg::NullInt,
+            };
+            tx.execute(
+                "INSERT INTO login_throttle (key, count, at, locked_until) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (key) DO UPDATE SET count = $2, at = $3, locked_until = $4",
+                &[
+                    Arg::Text(key),
+                    Arg::Int(new.count),
+                    Arg::Int(to_micros(new.at)),
+                    locked_until,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// The keys locked at `now`, with the end of each lock.
+    pub async fn login_locks(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows =
+            sqlx::query("SELECT key, locked_until FROM login_throttle WHERE locked_until > $1")
+                .bind(to_micros(now))
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("key").map_err(db_error)?,
+                    from_micros(r.try_get("locked_until").map_err(db_error)?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Forgets counters last touched before `forget_before` (and not
+    /// locked at `now`), and addresses last signed in from before
+    /// `known_before`.
+    pub async fn purge_login_counters(
+        &self,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+        known_before: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM login_throttle WHERE \
+             (key LIKE 'known:%' AND at < $3) OR \
+             (key NOT LIKE 'known:%' AND at < $2 AND (locked_until IS NULL OR locked_until <= $1))",
+        )
+        .bind(to_micros(now))
+        .bind(to_micros(forget_before))
+        .bind(to_micros(known_before))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
