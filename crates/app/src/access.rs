@@ -22,7 +22,8 @@ const ACCESS_CACHE_CAPACITY: usize = 10_000;
 /// organizations above the one it acts in. A read of one instance made
 /// four queries, three of them these.
 pub(crate) struct AccessCache {
-    actors: Memory<PrincipalId, Actor>,
+    /// With a user's session generation (0 for a client).
+    actors: Memory<PrincipalId, (Actor, i64)>,
     api_keys: Memory<String, (ApiKey, Actor)>,
     ancestry: Memory<OrganizationId, Vec<OrganizationId>>,
     /// The token endpoint's clients with their secret's hash.
@@ -339,14 +340,14 @@ impl App {
         principal: PrincipalId,
         method: AuthMethod,
         load: F,
-    ) -> Result<Actor>
+    ) -> Result<(Actor, i64)>
     where
-        F: std::future::Future<Output = Result<Actor>>,
+        F: std::future::Future<Output = Result<(Actor, i64)>>,
     {
-        let actor = self
+        let (actor, sessions) = self
             .remember(&self.access_cache().actors, principal, |_| true, load)
             .await?;
-        Ok(Actor { method, ..actor })
+        Ok((Actor { method, ..actor }, sessions))
     }
 
     /// Checks that the actor may `permission` in the organization it acts

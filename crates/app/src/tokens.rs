@@ -44,6 +44,17 @@ pub struct TokenConfig {
     pub refresh_token_ttl: Duration,
 }
 
+/// Whom an access token is issued to.
+#[derive(Debug, Clone, Copy)]
+struct Subject {
+    principal: PrincipalId,
+    /// A user's session generation.
+    sessions: Option<i64>,
+    tenant: OrganizationId,
+    /// The client it came through, with the client's token generation.
+    client: Option<(ClientId, i64)>,
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AccessClaims {
@@ -66,6 +77,10 @@ pub struct AccessClaims {
     /// token dies once the client's moves on (disabled, secret reset).
     #[serde(rename = "nph_cgen", default, skip_serializing_if = "Option::is_none")]
     pub client_generation: Option<i64>,
+    /// A user's session generation when the token was issued: the token
+    /// dies once the user's moves on (password changed, sessions revoked).
+    #[serde(rename = "nph_sgen", default, skip_serializing_if = "Option::is_none")]
+    pub session_generation: Option<i64>,
 }
 
 /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
@@ -383,9 +398,12 @@ impl App {
             .collect();
         self.note_client_access(client.id);
         self.tokens_for(
-            PrincipalId::Client(client.id),
-            client.organization_id,
-            Some((client.id, client.token_generation)),
+            &Subject {
+                principal: PrincipalId::Client(client.id),
+                sessions: None,
+                tenant: client.organization_id,
+                client: Some((client.id, client.token_generation)),
+            },
             &scopes,
             None,
             None,
@@ -433,6 +451,7 @@ impl App {
                         organization_id: user.organization_id,
                         client_id: client.as_ref().map(|c| c.id),
                         scope: scopes.join(" "),
+                        session_generation: user.session_generation,
                         created_at: now,
                         expires_at: now + lifetime(self.config().tokens.refresh_token_ttl),
                         used_at: None,
@@ -446,9 +465,12 @@ impl App {
             None
         };
         self.tokens_for(
-            PrincipalId::User(user.id),
-            user.organization_id,
-            client.as_ref().map(|c| (c.id, c.token_generation)),
+            &Subject {
+                principal: PrincipalId::User(user.id),
+                sessions: Some(user.session_generation),
+                tenant: user.organization_id,
+                client: client.as_ref().map(|c| (c.id, c.token_generation)),
+            },
             &scopes,
             Some(&user),
             refresh,
@@ -459,20 +481,17 @@ impl App {
     /// `openid` granted.
     fn tokens_for(
         &self,
-        principal: PrincipalId,
-        tenant: OrganizationId,
-        client: Option<(ClientId, i64)>,
+        subject: &Subject,
         scopes: &[&str],
         id_user: Option<&User>,
         refresh_token: Option<String>,
     ) -> TokenResult<TokenResponse> {
         let scope = scopes.join(" ");
         let keys = self.key_ring().keys()?;
-        let (access_token, expires_on) =
-            self.sign_access_token(&keys, principal, tenant, client, &scope)?;
+        let (access_token, expires_on) = self.sign_access_token(&keys, subject, &scope)?;
         let id_token = match id_user {
             Some(u) if scopes.contains(&"openid") => {
-                Some(self.sign_id_token(&keys, u, client.map(|(c, _)| c), scopes)?)
+                Some(self.sign_id_token(&keys, u, subject.client.map(|(c, _)| c), scopes)?)
             }
             _ => None,
         };
@@ -564,17 +583,20 @@ impl App {
             self.note_client_access(c.id);
         }
         self.tokens_for(
-            PrincipalId::User(successor.user_id),
-            successor.organization_id,
-            // The client the refresh token is bound to authenticated this
-            // request; should it not have, generation 0 fails safe.
-            successor.client_id.map(|id| {
-                let generation = client
-                    .as_ref()
-                    .filter(|c| c.id == id)
-                    .map_or(0, |c| c.token_generation);
-                (id, generation)
-            }),
+            &Subject {
+                principal: PrincipalId::User(successor.user_id),
+                sessions: Some(successor.session_generation),
+                tenant: successor.organization_id,
+                // The client the refresh token is bound to authenticated
+                // this request; should it not have, generation 0 fails safe.
+                client: successor.client_id.map(|id| {
+                    let generation = client
+                        .as_ref()
+                        .filter(|c| c.id == id)
+                        .map_or(0, |c| c.token_generation);
+                    (id, generation)
+                }),
+            },
             &scopes,
             id_user.as_ref(),
             Some(next),
@@ -584,11 +606,15 @@ impl App {
     fn sign_access_token(
         &self,
         keys: &KeySet,
-        principal: PrincipalId,
-        tenant: OrganizationId,
-        client: Option<(ClientId, i64)>,
+        subject: &Subject,
         scope: &str,
     ) -> Result<(String, i64)> {
+        let Subject {
+            principal,
+            sessions,
+            tenant,
+            client,
+        } = *subject;
         let iat = self.clock().now().timestamp();
         let exp = iat + self.access_ttl().as_secs() as i64;
         let claims = AccessClaims {
@@ -603,6 +629,7 @@ impl App {
             scope: scope.to_owned(),
             client_id: client.map(|(c, _)| c.to_string()),
             client_generation: client.map(|(_, generation)| generation),
+            session_generation: sessions,
         };
         let payload =
             serde_json::to_vec(&claims).map_err(|e| Error::internal(format!("claims: {e}")))?;
@@ -708,8 +735,9 @@ impl App {
         Ok(claims)
     }
 
-    /// The verified token's principal, as it is now: a deleted user or a
-    /// disabled client has no more access, whatever its tokens say.
+    /// The verified token's principal, as it is now: a deleted user, a
+    /// user whose sessions ended since, or a disabled client has no more
+    /// access, whatever its tokens say.
     pub(crate) async fn actor_for_token(
         &self,
         claims: &AccessClaims,
@@ -717,23 +745,30 @@ impl App {
         let tenant: OrganizationId = claims.tenant_id.parse().map_err(|_| invalid_token())?;
         let principal = claims.principal().ok_or_else(invalid_token)?;
         let method = nephele_auth::AuthMethod::Bearer;
-        let actor = self
+        let (actor, sessions) = self
             .remembered_actor(principal, method, async {
                 match principal {
                     PrincipalId::User(id) => {
                         let user = self.store().user(id).await?.ok_or_else(expired)?;
-                        self.actor_for(user, method).await
+                        let sessions = user.session_generation;
+                        Ok((self.actor_for(user, method).await?, sessions))
                     }
                     PrincipalId::Client(id) => {
                         let client = self.store().client(id).await?.ok_or_else(expired)?;
                         if !client.is_enabled() {
                             return Err(expired());
                         }
-                        self.actor_for_client(client, method).await
+                        Ok((self.actor_for_client(client, method).await?, 0))
                     }
                 }
             })
             .await?;
+        // A user's token dies when the user's sessions end.
+        if matches!(principal, PrincipalId::User(_))
+            && claims.session_generation.unwrap_or(0) != sessions
+        {
+            return Err(expired());
+        }
         if actor.organization_id != tenant {
             return Err(match principal {
                 PrincipalId::User(_) => invalid_token(),
@@ -1004,6 +1039,7 @@ mod tests {
             scope: String::new(),
             client_id: Some(client.to_string()),
             client_generation: None,
+            session_generation: None,
         };
         assert_eq!(claims.principal(), Some(PrincipalId::Client(client)));
         claims.sub = user.to_string();

@@ -202,6 +202,7 @@ impl App {
 
     /// `POST /api/v2/users/{id}/password`. Your own password needs the
     /// current one; another user's needs the right to manage that user.
+    /// Either way every session of the user ends.
     pub async fn change_password(
         &self,
         ctx: &OpCtx,
@@ -245,6 +246,15 @@ impl App {
         self.store()
             .set_password(user.id, &hash, self.clock().now())
             .await
+    }
+
+    /// `POST /api/v2/users/{id}/sessions/revoke`: ends every session of a
+    /// user the actor manages (itself too): its refresh tokens are
+    /// deleted and its access tokens refused, on every node within the
+    /// revocation bound.
+    pub async fn revoke_sessions(&self, ctx: &OpCtx, id: UserId) -> Result<()> {
+        self.managed_user(ctx, id).await?;
+        self.store().end_user_sessions(id).await
     }
 
     pub async fn delete_user(

@@ -58,6 +58,7 @@ macro_rules! every_route {
             .routes($group!(users::list, users::create))
             .routes($group!(users::get, users::put, users::patch, users::delete))
             .routes($group!(users::password))
+            .routes($group!(users::revoke_sessions))
             .routes($group!(roles::list, roles::create))
             .routes($group!(roles::get, roles::put, roles::delete))
             .routes($group!(api_keys::list, api_keys::create))

@@ -34,6 +34,9 @@ pub struct User {
     pub password_hash: String,
     /// The user's home data center.
     pub datacenter_id: DatacenterId,
+    /// Moved on whenever the user's sessions end: an access token of an
+    /// older generation is refused.
+    pub session_generation: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -280,6 +283,8 @@ pub struct RefreshToken {
     pub organization_id: OrganizationId,
     pub client_id: Option<ClientId>,
     pub scope: String,
+    /// The user's session generation when the family began.
+    pub session_generation: i64,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,

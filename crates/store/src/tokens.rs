@@ -27,7 +27,7 @@ fn key_from_row(r: &AnyRow) -> Result<StoredSigningKey> {
 }
 
 const REFRESH_COLUMNS: &str = "id, family_id, user_id, organization_id, client_id, scope, \
-                               created_at, expires_at, used_at, revoked_at";
+                               session_generation, created_at, expires_at, used_at, revoked_at";
 
 fn refresh_from_row(r: &AnyRow) -> Result<RefreshToken> {
     Ok(RefreshToken {
@@ -37,6 +37,7 @@ fn refresh_from_row(r: &AnyRow) -> Result<RefreshToken> {
         organization_id: col_id(r, "organization_id")?,
         client_id: col_opt_id(r, "client_id")?,
         scope: col(r, "scope")?,
+        session_generation: col(r, "session_generation")?,
         created_at: col_time(r, "created_at")?,
         expires_at: col_time(r, "expires_at")?,
         used_at: col::<Option<i64>>(r, "used_at")?.map(from_micros),
@@ -115,8 +116,8 @@ impl Store {
     pub async fn create_refresh_token(&self, token: &RefreshToken, hash: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
-             organization_id, client_id, scope, created_at, expires_at, used_at, revoked_at) \
-             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+             organization_id, client_id, scope, session_generation, created_at, expires_at, \
+             used_at, revoked_at) VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)",
         )
         .bind(token.id.to_string())
         .bind(token.family_id.to_string())
@@ -125,6 +126,7 @@ impl Store {
         .bind(token.organization_id.to_string())
         .bind(token.client_id.map(|c| c.to_string()))
         .bind(&token.scope)
+        .bind(token.session_generation)
         .bind(to_micros(token.created_at))
         .bind(to_micros(token.expires_at))
         .execute(&self.write)
@@ -147,19 +149,24 @@ impl Store {
         &self,
         batch: &[RefreshSpend],
     ) -> Result<Vec<Option<RefreshToken>>> {
+        // A token of an older session generation is dead: it was rotated
+        // while the user's sessions ended, after they deleted the rest.
         let live = "token_hash = $5 AND used_at IS NULL AND revoked_at IS NULL \
-                    AND expires_at > $3 AND (client_id = $6 OR (client_id IS NULL AND $6 IS NULL))";
+                    AND expires_at > $3 AND (client_id = $6 OR (client_id IS NULL AND $6 IS NULL)) \
+                    AND session_generation = (SELECT u.session_generation FROM users u \
+                    WHERE u.id = refresh_tokens.user_id)";
         let insert = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
-                      organization_id, client_id, scope, created_at, expires_at, used_at, \
-                      revoked_at) SELECT $1, family_id, id, $2, user_id, organization_id, \
-                      client_id, scope, $3, $4, NULL, NULL";
+                      organization_id, client_id, scope, session_generation, created_at, \
+                      expires_at, used_at, revoked_at) SELECT $1, family_id, id, $2, user_id, \
+                      organization_id, client_id, scope, session_generation, $3, $4, NULL, NULL";
         let sql = match self.backend() {
             Backend::Sqlite => {
                 format!("{insert} FROM refresh_tokens WHERE {live} RETURNING {REFRESH_COLUMNS}")
             }
             Backend::Postgres => format!(
                 "WITH spent AS (UPDATE refresh_tokens SET used_at = $3 WHERE {live} \
-                 RETURNING id, family_id, user_id, organization_id, client_id, scope) \
+                 RETURNING id, family_id, user_id, organization_id, client_id, scope, \
+                 session_generation) \
                  {insert} FROM spent RETURNING {REFRESH_COLUMNS}"
             ),
         };

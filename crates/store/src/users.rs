@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 const COLUMNS: &str = "id, organization_id, login, email, password_hash, datacenter_id, \
-                       created_at, updated_at, version";
+                       session_generation, created_at, updated_at, version";
 
 fn user_from_row(r: &AnyRow) -> Result<User> {
     Ok(User {
@@ -19,6 +19,7 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         email: col(r, "email")?,
         password_hash: col(r, "password_hash")?,
         datacenter_id: col_id(r, "datacenter_id")?,
+        session_generation: col(r, "session_generation")?,
         created_at: col_time(r, "created_at")?,
         updated_at: col_time(r, "updated_at")?,
         version: col(r, "version")?,
@@ -60,6 +61,25 @@ async fn assign_roles(
     Ok(())
 }
 
+/// Moves a user's session generation on and deletes its refresh tokens.
+async fn end_sessions(tx: &mut Transaction<'static, Any>, id: UserId) -> Result<()> {
+    let done =
+        sqlx::query("UPDATE users SET session_generation = session_generation + 1 WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    if done.rows_affected() == 0 {
+        return Err(Error::not_found("users", id));
+    }
+    sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// Inserts a user and grants it roles in its own organization.
 pub(crate) async fn insert_user(
     tx: &mut Transaction<'static, Any>,
@@ -88,6 +108,7 @@ pub(crate) async fn insert_user(
         email: new.email.to_string(),
         password_hash: new.password_hash.clone(),
         datacenter_id: new.datacenter_id,
+        session_generation: 0,
         created_at: new.now,
         updated_at: new.now,
         version: 1,
@@ -255,8 +276,10 @@ impl Store {
         Ok(updated)
     }
 
+    /// Sets a user's password and ends its sessions, in one transaction.
     pub async fn set_password(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<()> {
         let _change = self.access_change();
+        let mut tx = self.write.begin().await.map_err(db_error)?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $1, updated_at = $2, version = version + 1 \
              WHERE id = $3",
@@ -264,16 +287,29 @@ impl Store {
         .bind(hash)
         .bind(to_micros(now))
         .bind(id.to_string())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found("users", id));
         }
+        end_sessions(&mut tx, id).await?;
+        tx.commit().await.map_err(db_error)?;
         Ok(())
     }
 
-    /// Deletes a user with its role assignments and API keys. Refuses to
+    /// Ends every session of a user: its refresh tokens are deleted and
+    /// its access tokens refused (see [`User::session_generation`]).
+    pub async fn end_user_sessions(&self, id: UserId) -> Result<()> {
+        let _change = self.access_change();
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        end_sessions(&mut tx, id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Deletes a user with its role assignments, API keys and refresh
+    /// tokens. Refuses to
     /// delete the root organization's last admin.
     pub async fn delete_user(&self, id: UserId, precondition: &Precondition) -> Result<()> {
         let _change = self.access_change();
@@ -285,6 +321,7 @@ impl Store {
         for sql in [
             "DELETE FROM role_assignments WHERE user_id = $1",
             "DELETE FROM api_keys WHERE user_id = $1",
+            "DELETE FROM refresh_tokens WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",
         ] {
             sqlx::query(sql)

@@ -134,7 +134,25 @@ pub async fn delete(
     Ok(Reply::no_content())
 }
 
-/// Sets a new password. Your own needs `currentPassword`.
+/// Ends every session of a user: its refresh tokens are deleted and its
+/// access tokens refused from now on, on every node within a second.
+/// Needs the right to manage the user.
+#[utoipa::path(post, path = "/api/v2/users/{id}/sessions/revoke", tag = "users",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Ended"),
+              (status = 404, description = "No such user here (2000)", body = ErrorBody)))]
+pub async fn revoke_sessions(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> HttpResult<Reply> {
+    let id = parse_path_id(TYPE, &id)?;
+    state.app.revoke_sessions(&ctx, id).await?;
+    Ok(Reply::no_content())
+}
+
+/// Sets a new password and ends every session of the user. Your own
+/// needs `currentPassword`.
 #[utoipa::path(post, path = "/api/v2/users/{id}/password", tag = "users",
     params(("id" = String, Path, description = "User id")),
     request_body(content = PasswordChange, content_type = "application/json"),

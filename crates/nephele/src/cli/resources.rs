@@ -244,6 +244,10 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// End every session of a user: its refresh tokens die and its access
+    /// tokens are refused
+    #[command(after_help = "Examples:\n  nephele user revoke-sessions 0192…")]
+    RevokeSessions { id: Uuid },
 }
 
 pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<(), Failure> {
@@ -298,7 +302,18 @@ pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<
             s.send(Request::post(format!("{base}/{id}/password"), body))
                 .await?;
             if !out.quiet {
-                eprintln!("Password of user {id} changed");
+                eprintln!("Password of user {id} changed; its sessions ended");
+            }
+            Ok(())
+        }
+        UserCommand::RevokeSessions { id } => {
+            s.send(Request::new(
+                Method::POST,
+                format!("{base}/{id}/sessions/revoke"),
+            ))
+            .await?;
+            if !out.quiet {
+                eprintln!("Sessions of user {id} ended");
             }
             Ok(())
         }

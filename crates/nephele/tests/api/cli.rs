@@ -373,6 +373,13 @@ async fn setup_and_the_synchronous_resources() {
     .ok();
     // bob may operate instances but not manage organizations: 403 is exit 3.
     bob.run(&["org", "create", "bobs"]).await.failed(3);
+    bob.run(&["user", "list", "-q"]).await.ok();
+    // Ending bob's sessions signs his CLI out: its tokens are refused.
+    let bob_id = user["id"].as_str().unwrap();
+    cli.run(&["user", "revoke-sessions", bob_id, "--org", org])
+        .await
+        .ok();
+    bob.run(&["user", "list", "-q"]).await.failed(3);
 
     // Roles.
     let role = cli

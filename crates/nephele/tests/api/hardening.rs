@@ -924,3 +924,151 @@ async fn an_attacker_cannot_lock_a_user_out_from_elsewhere() {
     );
     s.stop().await;
 }
+
+/// A session of `login`: its access and refresh tokens.
+async fn session(s: &TestServer, login: &str, password: &str) -> (String, String) {
+    let t = password_tokens(s, login, password, "openid offline_access").await;
+    (
+        t["access_token"].as_str().unwrap().to_owned(),
+        t["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The status `GET /api/v2/me` answers an access token with.
+async fn me_with(s: &TestServer, access: &str) -> u16 {
+    s.request(Method::GET, "/api/v2/me")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The status a refresh grant answers.
+async fn refresh_with(s: &TestServer, refresh: &str) -> u16 {
+    token(
+        s,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        None,
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// Asserts that a session is over on both nodes: its access token is
+/// refused (on the other node once its one-second memory of the user has
+/// passed) and its refresh token is dead.
+async fn assert_ended(s: &TestServer, peer: &TestServer, (access, refresh): &(String, String)) {
+    assert_eq!(me_with(s, access).await, 401);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while me_with(peer, access).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the peer still accepts the token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(refresh_with(s, refresh).await, 400);
+    assert_eq!(refresh_with(peer, refresh).await, 400);
+}
+
+#[tokio::test]
+async fn a_users_sessions_end_when_they_should() {
+    let s = TestServer::set_up().await;
+    let peer = s.peer().await;
+    let root = s.root_org().await;
+    let alice = s.create_user(&root, "alice", &["viewer"]).await;
+    let admin = json_of(
+        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
+        200,
+    )
+    .await["data"]["principal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Alice changes her own password: both her sessions end, a rotated
+    // refresh token with them; the new password starts a new one.
+    let first = session(&s, "alice", USER_PASSWORD).await;
+    let (_, to_rotate) = session(&s, "alice", USER_PASSWORD).await;
+    let rotated = token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &to_rotate),
+        ],
+        None,
+    )
+    .await;
+    let rotated = json_of(rotated, 200).await;
+    let second = (
+        rotated["access_token"].as_str().unwrap().to_owned(),
+        rotated["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    for (access, _) in [&first, &second] {
+        assert_eq!(me_with(&peer, access).await, 200);
+    }
+    let r = s
+        .as_user(
+            Method::POST,
+            &format!("/api/v2/users/{alice}/password"),
+            "alice",
+        )
+        .json(&json!({"password": "a-new-password-1", "currentPassword": USER_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_ended(&s, &peer, &first).await;
+    assert_ended(&s, &peer, &second).await;
+    let third = session(&s, "alice", "a-new-password-1").await;
+    assert_eq!(me_with(&peer, &third.0).await, 200);
+
+    // A viewer cannot end the admin's sessions; an admin ends Alice's.
+    let r = s
+        .request(
+            Method::POST,
+            &format!("/api/v2/users/{admin}/sessions/revoke"),
+        )
+        .bearer_auth(&third.0)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, 1003).await;
+    let r = s
+        .admin(
+            Method::POST,
+            &format!("/api/v2/users/{alice}/sessions/revoke"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_ended(&s, &peer, &third).await;
+
+    // An admin's reset of her password ends them too, and so does her
+    // deletion.
+    let fourth = session(&s, "alice", "a-new-password-1").await;
+    let r = s
+        .admin_json(
+            Method::POST,
+            &format!("/api/v2/users/{alice}/password"),
+            &json!({"password": "reset-by-admin-1"}),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 204);
+    assert_ended(&s, &peer, &fourth).await;
+    let fifth = session(&s, "alice", "reset-by-admin-1").await;
+    assert_eq!(me_with(&peer, &fifth.0).await, 200);
+    let r = s
+        .admin(Method::DELETE, &format!("/api/v2/users/{alice}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_ended(&s, &peer, &fifth).await;
+    peer.stop().await;
+    s.stop().await;
+}

@@ -274,6 +274,16 @@ fn routes() -> Vec<Route> {
             child_admin: Hidden,
         },
         Route {
+            method: Method::POST,
+            template: "/api/v2/users/{id}/sessions/revoke",
+            victim: user,
+            request: |id| (format!("/api/v2/users/{id}/sessions/revoke"), None),
+            reread: |w| as_root(format!("/api/v2/users/{}", w.user)),
+            sibling: Hidden,
+            viewer: Forbidden,
+            child_admin: Hidden,
+        },
+        Route {
             method: Method::GET,
             template: "/api/v2/roles",
             victim: org,
