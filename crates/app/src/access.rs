@@ -171,32 +171,7 @@ impl App {
         password: &Secret,
         address: Option<IpAddr>,
     ) -> Result<Actor> {
-        // The cache only while this node knows of no lock on the attempt:
-        // a locked account's right password must be refused like a wrong
-        // one, and the full path asks the database.
-        let keys = crate::lockout::Keys::new(login, address);
-        let mut guard = None;
-        if !self.login_locks().any(&keys, self.clock().now()) {
-            match self
-                .verified_passwords()
-                .get_or_guard(login, password)
-                .await
-            {
-                Ok(hit) => {
-                    if let Some(user) = self.store().user(hit.user_id).await? {
-                        if user.answers_to(login) && user.password_hash == hit.password_hash {
-                            return self.actor_for(user, AuthMethod::Password).await;
-                        }
-                    }
-                    self.verified_passwords().forget(login, password);
-                }
-                Err(g) => guard = Some(g),
-            }
-        }
         let user = self.verify_password(login, password, address).await?;
-        if let Some(g) = guard {
-            g.verified(user.id, &user.password_hash);
-        }
         self.actor_for(user, AuthMethod::Password).await
     }
 

@@ -971,6 +971,12 @@ impl App {
     /// Checks a login and password for the password grant and HTTP Basic,
     /// under the lockout: 429 (1004) while the account or address is
     /// locked, whatever the password; 401 (1001) for a wrong one.
+    ///
+    /// A right password is remembered for a short while (see
+    /// [`crate::credentials::VerifiedPasswords`]), and used only while
+    /// this node knows of no lock on the attempt: a locked account's right
+    /// password must be refused like a wrong one, and the full path asks
+    /// the database.
     pub(crate) async fn verify_password(
         &self,
         login: &str,
@@ -978,6 +984,24 @@ impl App {
         address: Option<IpAddr>,
     ) -> Result<User> {
         let keys = crate::lockout::Keys::new(login, address);
+        let mut guard = None;
+        if !self.login_locks().any(&keys, self.clock().now()) {
+            match self
+                .verified_passwords()
+                .get_or_guard(login, password)
+                .await
+            {
+                Ok(hit) => {
+                    if let Some(user) = self.store().user(hit.user_id).await? {
+                        if user.answers_to(login) && user.password_hash == hit.password_hash {
+                            return Ok(user);
+                        }
+                    }
+                    self.verified_passwords().forget(login, password);
+                }
+                Err(g) => guard = Some(g),
+            }
+        }
         self.reserve_login_attempt(&keys).await?;
         // Refused before hashing: an absurd password must not cost Argon2id.
         if password.expose().len() > PASSWORD_MAX || login.len() > 320 {
@@ -991,6 +1015,9 @@ impl App {
         match user {
             Some(user) if ok => {
                 self.login_succeeded(&keys).await?;
+                if let Some(g) = guard {
+                    g.verified(user.id, &user.password_hash);
+                }
                 Ok(user)
             }
             _ => Err(crate::access::invalid_credentials()),

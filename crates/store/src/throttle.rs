@@ -43,34 +43,45 @@ impl Store {
         // IMMEDIATE`): a read that later writes could otherwise find
         // another node's write in between and fail.
         let mut tx = self.begin_write().await?;
-        let lock = match self.backend() {
+        let columns = self.json_array_sql("key, count, at, locked_until");
+        let rows = match self.backend() {
+            // Each row is locked (made first when missing, so that two
+            // first attempts do not both start from zero) by an upsert
+            // that returns it, in key order: two attempts sharing keys
+            // lock them alike and never wait on each other in a circle.
             Backend::Postgres => {
-                // Rows to lock, so that two first attempts do not both
-                // start from zero (SQLite's one writer needs none).
-                for key in keys {
-                    tx.execute(
-                        "INSERT INTO login_throttle (key, count, at) VALUES ($1, 0, 0) \
-                         ON CONFLICT (key) DO NOTHING",
-                        &[Arg::Text(key)],
-                    )
-                    .await?;
+                let mut sorted: Vec<&String> = keys.iter().collect();
+                sorted.sort();
+                let mut rows = Vec::with_capacity(keys.len());
+                for key in sorted {
+                    rows.extend(
+                        tx.texts(
+                            &format!(
+                                "INSERT INTO login_throttle (key, count, at) VALUES ($1, 0, 0) \
+                                 ON CONFLICT (key) DO UPDATE SET count = login_throttle.count \
+                                 RETURNING {columns}"
+                            ),
+                            &[Arg::Text(key)],
+                        )
+                        .await?,
+                    );
                 }
-                " ORDER BY key FOR UPDATE"
+                rows
             }
-            Backend::Sqlite => "",
+            // SQLite's one writer holds the whole database.
+            Backend::Sqlite => {
+                let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+                let args: Vec<Arg> = keys.iter().map(|k| Arg::Text(k)).collect();
+                tx.texts(
+                    &format!(
+                        "SELECT {columns} FROM login_throttle WHERE key IN ({})",
+                        placeholders.join(", ")
+                    ),
+                    &args,
+                )
+                .await?
+            }
         };
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let args: Vec<Arg> = keys.iter().map(|k| Arg::Text(k)).collect();
-        let rows = tx
-            .texts(
-                &format!(
-                    "SELECT {} FROM login_throttle WHERE key IN ({}){lock}",
-                    self.json_array_sql("key, count, at, locked_until"),
-                    placeholders.join(", ")
-                ),
-                &args,
-            )
-            .await?;
         let mut counters = vec![Counter::default(); keys.len()];
         for row in rows {
             let (key, count, at, locked_until): (String, i64, i64, Option<i64>) =
