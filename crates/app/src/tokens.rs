@@ -865,6 +865,20 @@ impl App {
             if !self.within(client.organization_id, tenant).await? {
                 return Ok(inactive);
             }
+            // A token the API would refuse is not active: its user is
+            // gone or its sessions ended, its client disabled.
+            match self.actor_for_token(&claims).await {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::TokenExpired | ErrorCode::InvalidCredentials
+                    ) =>
+                {
+                    return Ok(inactive)
+                }
+                Err(e) => return Err(e),
+            }
             let username = match claims.principal() {
                 Some(PrincipalId::User(id)) => self.store().user(id).await?.map(|u| u.login),
                 _ => None,
@@ -901,6 +915,7 @@ impl App {
             return Ok(inactive);
         };
         if !live
+            || refresh.session_generation != user.session_generation
             || !self
                 .within(client.organization_id, user.organization_id)
                 .await?

@@ -240,7 +240,7 @@ fn subtree_usage_sql(select: &str) -> String {
 /// On PostgreSQL, instance creates and resizes hold this advisory lock
 /// shared and an organization move holds it exclusively, so that no
 /// quota check reads an ancestry that a move is changing.
-pub(crate) const TREE_LOCK: i64 = 7002;
+const TREE_LOCK: i64 = 7002;
 
 #[derive(Debug, Clone)]
 pub struct NewInstance {

@@ -4,7 +4,7 @@
 //! through sub-organizations, and password guesses raced or aimed at
 //! locking a victim out.
 
-use crate::identity::{client_token, password_tokens, token};
+use crate::identity::{client_body, client_token, create_client, password_tokens, token};
 use crate::support::*;
 use reqwest::header::HeaderValue;
 use reqwest::Method;
@@ -1062,6 +1062,24 @@ async fn a_users_sessions_end_when_they_should() {
     let third = session(&s, "alice", "a-new-password-1").await;
     assert_eq!(me_with(&peer, &third.0).await, 200);
 
+    // An introspecting client sees the session live, then ended.
+    let (client, secret) = create_client(&s, client_body("resource-server")).await;
+    let active = |token: String| {
+        let (s, client, secret) = (&s, client.clone(), secret.clone());
+        async move {
+            let r = s
+                .request(Method::POST, "/api/2/idp/introspect")
+                .basic_auth(client, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            json_of(r, 200).await["active"].clone()
+        }
+    };
+    assert_eq!(active(third.0.clone()).await, json!(true));
+    assert_eq!(active(third.1.clone()).await, json!(true));
+
     // A viewer cannot end the admin's sessions; an admin ends Alice's.
     let r = s
         .request(
@@ -1083,6 +1101,8 @@ async fn a_users_sessions_end_when_they_should() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     assert_ended(&s, &peer, &third).await;
+    assert_eq!(active(third.0.clone()).await, json!(false));
+    assert_eq!(active(third.1.clone()).await, json!(false));
 
     // An admin's reset of her password ends them too, and so does her
     // deletion.
