@@ -372,6 +372,7 @@ impl App {
             "client_credentials" => {
                 let client = client.ok_or_else(TokenError::invalid_client)?;
                 self.client_credentials_grant(client, request.scope.as_deref())
+                    .await
             }
             "password" => self.password_grant(client, request, address).await,
             "refresh_token" => self.refresh_grant(client, request).await,
@@ -385,18 +386,27 @@ impl App {
         }
     }
 
-    fn client_credentials_grant(
+    async fn client_credentials_grant(
         &self,
         client: ApiClient,
         scope: Option<&str>,
     ) -> TokenResult<TokenResponse> {
-        // A client has no end user: no id token, no refresh token. Asking
-        // for them is not an error; they are just not granted.
+        // A client has no end user: no id token. Asking for `openid` is
+        // not an error; it is just not granted. `offline_access` gets a
+        // refresh token of the client's own (SPEC §5).
         let scopes: Vec<&str> = parse_scope(scope)?
             .into_iter()
-            .filter(|s| *s != "openid" && *s != "offline_access")
+            .filter(|s| *s != "openid")
             .collect();
         self.note_client_access(client.id);
+        let refresh = if scopes.contains(&"offline_access") {
+            Some(
+                self.issue_refresh_token(None, client.organization_id, Some(client.id), &scopes)
+                    .await?,
+            )
+        } else {
+            None
+        };
         self.tokens_for(
             &Subject {
                 principal: PrincipalId::Client(client.id),
@@ -406,8 +416,41 @@ impl App {
             },
             &scopes,
             None,
-            None,
+            refresh,
         )
+    }
+
+    /// Stores the first refresh token of a new family: a user's (through
+    /// `client`, or none), or with no user the client's own.
+    async fn issue_refresh_token(
+        &self,
+        user: Option<&User>,
+        organization: OrganizationId,
+        client: Option<ClientId>,
+        scopes: &[&str],
+    ) -> Result<String> {
+        let token = new_refresh_token();
+        let now = self.clock().now();
+        let id = RefreshTokenId::new();
+        self.store()
+            .create_refresh_token(
+                &RefreshToken {
+                    id,
+                    family_id: id,
+                    user_id: user.map(|u| u.id),
+                    organization_id: organization,
+                    client_id: client,
+                    scope: scopes.join(" "),
+                    session_generation: user.map_or(0, |u| u.session_generation),
+                    created_at: now,
+                    expires_at: now + lifetime(self.config().tokens.refresh_token_ttl),
+                    used_at: None,
+                    revoked_at: None,
+                },
+                &hash_token(&token),
+            )
+            .await?;
+        Ok(token)
     }
 
     async fn password_grant(
@@ -439,28 +482,15 @@ impl App {
             self.note_client_access(c.id);
         }
         let refresh = if scopes.contains(&"offline_access") {
-            let token = new_refresh_token();
-            let now = self.clock().now();
-            let id = RefreshTokenId::new();
-            self.store()
-                .create_refresh_token(
-                    &RefreshToken {
-                        id,
-                        family_id: id,
-                        user_id: user.id,
-                        organization_id: user.organization_id,
-                        client_id: client.as_ref().map(|c| c.id),
-                        scope: scopes.join(" "),
-                        session_generation: user.session_generation,
-                        created_at: now,
-                        expires_at: now + lifetime(self.config().tokens.refresh_token_ttl),
-                        used_at: None,
-                        revoked_at: None,
-                    },
-                    &hash_token(&token),
+            Some(
+                self.issue_refresh_token(
+                    Some(&user),
+                    user.organization_id,
+                    client.as_ref().map(|c| c.id),
+                    &scopes,
                 )
-                .await?;
-            Some(token)
+                .await?,
+            )
         } else {
             None
         };
@@ -568,34 +598,35 @@ impl App {
             Some(asked) => asked,
             None => parse_scope(Some(&successor.scope))?,
         };
-        // The user's row is read only for a new id token.
-        let id_user = if id_token {
-            Some(
-                self.store()
-                    .user(successor.user_id)
-                    .await?
-                    .ok_or_else(invalid)?,
-            )
-        } else {
-            None
+        // The client the refresh token is bound to authenticated this
+        // request; should it not have, generation 0 fails safe.
+        let bound = successor.client_id.map(|id| {
+            let generation = client
+                .as_ref()
+                .filter(|c| c.id == id)
+                .map_or(0, |c| c.token_generation);
+            (id, generation)
+        });
+        let (principal, sessions) = match (successor.user_id, bound) {
+            (Some(user), _) => (PrincipalId::User(user), Some(successor.session_generation)),
+            (None, Some((id, _))) => (PrincipalId::Client(id), None),
+            (None, None) => return Err(invalid()),
+        };
+        // The user's row is read only for a new id token; a client's own
+        // token has none.
+        let id_user = match successor.user_id {
+            Some(user) if id_token => Some(self.store().user(user).await?.ok_or_else(invalid)?),
+            _ => None,
         };
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
         self.tokens_for(
             &Subject {
-                principal: PrincipalId::User(successor.user_id),
-                sessions: Some(successor.session_generation),
+                principal,
+                sessions,
                 tenant: successor.organization_id,
-                // The client the refresh token is bound to authenticated
-                // this request; should it not have, generation 0 fails safe.
-                client: successor.client_id.map(|id| {
-                    let generation = client
-                        .as_ref()
-                        .filter(|c| c.id == id)
-                        .map_or(0, |c| c.token_generation);
-                    (id, generation)
-                }),
+                client: bound,
             },
             &scopes,
             id_user.as_ref(),
@@ -844,7 +875,11 @@ impl App {
                 .refresh_token_by_hash(&hash_token(token))
                 .await?
             {
-                if may(Some(PrincipalId::User(refresh.user_id)), refresh.client_id) {
+                let subject = match refresh.user_id {
+                    Some(user) => Some(PrincipalId::User(user)),
+                    None => refresh.client_id.map(PrincipalId::Client),
+                };
+                if may(subject, refresh.client_id) {
                     self.store()
                         .revoke_refresh_family(refresh.family_id, now)
                         .await?;
@@ -911,13 +946,23 @@ impl App {
         };
         let live =
             refresh.used_at.is_none() && refresh.revoked_at.is_none() && refresh.expires_at > now;
-        let Some(user) = self.store().user(refresh.user_id).await? else {
-            return Ok(inactive);
+        // The subject as it is now: a user, or a client's own token.
+        let (sub, username) = match (refresh.user_id, refresh.client_id) {
+            (Some(id), _) => match self.store().user(id).await? {
+                Some(user) if user.session_generation == refresh.session_generation => {
+                    (id.to_string(), Some(user.login))
+                }
+                _ => return Ok(inactive),
+            },
+            (None, Some(id)) => match self.client_entry(id).await? {
+                Some(entry) if entry.0.is_enabled() => (id.to_string(), None),
+                _ => return Ok(inactive),
+            },
+            (None, None) => return Ok(inactive),
         };
         if !live
-            || refresh.session_generation != user.session_generation
             || !self
-                .within(client.organization_id, user.organization_id)
+                .within(client.organization_id, refresh.organization_id)
                 .await?
         {
             return Ok(inactive);
@@ -926,15 +971,15 @@ impl App {
             active: true,
             scope: Some(refresh.scope),
             client_id: refresh.client_id.map(|c| c.to_string()),
-            username: Some(user.login),
+            username,
             token_type: Some("refresh_token".into()),
             exp: Some(refresh.expires_at.timestamp()),
             iat: Some(refresh.created_at.timestamp()),
-            sub: Some(user.id.to_string()),
+            sub: Some(sub),
             aud: None,
             iss: Some(self.issuer().to_owned()),
             jti: None,
-            tenant_id: Some(user.organization_id.to_string()),
+            tenant_id: Some(refresh.organization_id.to_string()),
         })
     }
 

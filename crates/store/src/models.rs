@@ -278,8 +278,10 @@ pub struct RefreshToken {
     pub id: RefreshTokenId,
     /// Every token rotated from the same first one shares its family.
     pub family_id: RefreshTokenId,
-    pub user_id: UserId,
-    /// The user's organization (users never move).
+    /// The user whose token it is; `None` for a client's own token
+    /// (client credentials), whose subject is `client_id`.
+    pub user_id: Option<UserId>,
+    /// The subject's organization (users and clients never move).
     pub organization_id: OrganizationId,
     pub client_id: Option<ClientId>,
     pub scope: String,

@@ -33,7 +33,7 @@ fn refresh_from_row(r: &AnyRow) -> Result<RefreshToken> {
     Ok(RefreshToken {
         id: col_id(r, "id")?,
         family_id: col_id(r, "family_id")?,
-        user_id: col_id(r, "user_id")?,
+        user_id: col_opt_id(r, "user_id")?,
         organization_id: col_id(r, "organization_id")?,
         client_id: col_opt_id(r, "client_id")?,
         scope: col(r, "scope")?,
@@ -122,7 +122,7 @@ impl Store {
         .bind(token.id.to_string())
         .bind(token.family_id.to_string())
         .bind(hash)
-        .bind(token.user_id.to_string())
+        .bind(token.user_id.map(|u| u.to_string()))
         .bind(token.organization_id.to_string())
         .bind(token.client_id.map(|c| c.to_string()))
         .bind(&token.scope)
@@ -153,8 +153,8 @@ impl Store {
         // while the user's sessions ended, after they deleted the rest.
         let live = "token_hash = $5 AND used_at IS NULL AND revoked_at IS NULL \
                     AND expires_at > $3 AND (client_id = $6 OR (client_id IS NULL AND $6 IS NULL)) \
-                    AND session_generation = (SELECT u.session_generation FROM users u \
-                    WHERE u.id = refresh_tokens.user_id)";
+                    AND (user_id IS NULL OR session_generation = (SELECT u.session_generation \
+                    FROM users u WHERE u.id = refresh_tokens.user_id))";
         let insert = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
                       organization_id, client_id, scope, session_generation, created_at, \
                       expires_at, used_at, revoked_at) SELECT $1, family_id, id, $2, user_id, \

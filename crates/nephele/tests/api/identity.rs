@@ -440,6 +440,120 @@ async fn password_grant_issues_id_and_refresh_tokens_that_rotate() {
 }
 
 #[tokio::test]
+async fn a_client_with_offline_access_gets_a_refresh_token_of_its_own() {
+    let s = TestServer::set_up().await;
+    let (id, secret) = create_client(&s, client_body("daemon")).await;
+    let grant = |form: Vec<(&'static str, String)>, auth: Option<(String, String)>| {
+        let s = &s;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let auth = auth.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+            token(s, &form, auth).await
+        }
+    };
+    let me = Some((id.clone(), secret.clone()));
+    let t = json_of(
+        grant(
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("scope", "openid offline_access".into()),
+            ],
+            me.clone(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(t["scope"], "offline_access", "{t}");
+    assert!(t["id_token"].is_null(), "a client has no id token: {t}");
+    let first = t["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned();
+    // Without offline_access, none.
+    let plain = json_of(
+        grant(
+            vec![("grant_type", "client_credentials".into())],
+            me.clone(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(plain["refresh_token"].is_null(), "{plain}");
+
+    // It rotates like a user's, for its own client only, and speaks for
+    // the client.
+    let refresh = |rt: String, auth: Option<(String, String)>| {
+        grant(
+            vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", rt),
+            ],
+            auth,
+        )
+    };
+    oauth_error(refresh(first.clone(), None).await, 401, "invalid_client").await;
+    let next = json_of(refresh(first.clone(), me.clone()).await, 200).await;
+    let second = next["refresh_token"].as_str().unwrap().to_owned();
+    let r = s
+        .request(Method::GET, "/api/v2/me")
+        .bearer_auth(next["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_of(r, 200).await["data"]["principal"]["id"],
+        id.as_str()
+    );
+    let i = s
+        .request(Method::POST, "/api/2/idp/introspect")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", &second)])
+        .send()
+        .await
+        .unwrap();
+    let i = json_of(i, 200).await;
+    assert_eq!(
+        (i["active"].clone(), i["sub"].clone()),
+        (json!(true), json!(id))
+    );
+    // A replay of the first revokes the family.
+    oauth_error(refresh(first, me.clone()).await, 400, "invalid_grant").await;
+    oauth_error(refresh(second, me.clone()).await, 400, "invalid_grant").await;
+
+    // A secret reset ends the client's refresh tokens.
+    let t = json_of(
+        grant(
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("scope", "offline_access".into()),
+            ],
+            me.clone(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let third = t["refresh_token"].as_str().unwrap().to_owned();
+    let r = s
+        .admin(Method::POST, &format!("/api/2/clients/{id}/secret"))
+        .send()
+        .await
+        .unwrap();
+    let secret = json_of(r, 200).await["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    oauth_error(
+        refresh(third, Some((id, secret))).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn refresh_tokens_are_bound_to_their_client() {
     let s = TestServer::set_up().await;
     let (id, secret) = create_client(&s, client_body("app")).await;
