@@ -214,11 +214,15 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     id
 }
 
-/// Until the platform is set up, only setup and operations answer (SPEC §2).
+/// Until the platform is set up, only setup, operations and the API's
+/// documentation answer (SPEC §2).
 pub async fn setup_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let exempt =
-        path.starts_with("/occm/setup/") || matches!(path, "/healthz" | "/readyz" | "/metrics");
+    let exempt = path.starts_with("/occm/setup/")
+        || matches!(
+            path,
+            "/healthz" | "/readyz" | "/metrics" | "/docs" | "/api/openapi.json"
+        );
     if !exempt {
         match state.app.is_initialized().await {
             Ok(true) => {}

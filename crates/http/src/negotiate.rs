@@ -76,12 +76,18 @@ fn prefers_html(accept: &str) -> bool {
 }
 
 /// Picks a representation from an `Accept` header: the highest q wins, a
-/// named type beats a wildcard at equal q, and JSON wins a full tie.
-/// `None`: the client accepts neither.
+/// named type beats a wildcard at equal q, and JSON wins a full tie. A
+/// browser's `Accept` — one that ranks `text/html` above XML — gets JSON
+/// when it takes JSON at all (SPEC §3): XML is for clients that ask for it
+/// first. `None`: the client accepts neither.
 pub fn choose(accept: &str) -> Option<Format> {
     let mut best_json = (0.0_f32, 0_u8);
     let mut best_xml = (0.0_f32, 0_u8);
+    let mut html = 0.0_f32;
     for (media, q) in media_ranges(accept) {
+        if media == "text/html" {
+            html = html.max(q);
+        }
         let (json_spec, xml_spec) = match media.as_str() {
             "*/*" => (1, 1),
             "application/*" => (2, 2),
@@ -101,6 +107,9 @@ pub fn choose(accept: &str) -> Option<Format> {
     let (xq, xs) = best_xml;
     if jq <= 0.0 && xq <= 0.0 {
         return None;
+    }
+    if jq > 0.0 && html > xq {
+        return Some(Format::Json);
     }
     if xq > jq || (xq == jq && xs > js) {
         Some(Format::Xml)
@@ -255,5 +264,21 @@ mod tests {
         assert_eq!(choose("application/json;q=0"), None);
         assert_eq!(choose("text/html, application/*;q=0.2"), Some(Format::Json));
         assert_eq!(choose("image/png, text/*"), Some(Format::Xml));
+        // Browsers rank the page above XML: they get JSON.
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert_eq!(choose(firefox), Some(Format::Json));
+        let chrome = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,\
+                      image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7";
+        assert_eq!(choose(chrome), Some(Format::Json));
+        // Unless JSON is not on their list at all.
+        assert_eq!(
+            choose("text/html, application/xml;q=0.5"),
+            Some(Format::Xml)
+        );
+        // Asking for XML first still gets XML.
+        assert_eq!(
+            choose("application/xml, text/html;q=0.9"),
+            Some(Format::Xml)
+        );
     }
 }

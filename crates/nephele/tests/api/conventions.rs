@@ -37,6 +37,26 @@ async fn xml_by_accept_header_and_by_suffix() {
 }
 
 #[tokio::test]
+async fn a_browser_gets_json_on_api_paths() {
+    let s = TestServer::set_up().await;
+    let r = s
+        .admin(Method::GET, "/api/v2/me")
+        .header(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        json_of(r, 200).await["data"]["principal"]["login"],
+        ADMIN_LOGIN
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn errors_are_rendered_in_xml_too() {
     let s = TestServer::set_up().await;
     let r = s.get("/no/such/path.xml").await;
