@@ -10,6 +10,7 @@
 use crate::access::OpCtx;
 use crate::App;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use nephele_auth::Permission;
 use nephele_common::ids::{OrganizationId, StoredFileId};
@@ -59,8 +60,12 @@ pub(crate) struct Notary {
 #[derive(Debug, Clone)]
 pub struct Verification {
     pub sha256: String,
-    /// The caller's notarized files with this content, oldest first.
+    /// The caller's notarized files with this content, oldest first; none
+    /// for an anonymous caller, who learns only whether and when.
     pub files: Vec<StoredFile>,
+    /// When the content was first notarized (for the caller: among its
+    /// organization's files).
+    pub notarized_at: Option<DateTime<Utc>>,
     pub certificate: Option<Certificate>,
 }
 
@@ -702,14 +707,30 @@ impl App {
     /// Is this content (or hash) notarized among the caller's files?
     pub async fn verify_notarized(
         &self,
-        ctx: &OpCtx,
+        ctx: Option<&OpCtx>,
         acting: Option<OrganizationId>,
         sha256: String,
     ) -> Result<Verification> {
         let digest = parse_sha256("sha256", &sha256)?;
+        let sha256 = hex::encode(digest);
+        // Anyone may check a proof (SPEC §7): without an account, the first
+        // notarization of the content anywhere in the log, and nothing of
+        // whose it is.
+        let Some(ctx) = ctx else {
+            let first = self.store().first_notarized(&sha256).await?;
+            let certificate = match &first {
+                Some(file) => Some(self.certificate_of(file).await?),
+                None => None,
+            };
+            return Ok(Verification {
+                sha256,
+                files: Vec::new(),
+                notarized_at: first.and_then(|f| f.notarized_at),
+                certificate,
+            });
+        };
         let org = self.acting_organization(ctx, acting);
         self.authorize(ctx, org, Permission::NotaryRead).await?;
-        let sha256 = hex::encode(digest);
         let files: Vec<StoredFile> = self
             .store()
             .list_stored_files(
@@ -734,6 +755,7 @@ impl App {
         };
         Ok(Verification {
             sha256,
+            notarized_at: files.iter().filter_map(|f| f.notarized_at).min(),
             files,
             certificate,
         })
@@ -755,9 +777,8 @@ impl App {
     }
 
     /// The keys tree heads are signed with (all of them, ever).
-    pub async fn notary_keys(&self, ctx: &OpCtx) -> Result<Vec<NotaryKey>> {
-        let org = self.acting_organization(ctx, None);
-        self.authorize(ctx, org, Permission::NotaryRead).await?;
+    /// Public (SPEC §7): anyone checking a certificate needs them.
+    pub async fn notary_keys(&self) -> Result<Vec<NotaryKey>> {
         // Made on first use: asking for it is a use.
         self.notary_signer().await?;
         Ok(self
@@ -775,13 +796,8 @@ impl App {
 
     /// The log's signed tree heads, oldest first, each with its
     /// consistency proof from the one before.
-    pub async fn tree_heads(
-        &self,
-        ctx: &OpCtx,
-        page: &PageRequest,
-    ) -> Result<Page<LoggedTreeHead>> {
-        let org = self.acting_organization(ctx, None);
-        self.authorize(ctx, org, Permission::NotaryRead).await?;
+    /// Public (SPEC §7), like the keys.
+    pub async fn tree_heads(&self, page: &PageRequest) -> Result<Page<LoggedTreeHead>> {
         let page = self.store().list_tree_heads(page).await?;
         let items = page
             .items

@@ -172,6 +172,29 @@ where
     }
 }
 
+/// The caller's context when the request carries credentials (which must
+/// then be valid: 401 otherwise), `None` when it carries none: for what
+/// anyone may read, and a caller may read more of.
+pub struct MaybeAuth(pub Option<OpCtx>);
+
+impl<S> FromRequestParts<S> for MaybeAuth
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.extensions.get::<Authenticated>().is_none()
+            && matches!(credentials(parts), Ok(None))
+        {
+            return Ok(MaybeAuth(None));
+        }
+        let Auth(ctx) = Auth::from_request_parts(parts, state).await?;
+        Ok(MaybeAuth(Some(ctx)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,6 +213,19 @@ impl Store {
         row.as_ref().map(file_from_row).transpose()
     }
 
+    /// The first notarized stored file with this content, whosever it is.
+    pub async fn first_notarized(&self, sha256: &str) -> Result<Option<StoredFile>> {
+        let row = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM notary_files f WHERE f.sha256 = $1 \
+             AND f.leaf_index IS NOT NULL ORDER BY f.leaf_index LIMIT 1"
+        ))
+        .bind(sha256)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(file_from_row).transpose()
+    }
+
     /// An organization's stored files by id, filtered.
     pub async fn list_stored_files(
         &self,

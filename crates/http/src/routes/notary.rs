@@ -1,6 +1,6 @@
 //! `/api/notary/v2`: stored files, their certificates, verification.
 
-use crate::auth::Auth;
+use crate::auth::{Auth, MaybeAuth};
 use crate::error::HttpResult;
 use crate::extract::{parse_path_id, Body, Paging, Query};
 use crate::negotiate::Format;
@@ -301,8 +301,10 @@ pub async fn certificate(
     Ok(Reply::ok(cert)?.into_response())
 }
 
-/// Is this content (raw body) or this hash (JSON `{"sha256"}`) notarized
-/// among your organization's files? With the certificate when it is.
+/// Is this content (raw body) or this hash (JSON `{"sha256"}`) notarized?
+/// With credentials: among your organization's files, with their ids.
+/// Without: anywhere in the log, telling only when (SPEC §7: proofs are
+/// for anyone). With the certificate when it is.
 #[utoipa::path(post, path = "/api/notary/v2/verify", tag = "notary",
     params(OrgScope),
     request_body(content(
@@ -312,7 +314,7 @@ pub async fn certificate(
     responses((status = 200, description = "The answer", body = Data<Verification>)))]
 pub async fn verify(
     State(state): State<AppState>,
-    Auth(ctx): Auth,
+    MaybeAuth(ctx): MaybeAuth,
     Query(scope): Query<OrgScope>,
     req: Request,
 ) -> HttpResult<Reply> {
@@ -334,7 +336,7 @@ pub async fn verify(
         _ => return Err(crate::extract::unsupported_media_type().into()),
     };
     let found = app
-        .verify_notarized(&ctx, scope.org_id.map(OrganizationId), sha256)
+        .verify_notarized(ctx.as_ref(), scope.org_id.map(OrganizationId), sha256)
         .await?;
     let certificate = found
         .certificate
@@ -343,18 +345,18 @@ pub async fn verify(
         .transpose()?;
     Ok(Reply::ok(Verification {
         notarized: certificate.is_some(),
-        notarized_at: found.files.iter().filter_map(|f| f.notarized_at).min(),
+        notarized_at: found.notarized_at,
         stored_file_ids: found.files.iter().map(|f| f.id.0).collect(),
         sha256: found.sha256,
         certificate,
     })?)
 }
 
-/// The keys tree heads are signed with: every one ever used.
+/// The keys tree heads are signed with: every one ever used. Public.
 #[utoipa::path(get, path = "/api/notary/v2/keys", tag = "notary",
     responses((status = 200, description = "The notary's public keys", body = List<NotaryKey>)))]
-pub async fn keys(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<Reply> {
-    let keys = state.app.notary_keys(&ctx).await?;
+pub async fn keys(State(state): State<AppState>, _: MaybeAuth) -> HttpResult<Reply> {
+    let keys = state.app.notary_keys().await?;
     let keys: Vec<NotaryKey> = keys
         .iter()
         .map(views::same_shape)
@@ -369,17 +371,17 @@ pub async fn keys(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<
 }
 
 /// The log's signed tree heads, oldest first, each with the proof that it
-/// extends the one before.
+/// extends the one before. Public.
 #[utoipa::path(get, path = "/api/notary/v2/tree-heads", tag = "notary",
     params(PlainList),
     responses((status = 200, description = "A page of tree heads", body = List<LoggedTreeHead>)))]
 pub async fn tree_heads(
     State(state): State<AppState>,
-    Auth(ctx): Auth,
+    _: MaybeAuth,
     Query(_params): Query<PlainList>,
     Paging(page): Paging,
 ) -> HttpResult<Reply> {
-    let page = state.app.tree_heads(&ctx, &page).await?;
+    let page = state.app.tree_heads(&page).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for logged in &page.items {
         items.push(LoggedTreeHead {

@@ -148,6 +148,8 @@ async fn files_are_stored_notarized_and_proven_offline() {
     let v = json_of(r, 200).await["data"].clone();
     assert_eq!(v["notarized"], true);
     assert_eq!(v["storedFileIds"][0], id);
+    let v_at = v["notarizedAt"].clone();
+    assert!(v_at.is_string(), "{v}");
     let cert: Certificate = serde_json::from_value(v["certificate"].clone()).unwrap();
     verify(&cert, &digest(b"quarterly report"), &keys).unwrap();
     let r = s
@@ -160,6 +162,44 @@ async fn files_are_stored_notarized_and_proven_offline() {
     let v = json_of(r, 200).await["data"].clone();
     assert_eq!(v["notarized"], false);
     assert!(v.get("certificate").is_none());
+
+    // Anyone may check: without an account, the same certificate and when,
+    // but not whose; the keys and tree heads are public too. Credentials,
+    // when given, must be good.
+    let r = s
+        .request(Method::POST, "/api/notary/v2/verify")
+        .header("content-type", "application/octet-stream")
+        .body(&b"quarterly report"[..])
+        .send()
+        .await
+        .unwrap();
+    let public = json_of(r, 200).await["data"].clone();
+    assert_eq!(public["notarized"], true, "{public}");
+    assert_eq!(public["storedFileIds"], json!([]));
+    assert_eq!(public["notarizedAt"], v_at);
+    let public_cert: Certificate = serde_json::from_value(public["certificate"].clone()).unwrap();
+    verify(&public_cert, &digest(b"quarterly report"), &keys).unwrap();
+    let r = s
+        .request(Method::POST, "/api/notary/v2/verify")
+        .json(&json!({"sha256": sha256_hex(b"never seen")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r, 200).await["data"]["notarized"], false);
+    for path in ["/api/notary/v2/keys", "/api/notary/v2/tree-heads"] {
+        let r = s.request(Method::GET, path).send().await.unwrap();
+        assert!(
+            !json_of(r, 200).await["data"].as_array().unwrap().is_empty(),
+            "{path}"
+        );
+        let r = s
+            .request(Method::GET, path)
+            .basic_auth(ADMIN_LOGIN, Some("not-the-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 401, 1001).await;
+    }
 
     // A second batch extends the first: the consistency proof says so.
     upload(&s, "later.txt", b"a later file").await;
