@@ -134,9 +134,18 @@ fn main() -> ExitCode {
     let command = match cli.command {
         Command::Serve(args) => *args,
         Command::Completion { shell } => {
-            let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "nephele", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
+            // Written whole from memory: a reader that stops early (`| head`)
+            // closes the pipe, and that is not an error of ours.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "nephele", &mut script);
+            return match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the completion script: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Client(command) => return run_client(cli.global, command),
     };

@@ -449,7 +449,9 @@ pub async fn openid_configuration(State(state): State<AppState>) -> HttpResult<R
             introspection_endpoint_auth_methods_supported: auth_methods,
             scopes_supported: strings(&SCOPES),
             id_token_signing_alg_values_supported: vec![keys.id_algorithm.to_string()],
-            response_types_supported: strings(&["token"]),
+            // No authorization endpoint yet: no response type is served
+            // (the password, client-credentials and refresh grants use none).
+            response_types_supported: Vec::new(),
             subject_types_supported: strings(&["public"]),
             claims_supported: strings(&[
                 "iss",
@@ -457,8 +459,10 @@ pub async fn openid_configuration(State(state): State<AppState>) -> HttpResult<R
                 "aud",
                 "exp",
                 "iat",
+                "auth_time",
                 "tenant_id",
                 "preferred_username",
+                "name",
                 "email",
             ]),
             issuer,

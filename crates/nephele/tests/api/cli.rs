@@ -897,6 +897,21 @@ async fn completions_and_help() {
         let script = cli.run(&["completion", shell]).await.ok().stdout;
         assert!(script.contains("instance"), "{shell}");
     }
+    // A reader that has gone (`| head -1`) ends it quietly.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nephele"))
+        .args(["completion", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let help = cli.run(&["instance", "create", "--help"]).await.ok().stdout;
     assert!(
         help.contains("Examples:") && help.contains("--wait"),

@@ -1055,6 +1055,12 @@ async fn discovery_keys_userinfo_and_accounts() {
     ] {
         assert!(!c[field].is_null(), "{field}");
     }
+    // Only what is served: no authorization endpoint, so no response type.
+    assert_eq!(c["response_types_supported"], json!([]));
+    let claims = c["claims_supported"].as_array().unwrap();
+    for claim in ["auth_time", "name", "preferred_username", "tenant_id"] {
+        assert!(claims.contains(&json!(claim)), "{claim}");
+    }
     let jwks = json_of(s.get("/api/2/idp/keys").await, 200).await;
     let algs: Vec<&str> = jwks["keys"]
         .as_array()
