@@ -51,9 +51,14 @@ impl std::fmt::Debug for Credentials {
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Nothing answered: connection refused, unknown host, TLS failure, timeout.
+    /// Nothing answered: connection refused, unknown host, timeout, a TLS
+    /// failure other than the certificate's.
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The server's TLS certificate is not trusted (or a CA file given to
+    /// trust could not be read).
+    #[error("the TLS certificate of {url} is not trusted: {reason} (trust its CA with --cacert FILE or SSL_CERT_FILE)")]
+    Certificate { url: String, reason: String },
     /// The server answered with the contract's error list.
     #[error("{}", describe(.status, .errors))]
     Api {
@@ -81,7 +86,7 @@ impl Error {
     #[must_use]
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Unreachable { .. } => None,
+            Error::Unreachable { .. } | Error::Certificate { .. } => None,
             Error::Api { status, .. }
             | Error::OAuth { status, .. }
             | Error::Unexpected { status, .. } => Some(*status),
@@ -204,7 +209,10 @@ pub struct Client {
 impl Client {
     /// A client of the server at `base` (`http://host:port`, any path is kept
     /// as a prefix). `debug` prints every exchange to stderr, secrets redacted.
-    pub fn new(base: &str, debug: bool) -> Result<Client, Error> {
+    /// HTTPS trusts the system's roots (`SSL_CERT_FILE` and `SSL_CERT_DIR`
+    /// replace them, as for OpenSSL), the Mozilla roots, and the PEM
+    /// certificates in `cacert`.
+    pub fn new(base: &str, debug: bool, cacert: Option<&std::path::Path>) -> Result<Client, Error> {
         let mut base = Url::parse(base).map_err(|e| Error::Unreachable {
             url: base.to_owned(),
             reason: format!("not a URL: {e}"),
@@ -219,16 +227,30 @@ impl Client {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("nephele-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             // A long-poll waits up to 60 s; anything beyond is a dead server.
-            .timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| Error::Unreachable {
+            .timeout(Duration::from_secs(90));
+        if let Some(path) = cacert {
+            let unreadable = |reason: String| Error::Certificate {
                 url: base.to_string(),
-                reason: e.to_string(),
-            })?;
+                reason: format!("cannot use {}: {reason}", path.display()),
+            };
+            let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| unreadable(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(unreadable("no PEM certificate in it".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|e| Error::Unreachable {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Client {
             http,
             base,
@@ -387,10 +409,7 @@ impl Client {
             .http
             .execute(request)
             .await
-            .map_err(|e| Error::Unreachable {
-                url: self.base_url(),
-                reason: reason(&e),
-            })?;
+            .map_err(|e| transport_error(self.base_url(), &e))?;
         let status = response.status().as_u16();
         let location = response
             .headers()
@@ -403,10 +422,10 @@ impl Client {
                 eprintln!("< {name}: {}", redact_header(name.as_str(), value));
             }
         }
-        let bytes = response.bytes().await.map_err(|e| Error::Unreachable {
-            url: self.base_url(),
-            reason: reason(&e),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(self.base_url(), &e))?;
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if self.debug {
             match &body {
@@ -465,6 +484,35 @@ fn refusal(url: &Url, status: u16, body: Option<Value>) -> Error {
         url: url.to_string(),
         status,
         detail: None,
+    }
+}
+
+/// A transport error as [`Error::Certificate`] when TLS refused the
+/// server's certificate, else [`Error::Unreachable`].
+fn transport_error(url: String, e: &reqwest::Error) -> Error {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        // rustls's error sits inside io::Errors (one in another), whose
+        // `source` skips what they hold.
+        let mut inner: &(dyn std::error::Error + 'static) = cause;
+        while let Some(held) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = held;
+        }
+        let tls = inner.downcast_ref::<rustls::Error>();
+        if let Some(rustls::Error::InvalidCertificate(why)) = tls {
+            return Error::Certificate {
+                url,
+                reason: format!("{why:?}"),
+            };
+        }
+        next = cause.source();
+    }
+    Error::Unreachable {
+        url,
+        reason: reason(e),
     }
 }
 
@@ -571,12 +619,26 @@ mod tests {
 
     #[test]
     fn a_base_url_keeps_its_path_as_a_prefix() {
-        let c = Client::new("http://h:1/prefix", false).unwrap();
+        let c = Client::new("http://h:1/prefix", false, None).unwrap();
         let url = c
             .url("/api/v2/me", &[("org_id".into(), "a b".into())])
             .unwrap();
         assert_eq!(url.as_str(), "http://h:1/prefix/api/v2/me?org_id=a+b");
-        assert!(Client::new("ftp://h", false).is_err());
-        assert!(Client::new("not a url", false).is_err());
+        assert!(Client::new("ftp://h", false, None).is_err());
+        assert!(Client::new("not a url", false, None).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_no_certificate_is_refused() {
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        let e = Client::new("https://h", false, Some(missing)).unwrap_err();
+        assert!(matches!(e, Error::Certificate { .. }), "{e}");
+        let dir = std::env::temp_dir().join(format!("nephele-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = Client::new("https://h", false, Some(&empty)).unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

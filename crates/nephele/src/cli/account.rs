@@ -14,7 +14,8 @@ pub const LOGIN_EXAMPLES: &str = "Examples:
   echo \"$PASSWORD\" | nephele login --url http://127.0.0.1:8080 -u admin --password-stdin
   nephele login --url http://127.0.0.1:8080 --api-key nph_key_…
   nephele login --url http://127.0.0.1:8080 --client-id ID --client-secret nph_sec_…
-  nephele login --url https://staging.example.com -u alice --profile staging";
+  nephele login --url https://staging.example.com -u alice --profile staging
+  nephele login --url https://nephele.internal -u alice --cacert internal-ca.pem";
 
 pub const SETUP_EXAMPLES: &str = "Examples:
   nephele setup --url http://127.0.0.1:8080 --token-file nephele-data/setup-token \\
@@ -48,6 +49,35 @@ pub struct LoginArgs {
     /// The API client's secret
     #[arg(long, env = "NEPHELE_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
+    /// Sign in to --url itself, without asking where the account lives
+    #[arg(long)]
+    no_discovery: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// How the CLI trusts a server's TLS certificate.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// A PEM file of CA certificates to trust beside the system's roots
+    /// (SSL_CERT_FILE replaces those); remembered in the profile
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The CA file as an absolute path, so that the profile finds it from
+    /// any directory.
+    fn cacert(&self) -> Result<Option<std::path::PathBuf>, Failure> {
+        self.cacert
+            .as_ref()
+            .map(|path| {
+                std::fs::canonicalize(path).map_err(|e| {
+                    Failure::new(Exit::Usage, format!("cannot read {}: {e}", path.display()))
+                })
+            })
+            .transpose()
+    }
 }
 
 /// The password grant at `url`: a profile holding its tokens.
@@ -68,20 +98,26 @@ async fn password_login(client: &Client, login: &str, password: &str) -> Result<
             expires_on: token.expires_on,
             refresh_token: token.refresh_token,
         },
+        cacert: None,
     })
 }
 
 pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
     // Refuse a bad credentials file before asking for a password.
     let mut store = Store::load()?;
-    let client = Client::new(&args.url, global.debug)?;
-    let (profile, who) = if let Some(username) = &args.username {
-        let account = client.account(username).await?;
-        let home = if account.server_url.trim_end_matches('/') == client.base_url() {
+    let cacert = args.tls.cacert()?;
+    let client = Client::new(&args.url, global.debug, cacert.as_deref())?;
+    let (mut profile, who) = if let Some(username) = &args.username {
+        let home = if args.no_discovery {
             client
         } else {
-            eprintln!("{username} lives at {}", account.server_url);
-            Client::new(&account.server_url, global.debug)?
+            let account = client.account(username).await?;
+            if account.server_url.trim_end_matches('/') == client.base_url() {
+                client
+            } else {
+                eprintln!("{username} lives at {}", account.server_url);
+                Client::new(&account.server_url, global.debug, cacert.as_deref())?
+            }
         };
         let password = read_password(args.password_stdin, &format!("Password for {username}: "))?;
         (
@@ -99,6 +135,7 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
         let profile = Profile {
             url: keyed.base_url(),
             login: Login::ApiKey { api_key },
+            cacert: None,
         };
         (profile, who)
     } else if let Some(client_id) = args.client_id {
@@ -129,6 +166,7 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
                 access_token: token.access_token,
                 expires_on: token.expires_on,
             },
+            cacert: None,
         };
         (profile, format!("client {client_id}"))
     } else {
@@ -137,6 +175,7 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
             "say how to sign in: --username, --api-key or --client-id",
         ));
     };
+    profile.cacert = cacert;
     let url = profile.url.clone();
     store.put(&global.profile, profile)?;
     eprintln!("Logged in to {url} as {who} (profile '{}')", global.profile);
@@ -224,6 +263,8 @@ pub struct SetupArgs {
     /// Do not sign in as the new admin afterwards
     #[arg(long)]
     no_login: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 pub async fn setup(global: &Global, args: SetupArgs, out: Output) -> Result<(), Failure> {
@@ -241,7 +282,8 @@ pub async fn setup(global: &Global, args: SetupArgs, out: Output) -> Result<(), 
         }
     };
     let mut store = Store::load()?;
-    let client = Client::new(&args.url, global.debug)?;
+    let cacert = args.tls.cacert()?;
+    let client = Client::new(&args.url, global.debug, cacert.as_deref())?;
     let password = read_password(
         args.password_stdin,
         &format!("Password for {}: ", args.login),
@@ -263,7 +305,8 @@ pub async fn setup(global: &Global, args: SetupArgs, out: Output) -> Result<(), 
         "url": client.base_url(),
     });
     if !args.no_login {
-        let profile = password_login(&client, &args.login, &password).await?;
+        let mut profile = password_login(&client, &args.login, &password).await?;
+        profile.cacert = cacert;
         store.put(&global.profile, profile)?;
         shown["profile"] = Value::String(global.profile.clone());
         eprintln!(

@@ -31,6 +31,8 @@ pub enum Exit {
     Server = 6,
     Unreachable = 7,
     TaskFailed = 8,
+    /// The server's TLS certificate is not trusted.
+    Certificate = 9,
 }
 
 /// A command's failure: one line for the user and an exit code.
@@ -54,6 +56,7 @@ impl From<nephele_client::Error> for Failure {
         use nephele_client::Error;
         let exit = match &e {
             Error::Unreachable { .. } => Exit::Unreachable,
+            Error::Certificate { .. } => Exit::Certificate,
             Error::Unexpected { status, .. } if *status >= 500 => Exit::Server,
             Error::Unexpected { .. } => Exit::Unreachable,
             Error::OAuth { status: 429, .. } => Exit::Error,

@@ -42,6 +42,10 @@ pub struct Profile {
     /// The data center's base URL.
     pub url: String,
     pub login: Login,
+    /// A PEM file of CA certificates to trust beside the system's, given
+    /// at login or setup with --cacert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -48,8 +48,8 @@ impl Session {
                 ),
             )
         })?;
-        let client =
-            Client::new(&profile.url, global.debug)?.with_credentials(credentials(&profile.login));
+        let client = Client::new(&profile.url, global.debug, profile.cacert.as_deref())?
+            .with_credentials(credentials(&profile.login));
         let mut session = Session {
             client,
             store,

@@ -60,8 +60,13 @@ impl Cli {
     }
 
     async fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Out {
+        self.run_with(args, stdin, &[]).await
+    }
+
+    async fn run_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nephele"))
             .args(args)
+            .envs(env.iter().copied())
             .env("NEPHELE_CONFIG_DIR", self.config.path())
             .env_remove("NEPHELE_PROFILE")
             .env_remove("NEPHELE_PASSWORD")
@@ -110,6 +115,109 @@ impl Cli {
         .await
         .ok();
     }
+}
+
+/// A server whose certificate comes from a private CA, made here.
+struct PrivateTls {
+    _dir: tempfile::TempDir,
+    ca: String,
+    server: TestServer,
+}
+
+async fn private_tls_server() -> PrivateTls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
+    let (cert, key) = (path("cert.pem"), path("key.pem"));
+    let server = TestServer::start_with(|c| c.tls = Some((cert, key))).await;
+    PrivateTls {
+        ca: path("ca.pem").to_str().unwrap().to_owned(),
+        _dir: dir,
+        server,
+    }
+}
+
+/// `nephele setup` of the suite's admin at `url`, with `extra` arguments.
+async fn setup_at(cli: &Cli, url: &str, extra: &[&str]) -> Out {
+    let mut args = vec![
+        "setup",
+        "--url",
+        url,
+        "--token",
+        SETUP_TOKEN,
+        "--organization",
+        "Acme",
+        "--login",
+        ADMIN_LOGIN,
+        "--email",
+        "admin@acme.test",
+        "--password-stdin",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    cli.run_with_stdin(&args, &format!("{ADMIN_PASSWORD}\n"))
+        .await
+}
+
+/// `nephele login` of the suite's admin at `url`.
+async fn login_at(cli: &Cli, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut args = vec!["login", "--url", url, "-u", ADMIN_LOGIN, "--password-stdin"];
+    args.extend_from_slice(extra);
+    cli.run_with(&args, &format!("{ADMIN_PASSWORD}\n"), env)
+        .await
+}
+
+#[tokio::test]
+async fn the_cli_trusts_what_the_operator_trusts() {
+    let tls = private_tls_server().await;
+    let url = tls.server.url.clone();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let ca = tls.ca.as_str();
+    let cli = Cli::new();
+    // An unknown CA is its own error, not "no Nephele server".
+    let line = setup_at(&cli, &url, &[]).await.failed(9);
+    assert!(
+        line.contains("not trusted") && line.contains("--cacert"),
+        "{line}"
+    );
+    // Trusted with --cacert, which the profile remembers.
+    setup_at(&cli, &url, &["--cacert", ca]).await.ok();
+    let me = cli.run(&["whoami", "-o", "json"]).await.ok().json();
+    assert_eq!(me["login"], ADMIN_LOGIN, "{me}");
+
+    // SSL_CERT_FILE is trusted as the system's roots are; discovery sends
+    // the login to the URL the server names for itself.
+    let other = Cli::new();
+    let localhost = url.replace("127.0.0.1", "localhost");
+    login_at(&other, &localhost, &[], &[]).await.failed(9);
+    let out = login_at(&other, &localhost, &[], &[("SSL_CERT_FILE", ca)])
+        .await
+        .ok();
+    assert!(
+        out.stderr.contains(&format!("Logged in to {url} ")),
+        "{out:?}"
+    );
+    // --no-discovery keeps the URL given.
+    let out = login_at(&other, &localhost, &["--no-discovery", "--cacert", ca], &[])
+        .await
+        .ok();
+    assert!(
+        out.stderr.contains(&format!("Logged in to {localhost} ")),
+        "{out:?}"
+    );
+    other.run(&["whoami"]).await.ok();
 }
 
 /// The README's walk-through, command for command: from `serve --demo` to
