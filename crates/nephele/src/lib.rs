@@ -2,6 +2,7 @@
 //! so that tests can start real servers in-process, and the command-line
 //! client.
 
+pub mod backup;
 pub mod bench;
 pub mod cli;
 pub mod config;

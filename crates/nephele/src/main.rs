@@ -35,6 +35,11 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Copy the SQLite database consistently while the server runs
+    #[command(
+        after_help = "Examples:\n  nephele backup /backups/nephele-$(date +%F).db --data-dir /var/lib/nephele\n  (PostgreSQL: pg_dump; keep the secret key with either)"
+    )]
+    Backup(nephele::backup::BackupArgs),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -148,6 +153,15 @@ fn main() -> ExitCode {
             };
         }
         Command::Client(command) => return run_client(cli.global, command),
+        Command::Backup(args) => {
+            return match nephele::backup::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failure) => {
+                    eprintln!("error: {}", failure.message);
+                    ExitCode::from(failure.exit as u8)
+                }
+            }
+        }
     };
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -80,14 +80,31 @@ pub fn parse_secret_key(text: &str) -> anyhow::Result<SecretKey> {
 }
 
 /// The configured secret key, or the one in `DATA_DIR/secret-key`, made
-/// (mode 0600) on first start.
-fn secret_key(config: &ServerConfig) -> anyhow::Result<SecretKey> {
+/// (mode 0600) on first start. `sealed`: the database already holds keys
+/// sealed under a secret key — then a missing file is a lost key (a
+/// restore without it, a wrong data dir), and a new one would open
+/// nothing: the server refuses to start rather than write one.
+fn secret_key(config: &ServerConfig, sealed: bool) -> anyhow::Result<SecretKey> {
     if let Some(text) = &config.secret_key {
         return parse_secret_key(text).context("--secret-key");
     }
     let path = config.data_dir.join(SECRET_KEY_FILE);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return parse_secret_key(&existing).with_context(|| format!("reading {}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(existing) => {
+            return parse_secret_key(&existing)
+                .with_context(|| format!("reading {}", path.display()))
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("reading {}", path.display()));
+        }
+        Err(_) if sealed => anyhow::bail!(
+            "the secret key is missing: {} does not exist, and the database holds signing keys \
+             sealed under a secret key. Restore the file from the backup this database came \
+             from (or give it with --secret-key / NEPHELE_SECRET_KEY); a new key could not \
+             open them, so none is made",
+            path.display()
+        ),
+        Err(_) => {}
     }
     let mut key = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut key);
@@ -229,7 +246,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             (token, Some(path))
         }
     };
-    let secret_key = secret_key(&config)?;
+    let sealed = !store
+        .live_signing_keys(chrono::Utc::now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_empty();
+    let secret_key = secret_key(&config, sealed)?;
     let app = App::new(
         store,
         Arc::new(SystemClock),

@@ -506,3 +506,22 @@ pub(crate) fn json_batch(rows: &[serde_json::Value]) -> String {
     // a `Value`'s keys are strings.
     serde_json::to_string(rows).unwrap_or_default()
 }
+
+/// Copies a SQLite database file, consistently, while servers use it
+/// (`VACUUM INTO`: one read transaction, so the copy is of one moment,
+/// and writers go on). `to` must not exist.
+pub fn backup_sqlite(database: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    let conn = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::internal(format!("opening {}: {e}", database.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let target = to
+        .to_str()
+        .ok_or_else(|| Error::internal("the backup path is not UTF-8"))?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .map_err(|e| Error::internal(format!("copying to {}: {e}", to.display())))?;
+    Ok(())
+}

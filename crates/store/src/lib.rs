@@ -24,5 +24,5 @@ pub mod tokens;
 pub mod users;
 mod write;
 
-pub use db::{Backend, Store, StoreOptions};
+pub use db::{backup_sqlite, Backend, Store, StoreOptions};
 pub use models::*;

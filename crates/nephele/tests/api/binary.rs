@@ -245,6 +245,124 @@ async fn environment_variables_configure_the_server() {
 }
 
 #[tokio::test]
+async fn a_database_whose_secret_key_is_missing_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _pg) = test_database(dir.path()).await;
+    let data = dir.path().join("data");
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--database-url",
+        &db,
+        "--setup-token",
+        "token-token-123",
+    ];
+    let mut first = Process::spawn(&args, &[]);
+    first.url();
+    let (status, _) = first.terminate();
+    assert!(status.success());
+    let key = data.join("secret-key");
+    assert!(key.exists(), "the first start makes the key");
+    // A restore that forgot the key file: the server says so and makes
+    // no new key.
+    std::fs::remove_file(&key).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nephele"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the secret key is missing") && stderr.contains("Restore"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!key.exists(), "no new key is written");
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_with_its_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, pg) = test_database(dir.path()).await;
+    let nephele = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nephele"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let copy = dir.path().join("backup.db");
+    if pg.is_some() {
+        // PostgreSQL has its own tools; the command says so.
+        let out = nephele(&["backup", copy.to_str().unwrap(), "--database-url", &db]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+        return;
+    }
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let mut server = Process::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+            "--setup-token",
+            "token-token-123",
+        ],
+        &[],
+    );
+    let url = server.url();
+    set_up_with(&url, "token-token-123").await;
+    let out = nephele(&["backup", copy.to_str().unwrap(), "--data-dir", data]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret-key"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Not over an existing file.
+    let again = nephele(&["backup", copy.to_str().unwrap(), "--data-dir", data]);
+    assert_eq!(again.status.code(), Some(5));
+    let (status, _) = server.terminate();
+    assert!(status.success());
+
+    // Restored: the copy and the secret key in a new data dir.
+    let restored = dir.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::copy(&copy, restored.join("nephele.db")).unwrap();
+    std::fs::copy(
+        dir.path().join("data/secret-key"),
+        restored.join("secret-key"),
+    )
+    .unwrap();
+    let mut server = Process::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            restored.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let url = server.url();
+    let r = reqwest::Client::new()
+        .get(format!("{url}/api/v2/me"))
+        .basic_auth(ADMIN_LOGIN, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the restored server knows its admin");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[tokio::test]
 async fn bad_configuration_fails_with_one_clear_line() {
     let out = Command::new(env!("CARGO_BIN_EXE_nephele"))
         .args([
