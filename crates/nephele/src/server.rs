@@ -247,7 +247,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         }
     };
     let sealed = !store
-        .live_signing_keys(chrono::Utc::now())
+        .live_signing_keys(nephele_common::clock::Clock::now(&SystemClock))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .is_empty();
