@@ -50,14 +50,28 @@ pub fn client_ip(
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
+    // RFC 7239 `Forwarded` when the proxy sends it, else the de facto
+    // `X-Forwarded-For`; a hop that is not an address (`unknown`, an
+    // obfuscated name, garbage) makes the whole header count as none.
+    let forwarded: Vec<IpAddr> = if headers.contains_key(header::FORWARDED) {
+        headers
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(forwarded_for)
+            .collect::<Option<_>>()
+            .unwrap_or_default()
+    } else {
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect::<Option<_>>()
+            .unwrap_or_default()
+    };
     Some(
         forwarded
             .into_iter()
@@ -65,6 +79,26 @@ pub fn client_ip(
             .find(|ip| !is_trusted(ip))
             .unwrap_or(peer),
     )
+}
+
+/// The `for=` address of one `Forwarded` element (RFC 7239 §4): `None`
+/// when the element has no `for`, `Some(None)` when its node is not an
+/// address. `192.0.2.1`, `"192.0.2.1:4711"`, `"[2001:db8::1]:4711"`.
+fn forwarded_for(element: &str) -> Option<Option<IpAddr>> {
+    let node = element.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.trim().eq_ignore_ascii_case("for").then(|| value.trim())
+    })?;
+    let node = node.trim_matches('"');
+    let host = match node.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => match node.split_once(':') {
+            // One colon: an IPv4 address and a port.
+            Some((v4, port)) if !port.contains(':') => v4,
+            _ => node,
+        },
+    };
+    Some(host.parse().ok())
 }
 
 /// Who authentication found (or failed to find), for the access log and
@@ -499,5 +533,41 @@ mod tests {
         // Garbage in the header: the proxy itself.
         headers.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
         assert_eq!(client_ip(Some(proxy), &headers, &trusted), Some(proxy));
+    }
+
+    #[test]
+    fn rfc_7239_forwarded_is_read_like_x_forwarded_for_and_preferred() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let seen = |forwarded: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", "192.0.2.200".parse().unwrap());
+            headers.insert("forwarded", forwarded.parse().unwrap());
+            client_ip(Some(proxy), &headers, &trusted)
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            seen("for=203.0.113.9, for=198.51.100.7;proto=https, for=10.1.2.3"),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            seen("for=\"198.51.100.7:4711\";by=10.0.0.1"),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            seen("For=\"[2001:db8:cafe::17]:4711\""),
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(seen("for=\"[2001:db8::1]\""), ip("2001:db8::1"));
+        // A hop that is no address: the header counts as none.
+        assert_eq!(seen("for=unknown, for=198.51.100.7"), Some(proxy));
+        assert_eq!(seen("for=_hidden"), Some(proxy));
+        // Without Forwarded, X-Forwarded-For as before.
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "192.0.2.200".parse().unwrap());
+        assert_eq!(
+            client_ip(Some(proxy), &headers, &trusted),
+            ip("192.0.2.200")
+        );
     }
 }
