@@ -160,7 +160,60 @@ async fn not_found(uri: axum::http::Uri) -> HttpError {
 }
 
 /// The complete service: routes, layers and state.
+/// CORS for front ends served from `origins` (exact matches): the methods
+/// and headers the API takes, the headers its answers carry. No cookies:
+/// credentials travel in headers, which a page must set itself.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let named = |names: &[&'static str]| -> Vec<HeaderName> {
+        names.iter().map(|n| HeaderName::from_static(n)).collect()
+    };
+    let mut allowed = vec![
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+        header::IF_MATCH,
+    ];
+    allowed.extend(named(&[
+        "mc-api-key",
+        "idempotency-key",
+        "prefer",
+        "x-request-id",
+        "x-agent-id",
+    ]));
+    let mut exposed = vec![
+        header::ETAG,
+        header::LOCATION,
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+    ];
+    exposed.extend(named(&["x-request-id", "idempotent-replayed"]));
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers(allowed)
+            .expose_headers(exposed)
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 pub fn service(app: App, options: HttpOptions) -> Router {
+    let cors = cors(&options.cors_origins);
     let routes = served_routes();
     let metrics = metrics::Metrics::new(app.engine().ok().map(|e| e.metrics()));
     let state = AppState::new(app, metrics, options);
@@ -183,6 +236,9 @@ pub fn service(app: App, options: HttpOptions) -> Router {
                 error::error_response(&Error::internal("handler panicked"))
             }))
             .layer(from_fn_with_state(state.clone(), limits::edge))
+            // Before negotiation and the setup gate: a preflight carries
+            // no credentials and asks for no representation.
+            .option_layer(cors)
             .layer(from_fn(negotiate::negotiate)),
     )
 }

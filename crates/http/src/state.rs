@@ -11,6 +11,9 @@ pub struct HttpOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The longest wait for the next part of a request body (408 after).
     pub body_read_timeout: std::time::Duration,
+    /// Origins whose pages browsers may let call the API (CORS); none
+    /// answers no CORS at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpOptions {
@@ -19,6 +22,7 @@ impl Default for HttpOptions {
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
             body_read_timeout: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
         }
     }
 }

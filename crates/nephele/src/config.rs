@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// names the client, for the lockout and the audit log [default: none]
     #[arg(long, env = "NEPHELE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    /// Origins (scheme://host[:port], comma-separated) of front ends served
+    /// from elsewhere that browsers may let call the API [default: none]
+    #[arg(long, env = "NEPHELE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Option<Vec<String>>,
     /// Tasks run at once on this node [default: 256]
     #[arg(long, env = "NEPHELE_TASK_WORKERS")]
     pub task_workers: Option<usize>,
@@ -189,6 +193,7 @@ pub struct FileConfig {
     pub token_algorithm: Option<TokenAlgorithm>,
     pub key_rotation: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub cors_origins: Option<Vec<String>>,
     pub task_workers: Option<usize>,
     pub task_retention: Option<String>,
     pub task_lease: Option<String>,
@@ -209,6 +214,24 @@ pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("not an IP address or CIDR block: {s:?}"))
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, nothing after.
+/// A wildcard is refused: the API takes credentials in headers, and a
+/// page of any site must not be let to send them.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let bad = || format!("not an origin (scheme://host[:port], no path): {s:?}");
+    let url = url::Url::parse(s).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none_or(str::is_empty)
+        || s.ends_with('/')
+        || url.path() != "/"
+        || url.query().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// What one client can hold of the server: time to send its headers and
@@ -256,6 +279,8 @@ pub struct ServerConfig {
     pub token_algorithm: TokenAlgorithm,
     pub key_rotation: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Origins allowed by CORS; none by default.
+    pub cors_origins: Vec<String>,
     pub task_workers: usize,
     pub task_retention: Duration,
     pub task_lease: Duration,
@@ -487,6 +512,15 @@ impl ServerConfig {
                     .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
                 (None, None) => Vec::new(),
             },
+            cors_origins: match (args.cors_origins, file.cors_origins) {
+                (Some(origins), _) => origins,
+                (None, Some(list)) => list
+                    .iter()
+                    .map(|s| parse_origin(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| anyhow::anyhow!("cors_origins: {e}"))?,
+                (None, None) => Vec::new(),
+            },
             task_workers,
             task_retention,
             task_lease,
@@ -541,6 +575,7 @@ impl ServerConfig {
             token_algorithm: TokenAlgorithm::Es256,
             key_rotation: Duration::from_secs(30 * 24 * 3600),
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
             task_workers: 256,
             task_retention: Duration::from_secs(24 * 3600),
             task_lease: Duration::from_secs(10),
@@ -584,6 +619,28 @@ mod tests {
             .database_url
             .starts_with("sqlite:///tmp/from-file/nephele.db"));
         assert_eq!(c.driver, DriverKind::Sim);
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        assert_eq!(
+            parse_origin(" https://console.example.com").unwrap(),
+            "https://console.example.com"
+        );
+        assert_eq!(
+            parse_origin("http://127.0.0.1:5173").unwrap(),
+            "http://127.0.0.1:5173"
+        );
+        for bad in [
+            "*",
+            "https://a.example.com/",
+            "https://a.example.com/app",
+            "ftp://a",
+            "a.example.com",
+            "https://",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

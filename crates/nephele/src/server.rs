@@ -308,6 +308,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             max_body_bytes: config.max_body_bytes,
             trusted_proxies: config.trusted_proxies.clone(),
             body_read_timeout: config.limits.body_read_timeout,
+            cors_origins: config.cors_origins.clone(),
         },
     )
     .into_make_service_with_connect_info::<SocketAddr>();

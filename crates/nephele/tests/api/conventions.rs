@@ -244,3 +244,59 @@ async fn idempotency_keys_replay_the_first_response() {
     assert_error(s.post("/occm/setup/init", &setup_body()).await, 409, 1101).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn cors_answers_only_the_origins_configured() {
+    const CONSOLE: &str = "https://console.example.com";
+    let preflight = |s: &TestServer, origin: &str| {
+        s.request(Method::OPTIONS, "/api/v2/instances")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    // Nothing allowed by default.
+    let s = TestServer::set_up().await;
+    let r = preflight(&s, CONSOLE).await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+
+    let s = TestServer::start_with(|c| c.cors_origins = vec![CONSOLE.to_owned()]).await;
+    s.post("/occm/setup/init", &setup_body()).await;
+    let r = preflight(&s, CONSOLE).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], CONSOLE);
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let allowed = h["access-control-allow-headers"].to_str().unwrap();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("idempotency-key"),
+        "{allowed}"
+    );
+    assert!(h.contains_key("x-request-id"));
+    // The answer itself names the origin and exposes what scripts read.
+    let r = s
+        .admin(Method::GET, "/api/v2/me")
+        .header("origin", CONSOLE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], CONSOLE);
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("etag"),
+        "{exposed}"
+    );
+    // Another origin gets nothing.
+    let r = preflight(&s, "https://evil.example.net").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+}
