@@ -218,6 +218,14 @@ impl Locks {
             .any(|k| locks.get(k).is_some_and(|until| *until > now))
     }
 
+    /// How many keys are locked at `now`.
+    fn count(&self, now: DateTime<Utc>) -> usize {
+        self.0
+            .read()
+            .map(|locks| locks.values().filter(|until| **until > now).count())
+            .unwrap_or(0)
+    }
+
     fn note(&self, keys: &Keys, counters: &[Counter]) {
         if let Ok(mut locks) = self.0.write() {
             for (key, c) in keys.0.iter().zip(counters) {
@@ -281,6 +289,12 @@ impl App {
             .await?;
         self.login_locks().note(keys, &counters);
         Ok(())
+    }
+
+    /// How many lockout keys are locked now (this node's view: its own
+    /// and every node's, polled).
+    pub fn login_locks_now(&self) -> usize {
+        self.login_locks().count(self.clock().now())
     }
 
     /// Learns the locks other nodes set.

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod exposition;
 pub mod extract;
 pub mod limits;
 pub mod metrics;

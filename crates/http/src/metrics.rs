@@ -37,6 +37,8 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// When this server started, in seconds since the epoch.
+    started: f64,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     tokens: Family<GrantLabels, Counter>,
@@ -69,6 +71,9 @@ impl Metrics {
         );
         Metrics {
             registry,
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             requests,
             latency,
             tokens,
@@ -99,12 +104,18 @@ impl Metrics {
             .inc();
     }
 
-    /// The registry in the Prometheus/OpenMetrics text format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
+    /// The registry, this process's families and `extra`, in `format`.
+    pub fn render(
+        &self,
+        format: crate::exposition::Exposition,
+        extra: &[crate::exposition::Family],
+    ) -> String {
+        let mut openmetrics = String::new();
+        if prometheus_client::encoding::text::encode(&mut openmetrics, &self.registry).is_err() {
+            openmetrics.clear();
         }
-        out
+        let mut families = crate::exposition::process(self.started);
+        families.extend_from_slice(extra);
+        crate::exposition::render(&openmetrics, &families, format)
     }
 }

@@ -166,6 +166,17 @@ impl Store {
     /// principals or ancestries notes the generation before it reads and
     /// trusts an entry only while the generation is unchanged.
     #[must_use]
+    /// Each pool's connections: (pool, in use, idle).
+    pub fn pool_connections(&self) -> Vec<(&'static str, u32, u32)> {
+        [("read", &self.read), ("write", &self.write)]
+            .into_iter()
+            .map(|(name, pool)| {
+                let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+                (name, pool.size().saturating_sub(idle), idle)
+            })
+            .collect()
+    }
+
     pub fn access_generation(&self) -> u64 {
         self.access_generation.load(Ordering::Acquire)
     }

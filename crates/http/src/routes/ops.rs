@@ -4,7 +4,7 @@
 use crate::error::HttpResult;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use nephele_api_types::{ErrorBody, Health};
 
@@ -30,18 +30,53 @@ pub async fn readyz(State(state): State<AppState>) -> HttpResult<Response> {
     .into_response())
 }
 
-/// Prometheus metrics (OpenMetrics text).
+/// Metrics: the Prometheus text format 0.0.4 by default, OpenMetrics 1.0
+/// when `Accept` names it.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics in the OpenMetrics text format",
-        content_type = "application/openmetrics-text", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+    responses((status = 200, description = "Metrics in the Prometheus text format (0.0.4), or OpenMetrics when asked for",
+        content(
+            (String = "text/plain"),
+            (String = "application/openmetrics-text"),
+        ))))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    use crate::exposition::{Exposition, Family, Kind};
+    let format = Exposition::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let pools = state.app.store().pool_connections();
+    let mut connections = Family {
+        name: "nephele_db_connections",
+        kind: Kind::Gauge,
+        help: "Database connections by pool and state.",
+        samples: Vec::new(),
+    };
+    for (pool, in_use, idle) in pools {
+        connections.samples.push((
+            vec![("pool", pool.into()), ("state", "in_use".into())],
+            f64::from(in_use),
+        ));
+        connections.samples.push((
+            vec![("pool", pool.into()), ("state", "idle".into())],
+            f64::from(idle),
+        ));
+    }
+    let extra = [
+        Family {
+            name: "nephele_build",
+            kind: Kind::Info,
+            help: "The running build.",
+            samples: vec![(vec![("version", env!("CARGO_PKG_VERSION").into())], 1.0)],
+        },
+        connections,
+        Family::one(
+            "nephele_login_locks",
+            Kind::Gauge,
+            "Login lockout keys (account at address, address, account) locked now.",
+            state.app.login_locks_now() as f64,
+        ),
+    ];
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        state.metrics.render(format, &extra),
     )
         .into_response()
 }

@@ -1,6 +1,7 @@
 //! Operations endpoints (SPEC §8).
 
 use crate::support::*;
+use reqwest::Method;
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -32,6 +33,72 @@ async fn metrics_count_requests_by_route_and_status() {
         text.contains("nephele_http_request_duration_seconds_bucket"),
         "{text}"
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_speak_the_prometheus_text_and_openmetrics() {
+    let s = TestServer::set_up().await;
+    s.admin(Method::GET, "/api/v2/me").send().await.unwrap();
+    // The classic text by default: counters named with _total, HELP on
+    // every family, no # EOF.
+    let r = s.get("/metrics").await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE nephele_http_requests_total counter\n"),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}"
+        );
+    }
+    assert!(
+        !text.contains("# EOF") && !text.contains("_created"),
+        "{text}"
+    );
+    for sample in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+        &format!(
+            "nephele_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "nephele_db_connections{pool=\"read\",state=\"idle\"} ",
+        "nephele_login_locks 0",
+    ] {
+        assert!(text.contains(sample), "{sample}: {text}");
+    }
+    // OpenMetrics when the scraper asks for it, as Prometheus does.
+    let r = s
+        .request(Method::GET, "/metrics")
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE nephele_http_requests counter\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE nephele_build info\n"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
     s.stop().await;
 }
 

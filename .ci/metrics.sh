@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Checks /metrics with the Prometheus project's own parsers: the classic
+# text format (0.0.4, the default) and OpenMetrics 1.0 (when asked for),
+# from a freshly started and set-up server that has served a few requests.
+# promtool is not in this machine kind's base image; the Python client's
+# parsers (pinned) read both formats strictly enough to catch a malformed
+# family, a counter without _total, a missing # EOF or a duplicate.
+#
+# Usage: bash .ci/metrics.sh /path/to/nephele-binary
+set -euo pipefail
+
+PROMETHEUS_CLIENT_VERSION="0.21.1"
+PORT="${METRICS_PORT:-18377}"
+URL="http://127.0.0.1:$PORT"
+PY="${PYTHON:-python3}"
+
+log() { printf 'metrics.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ $# -eq 1 ]] || die "usage: bash .ci/metrics.sh /path/to/nephele-binary"
+BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+[[ -x "$BIN" ]] || die "not an executable file: $BIN"
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
+
+installed() { "$1" -c 'import prometheus_client, sys; sys.stdout.write(prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else __import__("importlib.metadata").metadata.version("prometheus-client"))' 2>/dev/null || true; }
+if [[ "$(installed "$PY")" != "$PROMETHEUS_CLIENT_VERSION" ]]; then
+    if ! "$PY" -m pip install --quiet "prometheus-client==$PROMETHEUS_CLIENT_VERSION"; then
+        VENV="${XDG_CACHE_HOME:-$HOME/.cache}/nephele-ci/prometheus-client-$PROMETHEUS_CLIENT_VERSION"
+        [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV" || die "cannot create a virtualenv"
+        "$VENV/bin/python" -m pip install --quiet "prometheus-client==$PROMETHEUS_CLIENT_VERSION" \
+            || die "cannot install prometheus-client==$PROMETHEUS_CLIENT_VERSION"
+        PY="$VENV/bin/python"
+    fi
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/nephele-metrics.XXXXXX")"
+PID=""
+cleanup() {
+    if [[ -n "$PID" ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+unset NEPHELE_CONFIG NEPHELE_DATABASE_URL NEPHELE_DATA_DIR NEPHELE_LISTEN
+NEPHELE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+    --setup-token metrics-setup-token-1 --sim-latency 0 >"$WORK/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do
+    curl -sf "$URL/healthz" >/dev/null 2>&1 && break
+    kill -0 "$PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server exited"; }
+    sleep 0.1
+done
+curl -sf "$URL/healthz" >/dev/null || die "the server did not answer"
+curl -sf -H 'content-type: application/json' -o /dev/null "$URL/occm/setup/init" -d \
+    '{"setupToken":"metrics-setup-token-1","organization":{"name":"Metrics"},"admin":{"login":"admin","email":"admin@metrics.test","password":"correct-horse-1"}}' \
+    || die "setup failed"
+curl -s -o /dev/null -u admin:correct-horse-1 "$URL/api/v2/me"
+curl -s -o /dev/null -u admin:wrong-password "$URL/api/v2/me"
+curl -s -o /dev/null -u admin:correct-horse-1 -H 'content-type: application/json' \
+    "$URL/api/v2/instances" -d '{"name":"m1","image":"debian-12"}'
+curl -sf -o "$WORK/classic.txt" -D "$WORK/classic.headers" "$URL/metrics" || die "GET /metrics failed"
+curl -sf -o "$WORK/open.txt" -D "$WORK/open.headers" \
+    -H 'accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' \
+    "$URL/metrics" || die "GET /metrics (OpenMetrics) failed"
+
+"$PY" - "$WORK" <<'PYEOF'
+import pathlib, sys
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+work = pathlib.Path(sys.argv[1])
+def content_type(name):
+    for line in (work / name).read_text().splitlines():
+        if line.lower().startswith("content-type:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+assert content_type("classic.headers").startswith("text/plain; version=0.0.4"), content_type("classic.headers")
+assert content_type("open.headers").startswith("application/openmetrics-text; version=1.0.0"), content_type("open.headers")
+classic = {f.name: f for f in text_string_to_metric_families((work / "classic.txt").read_text())}
+opened = {f.name: f for f in openmetrics_families((work / "open.txt").read_text())}
+# An info family is a gauge named ..._info in the classic text.
+for families, label, build in ((classic, "text 0.0.4", "nephele_build_info"),
+                               (opened, "OpenMetrics", "nephele_build")):
+    for name, family in families.items():
+        assert family.documentation, f"{label}: {name} has no HELP"
+    for wanted in ("process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds",
+                   "process_max_fds", "process_start_time_seconds", build,
+                   "nephele_db_connections", "nephele_login_locks", "nephele_http_requests",
+                   "nephele_http_request_duration_seconds"):
+        assert wanted in families, f"{label}: no {wanted} among {sorted(families)}"
+print(f"metrics.sh: text 0.0.4: {len(classic)} families, "
+      f"{sum(len(f.samples) for f in classic.values())} samples; "
+      f"OpenMetrics: {len(opened)} families, {sum(len(f.samples) for f in opened.values())} samples; both parsed")
+PYEOF
