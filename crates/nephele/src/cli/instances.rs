@@ -16,8 +16,11 @@ use super::resources::{fields, show, write};
 use super::session::Session;
 use super::{Exit, Failure, Global, Paging};
 
-/// Longest single long-poll: short enough to move the progress bar.
+/// Longest single long-poll, without a progress bar to move.
 const POLL: u64 = 5;
+/// With a progress bar: the answer of a long poll comes at the task's end
+/// only, so the bar asks again each second to show the steps as they go.
+const BAR_POLL: u64 = 1;
 
 #[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
@@ -290,6 +293,29 @@ fn ended(task: &Value, out: Output) -> Result<(), Failure> {
     }
 }
 
+/// The operation and where it is: the last step done (or undone), else
+/// the status.
+fn progress_message(task: &Value) -> String {
+    let operation = task["operation"].as_str().unwrap_or("task");
+    let last = task["steps"].as_array().and_then(|steps| steps.last());
+    match last {
+        Some(step) => {
+            let name = step["name"].as_str().unwrap_or_default();
+            match step["action"].as_str() {
+                Some("undo") => format!("{operation}: undid {name}"),
+                _ => format!("{operation}: {name}"),
+            }
+        }
+        None => format!(
+            "{operation} {}",
+            task["taskStatus"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+        ),
+    }
+}
+
 /// Long-polls a task until it ends or `timeout` passes, with a progress
 /// bar when `progress` is asked for and stderr is a terminal.
 pub(crate) async fn follow(
@@ -308,22 +334,19 @@ pub(crate) async fn follow(
     });
     let deadline = Instant::now() + timeout;
     let path = format!("/api/v2/tasks/{task_id}");
+    let poll = if bar.is_some() { BAR_POLL } else { POLL };
     loop {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .as_secs()
-            .min(POLL);
+            .min(poll);
         let task = s
             .data(Request::get(&path).query("wait", Some(left)))
             .await?;
         let status = task["taskStatus"].as_str().unwrap_or_default().to_owned();
         if let Some(bar) = &bar {
             bar.set_position(task["progress"].as_u64().unwrap_or(0));
-            bar.set_message(format!(
-                "{} {}",
-                task["operation"].as_str().unwrap_or("task"),
-                status.to_lowercase()
-            ));
+            bar.set_message(progress_message(&task));
         }
         if status == "SUCCESS" || status == "FAILED" {
             if let Some(bar) = &bar {
@@ -372,5 +395,23 @@ pub async fn task(global: &Global, command: TaskCommand, out: Output) -> Result<
                 .await?;
             out.item(&value, &TASK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_names_the_last_step() {
+        let task = json!({"operation": "create", "taskStatus": "PENDING", "steps": []});
+        assert_eq!(progress_message(&task), "create pending");
+        let task = json!({"operation": "create", "taskStatus": "PENDING",
+            "steps": [{"name": "allocate", "action": "do", "outcome": "done"},
+                      {"name": "boot", "action": "do", "outcome": "done"}]});
+        assert_eq!(progress_message(&task), "create: boot");
+        let task = json!({"operation": "create", "taskStatus": "PENDING",
+            "steps": [{"name": "allocate", "action": "undo", "outcome": "done"}]});
+        assert_eq!(progress_message(&task), "create: undid allocate");
     }
 }
