@@ -53,9 +53,143 @@ const OPERATIONAL_ERRORS: &[(&str, &str)] = &[
     ("503", "Unavailable (5003)"),
 ];
 
-/// Adds the shared error responses to every operation that lacks them.
+/// Each operation's id, by method and path: unique and saying what it does
+/// (a handler's own name — `list`, `get` — is neither across modules).
+/// Generated clients name their methods after these.
+const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    (
+        "get",
+        "/.well-known/openid-configuration",
+        "getOpenIdConfiguration",
+    ),
+    ("get", "/api/1/accounts", "getAccount"),
+    ("get", "/api/2/clients", "listClients"),
+    ("post", "/api/2/clients", "createClient"),
+    ("get", "/api/2/clients/{client_id}", "getClient"),
+    ("put", "/api/2/clients/{client_id}", "updateClient"),
+    ("delete", "/api/2/clients/{client_id}", "deleteClient"),
+    (
+        "post",
+        "/api/2/clients/{client_id}/secret",
+        "resetClientSecret",
+    ),
+    ("post", "/api/2/idp/introspect", "introspectToken"),
+    ("get", "/api/2/idp/keys", "getJwks"),
+    ("post", "/api/2/idp/keys/rotate", "rotateSigningKeys"),
+    ("post", "/api/2/idp/revoke", "revokeToken"),
+    ("post", "/api/2/idp/token", "requestToken"),
+    ("get", "/api/2/idp/userinfo", "getUserInfo"),
+    ("post", "/api/2/idp/userinfo", "postUserInfo"),
+    ("get", "/api/notary/v2/keys", "listNotaryKeys"),
+    ("get", "/api/notary/v2/stored-files", "listStoredFiles"),
+    ("post", "/api/notary/v2/stored-files", "createStoredFile"),
+    ("get", "/api/notary/v2/stored-files/{id}", "getStoredFile"),
+    (
+        "delete",
+        "/api/notary/v2/stored-files/{id}",
+        "deleteStoredFileContent",
+    ),
+    (
+        "get",
+        "/api/notary/v2/stored-files/{id}/certificate",
+        "getStoredFileCertificate",
+    ),
+    (
+        "get",
+        "/api/notary/v2/stored-files/{id}/content",
+        "getStoredFileContent",
+    ),
+    ("get", "/api/notary/v2/tree-heads", "listTreeHeads"),
+    ("post", "/api/notary/v2/verify", "verifyNotarization"),
+    ("get", "/api/openapi.json", "getOpenApiDocument"),
+    ("get", "/api/v2/api-keys", "listApiKeys"),
+    ("post", "/api/v2/api-keys", "createApiKey"),
+    ("delete", "/api/v2/api-keys/{id}", "deleteApiKey"),
+    (
+        "post",
+        "/api/v2/api-keys/{id}/regenerate",
+        "regenerateApiKey",
+    ),
+    ("get", "/api/v2/audit-events", "listAuditEvents"),
+    ("get", "/api/v2/datacenters", "listDatacenters"),
+    ("post", "/api/v2/datacenters", "createDatacenter"),
+    ("delete", "/api/v2/datacenters/{id}", "deleteDatacenter"),
+    ("get", "/api/v2/images", "listImages"),
+    ("get", "/api/v2/instances", "listInstances"),
+    ("post", "/api/v2/instances", "createInstance"),
+    ("get", "/api/v2/instances/{id}", "getInstance"),
+    ("delete", "/api/v2/instances/{id}", "deleteInstance"),
+    ("patch", "/api/v2/instances/{id}", "updateInstance"),
+    ("post", "/api/v2/instances/{id}/reboot", "rebootInstance"),
+    ("post", "/api/v2/instances/{id}/start", "startInstance"),
+    ("post", "/api/v2/instances/{id}/stop", "stopInstance"),
+    ("get", "/api/v2/me", "getMe"),
+    ("get", "/api/v2/organizations", "listOrganizations"),
+    ("post", "/api/v2/organizations", "createOrganization"),
+    ("get", "/api/v2/organizations/{id}", "getOrganization"),
+    ("put", "/api/v2/organizations/{id}", "replaceOrganization"),
+    ("delete", "/api/v2/organizations/{id}", "deleteOrganization"),
+    ("patch", "/api/v2/organizations/{id}", "updateOrganization"),
+    (
+        "get",
+        "/api/v2/organizations/{id}/quota",
+        "getOrganizationQuota",
+    ),
+    (
+        "put",
+        "/api/v2/organizations/{id}/quota",
+        "setOrganizationQuota",
+    ),
+    ("get", "/api/v2/roles", "listRoles"),
+    ("post", "/api/v2/roles", "createRole"),
+    ("get", "/api/v2/roles/{id}", "getRole"),
+    ("put", "/api/v2/roles/{id}", "replaceRole"),
+    ("delete", "/api/v2/roles/{id}", "deleteRole"),
+    ("get", "/api/v2/tasks", "listTasks"),
+    ("get", "/api/v2/tasks/{id}", "getTask"),
+    ("delete", "/api/v2/tasks/{id}", "cancelTask"),
+    ("get", "/api/v2/users", "listUsers"),
+    ("post", "/api/v2/users", "createUser"),
+    ("get", "/api/v2/users/{id}", "getUser"),
+    ("put", "/api/v2/users/{id}", "replaceUser"),
+    ("delete", "/api/v2/users/{id}", "deleteUser"),
+    ("patch", "/api/v2/users/{id}", "updateUser"),
+    ("post", "/api/v2/users/{id}/password", "setUserPassword"),
+    (
+        "post",
+        "/api/v2/users/{id}/sessions/revoke",
+        "revokeUserSessions",
+    ),
+    ("get", "/docs", "getReferencePage"),
+    ("get", "/healthz", "getHealth"),
+    ("get", "/metrics", "getMetrics"),
+    ("post", "/occm/setup/init", "initializeSetup"),
+    ("get", "/occm/setup/status", "getSetupStatus"),
+    ("get", "/readyz", "getReadiness"),
+];
+
+fn operation_id(method: &str, path: &str) -> Option<&'static str> {
+    OPERATION_IDS
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, id)| *id)
+}
+
+/// Adds the shared error responses to every operation that lacks them, and
+/// names every operation (see [`OPERATION_IDS`]).
 pub fn finish(mut api: OpenApi) -> OpenApi {
     for (path, item) in api.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            if let (Some(op), Some(id)) = (op.as_mut(), operation_id(method, path)) {
+                op.operation_id = Some(id.to_owned());
+            }
+        }
         let errors = if path.starts_with("/api/") && path != "/api/openapi.json"
             || path.starts_with("/occm/")
         {
@@ -136,6 +270,30 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "apiKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("MC-Api-Key"))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_has_its_own_descriptive_id() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    super::operation_id(method, path) == Some(id),
+                    "{method} {path}: no entry in OPERATION_IDS (it has {id:?})"
+                );
+                assert!(seen.insert(id.to_owned()), "{id} twice");
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            super::OPERATION_IDS.len(),
+            "stale entries in OPERATION_IDS"
         );
     }
 }
