@@ -204,13 +204,17 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
             &mut item.delete,
             &mut item.patch,
         ];
-        let authenticated = path.starts_with("/api/v2/");
+        let security = security_of(path);
         for op in ops.into_iter().flatten() {
-            if authenticated {
+            if let Some(schemes) = security {
                 op.security.get_or_insert_with(|| {
-                    ["basic", "bearer", "apiKey"]
-                        .into_iter()
-                        .map(|s| SecurityRequirement::new(s, Vec::<String>::new()))
+                    schemes
+                        .iter()
+                        .map(|s| match *s {
+                            // Anyone: no credentials is one of the choices.
+                            "" => SecurityRequirement::default(),
+                            s => SecurityRequirement::new(s, Vec::<String>::new()),
+                        })
                         .collect()
                 });
                 for (status, description) in AUTH_ERRORS {
@@ -223,6 +227,32 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
         }
     }
     api
+}
+
+/// Where the oauth2 scheme's flows get their tokens (relative to the server).
+const TOKEN_URL: &str = "/api/2/idp/token";
+
+/// The schemes an operation on `path` takes, `""` standing for none at all;
+/// `None` for the operations that authenticate in their own way (the
+/// OAuth2 endpoints' client authentication) or not at all.
+fn security_of(path: &str) -> Option<&'static [&'static str]> {
+    const ANY: &[&str] = &["basic", "bearer", "apiKey", "oauth2"];
+    const ANY_OR_NONE: &[&str] = &["basic", "bearer", "apiKey", "oauth2", ""];
+    const BEARER: &[&str] = &["bearer", "oauth2"];
+    match path {
+        "/api/notary/v2/verify" | "/api/notary/v2/keys" | "/api/notary/v2/tree-heads" => {
+            Some(ANY_OR_NONE)
+        }
+        "/api/2/idp/userinfo" => Some(BEARER),
+        "/api/2/idp/keys/rotate" => Some(ANY),
+        p if p.starts_with("/api/v2/")
+            || p.starts_with("/api/notary/")
+            || p.starts_with("/api/2/clients") =>
+        {
+            Some(ANY)
+        }
+        _ => None,
+    }
 }
 
 fn add_error(op: &mut Operation, status: &str, description: &str) {
@@ -251,7 +281,8 @@ struct Security;
 impl utoipa::Modify for Security {
     fn modify(&self, api: &mut OpenApi) {
         use utoipa::openapi::security::{
-            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+            ApiKey, ApiKeyValue, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2,
+            Password, Scopes, SecurityScheme,
         };
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -270,6 +301,21 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "apiKey",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("MC-Api-Key"))),
+        );
+        let scopes = || {
+            Scopes::from_iter([
+                ("openid", "an id token (the password grant always has one)"),
+                ("profile", "the login in the id token"),
+                ("email", "the e-mail address in the id token"),
+                ("offline_access", "a refresh token"),
+            ])
+        };
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([
+                Flow::Password(Password::new(TOKEN_URL, scopes())),
+                Flow::ClientCredentials(ClientCredentials::new(TOKEN_URL, scopes())),
+            ])),
         );
     }
 }
