@@ -466,13 +466,13 @@ pub struct InstanceCreate {
     pub name: Option<String>,
     #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub image: Option<String>,
-    #[schema(value_type = i64, minimum = 1, maximum = 128)]
+    #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
-    #[schema(value_type = i64, minimum = 64, maximum = 1048576)]
+    #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
     pub memory_mib: Option<i64>,
     #[serde(rename = "diskGiB")]
-    #[schema(value_type = i64, minimum = 1, maximum = 65536)]
+    #[schema(value_type = i64, required = false, minimum = 1, maximum = 65536)]
     pub disk_gib: Option<i64>,
     /// This server's data center (the default); no other is accepted.
     pub datacenter: Option<Uuid>,
@@ -483,12 +483,12 @@ pub struct InstanceCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceUpdate {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    #[schema(value_type = i64, minimum = 1, maximum = 128)]
+    #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
-    #[schema(value_type = i64, minimum = 64, maximum = 1048576)]
+    #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
     pub memory_mib: Option<i64>,
 }
 

@@ -15,6 +15,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
                        Every `/api/v2` and `/occm` response is JSON by default and XML with \
                        `Accept: application/xml` or a `.xml` path suffix. Errors use the `errors` envelope."
     ),
+    servers((url = "/", description = "The server this document was read from")),
     components(schemas(ErrorBody)),
     modifiers(&Security),
     tags(
@@ -341,5 +342,18 @@ mod tests {
             super::OPERATION_IDS.len(),
             "stale entries in OPERATION_IDS"
         );
+    }
+
+    #[test]
+    fn what_the_server_defaults_is_not_required() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        // An instance needs only its name and image; a merge patch nothing.
+        assert_eq!(
+            schemas["InstanceCreate"]["required"],
+            serde_json::json!(["name", "image"])
+        );
+        assert!(schemas["InstanceUpdate"].get("required").is_none());
+        assert_eq!(doc["servers"][0]["url"], "/");
     }
 }
