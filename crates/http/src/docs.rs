@@ -475,6 +475,7 @@ impl<'a> Page<'a> {
         out.push_str("</style>\n</head>\n<body>\n<main>\n");
         self.header(&mut out, title);
         self.contents(&mut out);
+        self.shared_errors(&mut out);
         self.operations(&mut out);
         self.schemas(&mut out);
         self.security(&mut out);
@@ -831,9 +832,58 @@ impl<'a> Page<'a> {
         out.push_str("</ul>\n");
     }
 
+    /// The errors every operation may answer, once (see
+    /// [`crate::openapi::shared_errors`]); nothing when the document has none.
+    fn shared_errors(&self, out: &mut String) {
+        let shared = crate::openapi::shared_errors();
+        let used: Vec<&(&str, &str)> = shared
+            .iter()
+            .filter(|(status, description)| self.any_operation_answers(status, description))
+            .collect();
+        if used.is_empty() {
+            return;
+        }
+        out.push_str(
+            "<section id=\"shared-errors\">\n<h2>Errors every operation may answer</h2>\n",
+        );
+        out.push_str("<p>Beside its own responses, each operation may answer these, in the <code>errors</code> envelope (<code>ErrorBody</code>); 401 and 403 only where credentials are taken.</p>\n");
+        out.push_str(
+            "<table>\n<thead><tr><th>Status</th><th>Description</th></tr></thead>\n<tbody>\n",
+        );
+        for (status, description) in used {
+            out.push_str("<tr><td><code class=\"status ");
+            out.push_str(status_class(status));
+            out.push_str("\">");
+            out.push_str(&escape(status));
+            out.push_str("</code></td><td>");
+            out.push_str(&escape(description));
+            out.push_str("</td></tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n</section>\n");
+    }
+
+    fn any_operation_answers(&self, status: &str, description: &str) -> bool {
+        self.doc.entries_at("paths").iter().any(|(_, item)| {
+            item.entries().iter().any(|(_, op)| {
+                op.entries_at("responses").iter().any(|(s, r)| {
+                    s == status && self.resolve(r).str_at("description") == Some(description)
+                })
+            })
+        })
+    }
+
     fn responses(&self, out: &mut String, op: &Node) {
-        let responses = op.entries_at("responses");
-        if responses.is_empty() {
+        let shared = crate::openapi::shared_errors();
+        let (common, responses): (Vec<_>, Vec<_>) =
+            op.entries_at("responses")
+                .iter()
+                .partition(|(status, response)| {
+                    let description = self.resolve(response).str_at("description");
+                    shared
+                        .iter()
+                        .any(|(s, d)| s == status && Some(*d) == description)
+                });
+        if responses.is_empty() && common.is_empty() {
             return;
         }
         out.push_str("<h4>Responses</h4>\n<table>\n<thead><tr><th>Status</th><th>Description</th><th>Content</th></tr></thead>\n<tbody>\n");
@@ -881,6 +931,14 @@ impl<'a> Page<'a> {
             out.push_str("</td></tr>\n");
         }
         out.push_str("</tbody>\n</table>\n");
+        if !common.is_empty() {
+            let statuses: Vec<String> = common.iter().map(|(s, _)| escape(s)).collect();
+            out.push_str(
+                "<p class=\"muted\">And the <a href=\"#shared-errors\">shared errors</a>: ",
+            );
+            out.push_str(&statuses.join(", "));
+            out.push_str(".</p>\n");
+        }
     }
 
     fn schemas(&self, out: &mut String) {

@@ -277,6 +277,24 @@ const AUTH_ERRORS: &[(&str, &str)] = &[
     ("403", "Not permitted for this role (1003)"),
 ];
 
+/// The error responses `finish` adds to operations, each once, by status:
+/// the reference page shows them in one table instead of in every
+/// operation's.
+pub(crate) fn shared_errors() -> Vec<(&'static str, &'static str)> {
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    for entry in COMMON_ERRORS
+        .iter()
+        .chain(AUTH_ERRORS)
+        .chain(OPERATIONAL_ERRORS)
+    {
+        if !all.contains(entry) {
+            all.push(*entry);
+        }
+    }
+    all.sort_unstable();
+    all
+}
+
 struct Security;
 
 impl utoipa::Modify for Security {

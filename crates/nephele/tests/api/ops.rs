@@ -133,5 +133,16 @@ async fn the_reference_page_is_self_contained() {
     let html = r.text().await.unwrap();
     assert!(html.contains("/occm/setup/init"));
     assert!(!html.contains("<script"));
+    // The errors every operation shares are one table, not a row in each.
+    assert!(
+        html.contains("<section id=\"shared-errors\">"),
+        "no shared table"
+    );
+    assert_eq!(
+        html.matches("Unsupported media type (3002)").count(),
+        1,
+        "the shared errors are repeated"
+    );
+    assert!(html.contains("<a href=\"#shared-errors\">shared errors</a>"));
     s.stop().await;
 }
