@@ -256,16 +256,10 @@ impl App {
     /// Counts an attempt before its password is checked: 429 (1004) while
     /// locked; otherwise waits as long as the lockout says.
     pub(crate) async fn reserve_login_attempt(&self, keys: &Keys) -> Result<()> {
-        let policy = self.config().lockout;
-        let now = self.clock().now();
-        let (verdict, counters) = self
-            .store()
-            .update_login_counters(&keys.0, |counters| {
-                (policy.reserve(counters, now), counters.to_vec())
-            })
-            .await?;
-        self.login_locks().note(keys, &counters);
-        match verdict {
+        match self
+            .change_login_counters(keys, LockoutPolicy::reserve)
+            .await?
+        {
             Verdict::Refused(wait) => Err(locked_out(wait)),
             Verdict::Check(delay) => {
                 if !delay.is_zero() {
@@ -278,17 +272,27 @@ impl App {
 
     /// Takes back the count of an attempt whose password was right.
     pub(crate) async fn login_succeeded(&self, keys: &Keys) -> Result<()> {
+        self.change_login_counters(keys, LockoutPolicy::succeeded)
+            .await
+    }
+
+    /// Applies one step of the policy to an attempt's counters in the
+    /// database, and notes the locks they now hold.
+    async fn change_login_counters<R: Send>(
+        &self,
+        keys: &Keys,
+        step: fn(&LockoutPolicy, &mut [Counter], DateTime<Utc>) -> R,
+    ) -> Result<R> {
         let policy = self.config().lockout;
         let now = self.clock().now();
-        let counters = self
+        let (answer, counters) = self
             .store()
             .update_login_counters(&keys.0, |counters| {
-                policy.succeeded(counters, now);
-                counters.to_vec()
+                (step(&policy, counters, now), counters.to_vec())
             })
             .await?;
         self.login_locks().note(keys, &counters);
-        Ok(())
+        Ok(answer)
     }
 
     /// How many lockout keys are locked now (this node's view: its own

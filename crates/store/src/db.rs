@@ -502,6 +502,11 @@ impl Store {
     }
 }
 
+/// A row as a JSON array (see [`Store::json_array_sql`]), as `T`.
+pub(crate) fn from_json_row<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| Error::internal(format!("corrupt row {json:?}: {e}")))
+}
+
 /// The arguments of a JSON object of `columns` (`a, b, …`): `'a', a, …`.
 pub(crate) fn json_object_fields(columns: &str) -> String {
     columns

@@ -2,7 +2,7 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{col, col_id, col_time, db_error, parse_id, Backend, JsonType};
+use crate::db::{col, col_id, col_time, db_error, from_json_row, parse_id, Backend, JsonType};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{insert_task, NewTask, Task};
 use crate::write::{Arg, WriteTx};
@@ -994,11 +994,7 @@ impl Store {
             .fetch_one(&mut **tx)
             .await
             .map_err(db_error)?;
-            let limits = Limits {
-                instances: col(&row, "instances")?,
-                vcpus: col(&row, "vcpus")?,
-                memory_mib: col(&row, "memory_mib")?,
-            };
+            let limits = limits_from_row(&row)?;
             let used = usage_of(&mut **tx, parse_id(id)?).await?;
             fits(&limits, used, moved, false)?;
         }
@@ -1021,11 +1017,7 @@ impl Store {
         Ok(match row {
             Some(r) => Quota {
                 organization_id: org,
-                limits: Limits {
-                    instances: col(&r, "instances")?,
-                    vcpus: col(&r, "vcpus")?,
-                    memory_mib: col(&r, "memory_mib")?,
-                },
+                limits: limits_from_row(&r)?,
                 usage,
                 updated_at: Some(col_time(&r, "updated_at")?),
                 version: col(&r, "version")?,
@@ -1084,6 +1076,15 @@ impl Store {
     }
 }
 
+/// A `quotas` row's `instances`, `vcpus` and `memory_mib`.
+fn limits_from_row(r: &AnyRow) -> Result<Limits> {
+    Ok(Limits {
+        instances: col(r, "instances")?,
+        vcpus: col(r, "vcpus")?,
+        memory_mib: col(r, "memory_mib")?,
+    })
+}
+
 /// What instances use: their count, vCPUs and memory.
 const USAGE: &str = "count(*), CAST(COALESCE(SUM(cpu), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT)";
@@ -1103,11 +1104,6 @@ where
         vcpus: row.try_get(1).map_err(db_error)?,
         memory_mib: row.try_get(2).map_err(db_error)?,
     })
-}
-
-/// A row as a JSON array (see [`Store::json_array_sql`]), as `T`.
-fn from_json_row<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| Error::internal(format!("corrupt row {json:?}: {e}")))
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! their rows locked on PostgreSQL, so no two attempts on any node see
 //! the same count.
 
-use crate::db::{db_error, Backend};
+use crate::db::{db_error, from_json_row, Backend};
 use crate::write::Arg;
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
-use nephele_common::{Error, Result};
+use nephele_common::Result;
 use sqlx::Row;
 
 /// One key's counter: a missing row is all zero.
@@ -85,8 +85,7 @@ impl Store {
         let mut counters = vec![Counter::default(); keys.len()];
         for row in rows {
             let (key, count, at, locked_until): (String, i64, i64, Option<i64>) =
-                serde_json::from_str(&row)
-                    .map_err(|e| Error::internal(format!("corrupt row {row:?}: {e}")))?;
+                from_json_row(&row)?;
             if let Some(i) = keys.iter().position(|k| *k == key) {
                 counters[i] = Counter {
                     count,
