@@ -607,11 +607,8 @@ impl App {
                 .map_or(0, |c| c.token_generation);
             (id, generation)
         });
-        let (principal, sessions) = match (successor.user_id, bound) {
-            (Some(user), _) => (PrincipalId::User(user), Some(successor.session_generation)),
-            (None, Some((id, _))) => (PrincipalId::Client(id), None),
-            (None, None) => return Err(invalid()),
-        };
+        let principal = refresh_subject(&successor).ok_or_else(invalid)?;
+        let sessions = successor.user_id.map(|_| successor.session_generation);
         // The user's row is read only for a new id token; a client's own
         // token has none.
         let id_user = match successor.user_id {
@@ -875,11 +872,7 @@ impl App {
                 .refresh_token_by_hash(&hash_token(token))
                 .await?
             {
-                let subject = match refresh.user_id {
-                    Some(user) => Some(PrincipalId::User(user)),
-                    None => refresh.client_id.map(PrincipalId::Client),
-                };
-                if may(subject, refresh.client_id) {
+                if may(refresh_subject(&refresh), refresh.client_id) {
                     self.store()
                         .revoke_refresh_family(refresh.family_id, now)
                         .await?;
@@ -902,8 +895,8 @@ impl App {
             }
             // A token the API would refuse is not active: its user is
             // gone or its sessions ended, its client disabled.
-            match self.actor_for_token(&claims).await {
-                Ok(_) => {}
+            let actor = match self.actor_for_token(&claims).await {
+                Ok(actor) => actor,
                 Err(e)
                     if matches!(
                         e.code(),
@@ -913,11 +906,9 @@ impl App {
                     return Ok(inactive)
                 }
                 Err(e) => return Err(e),
-            }
-            let username = match claims.principal() {
-                Some(PrincipalId::User(id)) => self.store().user(id).await?.map(|u| u.login),
-                _ => None,
             };
+            // A user's actor is named by the login.
+            let username = matches!(actor.principal, PrincipalId::User(_)).then_some(actor.name);
             return Ok(Introspection {
                 active: true,
                 scope: Some(claims.scope.clone()),
@@ -1082,6 +1073,14 @@ impl App {
             }
             _ => Err(crate::access::invalid_credentials()),
         }
+    }
+}
+
+/// Whom a refresh token speaks for: its user, or without one its client.
+fn refresh_subject(token: &RefreshToken) -> Option<PrincipalId> {
+    match token.user_id {
+        Some(user) => Some(PrincipalId::User(user)),
+        None => token.client_id.map(PrincipalId::Client),
     }
 }
 
