@@ -21,18 +21,9 @@ die() { log "error: $*"; exit 1; }
 BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 [[ -x "$BIN" ]] || die "not an executable file: $BIN"
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
-
-installed() { "$1" -c 'import prometheus_client, sys; sys.stdout.write(prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else __import__("importlib.metadata").metadata.version("prometheus-client"))' 2>/dev/null || true; }
-if [[ "$(installed "$PY")" != "$PROMETHEUS_CLIENT_VERSION" ]]; then
-    if ! "$PY" -m pip install --quiet "prometheus-client==$PROMETHEUS_CLIENT_VERSION"; then
-        VENV="${XDG_CACHE_HOME:-$HOME/.cache}/nephele-ci/prometheus-client-$PROMETHEUS_CLIENT_VERSION"
-        [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV" || die "cannot create a virtualenv"
-        "$VENV/bin/python" -m pip install --quiet "prometheus-client==$PROMETHEUS_CLIENT_VERSION" \
-            || die "cannot install prometheus-client==$PROMETHEUS_CLIENT_VERSION"
-        PY="$VENV/bin/python"
-    fi
-fi
+# shellcheck source=.ci/pip-tool.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pip-tool.sh"
+pip_tool prometheus-client "$PROMETHEUS_CLIENT_VERSION"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nephele-metrics.XXXXXX")"
 PID=""
