@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub mod schema;
+
 /// `{"data": …}`: every successful `/api/v2` and `/occm` body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Data<T> {
@@ -51,14 +53,14 @@ pub struct SetupInit {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupOrganization {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupAdmin {
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = schema::Login)]
     pub login: Option<String>,
     #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
@@ -89,7 +91,7 @@ pub struct Organization {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationCreate {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
     /// Default: the organization acted in.
     pub parent_id: Option<Uuid>,
@@ -100,7 +102,7 @@ pub struct OrganizationCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationUpdate {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
     /// Move the organization below this one (not below itself or its own
     /// descendants). Absent: it stays where it is.
@@ -132,7 +134,7 @@ pub struct Health {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserCreate {
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = schema::Login)]
     pub login: Option<String>,
     #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
@@ -151,10 +153,11 @@ pub struct UserCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpdate {
-    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    #[schema(value_type = schema::Login)]
     pub login: Option<String>,
     #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(value_type = Vec<String>)]
     pub roles: Option<Vec<String>>,
     pub datacenter_id: Option<Uuid>,
 }
@@ -190,9 +193,9 @@ pub struct Role {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleWrite {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<schema::Permission>)]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -216,7 +219,7 @@ pub struct ApiKey {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyCreate {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
 }
 
@@ -310,10 +313,9 @@ pub struct StoredFile {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StoredFileRegistration {
-    /// 64 hexadecimal digits.
-    #[schema(value_type = String)]
+    #[schema(value_type = schema::Sha256)]
     pub sha256: Option<String>,
-    #[schema(value_type = String, min_length = 1, max_length = 255)]
+    #[schema(value_type = schema::FileName)]
     pub name: Option<String>,
 }
 
@@ -321,8 +323,7 @@ pub struct StoredFileRegistration {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// 64 hexadecimal digits.
-    #[schema(value_type = String)]
+    #[schema(value_type = schema::Sha256)]
     pub sha256: Option<String>,
 }
 
@@ -426,7 +427,7 @@ pub struct Datacenter {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatacenterCreate {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
     /// An absolute `http://` or `https://` URL.
     #[schema(value_type = String)]
@@ -462,17 +463,20 @@ pub struct Instance {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceCreate {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub name: Option<String>,
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub image: Option<String>,
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub memory_mib: Option<i64>,
     #[serde(rename = "diskGiB")]
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 65536)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub disk_gib: Option<i64>,
     /// This server's data center (the default); no other is accepted.
     pub datacenter: Option<Uuid>,
@@ -483,12 +487,14 @@ pub struct InstanceCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceUpdate {
-    #[schema(value_type = String, required = false, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name, required = false)]
     pub name: Option<String>,
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub memory_mib: Option<i64>,
 }
 
@@ -571,11 +577,14 @@ pub struct Quota {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuotaWrite {
     #[schema(value_type = Option<i64>, minimum = 0)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub instances: Option<i64>,
     #[schema(value_type = Option<i64>, minimum = 0)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub vcpus: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = Option<i64>, minimum = 0)]
+    #[serde(default, deserialize_with = "schema::whole_number")]
     pub memory_mib: Option<i64>,
 }
 
@@ -742,7 +751,7 @@ pub struct ApiClient {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiClientData {
-    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    #[schema(value_type = schema::Name)]
     pub client_name: Option<String>,
 }
 
@@ -752,11 +761,14 @@ pub struct ApiClientData {
 pub struct ApiClientCreate {
     /// `api_client` (the only type).
     #[serde(rename = "type")]
+    #[schema(value_type = Option<schema::ClientType>)]
     pub kind: Option<String>,
     /// The organization the client acts in. Default: the caller's.
     pub tenant_id: Option<Uuid>,
     /// `client_secret_basic` (default) or `client_secret_post`.
+    #[schema(value_type = Option<schema::TokenEndpointAuthMethod>)]
     pub token_endpoint_auth_method: Option<String>,
+    #[schema(value_type = ApiClientData)]
     pub data: Option<ApiClientData>,
     /// Role names (built-in or the tenant's own) or ids. Default: `admin`.
     /// The caller must hold every permission they carry.
@@ -769,6 +781,7 @@ pub struct ApiClientCreate {
 pub struct ApiClientUpdate {
     pub data: Option<ApiClientData>,
     /// `enabled` or `disabled`.
+    #[schema(value_type = Option<schema::ClientStatus>)]
     pub status: Option<String>,
     pub roles: Option<Vec<String>>,
 }

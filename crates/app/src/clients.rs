@@ -266,12 +266,10 @@ impl App {
     ) -> Result<ApiClient> {
         let (_, held, assignable) = self.managed_client(ctx, id).await?;
         let mut v = Validator::new();
-        let name = v.field(
-            "data.client_name",
-            request.data.and_then(|d| d.client_name),
-            false,
-            |n| Name::parse(&n),
-        );
+        // `data`, when sent, is whole: it has the name.
+        let name = request
+            .data
+            .and_then(|d| v.require("data.client_name", d.client_name, |n| Name::parse(&n)));
         if let Some(status) = &request.status {
             if !STATUSES.contains(&status.as_str()) {
                 v.push("status", "must be enabled or disabled");

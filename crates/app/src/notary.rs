@@ -78,7 +78,6 @@ pub struct LoggedTreeHead {
 }
 
 fn sha256_digest(s: &str) -> std::result::Result<Hash, String> {
-    let s = s.trim();
     let bytes = hex::decode(s)
         .ok()
         .filter(|b| b.len() == 32)

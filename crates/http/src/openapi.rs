@@ -3,8 +3,9 @@
 
 use nephele_api_types::ErrorBody;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ArrayItems, Schema};
 use utoipa::openapi::security::SecurityRequirement;
-use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -176,9 +177,12 @@ fn operation_id(method: &str, path: &str) -> Option<&'static str> {
         .map(|(_, _, id)| *id)
 }
 
-/// Adds the shared error responses to every operation that lacks them, and
-/// names every operation (see [`OPERATION_IDS`]).
+/// Adds the shared error responses to every operation that lacks them,
+/// names every operation (see [`OPERATION_IDS`]) and says which take no
+/// credentials at all.
 pub fn finish(mut api: OpenApi) -> OpenApi {
+    refer_to_components(&mut api);
+    split_merge_patches(&mut api);
     for (path, item) in api.paths.paths.iter_mut() {
         for (method, op) in [
             ("get", &mut item.get),
@@ -207,6 +211,10 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
         ];
         let security = security_of(path);
         for op in ops.into_iter().flatten() {
+            // Declared as none at all, so that it is not read as forgotten.
+            if security.is_none() {
+                op.security.get_or_insert_with(Vec::new);
+            }
             if let Some(schemes) = security {
                 op.security.get_or_insert_with(|| {
                     schemes
@@ -228,6 +236,76 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
         }
     }
     api
+}
+
+/// utoipa copies a generic's argument into the envelope (`Data_Instance`'s
+/// `data` is a whole `Instance`); point each copy at the component instead,
+/// so that every body names its type and generated clients have one class
+/// per resource.
+fn refer_to_components(api: &mut OpenApi) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let names: Vec<String> = components.schemas.keys().cloned().collect();
+    for (name, envelope) in components.schemas.iter_mut() {
+        let Some(arg) = name
+            .strip_prefix("Data_")
+            .or_else(|| name.strip_prefix("List_"))
+            .filter(|arg| names.iter().any(|n| n == arg))
+        else {
+            continue;
+        };
+        let RefOr::T(Schema::Object(envelope)) = envelope else {
+            continue;
+        };
+        let Some(data) = envelope.properties.get_mut("data") else {
+            continue;
+        };
+        let slot = match data {
+            RefOr::T(Schema::Array(list)) => match &mut list.items {
+                ArrayItems::RefOrSchema(item) => item.as_mut(),
+                ArrayItems::False => continue,
+            },
+            one => one,
+        };
+        *slot = RefOr::Ref(Ref::from_schema_name(arg));
+    }
+}
+
+/// PUT and PATCH share a request type (`OrganizationUpdate`), whose schema
+/// lists what PUT requires; a merge patch (RFC 7396) requires nothing, so
+/// each PATCH gets a copy without `required` (`OrganizationPatch`).
+fn split_merge_patches(api: &mut OpenApi) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    for item in api.paths.paths.values_mut() {
+        let Some(body) = item.patch.as_mut().and_then(|op| op.request_body.as_mut()) else {
+            continue;
+        };
+        for content in body.content.values_mut() {
+            let Some(RefOr::Ref(reference)) = content.schema.as_mut() else {
+                continue;
+            };
+            let name = reference
+                .ref_location
+                .trim_start_matches("#/components/schemas/")
+                .to_owned();
+            let Some(RefOr::T(Schema::Object(shared))) = components.schemas.get(&name) else {
+                continue;
+            };
+            if shared.required.is_empty() {
+                continue;
+            }
+            let mut patch = shared.clone();
+            patch.required.clear();
+            let patch_name = format!("{}Patch", name.trim_end_matches("Update"));
+            components
+                .schemas
+                .insert(patch_name.clone(), RefOr::T(Schema::Object(patch)));
+            *reference = Ref::from_schema_name(patch_name);
+        }
+    }
 }
 
 /// Where the oauth2 scheme's flows get their tokens (relative to the server).
@@ -373,5 +451,61 @@ mod tests {
         );
         assert!(schemas["InstanceUpdate"].get("required").is_none());
         assert_eq!(doc["servers"][0]["url"], "/");
+    }
+
+    #[test]
+    fn every_operation_says_what_it_does_and_what_it_takes() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let summary = op["summary"].as_str().unwrap_or_default();
+                assert!(!summary.is_empty(), "{method} {path}: no summary");
+                assert!(op["security"].is_array(), "{method} {path}: no security");
+            }
+        }
+    }
+
+    #[test]
+    fn every_component_is_used_and_bodies_name_their_types() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let text = doc.to_string();
+        for name in doc["components"]["schemas"].as_object().unwrap().keys() {
+            let reference = format!("\"#/components/schemas/{name}\"");
+            assert!(text.contains(&reference), "{name} is never used");
+        }
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["Data_Instance"]["properties"]["data"]["$ref"],
+            "#/components/schemas/Instance"
+        );
+        assert_eq!(
+            schemas["List_Instance"]["properties"]["data"]["items"]["$ref"],
+            "#/components/schemas/Instance"
+        );
+    }
+
+    #[test]
+    fn a_merge_patch_requires_nothing_and_a_put_what_it_replaces() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let body = |method: &str, path: &str, media: &str| {
+            let reference = doc["paths"][path][method]["requestBody"]["content"][media]["schema"]
+                ["$ref"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("#/components/schemas/")
+                .to_owned();
+            doc["components"]["schemas"][reference].clone()
+        };
+        for path in ["/api/v2/organizations/{id}", "/api/v2/users/{id}"] {
+            let patch = body("patch", path, "application/merge-patch+json");
+            assert!(patch.get("required").is_none(), "PATCH {path}");
+        }
+        let put = body("put", "/api/v2/users/{id}", "application/json");
+        assert_eq!(
+            put["required"],
+            serde_json::json!(["login", "email", "roles"])
+        );
+        let put = body("put", "/api/v2/organizations/{id}", "application/json");
+        assert_eq!(put["required"], serde_json::json!(["name"]));
     }
 }

@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 #[serde(deny_unknown_fields)]
 pub struct LoginQuery {
     /// The login (or e-mail) to look up.
+    #[param(value_type = String, min_length = 1)]
     pub login: Option<String>,
 }
 

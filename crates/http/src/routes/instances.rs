@@ -31,6 +31,7 @@ pub struct InstanceParams {
     /// Only instances of this name.
     pub name: Option<String>,
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextPage` of the previous page.
     pub page_token: Option<String>,

@@ -36,6 +36,7 @@ pub struct ScopedList {
     #[param(rename = "org_id")]
     pub org_id: Option<uuid::Uuid>,
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextPage` of the previous page.
     pub page_token: Option<String>,
@@ -47,6 +48,7 @@ pub struct ScopedList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlainList {
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextPage` of the previous page.
     pub page_token: Option<String>,

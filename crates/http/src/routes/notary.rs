@@ -14,7 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use nephele_api_types::{
-    Certificate, Data, ErrorBody, List, LoggedTreeHead, NotaryKey, StoredFile,
+    schema, Certificate, Data, ErrorBody, List, LoggedTreeHead, NotaryKey, StoredFile,
     StoredFileRegistration, Verification, VerifyRequest,
 };
 use nephele_common::ids::OrganizationId;
@@ -37,10 +37,12 @@ pub struct StoredFileParams {
     #[param(rename = "org_id")]
     pub org_id: Option<uuid::Uuid>,
     /// Only files with this SHA-256 (hex).
+    #[param(value_type = Option<schema::Sha256>)]
     pub sha256: Option<String>,
     /// Only files of this name.
     pub name: Option<String>,
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextPage` of the previous page.
     pub page_token: Option<String>,
@@ -58,8 +60,10 @@ pub struct UploadParams {
     pub org_id: Option<uuid::Uuid>,
     /// The file's name (raw uploads; a multipart upload may give it as
     /// the part's filename or a `name` field).
+    #[param(value_type = Option<schema::FileName>)]
     pub name: Option<String>,
     /// The SHA-256 (hex) the content must have.
+    #[param(value_type = Option<schema::Sha256>)]
     pub sha256: Option<String>,
 }
 
@@ -199,6 +203,7 @@ pub async fn list(
     )?)
 }
 
+/// One stored file: its record, hash and notarization.
 #[utoipa::path(get, path = "/api/notary/v2/stored-files/{id}", tag = "notary",
     params(("id" = String, Path, description = "Stored file id")),
     responses((status = 200, description = "The stored file", body = Data<StoredFile>),

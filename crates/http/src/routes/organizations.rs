@@ -30,6 +30,7 @@ pub struct ListParams {
     /// Only the direct children of this organization.
     pub parent_id: Option<uuid::Uuid>,
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextPage` of the previous page.
     pub page_token: Option<String>,

@@ -29,6 +29,7 @@ pub struct TaskParams {
     /// Only tasks on this resource.
     pub resource_id: Option<String>,
     /// Items per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextPage` of the previous page.
     pub page_token: Option<String>,
