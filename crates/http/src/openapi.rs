@@ -184,17 +184,6 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
     refer_to_components(&mut api);
     split_merge_patches(&mut api);
     for (path, item) in api.paths.paths.iter_mut() {
-        for (method, op) in [
-            ("get", &mut item.get),
-            ("put", &mut item.put),
-            ("post", &mut item.post),
-            ("delete", &mut item.delete),
-            ("patch", &mut item.patch),
-        ] {
-            if let (Some(op), Some(id)) = (op.as_mut(), operation_id(method, path)) {
-                op.operation_id = Some(id.to_owned());
-            }
-        }
         let errors = if path.starts_with("/api/") && path != "/api/openapi.json"
             || path.starts_with("/occm/")
         {
@@ -202,32 +191,39 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
         } else {
             OPERATIONAL_ERRORS
         };
-        let ops = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
         let security = security_of(path);
-        for op in ops.into_iter().flatten() {
-            // Declared as none at all, so that it is not read as forgotten.
-            if security.is_none() {
-                op.security.get_or_insert_with(Vec::new);
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            let Some(op) = op.as_mut() else {
+                continue;
+            };
+            if let Some(id) = operation_id(method, path) {
+                op.operation_id = Some(id.to_owned());
             }
-            if let Some(schemes) = security {
-                op.security.get_or_insert_with(|| {
-                    schemes
-                        .iter()
-                        .map(|s| match *s {
-                            // Anyone: no credentials is one of the choices.
-                            "" => SecurityRequirement::default(),
-                            s => SecurityRequirement::new(s, Vec::<String>::new()),
-                        })
-                        .collect()
-                });
-                for (status, description) in AUTH_ERRORS {
-                    add_error(op, status, description);
+            match security {
+                // Declared as none at all, so that it is not read as forgotten.
+                None => {
+                    op.security.get_or_insert_with(Vec::new);
+                }
+                Some(schemes) => {
+                    op.security.get_or_insert_with(|| {
+                        schemes
+                            .iter()
+                            .map(|s| match *s {
+                                // Anyone: no credentials is one of the choices.
+                                "" => SecurityRequirement::default(),
+                                s => SecurityRequirement::new(s, Vec::<String>::new()),
+                            })
+                            .collect()
+                    });
+                    for (status, description) in AUTH_ERRORS {
+                        add_error(op, status, description);
+                    }
                 }
             }
             for (status, description) in errors {
