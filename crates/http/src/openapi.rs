@@ -349,6 +349,10 @@ fn add_error(op: &mut Operation, status: &str, description: &str) {
 const AUTH_ERRORS: &[(&str, &str)] = &[
     ("401", "Authentication required or invalid (1000, 1001)"),
     ("403", "Not permitted for this role (1003)"),
+    (
+        "429",
+        "Too many failed sign-ins for this account or from this address (1004)",
+    ),
 ];
 
 /// The error responses `finish` adds to operations, each once, by status:
