@@ -53,14 +53,16 @@ pub struct SetupInit {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupOrganization {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetupAdmin {
-    #[schema(value_type = schema::Login)]
+    #[schema(value_type = schema::Login, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub login: Option<String>,
     #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
@@ -91,7 +93,8 @@ pub struct Organization {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationCreate {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
     /// Default: the organization acted in.
     pub parent_id: Option<Uuid>,
@@ -102,7 +105,8 @@ pub struct OrganizationCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganizationUpdate {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
     /// Move the organization below this one (not below itself or its own
     /// descendants). Absent: it stays where it is.
@@ -134,7 +138,8 @@ pub struct Health {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserCreate {
-    #[schema(value_type = schema::Login)]
+    #[schema(value_type = schema::Login, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub login: Option<String>,
     #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
@@ -153,11 +158,13 @@ pub struct UserCreate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpdate {
-    #[schema(value_type = schema::Login)]
+    #[schema(value_type = schema::Login, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub login: Option<String>,
     #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Option<String>,
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<String>, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub roles: Option<Vec<String>>,
     pub datacenter_id: Option<Uuid>,
 }
@@ -193,9 +200,11 @@ pub struct Role {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleWrite {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
-    #[schema(value_type = Vec<schema::Permission>)]
+    #[schema(value_type = Vec<schema::Permission>, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -219,7 +228,8 @@ pub struct ApiKey {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyCreate {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
 }
 
@@ -313,17 +323,39 @@ pub struct StoredFile {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StoredFileRegistration {
-    #[schema(value_type = schema::Sha256)]
+    #[schema(value_type = schema::Sha256, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub sha256: Option<String>,
     #[schema(value_type = schema::FileName)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
+}
+
+/// A `multipart/form-data` upload of a stored file; the parts may come in
+/// any order, and no others. (The server reads the parts as they stream;
+/// serde's attributes are here for the schema.)
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoredFileUpload {
+    /// The content. Its part's `filename` names the file when neither
+    /// `name` nor `?name=` does.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    #[schema(value_type = schema::FileName)]
+    #[serde(default, deserialize_with = "schema::present")]
+    pub name: Option<String>,
+    /// The SHA-256 the content must have.
+    #[schema(value_type = schema::Sha256)]
+    #[serde(default, deserialize_with = "schema::present")]
+    pub sha256: Option<String>,
 }
 
 /// Asks whether a hash is notarized.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
-    #[schema(value_type = schema::Sha256)]
+    #[schema(value_type = schema::Sha256, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub sha256: Option<String>,
 }
 
@@ -427,10 +459,11 @@ pub struct Datacenter {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatacenterCreate {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
-    /// An absolute `http://` or `https://` URL.
-    #[schema(value_type = String)]
+    #[schema(value_type = schema::HttpUrl, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub server_url: Option<String>,
 }
 
@@ -442,8 +475,7 @@ pub struct Instance {
     pub id: Uuid,
     pub name: String,
     pub organization_id: Uuid,
-    /// `Provisioning`, `Stopped`, `Starting`, `Running`, `Stopping`,
-    /// `Rebooting`, `Deleting` or `Error`.
+    #[schema(value_type = schema::InstanceState)]
     pub state: String,
     pub cpu: i64,
     #[serde(rename = "memoryMiB")]
@@ -463,20 +495,22 @@ pub struct Instance {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceCreate {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub image: Option<String>,
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
-    #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(default, deserialize_with = "schema::present_whole_number")]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
-    #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(default, deserialize_with = "schema::present_whole_number")]
     pub memory_mib: Option<i64>,
     #[serde(rename = "diskGiB")]
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 65536)]
-    #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(default, deserialize_with = "schema::present_whole_number")]
     pub disk_gib: Option<i64>,
     /// This server's data center (the default); no other is accepted.
     pub datacenter: Option<Uuid>,
@@ -488,13 +522,14 @@ pub struct InstanceCreate {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstanceUpdate {
     #[schema(value_type = schema::Name, required = false)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub name: Option<String>,
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
-    #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(default, deserialize_with = "schema::present_whole_number")]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
-    #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(default, deserialize_with = "schema::present_whole_number")]
     pub memory_mib: Option<i64>,
 }
 
@@ -523,7 +558,7 @@ pub struct TaskStep {
 #[serde(rename_all = "camelCase")]
 pub struct Task {
     pub task_id: Uuid,
-    /// `PENDING` (queued or running), `SUCCESS` or `FAILED`.
+    #[schema(value_type = schema::TaskStatus)]
     pub task_status: String,
     /// `create`, `start`, `stop`, `reboot` or `delete`.
     pub operation: String,
@@ -751,7 +786,8 @@ pub struct ApiClient {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiClientData {
-    #[schema(value_type = schema::Name)]
+    #[schema(value_type = schema::Name, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub client_name: Option<String>,
 }
 
@@ -808,16 +844,23 @@ pub struct TokenForm {
     pub scope: Option<String>,
     /// For `refresh_token`.
     pub refresh_token: Option<String>,
+    /// With `client_secret` (an empty parameter is an absent one).
+    #[schema(min_length = 1)]
     pub client_id: Option<String>,
+    #[schema(min_length = 1)]
     pub client_secret: Option<String>,
 }
 
 /// The form of `POST /api/2/idp/revoke` and `/api/2/idp/introspect`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenHintForm {
+    #[schema(min_length = 1)]
     pub token: String,
     /// `access_token` or `refresh_token`.
     pub token_type_hint: Option<String>,
+    /// With `client_secret` (an empty parameter is an absent one).
+    #[schema(min_length = 1)]
     pub client_id: Option<String>,
+    #[schema(min_length = 1)]
     pub client_secret: Option<String>,
 }

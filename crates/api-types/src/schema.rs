@@ -100,6 +100,46 @@ impl PartialSchema for Sha256 {
 
 impl ToSchema for Sha256 {}
 
+/// A data center's `serverUrl`.
+pub struct HttpUrl;
+
+impl PartialSchema for HttpUrl {
+    fn schema() -> RefOr<Schema> {
+        string(
+            "An absolute `http://` or `https://` URL of a host name or dotted IPv4 address, \
+             with an optional port and path, without a query or fragment (a trailing `/` \
+             is dropped).",
+            1,
+            nephele_common::names::HTTP_URL_MAX,
+            nephele_common::names::HTTP_URL.to_owned(),
+        )
+    }
+}
+
+impl ToSchema for HttpUrl {}
+
+/// A task's status as the API shows it (a running task is `PENDING`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "UPPERCASE")]
+pub enum TaskStatus {
+    Pending,
+    Success,
+    Failed,
+}
+
+/// An instance's state (SPEC §6).
+#[derive(utoipa::ToSchema)]
+pub enum InstanceState {
+    Provisioning,
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Rebooting,
+    Deleting,
+    Error,
+}
+
 /// A `resource:action` permission.
 pub struct Permission;
 
@@ -140,33 +180,21 @@ pub enum ClientType {
     ApiClient,
 }
 
+/// An optional field whose schema does not admit `null`: absent is
+/// `None` (with `#[serde(default)]`), `null` is refused like any other
+/// wrong type. (serde reads `null` into an `Option` as absent, which
+/// would let a merge patch's "remove this" pass as "leave it".)
+pub fn present<'de, D: Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// JSON Schema's `integer` is any number without a fraction, `7262.0` as
 /// much as `7262`; serde's `i64` refuses the first. Integer fields of
 /// request bodies read through this, so that the server takes what its
 /// schema says (XML's digits arrive through `deserialize_i64` too).
 pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    struct Whole;
-    impl serde::de::Visitor<'_> for Whole {
-        type Value = i64;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a whole number")
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v)
-                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
-            // Below 2^63 in magnitude, where `as` is exact for whole values.
-            if v.fract() == 0.0 && v.abs() < 9_223_372_036_854_775_808.0 {
-                Ok(v as i64)
-            } else {
-                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
-            }
-        }
-    }
     struct Maybe;
     impl<'de> serde::de::Visitor<'de> for Maybe {
         type Value = Option<i64>;
@@ -184,6 +212,34 @@ pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::E
         }
     }
     d.deserialize_option(Maybe)
+}
+
+/// [`whole_number`] for a field whose schema does not admit `null` (see
+/// [`present`]).
+pub fn present_whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_i64(Whole).map(Some)
+}
+
+struct Whole;
+impl serde::de::Visitor<'_> for Whole {
+    type Value = i64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a whole number")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+        i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+        // Below 2^63 in magnitude, where `as` is exact for whole values.
+        if v.fract() == 0.0 && v.abs() < 9_223_372_036_854_775_808.0 {
+            Ok(v as i64)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,5 +269,25 @@ mod tests {
         assert!(n(r#"{"n": 1e300}"#).is_err());
         assert!(n(r#"{"n": 18446744073709551615}"#).is_err());
         assert!(n(r#"{"n": "5"}"#).is_err());
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Patch {
+        #[serde(default, deserialize_with = "present")]
+        name: Option<String>,
+        #[serde(default, deserialize_with = "present_whole_number")]
+        cpu: Option<i64>,
+    }
+
+    #[test]
+    fn a_field_that_is_not_nullable_refuses_null() {
+        let patch = |json: &str| serde_json::from_str::<Patch>(json).map(|p| (p.name, p.cpu));
+        assert_eq!(patch("{}").unwrap(), (None, None));
+        assert_eq!(
+            patch(r#"{"name":"a","cpu":2.0}"#).unwrap(),
+            (Some("a".into()), Some(2))
+        );
+        assert!(patch(r#"{"name":null}"#).is_err());
+        assert!(patch(r#"{"cpu":null}"#).is_err());
     }
 }

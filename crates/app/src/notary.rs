@@ -118,12 +118,15 @@ fn file_too_large(limit: u64) -> Error {
 }
 
 /// An upload's name and claimed SHA-256, parsed.
-fn check_upload_claims(
+/// Checks an upload's claimed name and SHA-256. A file given no name is
+/// named by its SHA-256 (hex).
+pub fn check_upload_claims(
     name: Option<&str>,
     expected: Option<&str>,
-) -> Result<(String, Option<Hash>)> {
-    let name =
-        file_name(name.unwrap_or_default().to_owned()).map_err(|r| Error::invalid("name", r))?;
+) -> Result<(Option<String>, Option<Hash>)> {
+    let name = name
+        .map(|n| file_name(n.to_owned()).map_err(|r| Error::invalid("name", r)))
+        .transpose()?;
     let expected = expected.map(|e| parse_sha256("sha256", e)).transpose()?;
     Ok((name, expected))
 }
@@ -523,7 +526,13 @@ impl App {
             .record_file(NewStoredFile {
                 size_bytes: Some(size as i64),
                 content: Content::Stored,
-                ..self.new_file(ctx, org, id, name, hex::encode(digest))
+                ..self.new_file(
+                    ctx,
+                    org,
+                    id,
+                    name.unwrap_or_else(|| hex::encode(digest)),
+                    hex::encode(digest),
+                )
             })
             .await;
         if recorded.is_err() {
@@ -573,13 +582,15 @@ impl App {
         let org = self.acting_organization(ctx, acting);
         self.authorize(ctx, org, Permission::NotaryWrite).await?;
         let mut v = nephele_common::error::Validator::new();
-        let name = v.require("name", name, file_name);
+        let name = name.and_then(|n| v.check("name", file_name(n)));
         let digest = v.require("sha256", sha256, |s| sha256_digest(&s));
         v.finish()?;
-        let (Some(name), Some(digest)) = (name, digest) else {
+        let Some(digest) = digest else {
             return Err(Error::internal("validated fields missing"));
         };
-        self.record_file(self.new_file(ctx, org, StoredFileId::new(), name, hex::encode(digest)))
+        let digest = hex::encode(digest);
+        let name = name.unwrap_or_else(|| digest.clone());
+        self.record_file(self.new_file(ctx, org, StoredFileId::new(), name, digest))
             .await
     }
 

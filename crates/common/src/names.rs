@@ -148,6 +148,22 @@ impl Email {
     }
 }
 
+/// A data center's `serverUrl`: an absolute `http://` or `https://` URL
+/// of a host name (labels of letters, digits and single inner hyphens, the
+/// last beginning with a letter) or a dotted IPv4 address, an optional
+/// port, a path and no query or fragment. Tighter than what a URL parser
+/// takes, so that everything it matches parses the same everywhere; the
+/// server checks it and the OpenAPI schema states it.
+pub const HTTP_URL: &str = concat!(
+    r"^https?://",
+    r"(?:(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)*[A-Za-z](?:[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)?",
+    r"|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
+    r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*$",
+);
+/// The longest `serverUrl`.
+pub const HTTP_URL_MAX: usize = 2048;
+
 /// Password length bounds; longer ones are refused before any hashing.
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 1024;

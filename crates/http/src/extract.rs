@@ -106,6 +106,11 @@ pub fn parse_body<T: DeserializeOwned>(kind: BodyKind, bytes: &[u8]) -> Result<T
     } else {
         bytes
     };
+    // serde reads a struct from an array too (`[]` as every field left
+    // out); every body of this API is an object.
+    if kind == BodyKind::Json && bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::malformed("The request body must be a JSON object"));
+    }
     match kind {
         BodyKind::Json | BodyKind::Form => {
             let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -32,8 +32,13 @@ fn is_operational(path: &str) -> bool {
     )
 }
 
+/// Answers that come as XML when asked.
+pub(crate) fn serves_xml(path: &str) -> bool {
+    !is_operational(path) && !is_download(path)
+}
+
 /// A notary certificate, which also comes as a page.
-fn offers_html(path: &str) -> bool {
+pub(crate) fn offers_html(path: &str) -> bool {
     path.starts_with("/api/notary/v2/stored-files/") && path.ends_with("/certificate")
 }
 

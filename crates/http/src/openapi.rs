@@ -1,9 +1,12 @@
 //! The OpenAPI document: routes register their own entries (utoipa-axum);
 //! this adds what every operation shares — the error responses of SPEC §3.
 
+use crate::negotiate;
 use nephele_api_types::ErrorBody;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{ArrayItems, Schema};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayItems, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
@@ -183,6 +186,7 @@ fn operation_id(method: &str, path: &str) -> Option<&'static str> {
 pub fn finish(mut api: OpenApi) -> OpenApi {
     refer_to_components(&mut api);
     split_merge_patches(&mut api);
+    bodies_say_what_is_optional(&mut api);
     for (path, item) in api.paths.paths.iter_mut() {
         let errors = if path.starts_with("/api/") && path != "/api/openapi.json"
             || path.starts_with("/occm/")
@@ -229,9 +233,103 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
             for (status, description) in errors {
                 add_error(op, status, description);
             }
+            declare_media(path, op);
+            path_ids_are_uuids(op);
         }
     }
     api
+}
+
+/// Says what each answer is served as, as negotiation serves it: bytes
+/// are one binary string (utoipa writes `Vec<u8>` as an array of
+/// numbers), every JSON answer outside the operational paths comes as
+/// XML too, and a certificate as a page.
+fn declare_media(path: &str, op: &mut Operation) {
+    let binary = || -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    };
+    if let Some(body) = op.request_body.as_mut() {
+        if let Some(bytes) = body.content.get_mut(OCTETS) {
+            bytes.schema = Some(binary());
+        }
+    }
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if let Some(bytes) = response.content.get_mut(OCTETS) {
+            bytes.schema = Some(binary());
+        }
+        if negotiate::serves_xml(path) {
+            if let Some(json) = response.content.get("application/json").cloned() {
+                response
+                    .content
+                    .entry("application/xml".to_owned())
+                    .or_insert(json);
+            }
+        }
+        if negotiate::offers_html(path) && status == "200" {
+            response.content.insert(
+                "text/html".to_owned(),
+                Content::new(Some(RefOr::T(Schema::Object(
+                    ObjectBuilder::new().schema_type(Type::String).build(),
+                )))),
+            );
+        }
+    }
+}
+
+const OCTETS: &str = "application/octet-stream";
+
+/// The server reads an empty JSON body as `{}`, so a body whose schema
+/// requires nothing may be left out. The OAuth2 forms ignore parameters
+/// they do not know (RFC 6749 §3.1), each a single string.
+fn bodies_say_what_is_optional(api: &mut OpenApi) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    for form in ["TokenForm", "TokenHintForm"] {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(form) {
+            o.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(
+                Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()),
+            ))));
+        }
+    }
+    let requires_nothing = |content: &Content| match &content.schema {
+        Some(RefOr::Ref(r)) => matches!(
+            components.schemas.get(r.ref_location.trim_start_matches("#/components/schemas/")),
+            Some(RefOr::T(Schema::Object(o))) if o.required.is_empty()
+        ),
+        _ => false,
+    };
+    for item in api.paths.paths.values_mut() {
+        for op in [&mut item.post, &mut item.put, &mut item.patch] {
+            let Some(body) = op.as_mut().and_then(|op| op.request_body.as_mut()) else {
+                continue;
+            };
+            let json_only = body.content.keys().all(|media| media.ends_with("json"));
+            if json_only && body.content.values().all(requires_nothing) {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+}
+
+/// Every resource id in a path is a UUID (one that is not is a 404).
+fn path_ids_are_uuids(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        if p.parameter_in == ParameterIn::Path && matches!(p.name.as_str(), "id" | "client_id") {
+            p.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .into(),
+            );
+        }
+    }
 }
 
 /// utoipa copies a generic's argument into the envelope (`Data_Instance`'s
@@ -485,6 +583,19 @@ mod tests {
     }
 
     #[test]
+    fn a_long_poll_is_bounded_as_the_server_bounds_it() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let params = doc["paths"]["/api/v2/tasks/{id}"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let wait = params.iter().find(|p| p["name"] == "wait").unwrap();
+        assert_eq!(
+            wait["schema"]["maximum"],
+            nephele_app::tasks::MAX_WAIT.as_secs()
+        );
+    }
+
+    #[test]
     fn a_merge_patch_requires_nothing_and_a_put_what_it_replaces() {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
         let body = |method: &str, path: &str, media: &str| {
@@ -499,6 +610,11 @@ mod tests {
         for path in ["/api/v2/organizations/{id}", "/api/v2/users/{id}"] {
             let patch = body("patch", path, "application/merge-patch+json");
             assert!(patch.get("required").is_none(), "PATCH {path}");
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if let Some(patch) = item.get("patch") {
+                assert_eq!(patch["requestBody"]["required"], false, "PATCH {path}");
+            }
         }
         let put = body("put", "/api/v2/users/{id}", "application/json");
         assert_eq!(

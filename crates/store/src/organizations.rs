@@ -157,11 +157,15 @@ impl Store {
         let new_name = name.unwrap_or(&current.name).to_owned();
         let new_parent = match parent {
             Some(p) if Some(p) != current.parent_id => {
+                // Both refusals are the tree's state, not the request's
+                // form: 409, as a schema cannot tell them.
                 if current.parent_id.is_none() {
-                    return Err(Error::invalid(
-                        "parentId",
-                        "the root organization cannot be moved",
-                    ));
+                    return Err(Error::wrong_state(
+                        "organizations",
+                        id,
+                        "The root organization cannot be moved",
+                    )
+                    .with("field", "parentId"));
                 }
                 let below: i64 = sqlx::query_scalar(
                     "WITH RECURSIVE sub(id) AS ( \
@@ -176,10 +180,12 @@ impl Store {
                 .await
                 .map_err(db_error)?;
                 if below > 0 {
-                    return Err(Error::invalid(
-                        "parentId",
-                        "cannot move an organization below itself or its own descendants",
-                    ));
+                    return Err(Error::wrong_state(
+                        "organizations",
+                        id,
+                        "An organization cannot be moved below itself or its own descendants",
+                    )
+                    .with("field", "parentId"));
                 }
                 self.check_move(&mut tx, id, p).await?;
                 Some(p)

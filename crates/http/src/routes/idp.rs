@@ -171,9 +171,8 @@ fn client_credentials(
             method: ClientAuthMethod::Post,
         })),
         (None, Some(_), None) => Err(TokenError::invalid_client().into()),
-        (None, None, Some(_)) => {
-            Err(TokenError::invalid_request("client_secret without client_id").into())
-        }
+        // A secret of no client authenticates no one (RFC 6749 §5.2).
+        (None, None, Some(_)) => Err(TokenError::invalid_client().into()),
         (None, None, None) => Ok(None),
     }
 }

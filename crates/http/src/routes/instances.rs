@@ -8,7 +8,7 @@ use crate::routes::OrgScope;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use nephele_api_types::{
-    Data, ErrorBody, Instance, InstanceCreate, InstanceUpdate, List, TaskAccepted,
+    schema, Data, ErrorBody, Instance, InstanceCreate, InstanceUpdate, List, TaskAccepted,
 };
 use nephele_app::instances::{wire, Operation};
 use nephele_common::ids::OrganizationId;
@@ -26,7 +26,8 @@ pub struct InstanceParams {
     #[serde(rename = "org_id")]
     #[param(rename = "org_id")]
     pub org_id: Option<uuid::Uuid>,
-    /// Only instances in this state (`Running`, `Stopped`, …).
+    /// Only instances in this state.
+    #[param(value_type = Option<schema::InstanceState>)]
     pub state: Option<String>,
     /// Only instances of this name.
     pub name: Option<String>,

@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use nephele_api_types::{
     schema, Certificate, Data, ErrorBody, List, LoggedTreeHead, NotaryKey, StoredFile,
-    StoredFileRegistration, Verification, VerifyRequest,
+    StoredFileRegistration, StoredFileUpload, Verification, VerifyRequest,
 };
+use nephele_app::notary::check_upload_claims;
 use nephele_common::ids::OrganizationId;
 use nephele_common::Error;
 use serde::Deserialize;
@@ -58,11 +59,14 @@ pub struct UploadParams {
     #[serde(rename = "org_id")]
     #[param(rename = "org_id")]
     pub org_id: Option<uuid::Uuid>,
-    /// The file's name (raw uploads; a multipart upload may give it as
-    /// the part's filename or a `name` field).
+    /// The file's name (a multipart upload may give it as a `name` part
+    /// or its file part's filename instead). Without one a file is named
+    /// by its SHA-256.
     #[param(value_type = Option<schema::FileName>)]
     pub name: Option<String>,
-    /// The SHA-256 (hex) the content must have.
+    /// The SHA-256 (hex) the content must have. (A JSON registration's
+    /// hash is its body's `sha256`; `?name=` names it when the body does
+    /// not.)
     #[param(value_type = Option<schema::Sha256>)]
     pub sha256: Option<String>,
 }
@@ -101,6 +105,7 @@ async fn part_text(field: axum::extract::multipart::Field<'_>) -> Result<String,
     params(UploadParams),
     request_body(content(
         (Vec<u8> = "application/octet-stream"),
+        (StoredFileUpload = "multipart/form-data"),
         (StoredFileRegistration = "application/json"),
     )),
     responses((status = 201, description = "Stored; pending notarization", body = Data<StoredFile>),
@@ -122,6 +127,9 @@ pub async fn create(
     let file = match content_type(&req).as_str() {
         "application/json" | "application/xml" | "text/xml" => {
             let Body(r) = Body::<StoredFileRegistration>::from_request(req, &state).await?;
+            // The body is the registration; the query's claims are for
+            // uploads, but are refused here too when malformed.
+            check_upload_claims(params.name.as_deref(), params.sha256.as_deref())?;
             app.register_hash(&ctx, acting, r.name.or(params.name), r.sha256)
                 .await?
         }
@@ -156,7 +164,14 @@ pub async fn create(
                         file_name = field.file_name().map(str::to_owned);
                         received = Some(app.receive_stored_file(&ctx, acting, field).await?);
                     }
-                    _ => {}
+                    // As a JSON body's unknown field is refused.
+                    other => {
+                        return Err(Error::invalid(
+                            other,
+                            "is not a part of an upload (file, name, sha256)",
+                        )
+                        .into());
+                    }
                 }
             }
             let Some(received) = received else {

@@ -109,7 +109,7 @@ pub async fn get(
               (status = 204, description = "Updated (Prefer: return=minimal)"),
               (status = 401, description = "Authentication required", body = ErrorBody),
               (status = 403, description = "Not permitted", body = ErrorBody),
-              (status = 409, description = "Name taken (2020)", body = ErrorBody),
+              (status = 409, description = "Name taken (2020); a move of the root or below itself (2012)", body = ErrorBody),
               (status = 412, description = "If-Match failed (2021)", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -129,7 +129,7 @@ pub async fn put(
               (status = 204, description = "Updated (Prefer: return=minimal)"),
               (status = 401, description = "Authentication required", body = ErrorBody),
               (status = 403, description = "Not permitted", body = ErrorBody),
-              (status = 409, description = "Name taken (2020)", body = ErrorBody),
+              (status = 409, description = "Name taken (2020); a move of the root or below itself (2012)", body = ErrorBody),
               (status = 412, description = "If-Match failed (2021)", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,

@@ -7,7 +7,7 @@ use crate::reply::Reply;
 use crate::state::AppState;
 use crate::views;
 use axum::extract::{Path, State};
-use nephele_api_types::{Data, ErrorBody, List, Task};
+use nephele_api_types::{schema, Data, ErrorBody, List, Task};
 use nephele_common::ids::OrganizationId;
 use nephele_common::Error;
 use serde::Deserialize;
@@ -24,7 +24,8 @@ pub struct TaskParams {
     #[serde(rename = "org_id")]
     #[param(rename = "org_id")]
     pub org_id: Option<uuid::Uuid>,
-    /// Only tasks of this status: `PENDING`, `SUCCESS` or `FAILED`.
+    /// Only tasks of this status.
+    #[param(value_type = Option<schema::TaskStatus>)]
     pub status: Option<String>,
     /// Only tasks on this resource.
     pub resource_id: Option<String>,
@@ -40,6 +41,7 @@ pub struct TaskParams {
 #[serde(deny_unknown_fields)]
 pub struct WaitParams {
     /// Wait up to this many seconds (0–60) for the task to finish.
+    #[param(minimum = 0, maximum = 60)] // nephele_app::tasks::MAX_WAIT
     pub wait: Option<u64>,
 }
 

@@ -295,7 +295,7 @@ async fn organizations_move_but_never_below_themselves() {
             &json!({"parentId": b}),
         )
         .await;
-    let body = assert_error(r, 422, 3001).await;
+    let body = assert_error(r, 409, 2012).await;
     assert_eq!(body["errors"][0]["context"]["field"], "parentId");
     let r = s
         .admin_json(
@@ -304,7 +304,8 @@ async fn organizations_move_but_never_below_themselves() {
             &json!({"parentId": a}),
         )
         .await;
-    assert_error(r, 422, 3001).await;
+    assert_error(r, 409, 2012).await;
+    // Nor is the root moved anywhere.
     let r = s
         .admin_json(
             Method::PATCH,
@@ -312,7 +313,7 @@ async fn organizations_move_but_never_below_themselves() {
             &json!({"parentId": c}),
         )
         .await;
-    assert_error(r, 422, 3001).await;
+    assert_error(r, 409, 2012).await;
     // A legal move.
     let r = s
         .admin_json(

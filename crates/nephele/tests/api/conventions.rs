@@ -139,6 +139,17 @@ async fn malformed_bodies_are_400_and_unknown_fields_422() {
         3000,
     )
     .await;
+    // serde would read a struct from an array; a body is an object.
+    for not_an_object in [&b"[]"[..], b" [\"t\"]", b"null", b"42"] {
+        let r = s
+            .request(Method::POST, "/occm/setup/init")
+            .header("content-type", "application/json")
+            .body(not_an_object)
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 400, 3000).await;
+    }
     assert_error(
         send(b"<setup><unclosed></setup>", "application/xml")
             .await

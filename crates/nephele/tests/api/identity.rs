@@ -201,8 +201,20 @@ async fn bad_client_credentials_are_invalid_client_with_a_challenge() {
         assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"nephele\"");
         oauth_error(r, 401, "invalid_client").await;
     }
-    // No client at all.
+    // No client at all, or a secret of no client (an empty client_id is
+    // an absent one, RFC 6749 §3.2).
     let r = token(&s, &[("grant_type", "client_credentials")], None).await;
+    oauth_error(r, 401, "invalid_client").await;
+    let r = token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", ""),
+            ("client_secret", &secret),
+        ],
+        None,
+    )
+    .await;
     oauth_error(r, 401, "invalid_client").await;
     // Malformed Basic headers.
     for header in ["Basic !!!", "Basic", "Basic Zm9v", "Digest abc"] {
