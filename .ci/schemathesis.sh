@@ -20,7 +20,6 @@
 set -euo pipefail
 
 SCHEMATHESIS_VERSION="4.32.5"
-SETUP_TOKEN="ci-setup-token-0123456789"
 ADMIN_LOGIN="admin"
 ADMIN_PASSWORD="correct-horse-1"
 CHECKS="${ST_CHECKS:-all}"
@@ -51,29 +50,14 @@ for tool in curl base64 timeout; do
 done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nephele-st.XXXXXX")"
-SERVER_PID=""
 SERVER_LOG="$WORK/server.log"
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        if kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "server did not stop within 10 s of SIGTERM; sending SIGKILL"
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
+# shellcheck source=.ci/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    stop_server
+    stop_nephele
     if [[ "${ST_KEEP_LOGS:-0}" == "1" ]]; then
         log "kept $WORK"
     else
@@ -119,50 +103,13 @@ st() { "$PY" -c 'import sys; sys.argv[0] = "st"; from schemathesis.cli import sc
 log "using $(st --version) ($PY)"
 
 # --- server ----------------------------------------------------------------
-# Only the flags below configure the server: drop inherited settings that
-# would change what is being tested.
-unset NEPHELE_CONFIG NEPHELE_DEMO NEPHELE_PUBLIC_URL NEPHELE_TLS_CERT NEPHELE_TLS_KEY \
-    NEPHELE_DATABASE_URL NEPHELE_LISTEN NEPHELE_DATA_DIR NEPHELE_SETUP_TOKEN
-
-server_args=(serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --setup-token "$SETUP_TOKEN")
+server_args=()
 if [[ -n "${ST_DATABASE_URL:-}" ]]; then
     server_args+=(--database-url "$ST_DATABASE_URL")
 fi
-mkdir -p "$WORK/data"
-log "starting $BIN ${server_args[*]}"
-(cd "$WORK" && exec "$BIN" "${server_args[@]}") </dev/null >"$SERVER_LOG" 2>&1 &
-SERVER_PID=$!
-
-URL=""
-for _ in $(seq 1 300); do # 30 s
-    URL="$(sed 's/\x1b\[[0-9;]*m//g' "$SERVER_LOG" | grep -o 'listening on http://[0-9.:]*' | head -n 1 | sed 's/^listening on //' || true)"
-    [[ -n "$URL" ]] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        show_server_log
-        die "the server exited before listening"
-    fi
-    sleep 0.1
-done
-if [[ -z "$URL" ]]; then
-    show_server_log
-    die "the server did not log 'listening on http://...' within 30 s"
-fi
-[[ "$URL" == http://127.0.0.1:* ]] || die "unexpected listen address '$URL' (expected 127.0.0.1)"
+serve_nephele "$BIN" "$WORK" "${server_args[@]}"
 log "server is listening on $URL (pid $SERVER_PID)"
-
-# --- first-run setup --------------------------------------------------------
-setup_body="$(printf '{"setupToken":"%s","organization":{"name":"Acme"},"admin":{"login":"%s","email":"admin@acme.test","password":"%s"}}' \
-    "$SETUP_TOKEN" "$ADMIN_LOGIN" "$ADMIN_PASSWORD")"
-status="$(curl -sS --max-time 30 -o "$WORK/setup.json" -w '%{http_code}' \
-    -X POST "$URL/occm/setup/init" -H 'content-type: application/json' -d "$setup_body")" \
-    || { show_server_log; die "POST /occm/setup/init failed"; }
-if [[ "$status" != "201" ]]; then
-    log "POST /occm/setup/init answered $status:"
-    cat "$WORK/setup.json" >&2 || true
-    echo >&2
-    show_server_log
-    die "setup failed"
-fi
+set_up_nephele "$ADMIN_LOGIN" "$ADMIN_PASSWORD"
 log "setup done (201)"
 
 status="$(curl -sS --max-time 30 -o "$WORK/openapi.json" -w '%{http_code}' "$URL/api/openapi.json")" \

@@ -2,12 +2,12 @@
 
 A schema can say what a value looks like but not which values exist: a
 generated image name, data center id or role name has the right form and
-names nothing, and the server is right to refuse it (422). These hooks put
-values that exist (read from the server by the script, given here through
-the environment) where a request refers to one, so that "a schema-valid
-request is accepted" tests what it means. They change nothing else;
-schemathesis re-checks a changed case against the schema before it judges
-the answer.
+names nothing, and the server is right to refuse it (422); so is a
+checksum that is not the content's, or a current password that is not the
+current one. These hooks put what is true (read from the server by the
+script, given here through the environment) where a valid request needs
+it, so that "a schema-valid request is accepted" tests what it means. They
+change only valid (positive) cases, and nothing else in them.
 
 One failure is not counted: the lockout's 429 (1004) to an invalid-credentials
 probe. The probes guess passwords from 127.0.0.1, and after enough of them
@@ -66,12 +66,6 @@ def map_case(ctx, case):
             # The admin's own roles among them, so that a change to the
             # admin it runs as keeps its rights.
             body["roles"] = [ROLE]
-        # Your own password needs the current one; keep it unchanged so the
-        # run's administrator stays who it is.
-        if key == ("POST", "/api/v2/users/{id}/password") and (case.path_parameters or {}).get("id") == ADMIN_ID:
-            for field in ("currentPassword", "password"):
-                if isinstance(body.get(field), str):
-                    body[field] = ADMIN_PASSWORD
     # A page token is the server's (`nextPage`); a generated one names no page.
     if isinstance(case.query, dict) and "pageToken" in case.query:
         del case.query["pageToken"]
@@ -85,6 +79,16 @@ def before_call(ctx, case, **kwargs):
     # through here; the stateful one takes ids from earlier answers.)
     if case.operation.path.startswith("/api/v2/api-keys/{id}") and case.path_parameters.get("id") == RUN_KEY_ID:
         case.path_parameters["id"] = str(uuid.uuid4())
+    # Your own password needs the current one; keep it unchanged so the
+    # run's administrator stays who it is.
+    if (
+        not is_negative(case)
+        and (case.operation.method.upper(), case.operation.path) == ("POST", "/api/v2/users/{id}/password")
+        and case.path_parameters.get("id") == ADMIN_ID
+        and isinstance(case.body, dict)
+    ):
+        case.body["currentPassword"] = ADMIN_PASSWORD
+        case.body["password"] = ADMIN_PASSWORD
     # An upload's `sha256` is a checksum of what is sent: the hash of the
     # content, not any 64 hex digits. (Set here, where the content is
     # final; a negative case is left as it is.)

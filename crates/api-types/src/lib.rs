@@ -42,6 +42,7 @@ pub struct SetupStatus {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"setupToken": "8Zq3…", "organization": {"name": "Acme"}, "admin": {"login": "admin", "email": "admin@acme.test", "password": "correct-horse-1"}})))]
 pub struct SetupInit {
     /// The one-time token from `DATA_DIR/setup-token` (or `--setup-token`).
     #[schema(value_type = String)]
@@ -92,6 +93,7 @@ pub struct Organization {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "Customer A"})))]
 pub struct OrganizationCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -104,6 +106,7 @@ pub struct OrganizationCreate {
 /// organization); PATCH takes a JSON merge patch of the same shape.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "Customer A (EU)"})))]
 pub struct OrganizationUpdate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -137,6 +140,7 @@ pub struct Health {
 /// A new user of the organization acted in.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"login": "bob", "email": "bob@acme.test", "password": "password-123", "roles": ["viewer"]})))]
 pub struct UserCreate {
     #[schema(value_type = schema::Login, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -157,6 +161,7 @@ pub struct UserCreate {
 /// shape. The password changes through `POST /api/v2/users/{id}/password`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"login": "bob", "email": "bob@acme.test", "roles": ["viewer"]})))]
 pub struct UserUpdate {
     #[schema(value_type = schema::Login, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -172,10 +177,14 @@ pub struct UserUpdate {
 /// A password change. Changing your own password needs the current one.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"password": "another-password-456"})))]
 pub struct PasswordChange {
-    #[schema(value_type = String, format = Password)]
+    /// Required to change your own password.
+    #[schema(value_type = String, format = Password, required = false)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub current_password: Option<Secret>,
-    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
     pub password: Option<Secret>,
 }
 
@@ -199,6 +208,7 @@ pub struct Role {
 /// permissions (PUT: both required).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "ops", "permissions": ["instances:read", "tasks:read"]})))]
 pub struct RoleWrite {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -227,6 +237,7 @@ pub struct ApiKey {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "ci"})))]
 pub struct ApiKeyCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -322,6 +333,7 @@ pub struct StoredFile {
 /// Registers a hash without content.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "contract.pdf", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})))]
 pub struct StoredFileRegistration {
     #[schema(value_type = schema::Sha256, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -336,6 +348,7 @@ pub struct StoredFileRegistration {
 /// serde's attributes are here for the schema.)
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"file": "minutes of the meeting", "name": "minutes.txt"})))]
 pub struct StoredFileUpload {
     /// The content. Its part's `filename` names the file when neither
     /// `name` nor `?name=` does.
@@ -353,6 +366,7 @@ pub struct StoredFileUpload {
 /// Asks whether a hash is notarized.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})))]
 pub struct VerifyRequest {
     #[schema(value_type = schema::Sha256, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -458,6 +472,7 @@ pub struct Datacenter {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "eu-west", "serverUrl": "https://eu-west.cloud.example.com"})))]
 pub struct DatacenterCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -494,6 +509,7 @@ pub struct Instance {
 /// required; `cpu` defaults to 1, `memoryMiB` to 1024, `diskGiB` to 10.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"name": "web-1", "image": "ubuntu-24.04", "cpu": 2, "memoryMiB": 2048})))]
 pub struct InstanceCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -520,6 +536,7 @@ pub struct InstanceCreate {
 /// only while it is `Stopped`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"cpu": 4})))]
 pub struct InstanceUpdate {
     #[schema(value_type = schema::Name, required = false)]
     #[serde(default, deserialize_with = "schema::present")]
@@ -610,6 +627,7 @@ pub struct Quota {
 /// `null` field is no limit (the parent's still applies as a ceiling).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"instances": 10, "vcpus": 20, "memoryMiB": 40960})))]
 pub struct QuotaWrite {
     #[schema(value_type = Option<i64>, minimum = 0)]
     #[serde(default, deserialize_with = "schema::whole_number")]
@@ -794,6 +812,7 @@ pub struct ApiClientData {
 /// `POST /api/2/clients`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"type": "api_client", "token_endpoint_auth_method": "client_secret_basic", "data": {"client_name": "MyApp"}, "roles": ["admin"]})))]
 pub struct ApiClientCreate {
     /// `api_client` (the only type).
     #[serde(rename = "type")]
@@ -814,6 +833,7 @@ pub struct ApiClientCreate {
 /// `PUT /api/2/clients/{client_id}`: the name, the status, the roles.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"status": "disabled"})))]
 pub struct ApiClientUpdate {
     pub data: Option<ApiClientData>,
     /// `enabled` or `disabled`.
@@ -833,8 +853,9 @@ pub struct ApiClientList {
 /// (`client_secret_basic`) or with `client_id` and `client_secret` here
 /// (`client_secret_post`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"grant_type": "client_credentials", "scope": "offline_access", "client_id": "01a23abd-0588-7003-82b3-bf23c84c8f39", "client_secret": "nph_sec_…"})))]
 pub struct TokenForm {
-    /// `password`, `client_credentials` or `refresh_token`.
+    #[schema(value_type = schema::GrantType)]
     pub grant_type: String,
     /// For `password`.
     pub username: Option<String>,
@@ -853,6 +874,7 @@ pub struct TokenForm {
 
 /// The form of `POST /api/2/idp/revoke` and `/api/2/idp/introspect`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"token": "nph_rt_…", "token_type_hint": "refresh_token", "client_id": "01a23abd-0588-7003-82b3-bf23c84c8f39", "client_secret": "nph_sec_…"})))]
 pub struct TokenHintForm {
     #[schema(min_length = 1)]
     pub token: String,

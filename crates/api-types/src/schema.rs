@@ -165,6 +165,15 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretPost,
 }
 
+/// The grants of the token endpoint.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum GrantType {
+    Password,
+    ClientCredentials,
+    RefreshToken,
+}
+
 /// Whether a client may get tokens.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
