@@ -115,8 +115,9 @@ pub struct ServeArgs {
     /// How long a signing key signs before it is replaced [default: 30days]
     #[arg(long, env = "NEPHELE_KEY_ROTATION")]
     pub key_rotation: Option<humantime::Duration>,
-    /// Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For
-    /// names the client, for the lockout and the audit log [default: none]
+    /// Reverse proxies (IPs or CIDRs, comma-separated) whose `Forwarded`
+    /// (RFC 7239, read first) or `X-Forwarded-For` names the client, for the
+    /// lockout and the audit log [default: none]
     #[arg(long, env = "NEPHELE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
     pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
     /// Origins (scheme://host[:port], comma-separated) of front ends served

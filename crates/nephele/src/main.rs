@@ -1,4 +1,4 @@
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nephele::cli;
 use nephele::config::{ServeArgs, ServerConfig};
 use std::process::ExitCode;
@@ -32,6 +32,7 @@ enum Command {
         after_help = "Examples:\n  nephele completion bash > /etc/bash_completion.d/nephele\n  nephele completion zsh > \"${fpath[1]}/_nephele\"\n  nephele completion fish > ~/.config/fish/completions/nephele.fish"
     )]
     Completion {
+        /// The shell whose script to print
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -119,30 +120,89 @@ fn run_client(global: cli::Global, command: cli::Command) -> ExitCode {
     }
 }
 
+/// The subcommands that are not clients of a server.
+const NOT_CLIENTS: [&str; 3] = ["serve", "completion", "backup"];
+
+/// The client's options (`cli::Global`) are global, so that they may follow
+/// any client subcommand. The others get hidden copies of their own, which
+/// clap does not propagate over: their help does not show them, and
+/// [`misplaced_option`] refuses them.
+fn command() -> clap::Command {
+    NOT_CLIENTS.iter().fold(Cli::command(), |command, name| {
+        command.mut_subcommand(name, |sub| {
+            client_options()
+                .into_iter()
+                .fold(sub, |sub, option| sub.arg(option.global(false).hide(true)))
+        })
+    })
+}
+
+fn client_options() -> Vec<clap::Arg> {
+    <cli::Global as clap::Args>::augment_args(clap::Command::new("client"))
+        .get_arguments()
+        .cloned()
+        .collect()
+}
+
+/// A client option given on the command line of a subcommand that is not
+/// a client (its environment variable is no error: it is the client's).
+fn misplaced_option(matches: &clap::ArgMatches) -> Option<String> {
+    let (name, sub) = matches.subcommand()?;
+    if !NOT_CLIENTS.contains(&name) {
+        return None;
+    }
+    client_options().into_iter().find_map(|option| {
+        let id = option.get_id().as_str();
+        (sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)).then(|| {
+            let flag = option.get_long().unwrap_or(id);
+            format!("error: --{flag} is an option of the client commands, not of `nephele {name}`")
+        })
+    })
+}
+
+/// clap's refusal: a usage error in one line (exit 2), or --help and
+/// --version (exit 0).
+fn refused(e: clap::Error) -> ExitCode {
+    if e.use_stderr() {
+        // One line, not clap's page of usage: the first line names the
+        // problem, and --help is there for the rest.
+        let rendered = e.render().to_string();
+        let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+        let mut line = lines.next().unwrap_or("error: invalid usage").to_owned();
+        // "…were not provided:" names them on the next line.
+        if line.ends_with(':') {
+            if let Some(next) = lines.next() {
+                line = format!("{line} {next}");
+            }
+        }
+        eprintln!("{line} (see --help)");
+        return ExitCode::from(2);
+    }
+    let _ = e.print();
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            // One line, not clap's page of usage: the first line names the
-            // problem, and --help is there for the rest.
-            let rendered = e.render().to_string();
-            let line = rendered.lines().next().unwrap_or("error: invalid usage");
-            eprintln!("{line} (see --help)");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+    let mut command = command();
+    let matches = match command.clone().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return refused(e),
     };
-    let command = match cli.command {
+    if let Some(line) = misplaced_option(&matches) {
+        eprintln!("{line} (see --help)");
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return refused(e),
+    };
+    let serve_args = match cli.command {
         Command::Serve(args) => *args,
         Command::Completion { shell } => {
             // Written whole from memory: a reader that stops early (`| head`)
             // closes the pipe, and that is not an error of ours.
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "nephele", &mut script);
+            clap_complete::generate(shell, &mut command, "nephele", &mut script);
             return match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -171,7 +231,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(command));
+    let result = runtime.block_on(serve(serve_args));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -204,5 +264,30 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "", &mut missing);
         assert!(missing.is_empty(), "no examples: {missing:?}");
+    }
+
+    /// Every subcommand and every argument says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut command = command();
+        command.build();
+        walk(&command, "nephele", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:#?}");
     }
 }

@@ -29,7 +29,9 @@ pub enum InstanceCommand {
         after_help = "Examples:\n  nephele instance create web-1 --image ubuntu-24.04 --cpu 2 --memory-mib 2048 --wait\n  nephele instance create db-1 --image debian-12 --disk-gib 100 -q"
     )]
     Create {
+        /// The instance's name
         name: String,
+        /// The image to boot (`nephele image list`)
         #[arg(long)]
         image: String,
         /// vCPUs [server default: 1]
@@ -56,6 +58,7 @@ pub enum InstanceCommand {
         /// Running, Stopped, … (the server checks it)
         #[arg(long)]
         state: Option<String>,
+        /// Only instances of this name
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
@@ -65,44 +68,63 @@ pub enum InstanceCommand {
     #[command(
         after_help = "Examples:\n  nephele instance get 0192…\n  nephele instance get 0192… -o xml"
     )]
-    Get { id: Uuid },
+    Get {
+        /// The instance's id
+        id: Uuid,
+    },
     /// Start a stopped instance
     #[command(after_help = "Examples:\n  nephele instance start 0192… --wait")]
     Start {
+        /// The instance's id
         id: Uuid,
+        /// Wait for the task to end; exit 8 if it fails
         #[arg(long)]
         wait: bool,
     },
     /// Stop a running instance
     #[command(after_help = "Examples:\n  nephele instance stop 0192… --wait")]
     Stop {
+        /// The instance's id
         id: Uuid,
+        /// Wait for the task to end; exit 8 if it fails
         #[arg(long)]
         wait: bool,
     },
     /// Reboot a running instance
     #[command(after_help = "Examples:\n  nephele instance reboot 0192… --wait")]
     Reboot {
+        /// The instance's id
         id: Uuid,
+        /// Wait for the task to end; exit 8 if it fails
         #[arg(long)]
         wait: bool,
     },
     /// Change a stopped instance's vCPUs or memory
     #[command(after_help = "Examples:\n  nephele instance resize 0192… --cpu 4 --memory-mib 8192")]
     Resize {
+        /// The instance's id
         id: Uuid,
+        /// vCPUs
         #[arg(long)]
         cpu: Option<i64>,
+        /// Memory in MiB
         #[arg(long)]
         memory_mib: Option<i64>,
     },
     /// Rename an instance
     #[command(after_help = "Examples:\n  nephele instance rename 0192… web-2")]
-    Rename { id: Uuid, name: String },
+    Rename {
+        /// The instance's id
+        id: Uuid,
+        /// The new name
+        name: String,
+    },
     /// Delete an instance (asynchronous)
     #[command(after_help = "Examples:\n  nephele instance delete 0192… --wait")]
     Delete {
+        /// The instance's id
         id: Uuid,
+        /// Wait for the task to end; exit 8 if it fails
         #[arg(long)]
         wait: bool,
     },
@@ -126,12 +148,16 @@ pub enum TaskCommand {
     },
     /// One task with its step log
     #[command(after_help = "Examples:\n  nephele task get 0192…")]
-    Get { id: Uuid },
+    Get {
+        /// The task's id
+        id: Uuid,
+    },
     /// Wait for a task to end; exit 8 if it fails
     #[command(
         after_help = "Examples:\n  nephele task wait 0192…\n  nephele task wait 0192… --timeout 10m"
     )]
     Wait {
+        /// The task's id
         id: Uuid,
         /// Give up after this long (exit 1), e.g. 30s, 10m
         #[arg(long, default_value = "1h")]
@@ -139,7 +165,10 @@ pub enum TaskCommand {
     },
     /// Cancel a task that has not started
     #[command(after_help = "Examples:\n  nephele task cancel 0192…")]
-    Cancel { id: Uuid },
+    Cancel {
+        /// The task's id
+        id: Uuid,
+    },
 }
 
 pub async fn instance(

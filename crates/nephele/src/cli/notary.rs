@@ -98,7 +98,7 @@ pub fn notary(command: NotaryCommand) -> Result<(), Failure> {
                 )
             })?;
             let head = &cert.signed_tree_head;
-            println!(
+            super::output::write_line(&format!(
                 "OK: {} (SHA-256 {}) is leaf {} of the notary's log, in the tree of {} signed by key {} at {}",
                 file.display(),
                 cert.sha256,
@@ -106,7 +106,7 @@ pub fn notary(command: NotaryCommand) -> Result<(), Failure> {
                 head.tree_size,
                 head.key_id,
                 head.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            );
+            ));
             Ok(())
         }
     }

@@ -165,7 +165,7 @@ impl Output {
     pub fn item(&self, value: &Value, kind: &Kind) -> Result<(), Failure> {
         if self.quiet {
             if let Some(id) = value.get(kind.id).and_then(Value::as_str) {
-                println!("{id}");
+                write_line(id);
             }
             return Ok(());
         }
@@ -173,7 +173,7 @@ impl Output {
             Format::Table => object_table(value),
             _ => self.document(value, kind)?,
         };
-        println!("{}", text.trim_end());
+        write_line(text.trim_end());
         Ok(())
     }
 
@@ -182,7 +182,7 @@ impl Output {
         if self.quiet {
             for item in items {
                 if let Some(id) = item.get(kind.id).and_then(Value::as_str) {
-                    println!("{id}");
+                    write_line(id);
                 }
             }
             return Ok(());
@@ -191,7 +191,7 @@ impl Output {
             Format::Table => list_table(items, kind),
             _ => self.document(&Value::Array(items.to_vec()), kind)?,
         };
-        println!("{}", text.trim_end());
+        write_line(text.trim_end());
         Ok(())
     }
 
@@ -251,14 +251,67 @@ fn object_table(value: &Value) -> String {
     };
     let mut t = table();
     for (key, field) in map {
-        let shown = match field {
-            Value::Object(_) => field.to_string(),
-            Value::Array(items) if items.iter().any(Value::is_object) => field.to_string(),
-            _ => cell(Some(field)),
-        };
-        t.add_row(vec![key.clone(), shown]);
+        t.add_row(vec![key.clone(), nested_cell(field)]);
     }
     t.to_string()
+}
+
+/// A field of one resource, read as a person reads it: an object (a
+/// task's `result`) one `key: value` line each, a list of objects (a
+/// task's `steps`) one line per item.
+fn nested_cell(field: &Value) -> String {
+    match field {
+        Value::Object(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Object(_) => format!("{k}: {v}"),
+                _ => format!("{k}: {}", cell(Some(v))),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            items.iter().map(item_line).collect::<Vec<_>>().join("\n")
+        }
+        _ => cell(Some(field)),
+    }
+}
+
+fn item_line(item: &Value) -> String {
+    // A task's step: "do create machine: done".
+    let text = |k: &str| item.get(k).and_then(Value::as_str);
+    if let (Some(action), Some(name), Some(outcome)) =
+        (text("action"), text("name"), text("outcome"))
+    {
+        let detail = text("detail")
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        return format!("{action} {name}: {outcome}{detail}");
+    }
+    match item {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{k}={}", cell(Some(v))))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => cell(Some(other)),
+    }
+}
+
+/// Writes a line of a command's output. A reader that stopped reading
+/// (`| head`) ends the command quietly, as it ends any Unix filter;
+/// `println!` would panic.
+pub fn write_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +325,31 @@ mod tests {
         assert_eq!(cell(Some(&json!(["a", "b"]))), "a, b");
         assert_eq!(cell(Some(&json!(2))), "2");
         assert_eq!(cell(Some(&json!("x"))), "x");
+    }
+
+    #[test]
+    fn a_tasks_steps_and_result_read_one_per_line() {
+        let task = json!({
+            "taskId": "t1",
+            "taskStatus": "FAILED",
+            "result": {"id": "i1", "state": "Error"},
+            "steps": [
+                {"name": "create machine", "action": "do", "outcome": "done", "detail": null},
+                {"name": "boot", "action": "do", "outcome": "failed", "detail": "no disk"},
+                {"name": "create machine", "action": "undo", "outcome": "done", "detail": null},
+            ],
+        });
+        let text = object_table(&task);
+        for line in [
+            "do create machine: done",
+            "do boot: failed (no disk)",
+            "undo create machine: done",
+            "id: i1",
+            "state: Error",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        assert!(!text.contains('{'), "no JSON in\n{text}");
     }
 
     #[test]

@@ -98,39 +98,56 @@ pub enum OrgCommand {
     },
     /// One organization
     #[command(after_help = "Examples:\n  nephele org get 0192…")]
-    Get { id: Uuid },
+    Get {
+        /// The organization's id
+        id: Uuid,
+    },
     /// A sub-organization (of your own, or of --parent)
     #[command(
         after_help = "Examples:\n  nephele org create customer-a\n  nephele org create team-b --parent 0192…"
     )]
     Create {
+        /// The new organization's name
         name: String,
+        /// The parent organization [default: yours]
         #[arg(long)]
         parent: Option<Uuid>,
     },
     /// Rename an organization
     #[command(after_help = "Examples:\n  nephele org update 0192… --name customer-b")]
     Update {
+        /// The organization's id
         id: Uuid,
+        /// A new name
         #[arg(long)]
         name: Option<String>,
     },
     /// Delete an organization that holds no instances or sub-organizations
     #[command(after_help = "Examples:\n  nephele org delete 0192…")]
-    Delete { id: Uuid },
+    Delete {
+        /// The organization's id
+        id: Uuid,
+    },
     /// An organization's quota and usage
     #[command(after_help = "Examples:\n  nephele org quota 0192…")]
-    Quota { id: Uuid },
+    Quota {
+        /// The organization's id
+        id: Uuid,
+    },
     /// Set an organization's quota (by an admin of its parent)
     #[command(
         after_help = "Examples:\n  nephele org set-quota 0192… --instances 10 --vcpus 20 --memory-mib 40960"
     )]
     SetQuota {
+        /// The organization's id
         id: Uuid,
+        /// Instances at most in its subtree [default: no limit of its own]
         #[arg(long)]
         instances: Option<i64>,
+        /// vCPUs at most in its subtree [default: no limit of its own]
         #[arg(long)]
         vcpus: Option<i64>,
+        /// Memory at most in its subtree, in MiB [default: no limit of its own]
         #[arg(long)]
         memory_mib: Option<i64>,
     },
@@ -203,18 +220,24 @@ pub enum UserCommand {
     },
     /// One user
     #[command(after_help = "Examples:\n  nephele user get 0192…")]
-    Get { id: Uuid },
+    Get {
+        /// The user's id
+        id: Uuid,
+    },
     /// A new user; the password is asked for (or read with --password-stdin)
     #[command(
         after_help = "Examples:\n  nephele user create bob --email bob@acme.test --role operator\n  echo \"$PW\" | nephele user create ci --email ci@acme.test --role viewer --password-stdin"
     )]
     Create {
+        /// The login: letters, digits and . _ - @
         login: String,
+        /// The e-mail address
         #[arg(long)]
         email: String,
         /// A role name (built-in or the organization's own) or id; repeatable
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// Read the password from stdin instead of asking for it
         #[arg(long)]
         password_stdin: bool,
     },
@@ -223,9 +246,12 @@ pub enum UserCommand {
         after_help = "Examples:\n  nephele user update 0192… --email new@acme.test\n  nephele user update 0192… --role admin --role operator"
     )]
     Update {
+        /// The user's id
         id: Uuid,
+        /// A new login
         #[arg(long)]
         login: Option<String>,
+        /// A new e-mail address
         #[arg(long)]
         email: Option<String>,
         /// Replaces the user's roles; repeatable
@@ -234,20 +260,28 @@ pub enum UserCommand {
     },
     /// Delete a user
     #[command(after_help = "Examples:\n  nephele user delete 0192…")]
-    Delete { id: Uuid },
+    Delete {
+        /// The user's id
+        id: Uuid,
+    },
     /// Set a user's password (your own needs NEPHELE_CURRENT_PASSWORD too)
     #[command(
         after_help = "Examples:\n  nephele user set-password 0192…\n  echo \"$PW\" | nephele user set-password 0192… --password-stdin"
     )]
     SetPassword {
+        /// The user's id
         id: Uuid,
+        /// Read the password from stdin instead of asking for it
         #[arg(long)]
         password_stdin: bool,
     },
     /// End every session of a user: its refresh tokens die and its access
     /// tokens are refused
     #[command(after_help = "Examples:\n  nephele user revoke-sessions 0192…")]
-    RevokeSessions { id: Uuid },
+    RevokeSessions {
+        /// The user's id
+        id: Uuid,
+    },
 }
 
 pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<(), Failure> {
@@ -332,12 +366,16 @@ pub enum RoleCommand {
     },
     /// One role
     #[command(after_help = "Examples:\n  nephele role get 0192…")]
-    Get { id: Uuid },
+    Get {
+        /// The role's id
+        id: Uuid,
+    },
     /// A role of the organization acted in
     #[command(
         after_help = "Examples:\n  nephele role create auditor --permission audit:read --permission tasks:read"
     )]
     Create {
+        /// The role's name
         name: String,
         /// A `resource:action` permission; repeatable
         #[arg(long = "permission", required = true)]
@@ -346,7 +384,9 @@ pub enum RoleCommand {
     /// Rename a role or replace its permissions
     #[command(after_help = "Examples:\n  nephele role update 0192… --permission instances:read")]
     Update {
+        /// The role's id
         id: Uuid,
+        /// A new name
         #[arg(long)]
         name: Option<String>,
         /// Replaces the role's permissions; repeatable
@@ -355,7 +395,10 @@ pub enum RoleCommand {
     },
     /// Delete a role
     #[command(after_help = "Examples:\n  nephele role delete 0192…")]
-    Delete { id: Uuid },
+    Delete {
+        /// The role's id
+        id: Uuid,
+    },
 }
 
 pub async fn role(global: &Global, command: RoleCommand, out: Output) -> Result<(), Failure> {
@@ -408,13 +451,22 @@ pub enum ApiKeyCommand {
     #[command(
         after_help = "Examples:\n  nephele api-key create ci\n  KEY=$(nephele api-key create ci -o json | jq -r .secret)"
     )]
-    Create { name: String },
+    Create {
+        /// A name that says what the key is for
+        name: String,
+    },
     /// Delete a key
     #[command(after_help = "Examples:\n  nephele api-key delete 0192…")]
-    Delete { id: Uuid },
+    Delete {
+        /// The API key's id
+        id: Uuid,
+    },
     /// A new secret for a key; the old one stops working
     #[command(after_help = "Examples:\n  nephele api-key regenerate 0192…")]
-    Regenerate { id: Uuid },
+    Regenerate {
+        /// The API key's id
+        id: Uuid,
+    },
 }
 
 pub async fn api_key(global: &Global, command: ApiKeyCommand, out: Output) -> Result<(), Failure> {
@@ -475,20 +527,27 @@ pub enum ClientCommand {
         after_help = "Examples:\n  nephele client list\n  nephele client list --tenant 0192…"
     )]
     List {
+        /// Only the clients of this organization
         #[arg(long)]
         tenant: Option<Uuid>,
     },
     /// One API client (never its secret)
     #[command(after_help = "Examples:\n  nephele client get 0192…")]
-    Get { id: Uuid },
+    Get {
+        /// The client's id
+        id: Uuid,
+    },
     /// A new API client; its secret is printed this once
     #[command(
         after_help = "Examples:\n  nephele client create billing-sync --role viewer\n  nephele client create deployer --role operator --tenant 0192… --auth-method post"
     )]
     Create {
+        /// The client's name (its client_name)
         name: String,
+        /// The organization the client acts in [default: the one acted in]
         #[arg(long)]
         tenant: Option<Uuid>,
+        /// How the client authenticates at the token endpoint
         #[arg(long, value_enum, default_value = "basic")]
         auth_method: AuthMethod,
         /// A role the client acts with; repeatable
@@ -500,20 +559,30 @@ pub enum ClientCommand {
         after_help = "Examples:\n  nephele client update 0192… --status disabled\n  nephele client update 0192… --name deployer-2 --role viewer"
     )]
     Update {
+        /// The client's id
         id: Uuid,
+        /// A new name
         #[arg(long)]
         name: Option<String>,
+        /// Whether the client may get tokens
         #[arg(long, value_enum)]
         status: Option<ClientStatus>,
+        /// Replaces the client's roles; repeatable
         #[arg(long = "role")]
         roles: Vec<String>,
     },
     /// Delete a client
     #[command(after_help = "Examples:\n  nephele client delete 0192…")]
-    Delete { id: Uuid },
+    Delete {
+        /// The client's id
+        id: Uuid,
+    },
     /// A new secret; the old one stops working
     #[command(after_help = "Examples:\n  nephele client rotate-secret 0192…")]
-    RotateSecret { id: Uuid },
+    RotateSecret {
+        /// The client's id
+        id: Uuid,
+    },
 }
 
 pub async fn client(global: &Global, command: ClientCommand, out: Output) -> Result<(), Failure> {
@@ -667,6 +736,7 @@ pub enum DatacenterCommand {
         after_help = "Examples:\n  nephele datacenter create eu-west --url https://eu-west.example.com"
     )]
     Create {
+        /// The data center's name
         name: String,
         /// The data center's server URL
         #[arg(long)]
@@ -674,7 +744,10 @@ pub enum DatacenterCommand {
     },
     /// Remove a data center
     #[command(after_help = "Examples:\n  nephele datacenter delete 0192…")]
-    Delete { id: Uuid },
+    Delete {
+        /// The data center's id
+        id: Uuid,
+    },
 }
 
 pub async fn datacenter(

@@ -667,6 +667,25 @@ async fn every_output_format_and_quiet() {
         uuid::Uuid::parse_str(&id).is_ok(),
         "--quiet prints the id: {id}"
     );
+    // A reader that has gone (`nephele instance list | head -1`) ends the
+    // command quietly: no panic, status 0.
+    // (tokio's process: the test server shares this runtime.)
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nephele"))
+        .args(["instance", "list", "-o", "table"])
+        .env("NEPHELE_CONFIG_DIR", cli.config.path())
+        .env_remove("NEPHELE_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let json = cli
         .run(&["instance", "get", &id, "-o", "json"])
@@ -1025,6 +1044,25 @@ async fn completions_and_help() {
         help.contains("Examples:") && help.contains("--wait"),
         "{help}"
     );
+    // The client's options belong to the client commands only.
+    assert!(help.contains("--profile"), "{help}");
+    for command in ["serve", "backup", "completion"] {
+        let help = cli.run(&[command, "--help"]).await.ok().stdout;
+        for option in ["--profile", "--output", "--org", "--quiet", "--debug"] {
+            assert!(
+                !help.contains(option),
+                "{command} --help shows {option}: {help}"
+            );
+        }
+    }
+    let line = cli.run(&["serve", "--profile", "x"]).await.failed(2);
+    assert!(
+        line.contains("--profile") && line.contains("client"),
+        "{line}"
+    );
+    // A missing argument is named on the one line.
+    let line = cli.run(&["backup"]).await.failed(2);
+    assert!(line.contains("<FILE>"), "{line}");
 }
 
 /// `nephele bench` works: every scenario briefly against a real server.
