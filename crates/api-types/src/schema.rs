@@ -21,6 +21,16 @@ const HIDDEN: &str = r"\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B\u200E\
 /// The white space (Unicode `White_Space`) that is not a control character.
 const SPACE: &str = r"\u0020\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
+/// [`Name`]'s pattern (its length is `minLength`/`maxLength`).
+pub fn name_pattern() -> String {
+    format!("^[^{HIDDEN}{SPACE}](?:[^{HIDDEN}]*[^{HIDDEN}{SPACE}])?$")
+}
+
+/// [`FileName`]'s pattern.
+pub fn file_name_pattern() -> String {
+    format!("^[^{HIDDEN}]*[^{HIDDEN}{SPACE}][^{HIDDEN}]*$")
+}
+
 fn string(description: &str, min: usize, max: usize, pattern: String) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -43,7 +53,7 @@ impl PartialSchema for Name {
              with white space.",
             1,
             nephele_common::names::Name::MAX,
-            format!("^[^{HIDDEN}{SPACE}](?:[^{HIDDEN}]*[^{HIDDEN}{SPACE}])?$"),
+            name_pattern(),
         )
     }
 }
@@ -76,8 +86,8 @@ impl PartialSchema for FileName {
              invisible formatting characters (nor the tag characters U+E0001, \
              U+E0020–U+E007F).",
             1,
-            255,
-            format!("^[^{HIDDEN}]*[^{HIDDEN}{SPACE}][^{HIDDEN}]*$"),
+            nephele_common::names::FILE_NAME_MAX,
+            file_name_pattern(),
         )
     }
 }

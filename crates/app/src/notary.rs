@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use nephele_auth::Permission;
 use nephele_common::ids::{OrganizationId, StoredFileId};
+use nephele_common::names::FILE_NAME_MAX;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Result};
 use nephele_notary::certificate::{
@@ -24,6 +25,8 @@ use nephele_store::notary::{
     Content, NewStoredFile, NotaryKeyRecord, PendingFile, StoredFile, StoredFileFilter, TreeHead,
 };
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +48,37 @@ pub struct NotaryConfig {
     pub batch_size: usize,
 }
 
+/// Verifications without an account from one address, a minute: each
+/// hashes what it is sent, a cost anyone could otherwise impose at will.
+pub const ANONYMOUS_VERIFICATIONS_PER_MINUTE: u32 = 30;
+
+/// Addresses the anonymous limiter forgets idle ones past.
+const TRACKED_ADDRESSES: usize = 10_000;
+
+/// The anonymous verifications' limiter, by client address.
+pub(crate) struct AnonymousVerifications(governor::DefaultKeyedRateLimiter<IpAddr>);
+
+impl Default for AnonymousVerifications {
+    fn default() -> Self {
+        let rate = NonZeroU32::new(ANONYMOUS_VERIFICATIONS_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+        AnonymousVerifications(governor::RateLimiter::keyed(governor::Quota::per_minute(
+            rate,
+        )))
+    }
+}
+
+impl std::fmt::Debug for AnonymousVerifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnonymousVerifications")
+            .field("addresses", &self.0.len())
+            .finish()
+    }
+}
+
 /// The notary's state in memory.
 #[derive(Debug, Default)]
 pub(crate) struct Notary {
+    anonymous: AnonymousVerifications,
     signer: tokio::sync::OnceCell<Arc<NotarySigner>>,
     /// The log's leaf hashes as far as this node has read them.
     leaves: tokio::sync::Mutex<Vec<Hash>>,
@@ -98,13 +129,12 @@ fn hash_of(hex_text: &str) -> Result<Hash> {
 
 fn file_name(name: String) -> std::result::Result<String, String> {
     if name.trim().is_empty()
-        || name.chars().count() > 255
+        || name.chars().count() > FILE_NAME_MAX
         || name.chars().any(nephele_common::names::is_hidden)
     {
-        return Err(
-            "must be 1 to 255 characters without control or invisible formatting characters"
-                .to_owned(),
-        );
+        return Err(format!(
+            "must be 1 to {FILE_NAME_MAX} characters without control or invisible formatting characters"
+        ));
     }
     Ok(name)
 }
@@ -771,19 +801,49 @@ impl App {
         })
     }
 
-    /// Hashes a body streamed for verification without keeping it.
+    /// Hashes a body streamed for verification without keeping it; no
+    /// larger than a file the notary stores.
     pub async fn hash_stream<S, E>(&self, body: S) -> Result<String>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let limit = self.notary_config().max_file_bytes;
         let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(broken_upload)?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(file_too_large(limit));
+            }
             hasher.update(&chunk);
         }
         Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// Admits one verification without an account from `address`: past
+    /// [`ANONYMOUS_VERIFICATIONS_PER_MINUTE`] it is 429 (3005) with
+    /// `Retry-After`. With an account there is no such limit: the caller
+    /// is known.
+    pub fn admit_anonymous_verification(&self, address: Option<IpAddr>) -> Result<()> {
+        let limiter = &self.notary().anonymous.0;
+        if limiter.len() > TRACKED_ADDRESSES {
+            limiter.retain_recent();
+        }
+        // No address (not over TCP) is one shared address.
+        let key = address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        limiter.check_key(&key).map_err(|not_until| {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            Error::new(
+                ErrorCode::RateLimited,
+                "Too many verifications without an account from this address; \
+                 sign in, or try again later",
+            )
+            .with_retry_after(wait.as_secs().max(1))
+        })
     }
 
     /// The keys tree heads are signed with (all of them, ever).
@@ -830,6 +890,37 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The OpenAPI schema's patterns for names and file names take exactly
+    /// what the server's parsers take, over the Basic Multilingual Plane
+    /// (where the patterns are written), alone and among other characters.
+    #[test]
+    fn the_schemas_patterns_take_what_the_parsers_take() {
+        use nephele_api_types::schema::{file_name_pattern, name_pattern};
+        use nephele_common::names::Name;
+        let name = regex::Regex::new(&name_pattern()).unwrap();
+        let file = regex::Regex::new(&file_name_pattern()).unwrap();
+        for c in (0..=0xFFFF_u32).filter_map(char::from_u32) {
+            for s in [
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}a"),
+                format!("a{c}b"),
+            ] {
+                let code = c as u32;
+                assert_eq!(
+                    name.is_match(&s),
+                    Name::parse(&s).is_ok(),
+                    "name {s:?} U+{code:04X}"
+                );
+                assert_eq!(
+                    file.is_match(&s),
+                    file_name(s.clone()).is_ok(),
+                    "file {s:?} U+{code:04X}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn hashes_are_64_hex_digits() {

@@ -148,6 +148,9 @@ impl Email {
     }
 }
 
+/// The longest stored file name, in characters.
+pub const FILE_NAME_MAX: usize = 255;
+
 /// A data center's `serverUrl`: an absolute `http://` or `https://` URL
 /// of a host name (labels of letters, digits and single inner hyphens, the
 /// last beginning with a letter) or a dotted IPv4 address, an optional

@@ -476,6 +476,15 @@ fn replay(stored: StoredResponse) -> Response {
     resp
 }
 
+/// The client's address as the access log records it (a trusted proxy's
+/// `Forwarded` or `X-Forwarded-For`, else the peer).
+pub fn client_address(request: &axum::extract::Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .and_then(|c| c.client_ip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use crate::auth::{parse_basic, Auth};
 use crate::error::{HttpError, HttpResult};
 use crate::extract::{body_kind, read_body, BodyKind};
-use crate::middleware::{NotAudited, Principal, PrincipalSlot, RequestContext};
+use crate::middleware::{NotAudited, Principal, PrincipalSlot};
 use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -177,13 +177,6 @@ fn client_credentials(
     }
 }
 
-fn address(request: &Request) -> Option<std::net::IpAddr> {
-    request
-        .extensions()
-        .get::<RequestContext>()
-        .and_then(|c| c.client_ip)
-}
-
 /// Issues tokens: the `password`, `client_credentials` and
 /// `refresh_token` grants; clients authenticate with
 /// `client_secret_basic` or `client_secret_post`.
@@ -197,7 +190,7 @@ fn address(request: &Request) -> Option<std::net::IpAddr> {
     security(()))]
 pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResult<Response> {
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    let addr = address(&request);
+    let addr = crate::middleware::client_address(&request);
     let slot = request.extensions().get::<PrincipalSlot>().cloned();
     let mut form = read_form(&state, request).await?;
     let client = client_credentials(authorization.as_ref(), &mut form)?;

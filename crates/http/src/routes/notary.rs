@@ -331,7 +331,9 @@ pub async fn certificate(
         (Vec<u8> = "application/octet-stream"),
         (VerifyRequest = "application/json"),
     )),
-    responses((status = 200, description = "The answer", body = Data<Verification>)))]
+    responses((status = 200, description = "The answer", body = Data<Verification>),
+              (status = 413, description = "Larger than the notary's file limit (3000)", body = ErrorBody),
+              (status = 429, description = "Without an account: too many from this address a minute (3005); see Retry-After", body = ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,
     MaybeAuth(ctx): MaybeAuth,
@@ -339,6 +341,9 @@ pub async fn verify(
     req: Request,
 ) -> HttpResult<Reply> {
     let app = &state.app;
+    if ctx.is_none() {
+        app.admit_anonymous_verification(crate::middleware::client_address(&req))?;
+    }
     let sha256 = match content_type(&req).as_str() {
         "application/json" | "application/xml" | "text/xml" => {
             let Body(r) = Body::<VerifyRequest>::from_request(req, &state).await?;
@@ -346,6 +351,13 @@ pub async fn verify(
                 .ok_or_else(|| Error::invalid("sha256", "is required"))?
         }
         "application/octet-stream" | "" => {
+            app.check_upload_length(
+                req.headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()),
+                0,
+            )?;
             app.hash_stream(
                 req.into_body()
                     .into_data_stream()

@@ -678,6 +678,37 @@ async fn uploads_past_the_request_body_limit_stream_even_with_an_idempotency_key
     let e = assert_error(r, 413, 3000).await;
     assert_eq!(e["errors"][0]["context"]["limit"], 1000);
     assert_eq!(get(&s, BASE).await["data"].as_array().unwrap().len(), 0);
+    // A verification hashes no more than a file may hold, declared or
+    // streamed (chunked, no Content-Length).
+    let r = s
+        .request(Method::POST, "/api/notary/v2/verify")
+        .header("content-type", "application/octet-stream")
+        .body(vec![1u8; 5000])
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 413, 3000).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = format!(
+        "POST /api/notary/v2/verify HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..5 {
+        request.extend_from_slice(b"3e8\r\n");
+        request.extend_from_slice(&[2u8; 1000]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before all of it is read.
+    let _ = stream.write_all(&request).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(
         std::fs::read_dir(s.data_dir().join("notary/incoming"))
             .unwrap()
@@ -784,5 +815,38 @@ async fn content_no_record_names_is_removed_at_start_once_old() {
         .await
         .unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"recorded");
+    s.stop().await;
+}
+
+/// Verifying without an account costs the server a hash of what is sent:
+/// an address gets so many a minute, and then 429 until it may again.
+#[tokio::test]
+async fn verifications_without_an_account_are_limited_per_address() {
+    let s = TestServer::set_up().await;
+    let ask = || {
+        s.request(Method::POST, "/api/notary/v2/verify")
+            .json(&json!({"sha256": sha256_hex(b"anything")}))
+            .send()
+    };
+    for _ in 0..nephele_app::notary::ANONYMOUS_VERIFICATIONS_PER_MINUTE {
+        assert_eq!(ask().await.unwrap().status(), 200);
+    }
+    let r = ask().await.unwrap();
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_error(r, 429, 3005).await;
+    // With an account there is no such limit: the caller is known.
+    let r = s
+        .admin_json(
+            Method::POST,
+            "/api/notary/v2/verify",
+            &json!({"sha256": sha256_hex(b"anything")}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     s.stop().await;
 }
