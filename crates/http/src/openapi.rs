@@ -583,6 +583,28 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_states_are_the_servers() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let listed = |name: &str| doc["components"]["schemas"][name]["enum"].clone();
+        let states: Vec<&str> = nephele_store::instances::InstanceState::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(listed("InstanceState"), serde_json::json!(states));
+        // A running task shows as PENDING.
+        assert_eq!(
+            listed("TaskStatus"),
+            serde_json::json!(["PENDING", "SUCCESS", "FAILED"])
+        );
+        for status in ["PENDING", "SUCCESS", "FAILED"] {
+            assert!(
+                nephele_store::tasks::TaskStatus::parse(status).is_some(),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
     fn a_long_poll_is_bounded_as_the_server_bounds_it() {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
         let params = doc["paths"]["/api/v2/tasks/{id}"]["get"]["parameters"]

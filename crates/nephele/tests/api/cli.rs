@@ -271,6 +271,24 @@ async fn the_readme_walk_through_from_a_demo_server() {
     let me = cli.run(&["whoami", "-o", "json"]).await.ok().json();
     assert_eq!(me["login"], "admin");
     assert_eq!(me["organization"], "demo");
+    // The table as the README shows it.
+    let images = cli.run(&["image", "list", "-o", "table"]).await.ok().stdout;
+    let rows: Vec<Vec<&str>> = images
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["NAME", "FORMAT", "SIZE", "BYTES"],
+            vec!["alpine-3.20", "simulated", "-"],
+            vec!["debian-12", "simulated", "-"],
+            vec!["fedora-41", "simulated", "-"],
+            vec!["rocky-9", "simulated", "-"],
+            vec!["ubuntu-24.04", "simulated", "-"],
+        ],
+        "{images}"
+    );
 
     let created = cli
         .run(&[
