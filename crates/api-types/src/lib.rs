@@ -363,6 +363,19 @@ pub struct StoredFileUpload {
     pub sha256: Option<String>,
 }
 
+/// A `multipart/form-data` verification (the public page's form): the
+/// content or its hash, one of them.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(max_properties = 1, examples(json!({"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})))]
+pub struct VerifyUpload {
+    /// The content, hashed and not kept.
+    #[schema(value_type = String, format = Binary, required = false)]
+    pub file: Option<Vec<u8>>,
+    #[schema(value_type = schema::Sha256, required = false)]
+    pub sha256: Option<String>,
+}
+
 /// Asks whether a hash is notarized.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -92,7 +92,7 @@ macro_rules! every_route {
             .routes($group!(notary::get, notary::delete))
             .routes($group!(notary::content))
             .routes($group!(notary::certificate))
-            .routes($group!(notary::verify))
+            .routes($group!(notary::verify, notary::verify_page))
             .routes($group!(notary::keys))
             .routes($group!(notary::tree_heads))
     }};

@@ -105,6 +105,7 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
         "getStoredFileContent",
     ),
     ("get", "/api/notary/v2/tree-heads", "listTreeHeads"),
+    ("get", "/api/notary/v2/verify", "getVerificationPage"),
     ("post", "/api/notary/v2/verify", "verifyNotarization"),
     ("get", "/api/openapi.json", "getOpenApiDocument"),
     ("get", "/api/v2/api-keys", "listApiKeys"),
@@ -297,6 +298,11 @@ fn bodies_say_what_is_optional(api: &mut OpenApi) {
                 Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()),
             ))));
         }
+    }
+    // The verification form holds one of its two parts (utoipa keeps a
+    // struct's maxProperties but drops its minProperties).
+    if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut("VerifyUpload") {
+        o.min_properties = Some(1);
     }
     let requires_nothing = |content: &Content| match &content.schema {
         Some(RefOr::Ref(r)) => matches!(

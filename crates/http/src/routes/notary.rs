@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use nephele_api_types::{
     schema, Certificate, Data, ErrorBody, List, LoggedTreeHead, NotaryKey, StoredFile,
-    StoredFileRegistration, StoredFileUpload, Verification, VerifyRequest,
+    StoredFileRegistration, StoredFileUpload, Verification, VerifyRequest, VerifyUpload,
 };
 use nephele_app::notary::check_upload_claims;
 use nephele_common::ids::OrganizationId;
@@ -310,26 +310,87 @@ pub async fn certificate(
         .await?;
     let cert: Certificate = views::same_shape(&cert)?;
     if format.is_some_and(|f| f.0 == Format::Html) {
-        let page = crate::notary_page::certificate(&views::stored_file(&file), &cert);
-        let mut response = (StatusCode::OK, page).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        return Ok(response);
+        return Ok(html(crate::notary_page::certificate(
+            &views::stored_file(&file),
+            &cert,
+        )));
     }
     Ok(Reply::ok(cert)?.into_response())
+}
+
+/// The public verification page: a form for a file or its SHA-256,
+/// posted to `POST /api/notary/v2/verify`, which answers a page. Like the
+/// other public routes it needs no credentials and refuses bad ones.
+#[utoipa::path(get, path = "/api/notary/v2/verify", tag = "notary",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+pub async fn verify_page(_: MaybeAuth) -> Response {
+    html(crate::notary_page::verify_form())
+}
+
+fn html(page: String) -> Response {
+    let mut response = (StatusCode::OK, page).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// The `file` or `sha256` part of a verification form (one of them).
+async fn verify_form(
+    app: &nephele_app::App,
+    req: Request,
+    state: &AppState,
+) -> Result<String, Error> {
+    app.check_upload_length(declared_length(&req), MULTIPART_FRAMING)?;
+    let mut form = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| multipart_error(e.body_text()))?;
+    let mut sha256 = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e.body_text()))?
+    {
+        let part = field.name().unwrap_or("").to_owned();
+        if sha256.is_some() && matches!(part.as_str(), "file" | "sha256") {
+            return Err(Error::invalid(
+                &part,
+                "must be sent alone: a file or its sha256",
+            ));
+        }
+        sha256 = Some(match part.as_str() {
+            "file" => app.hash_stream(field.map_err(|e| e.body_text())).await?,
+            "sha256" => part_text(field).await?,
+            other => {
+                return Err(Error::invalid(
+                    other,
+                    "is not a part of a verification (file, sha256)",
+                ))
+            }
+        });
+    }
+    sha256.ok_or_else(|| Error::invalid("file", "is required: a part named file or sha256"))
+}
+
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Is this content (raw body) or this hash (JSON `{"sha256"}`) notarized?
 /// With credentials: among your organization's files, with their ids.
 /// Without: anywhere in the log, telling only when (SPEC §7: proofs are
-/// for anyone). With the certificate when it is.
+/// for anyone). With the certificate when it is. The public page's form
+/// (`multipart/form-data`) gets a page back when a browser asks for one.
 #[utoipa::path(post, path = "/api/notary/v2/verify", tag = "notary",
     params(OrgScope),
     request_body(content(
         (Vec<u8> = "application/octet-stream"),
         (VerifyRequest = "application/json"),
+        (VerifyUpload = "multipart/form-data"),
     )),
     responses((status = 200, description = "The answer", body = Data<Verification>),
               (status = 413, description = "Larger than the notary's file limit (3000)", body = ErrorBody),
@@ -338,8 +399,9 @@ pub async fn verify(
     State(state): State<AppState>,
     MaybeAuth(ctx): MaybeAuth,
     Query(scope): Query<OrgScope>,
+    format: Option<axum::Extension<Format>>,
     req: Request,
-) -> HttpResult<Reply> {
+) -> HttpResult<Response> {
     let app = &state.app;
     if ctx.is_none() {
         app.admit_anonymous_verification(crate::middleware::client_address(&req))?;
@@ -350,14 +412,9 @@ pub async fn verify(
             r.sha256
                 .ok_or_else(|| Error::invalid("sha256", "is required"))?
         }
+        "multipart/form-data" => verify_form(app, req, &state).await?,
         "application/octet-stream" | "" => {
-            app.check_upload_length(
-                req.headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok()),
-                0,
-            )?;
+            app.check_upload_length(declared_length(&req), 0)?;
             app.hash_stream(
                 req.into_body()
                     .into_data_stream()
@@ -375,13 +432,17 @@ pub async fn verify(
         .as_ref()
         .map(views::same_shape)
         .transpose()?;
-    Ok(Reply::ok(Verification {
+    let answer = Verification {
         notarized: certificate.is_some(),
         notarized_at: found.notarized_at,
         stored_file_ids: found.files.iter().map(|f| f.id.0).collect(),
         sha256: found.sha256,
         certificate,
-    })?)
+    };
+    if format.is_some_and(|f| f.0 == Format::Html) {
+        return Ok(html(crate::notary_page::verification(&answer)));
+    }
+    Ok(Reply::ok(answer)?.into_response())
 }
 
 /// The keys tree heads are signed with: every one ever used. Public.

@@ -497,6 +497,16 @@ fn routes() -> Vec<Route> {
         },
         Route {
             method: Method::GET,
+            template: "/api/notary/v2/verify",
+            victim: org,
+            request: |_| ("/api/notary/v2/verify".into(), None),
+            reread: file_reread,
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::GET,
             template: "/api/notary/v2/keys",
             victim: org,
             request: |_| ("/api/notary/v2/keys".into(), None),

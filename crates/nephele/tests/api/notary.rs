@@ -306,6 +306,68 @@ async fn certificates_come_as_xml_and_as_a_page() {
     assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;.txt"), "{page}");
     assert!(!page.contains("<b>bold</b>"), "{page}");
 
+    // The certificate page links to the public verification page, whose
+    // forms anyone (no account) posts a file or a hash to.
+    assert!(page.contains("href=\"/api/notary/v2/verify\""), "{page}");
+    let r = s
+        .request(Method::GET, "/api/notary/v2/verify")
+        .header("accept", browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let form = r.text().await.unwrap();
+    assert!(
+        form.contains("action=\"/api/notary/v2/verify\"")
+            && form.contains("enctype=\"multipart/form-data\"")
+            && form.contains("name=\"file\"")
+            && form.contains("name=\"sha256\""),
+        "{form}"
+    );
+    let posted = |form: reqwest::multipart::Form, accept: &'static str| {
+        s.request(Method::POST, "/api/notary/v2/verify")
+            .header("accept", accept)
+            .multipart(form)
+            .send()
+    };
+    let file = || {
+        reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(b"markup in the name".to_vec()).file_name("x.txt"),
+        )
+    };
+    let r = posted(file(), browser).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer = r.text().await.unwrap();
+    assert!(
+        answer.contains("<h1>Notarized</h1>")
+            && answer.contains(&sha256_hex(b"markup in the name")),
+        "{answer}"
+    );
+    let unknown = reqwest::multipart::Form::new().text("sha256", sha256_hex(b"never seen"));
+    let answer = posted(unknown, browser)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(answer.contains("<h1>Not notarized</h1>"), "{answer}");
+    // The same form from a program gets the JSON answer.
+    let r = posted(file(), "application/json").await.unwrap();
+    assert_eq!(json_of(r, 200).await["data"]["notarized"], true);
+    // One of the two, and nothing else.
+    let both = file().text("sha256", sha256_hex(b"never seen"));
+    assert_error(posted(both, "application/json").await.unwrap(), 422, 3001).await;
+    let other = reqwest::multipart::Form::new().text("nmae", "x");
+    assert_error(posted(other, "application/json").await.unwrap(), 422, 3001).await;
+    // (A form of no parts is no multipart body at all.)
+    let none = reqwest::multipart::Form::new();
+    assert_error(posted(none, "application/json").await.unwrap(), 400, 3000).await;
+
     // Everywhere else HTML is still not on offer.
     let r = s
         .admin(Method::GET, &format!("{BASE}/{id}"))
