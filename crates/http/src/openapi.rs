@@ -255,6 +255,7 @@ fn declare_media(path: &str, op: &mut Operation) {
     if let Some(body) = op.request_body.as_mut() {
         if let Some(bytes) = body.content.get_mut(OCTETS) {
             bytes.schema = Some(binary());
+            bytes.example = Some(serde_json::json!("minutes of the meeting"));
         }
     }
     for (status, response) in op.responses.responses.iter_mut() {
@@ -586,6 +587,32 @@ mod tests {
             schemas["List_Instance"]["properties"]["data"]["items"]["$ref"],
             "#/components/schemas/Instance"
         );
+    }
+
+    #[test]
+    fn every_request_body_has_an_example() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let Some(content) = op["requestBody"]["content"].as_object() else {
+                    continue;
+                };
+                for (media, body) in content {
+                    let schema = match body["schema"]["$ref"].as_str() {
+                        Some(r) => {
+                            &doc["components"]["schemas"]
+                                [r.trim_start_matches("#/components/schemas/")]
+                        }
+                        None => &body["schema"],
+                    };
+                    if body.get("example").is_none() && schema.get("examples").is_none() {
+                        missing.push(format!("{method} {path} {media}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no example: {missing:#?}");
     }
 
     #[test]
