@@ -7,7 +7,8 @@ checksum that is not the content's, or a current password that is not the
 current one. These hooks put what is true (read from the server by the
 script, given here through the environment) where a valid request needs
 it, so that "a schema-valid request is accepted" tests what it means. They
-change only valid (positive) cases, and nothing else in them.
+change only valid (positive) cases, and nothing else in them; and they keep
+the run's own API key from being deleted or regenerated under it.
 
 One failure is not counted: the lockout's 429 (1004) to an invalid-credentials
 probe. The probes guess passwords from 127.0.0.1, and after enough of them

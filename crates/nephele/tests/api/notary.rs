@@ -41,6 +41,14 @@ async fn keys(s: &TestServer) -> Vec<NotaryKey> {
     serde_json::from_value(get(s, "/api/notary/v2/keys").await["data"].clone()).unwrap()
 }
 
+/// A page: 200, as HTML.
+async fn html_of(r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 200);
+    let media = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(media.starts_with("text/html"), "{media}");
+    r.text().await.unwrap()
+}
+
 async fn certificate(s: &TestServer, id: &str) -> Certificate {
     serde_json::from_value(get(s, &format!("{BASE}/{id}/certificate")).await["data"].clone())
         .unwrap()
@@ -296,12 +304,7 @@ async fn certificates_come_as_xml_and_as_a_page() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
-    let page = r.text().await.unwrap();
+    let page = html_of(r).await;
     assert!(page.contains(&sha256_hex(b"markup in the name")), "{page}");
     assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;.txt"), "{page}");
     assert!(!page.contains("<b>bold</b>"), "{page}");
@@ -315,12 +318,7 @@ async fn certificates_come_as_xml_and_as_a_page() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
-    let form = r.text().await.unwrap();
+    let form = html_of(r).await;
     assert!(
         form.contains("action=\"/api/notary/v2/verify\"")
             && form.contains("enctype=\"multipart/form-data\"")
@@ -340,21 +338,14 @@ async fn certificates_come_as_xml_and_as_a_page() {
             reqwest::multipart::Part::bytes(b"markup in the name".to_vec()).file_name("x.txt"),
         )
     };
-    let r = posted(file(), browser).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let answer = r.text().await.unwrap();
+    let answer = html_of(posted(file(), browser).await.unwrap()).await;
     assert!(
         answer.contains("<h1>Notarized</h1>")
             && answer.contains(&sha256_hex(b"markup in the name")),
         "{answer}"
     );
     let unknown = reqwest::multipart::Form::new().text("sha256", sha256_hex(b"never seen"));
-    let answer = posted(unknown, browser)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let answer = html_of(posted(unknown, browser).await.unwrap()).await;
     assert!(answer.contains("<h1>Not notarized</h1>"), "{answer}");
     // The same form from a program gets the JSON answer.
     let r = posted(file(), "application/json").await.unwrap();
