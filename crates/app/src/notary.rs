@@ -139,6 +139,16 @@ fn file_name(name: String) -> std::result::Result<String, String> {
     Ok(name)
 }
 
+/// Counts a received chunk into `size`: a body past the notary's file
+/// limit is refused as it streams, whatever it declared.
+fn add_within(size: &mut u64, chunk: &[u8], limit: u64) -> Result<()> {
+    *size += chunk.len() as u64;
+    if *size > limit {
+        return Err(file_too_large(limit));
+    }
+    Ok(())
+}
+
 fn file_too_large(limit: u64) -> Error {
     Error::new(
         ErrorCode::PayloadTooLarge,
@@ -147,8 +157,7 @@ fn file_too_large(limit: u64) -> Error {
     .with("limit", limit)
 }
 
-/// An upload's name and claimed SHA-256, parsed.
-/// Checks an upload's claimed name and SHA-256. A file given no name is
+/// An upload's claimed name and SHA-256, parsed. A file given no name is
 /// named by its SHA-256 (hex).
 pub fn check_upload_claims(
     name: Option<&str>,
@@ -547,7 +556,8 @@ impl App {
                 ));
             }
         }
-        let (id, org, digest, size) = (received.id, received.org, received.digest, received.size);
+        let (id, org, size) = (received.id, received.org, received.size);
+        let digest = hex::encode(received.digest);
         let path = self.content_path(id);
         tokio::fs::rename(&received.incoming, &path)
             .await
@@ -556,13 +566,7 @@ impl App {
             .record_file(NewStoredFile {
                 size_bytes: Some(size as i64),
                 content: Content::Stored,
-                ..self.new_file(
-                    ctx,
-                    org,
-                    id,
-                    name.unwrap_or_else(|| hex::encode(digest)),
-                    hex::encode(digest),
-                )
+                ..self.new_file(ctx, org, id, name.unwrap_or_else(|| digest.clone()), digest)
             })
             .await;
         if recorded.is_err() {
@@ -586,10 +590,7 @@ impl App {
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(broken_upload)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(file_too_large(limit));
-            }
+            add_within(&mut size, &chunk, limit)?;
             hasher.update(&chunk);
             file.write_all(&chunk)
                 .await
@@ -814,10 +815,7 @@ impl App {
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(broken_upload)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(file_too_large(limit));
-            }
+            add_within(&mut size, &chunk, limit)?;
             hasher.update(&chunk);
         }
         Ok(hex::encode(hasher.finalize()))
@@ -836,7 +834,7 @@ impl App {
         let key = address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         limiter.check_key(&key).map_err(|not_until| {
             use governor::clock::Clock;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let wait = not_until.wait_time_from(limiter.clock().now());
             Error::new(
                 ErrorCode::RateLimited,
                 "Too many verifications without an account from this address; \

@@ -110,12 +110,10 @@ pub fn certificate(file: &StoredFile, cert: &Certificate) -> String {
         .iter()
         .map(|(k, v)| format!("<tr><th>{k}</th><td>{v}</td></tr>"))
         .collect();
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>Notarization certificate: {name}</title>\
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}\
-th{{text-align:left;padding-right:1em;vertical-align:top}}code{{word-break:break-all}}</style>\
-</head><body><h1>Notarization certificate</h1>\
+    page(
+        &format!("Notarization certificate: {}", file.name),
+        &format!(
+            "<h1>Notarization certificate</h1>\
 <p>The SHA-256 of <strong>{name}</strong> is leaf {leaf} of the notary's append-only \
 Merkle log (RFC 9162 hashing). The inclusion proof below leads from that leaf to the root of a \
 tree head signed with the notary's key.</p>\
@@ -123,9 +121,9 @@ tree head signed with the notary's key.</p>\
 <h2>Check it yourself</h2><p>Save the JSON certificate (<code>Accept: application/json</code>) \
 and the notary's keys (<code>GET /api/notary/v2/keys</code>), then, with no server: \
 <code>nephele notary verify FILE --certificate CERT.json --keys KEYS.json</code>. \
-Or ask the notary's <a href=\"{VERIFY_PATH}\">public verification page</a>.</p>\
-</body></html>\n",
-        name = esc(&file.name),
-        leaf = cert.leaf_index,
+Or ask the notary's <a href=\"{VERIFY_PATH}\">public verification page</a>.</p>",
+            name = esc(&file.name),
+            leaf = cert.leaf_index,
+        ),
     )
 }

@@ -128,11 +128,12 @@ const NOT_CLIENTS: [&str; 3] = ["serve", "completion", "backup"];
 /// clap does not propagate over: their help does not show them, and
 /// [`misplaced_option`] refuses them.
 fn command() -> clap::Command {
+    let options = client_options();
     NOT_CLIENTS.iter().fold(Cli::command(), |command, name| {
         command.mut_subcommand(name, |sub| {
-            client_options()
-                .into_iter()
-                .fold(sub, |sub, option| sub.arg(option.global(false).hide(true)))
+            options.iter().fold(sub, |sub, option| {
+                sub.arg(option.clone().global(false).hide(true))
+            })
         })
     })
 }
@@ -183,8 +184,7 @@ fn refused(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let mut command = command();
-    let matches = match command.clone().try_get_matches() {
+    let matches = match command().try_get_matches() {
         Ok(m) => m,
         Err(e) => return refused(e),
     };
@@ -202,7 +202,7 @@ fn main() -> ExitCode {
             // Written whole from memory: a reader that stops early (`| head`)
             // closes the pipe, and that is not an error of ours.
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command, "nephele", &mut script);
+            clap_complete::generate(shell, &mut command(), "nephele", &mut script);
             return match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

@@ -88,6 +88,27 @@ fn multipart_error(text: String) -> Error {
     Error::malformed(format!("Malformed multipart body: {text}"))
 }
 
+/// A multipart body whose declared length can hold a file, read part by
+/// part with [`next_part`].
+async fn open_form(
+    app: &nephele_app::App,
+    req: Request,
+    state: &AppState,
+) -> Result<Multipart, Error> {
+    app.check_upload_length(declared_length(&req), MULTIPART_FRAMING)?;
+    Multipart::from_request(req, state)
+        .await
+        .map_err(|e| multipart_error(e.body_text()))
+}
+
+async fn next_part(
+    form: &mut Multipart,
+) -> Result<Option<axum::extract::multipart::Field<'_>>, Error> {
+    form.next_field()
+        .await
+        .map_err(|e| multipart_error(e.body_text()))
+}
+
 /// A text part of a multipart upload (`name`, `sha256`).
 async fn part_text(field: axum::extract::multipart::Field<'_>) -> Result<String, Error> {
     field
@@ -119,11 +140,6 @@ pub async fn create(
 ) -> HttpResult<Reply> {
     let acting = params.org_id.map(OrganizationId);
     let app = &state.app;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let file = match content_type(&req).as_str() {
         "application/json" | "application/xml" | "text/xml" => {
             let Body(r) = Body::<StoredFileRegistration>::from_request(req, &state).await?;
@@ -134,10 +150,7 @@ pub async fn create(
                 .await?
         }
         "multipart/form-data" => {
-            app.check_upload_length(declared, MULTIPART_FRAMING)?;
-            let mut form = Multipart::from_request(req, &state)
-                .await
-                .map_err(|e| multipart_error(e.body_text()))?;
+            let mut form = open_form(app, req, &state).await?;
             // The parts may come in any order: the content is received
             // when its part comes, and stored only once every part has
             // been read and the claims checked against it.
@@ -145,11 +158,7 @@ pub async fn create(
             let mut sha256 = params.sha256;
             let mut received = None;
             let mut file_name = None;
-            while let Some(field) = form
-                .next_field()
-                .await
-                .map_err(|e| multipart_error(e.body_text()))?
-            {
+            while let Some(field) = next_part(&mut form).await? {
                 match field.name().unwrap_or("") {
                     "name" => name = Some(part_text(field).await?),
                     "sha256" => sha256 = Some(part_text(field).await?),
@@ -181,7 +190,7 @@ pub async fn create(
                 .await?
         }
         "application/octet-stream" | "" => {
-            app.check_upload_length(declared, 0)?;
+            app.check_upload_length(declared_length(&req), 0)?;
             let body = req.into_body().into_data_stream();
             app.upload_stored_file(&ctx, acting, params.name, params.sha256, body)
                 .await?
@@ -342,16 +351,9 @@ async fn verify_form(
     req: Request,
     state: &AppState,
 ) -> Result<String, Error> {
-    app.check_upload_length(declared_length(&req), MULTIPART_FRAMING)?;
-    let mut form = Multipart::from_request(req, state)
-        .await
-        .map_err(|e| multipart_error(e.body_text()))?;
+    let mut form = open_form(app, req, state).await?;
     let mut sha256 = None;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(e.body_text()))?
-    {
+    while let Some(field) = next_part(&mut form).await? {
         let part = field.name().unwrap_or("").to_owned();
         if sha256.is_some() && matches!(part.as_str(), "file" | "sha256") {
             return Err(Error::invalid(
