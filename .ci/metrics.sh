@@ -10,8 +10,6 @@
 set -euo pipefail
 
 PROMETHEUS_CLIENT_VERSION="0.21.1"
-PORT="${METRICS_PORT:-18377}"
-URL="http://127.0.0.1:$PORT"
 PY="${PYTHON:-python3}"
 
 log() { printf 'metrics.sh: %s\n' "$*" >&2; }
@@ -25,27 +23,18 @@ export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 source "$(dirname "${BASH_SOURCE[0]}")/pip-tool.sh"
 pip_tool prometheus-client "$PROMETHEUS_CLIENT_VERSION"
 
+# shellcheck source=.ci/serve.sh
+source "$(dirname "${BASH_SOURCE[0]}")/serve.sh"
+
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nephele-metrics.XXXXXX")"
-PID=""
 cleanup() {
-    if [[ -n "$PID" ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    stop_nephele
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-unset NEPHELE_CONFIG NEPHELE_DATABASE_URL NEPHELE_DATA_DIR NEPHELE_LISTEN
-NEPHELE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
-    --setup-token metrics-setup-token-1 --sim-latency 0 >"$WORK/server.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-    curl -sf "$URL/healthz" >/dev/null 2>&1 && break
-    kill -0 "$PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "the server exited"; }
-    sleep 0.1
-done
-curl -sf "$URL/healthz" >/dev/null || die "the server did not answer"
-curl -sf -H 'content-type: application/json' -o /dev/null "$URL/occm/setup/init" -d \
-    '{"setupToken":"metrics-setup-token-1","organization":{"name":"Metrics"},"admin":{"login":"admin","email":"admin@metrics.test","password":"correct-horse-1"}}' \
-    || die "setup failed"
+serve_nephele "$BIN" "$WORK" --sim-latency 0
+set_up_nephele admin correct-horse-1
 curl -s -o /dev/null -u admin:correct-horse-1 "$URL/api/v2/me"
 curl -s -o /dev/null -u admin:wrong-password "$URL/api/v2/me"
 curl -s -o /dev/null -u admin:correct-horse-1 -H 'content-type: application/json' \
