@@ -5,7 +5,6 @@
 
 pub mod audit;
 pub mod auth;
-pub mod docs;
 pub mod error;
 pub mod exposition;
 pub mod extract;
@@ -13,8 +12,8 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod negotiate;
-pub mod notary_page;
 pub mod openapi;
+pub mod pages;
 pub mod reply;
 pub mod routes;
 pub mod state;

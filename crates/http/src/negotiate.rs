@@ -40,7 +40,7 @@ pub(crate) fn serves_xml(path: &str) -> bool {
 /// A notary certificate and a verification, which also come as pages.
 pub(crate) fn offers_html(path: &str) -> bool {
     path.starts_with("/api/notary/v2/stored-files/") && path.ends_with("/certificate")
-        || path == crate::notary_page::VERIFY_PATH
+        || path == crate::pages::notary::VERIFY_PATH
 }
 
 /// Stored content, which comes as it was stored, whatever is asked.

@@ -44,7 +44,7 @@ pub struct Shared {
     /// request: an idle server should not hold them (or the code that
     /// renders them) in memory.
     pub openapi_json: OnceLock<String>,
-    pub docs_html: OnceLock<String>,
+    pub docs_html: OnceLock<crate::pages::Page>,
 }
 
 impl AppState {

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::views;
 use axum::body::Body as HttpBody;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use nephele_api_types::{
@@ -319,10 +319,9 @@ pub async fn certificate(
         .await?;
     let cert: Certificate = views::same_shape(&cert)?;
     if format.is_some_and(|f| f.0 == Format::Html) {
-        return Ok(html(crate::notary_page::certificate(
-            &views::stored_file(&file),
-            &cert,
-        )));
+        return Ok(
+            crate::pages::notary::certificate(&views::stored_file(&file), &cert).into_response(),
+        );
     }
     Ok(Reply::ok(cert)?.into_response())
 }
@@ -333,16 +332,7 @@ pub async fn certificate(
 #[utoipa::path(get, path = "/api/notary/v2/verify", tag = "notary",
     responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn verify_page(_: MaybeAuth) -> Response {
-    html(crate::notary_page::verify_form())
-}
-
-fn html(page: String) -> Response {
-    let mut response = (StatusCode::OK, page).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
+    crate::pages::notary::verify_form().into_response()
 }
 
 /// The `file` or `sha256` part of a verification form (one of them).
@@ -442,7 +432,7 @@ pub async fn verify(
         certificate,
     };
     if format.is_some_and(|f| f.0 == Format::Html) {
-        return Ok(html(crate::notary_page::verification(&answer)));
+        return Ok(crate::pages::notary::verification(&answer).into_response());
     }
     Ok(Reply::ok(answer)?.into_response())
 }

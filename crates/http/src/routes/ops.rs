@@ -5,7 +5,7 @@ use crate::error::HttpResult;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use nephele_api_types::{ErrorBody, Health};
 
 /// The process is up.
@@ -96,9 +96,9 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
 /// A readable API reference, self-contained.
 #[utoipa::path(get, path = "/docs", tag = "operations",
     responses((status = 200, description = "The API reference", content_type = "text/html", body = String)))]
-pub async fn docs(State(state): State<AppState>) -> Html<String> {
-    let html = state
+pub async fn docs(State(state): State<AppState>) -> crate::pages::Page {
+    state
         .docs_html
-        .get_or_init(|| crate::docs::render(&crate::api().1));
-    Html(html.clone())
+        .get_or_init(|| crate::pages::docs::render(&crate::api().1))
+        .clone()
 }

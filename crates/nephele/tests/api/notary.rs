@@ -46,6 +46,11 @@ async fn html_of(r: reqwest::Response) -> String {
     assert_eq!(r.status(), 200);
     let media = r.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(media.starts_with("text/html"), "{media}");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     r.text().await.unwrap()
 }
 

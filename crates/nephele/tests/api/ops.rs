@@ -130,6 +130,8 @@ async fn the_reference_page_is_self_contained() {
         .to_str()
         .unwrap()
         .starts_with("text/html"));
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
     let html = r.text().await.unwrap();
     assert!(html.contains("/occm/setup/init"));
     assert!(!html.contains("<script"));
