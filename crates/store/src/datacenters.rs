@@ -1,4 +1,6 @@
-use crate::db::{col, col_id, col_time, db_error, refuse_while_held, unique_violation};
+use crate::db::{
+    col, col_id, col_time, db_error, lock_invariants, refuse_while_held, unique_violation,
+};
 use crate::{Datacenter, NewDatacenter, Store};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::DatacenterId;
@@ -74,6 +76,8 @@ impl Store {
     /// Deletes a data center that is no user's home (409 otherwise).
     pub async fn delete_datacenter(&self, id: DatacenterId) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
+        // Under the lock a user's home is checked by (see `users`).
+        lock_invariants(self, &mut tx).await?;
         refuse_while_held(
             &mut tx,
             "datacenters",

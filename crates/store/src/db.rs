@@ -235,47 +235,6 @@ impl Store {
             .map_err(unavailable)
     }
 
-    /// Every table with its columns and normalized column types, for the
-    /// test that keeps both schemas in step.
-    pub async fn schema(&self) -> Result<Vec<(String, String, String)>> {
-        use sqlx::Row;
-        let sql = match self.backend {
-            Backend::Sqlite => {
-                "SELECT m.name, p.name, lower(p.type) FROM sqlite_master m \
-                 JOIN pragma_table_info(m.name) p \
-                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
-                 ORDER BY m.name, p.name"
-            }
-            Backend::Postgres => {
-                "SELECT table_name::text, column_name::text, lower(data_type::text) \
-                 FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%' \
-                 ORDER BY table_name, column_name"
-            }
-        };
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                let ty: String = r.try_get(2).map_err(db_error)?;
-                let ty = match ty.as_str() {
-                    "blob" | "bytea" => "bytes",
-                    "character varying" | "text" => "text",
-                    "integer" | "bigint" => "integer",
-                    other => other,
-                }
-                .to_owned();
-                Ok((
-                    r.try_get(0).map_err(db_error)?,
-                    r.try_get(1).map_err(db_error)?,
-                    ty,
-                ))
-            })
-            .collect()
-    }
-
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;

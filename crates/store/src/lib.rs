@@ -16,6 +16,7 @@ pub mod models;
 pub mod notary;
 pub mod organizations;
 pub mod roles;
+pub mod schema;
 pub mod setup;
 pub mod sim;
 pub mod tasks;

@@ -52,7 +52,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let user = insert_user(&mut tx, admin, &[builtin_roles::ADMIN]).await?;
+        let user = insert_user(&mut tx, self, admin, &[builtin_roles::ADMIN]).await?;
         tx.commit().await.map_err(|e| match unique_violation(&e) {
             Some(_) => already_set_up(),
             None => db_error(e),

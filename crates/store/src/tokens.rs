@@ -2,13 +2,13 @@
 //! access tokens.
 
 use crate::db::{col, col_id, col_opt_id, col_time, db_error, lock_invariants};
-use crate::Backend;
 use crate::{RefreshOutcome, RefreshSpend, RefreshToken, RevokedToken, Store, StoredSigningKey};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::ids::{ClientId, RefreshTokenId, SigningKeyId};
 use nephele_common::Result;
 use sqlx::any::AnyRow;
+use sqlx::Row;
 
 const KEY_COLUMNS: &str =
     "id, purpose, algorithm, sealed_key, public_jwk, created_at, retired_at, expires_at";
@@ -141,49 +141,60 @@ impl Store {
     /// (then [`Store::refresh_failure`] tells why). Of two uses of one
     /// token, in one batch or concurrently, only one gets a successor.
     ///
-    /// Each is one statement: SQLite inserts the successor with
-    /// `INSERT … SELECT` and a trigger spends the parent; PostgreSQL spends
-    /// it in a data-modifying CTE whose row lock makes a concurrent second
-    /// use find it spent.
+    /// Each spends its token with `UPDATE … RETURNING` and inserts the
+    /// successor from what it returned, in the batch's transaction: on
+    /// SQLite the one writer serializes them; on PostgreSQL the updated
+    /// row's lock makes a concurrent second use find the token spent.
     pub async fn spend_refresh_tokens(
         &self,
         batch: &[RefreshSpend],
     ) -> Result<Vec<Option<RefreshToken>>> {
         // A token of an older session generation is dead: it was rotated
         // while the user's sessions ended, after they deleted the rest.
-        let live = "token_hash = $5 AND used_at IS NULL AND revoked_at IS NULL \
-                    AND expires_at > $3 AND (client_id = $6 OR (client_id IS NULL AND $6 IS NULL)) \
-                    AND (user_id IS NULL OR session_generation = (SELECT u.session_generation \
-                    FROM users u WHERE u.id = refresh_tokens.user_id))";
-        let insert = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
-                      organization_id, client_id, scope, session_generation, created_at, \
-                      expires_at, used_at, revoked_at) SELECT $1, family_id, id, $2, user_id, \
-                      organization_id, client_id, scope, session_generation, $3, $4, NULL, NULL";
-        let sql = match self.backend() {
-            Backend::Sqlite => {
-                format!("{insert} FROM refresh_tokens WHERE {live} RETURNING {REFRESH_COLUMNS}")
-            }
-            Backend::Postgres => format!(
-                "WITH spent AS (UPDATE refresh_tokens SET used_at = $3 WHERE {live} \
-                 RETURNING id, family_id, user_id, organization_id, client_id, scope, \
-                 session_generation) \
-                 {insert} FROM spent RETURNING {REFRESH_COLUMNS}"
-            ),
-        };
+        let spend_sql = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
+                     AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+                     AND (client_id = $3 OR (client_id IS NULL AND $3 IS NULL)) \
+                     AND (user_id IS NULL OR session_generation = (SELECT u.session_generation \
+                     FROM users u WHERE u.id = refresh_tokens.user_id)) \
+                     RETURNING id, family_id, user_id, organization_id, client_id, scope, \
+                     session_generation";
+        let insert = format!(
+            "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
+             organization_id, client_id, scope, session_generation, created_at, expires_at, \
+             used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) \
+             RETURNING {REFRESH_COLUMNS}"
+        );
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let mut successors = Vec::with_capacity(batch.len());
         for spend in batch {
-            let row = sqlx::query(&sql)
-                .bind(spend.next_id.to_string())
-                .bind(&spend.next_hash)
+            let spent = sqlx::query(spend_sql)
                 .bind(to_micros(spend.now))
-                .bind(to_micros(spend.next_expires))
                 .bind(&spend.hash)
                 .bind(spend.client.map(|c| c.to_string()))
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            successors.push(row.as_ref().map(refresh_from_row).transpose()?);
+            let Some(parent) = spent else {
+                successors.push(None);
+                continue;
+            };
+            let text = |i: usize| parent.try_get::<Option<String>, _>(i).map_err(db_error);
+            let row = sqlx::query(&insert)
+                .bind(spend.next_id.to_string())
+                .bind(text(1)?)
+                .bind(text(0)?)
+                .bind(&spend.next_hash)
+                .bind(text(2)?)
+                .bind(text(3)?)
+                .bind(text(4)?)
+                .bind(text(5)?)
+                .bind(parent.try_get::<i64, _>(6).map_err(db_error)?)
+                .bind(to_micros(spend.now))
+                .bind(to_micros(spend.next_expires))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            successors.push(Some(refresh_from_row(&row)?));
         }
         tx.commit().await.map_err(db_error)?;
         Ok(successors)

@@ -2,7 +2,7 @@ use crate::db::{col, col_id, col_time, db_error, lock_invariants, role_names, un
 use crate::{builtin_roles, NewUser, RoleGrant, Store, User, UserChanges, UserDetail};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::to_micros;
-use nephele_common::ids::{OrganizationId, RoleId, UserId};
+use nephele_common::ids::{DatacenterId, OrganizationId, RoleId, UserId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
 use sqlx::any::AnyRow;
@@ -80,12 +80,34 @@ async fn end_sessions(tx: &mut Transaction<'static, Any>, id: UserId) -> Result<
     Ok(())
 }
 
+/// Refuses a home data center that is gone, in the transaction that
+/// sets it: the invariant lock orders this against
+/// [`Store::delete_datacenter`], which looks for users under the same lock.
+async fn check_home(
+    tx: &mut Transaction<'static, Any>,
+    store: &Store,
+    id: DatacenterId,
+) -> Result<()> {
+    lock_invariants(store, tx).await?;
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM datacenters WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if found == 0 {
+        return Err(Error::invalid("datacenterId", "no such data center"));
+    }
+    Ok(())
+}
+
 /// Inserts a user and grants it roles in its own organization.
 pub(crate) async fn insert_user(
     tx: &mut Transaction<'static, Any>,
+    store: &Store,
     new: &NewUser,
     roles: &[RoleId],
 ) -> Result<User> {
+    check_home(tx, store, new.datacenter_id).await?;
     sqlx::query(
         "INSERT INTO users (id, organization_id, login, email, password_hash, datacenter_id, \
          created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)",
@@ -218,7 +240,7 @@ impl Store {
 
     pub async fn create_user(&self, new: &NewUser, roles: &[RoleId]) -> Result<User> {
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        let user = insert_user(&mut tx, new, roles).await?;
+        let user = insert_user(&mut tx, self, new, roles).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(user)
     }
@@ -236,6 +258,9 @@ impl Store {
         let mut tx = self.write.begin().await.map_err(db_error)?;
         if changes.roles.is_some() {
             lock_invariants(self, &mut tx).await?;
+        }
+        if let Some(home) = changes.datacenter_id {
+            check_home(&mut tx, self, home).await?;
         }
         let current = user_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;

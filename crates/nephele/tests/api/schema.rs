@@ -22,8 +22,14 @@ async fn sqlite_and_postgres_schemas_stay_in_step() {
         .unwrap();
     let a = sqlite.schema().await.unwrap();
     let b = postgres.schema().await.unwrap();
-    assert!(!a.is_empty());
-    assert_eq!(a, b);
+    assert!(a.columns.len() > 50 && a.indexes.len() > 20 && a.foreign_keys.len() > 5);
+    // Part by part, so a failure names what differs.
+    assert_eq!(a.columns, b.columns);
+    assert_eq!(a.indexes, b.indexes);
+    assert_eq!(a.foreign_keys, b.foreign_keys);
+    // Behaviour lives in code, not in a trigger on one backend.
+    assert_eq!(a.triggers, Vec::<String>::new());
+    assert_eq!(b.triggers, Vec::<String>::new());
     sqlite.close().await;
     postgres.close().await;
 }
