@@ -13,7 +13,8 @@ use nephele_common::batch::Batcher;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::Result;
-use nephele_store::{AuditEvent, AuditFilter, Store};
+use nephele_store::Store;
+pub use nephele_store::{AuditEvent, AuditFilter};
 
 /// At most this many events go into one transaction.
 const BATCH: usize = 512;

@@ -16,9 +16,9 @@ use nephele_common::names::Name;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
 use nephele_drivers::{Driver, MachineSpec, Power};
+pub use nephele_store::instances::InstanceState;
 use nephele_store::instances::{
-    Acceptance, Instance, InstanceChanges, InstanceFilter, InstanceState, NewInstance, Transition,
-    TYPE,
+    Acceptance, Instance, InstanceChanges, InstanceFilter, NewInstance, Transition, TYPE,
 };
 use nephele_store::tasks::{NewTask, Task};
 use nephele_store::{Datacenter, Store};
@@ -78,24 +78,6 @@ pub(crate) fn permission_of(operation: &str) -> Permission {
     match operation {
         "start" | "stop" | "reboot" => Permission::InstancesOperate,
         _ => Permission::InstancesWrite,
-    }
-}
-
-/// An instance as it goes on the wire (also a task's `result`).
-pub fn wire(i: &Instance) -> api::Instance {
-    api::Instance {
-        id: i.id.0,
-        name: i.name.clone(),
-        organization_id: i.organization_id.0,
-        state: i.state.as_str().to_owned(),
-        cpu: i.cpu,
-        memory_mib: i.memory_mib,
-        disk_gib: i.disk_gib,
-        image: i.image.clone(),
-        datacenter: i.datacenter_id.0,
-        created_at: i.created_at,
-        updated_at: i.updated_at,
-        version: i.version,
     }
 }
 
@@ -442,7 +424,7 @@ impl InstanceOperations {
             .set_state(id, state)
             .await?
             .ok_or_else(|| Error::not_found(TYPE, id))?;
-        serde_json::to_string(&wire(&instance))
+        serde_json::to_string(&crate::wire::instance(&instance))
             .map(Some)
             .map_err(|e| Error::internal(format!("serialize instance: {e}")))
     }

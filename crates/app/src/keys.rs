@@ -9,13 +9,12 @@
 //! a token names a key it does not know, so a key another node just made
 //! verifies everywhere.
 
-use crate::tokens::lifetime;
 use aws_lc_rs::aead::{Aad, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use nephele_auth::jws::{Algorithm, Jwk, SigningKey, VerifyingKey};
-use nephele_common::clock::SharedClock;
+use nephele_common::clock::{span, SharedClock};
 use nephele_common::ids::SigningKeyId;
 use nephele_common::{Error, Result};
 use nephele_store::{Store, StoredSigningKey};
@@ -179,8 +178,7 @@ impl KeyRing {
             let due = match current {
                 None => true,
                 Some(k) => {
-                    k.algorithm != alg.as_str()
-                        || k.created_at + lifetime(self.config.rotation) <= now
+                    k.algorithm != alg.as_str() || k.created_at + span(self.config.rotation) <= now
                 }
             };
             if due {
@@ -246,7 +244,7 @@ impl KeyRing {
             retired_at: None,
             expires_at: None,
         };
-        let expires = now + lifetime(self.config.token_lifetime);
+        let expires = now + span(self.config.token_lifetime);
         if self
             .store
             .rotate_signing_key(current, &stored, expires)

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clients;
 pub mod credentials;
 pub mod datacenters;
+pub mod idempotency;
 pub mod instances;
 pub mod keys;
 pub mod lockout;
@@ -23,6 +24,7 @@ pub mod setup;
 pub mod tasks;
 pub mod tokens;
 pub mod users;
+pub mod wire;
 
 use audit::AuditLog;
 use clients::{ClientAccess, SecretHasher};
@@ -159,7 +161,7 @@ impl App {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
@@ -271,29 +273,25 @@ impl App {
         every(weak, TOKEN_PURGE, |app| async move {
             let now = app.clock().now();
             app.store().purge_expired_tokens(now).await?;
-            app.store().purge_idempotency_keys(now).await?;
+            app.purge_idempotency_keys(now).await?;
             app.purge_login_counters().await
         });
         Ok(())
     }
 
-    /// Seals a record kept for later (a response kept for an idempotent
-    /// replay) under the secret key; `context` binds it to its use.
-    pub fn seal_record(&self, plain: &[u8], context: &str) -> Result<Vec<u8>> {
-        Ok(self
-            .inner
-            .record_sealer
-            .seal(plain, &format!("record:{context}"))?
-            .into_bytes())
+    /// Closes the database, last thing at shutdown.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
     }
 
-    /// Opens what [`App::seal_record`] sealed.
-    pub fn open_record(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>> {
-        let text = std::str::from_utf8(sealed)
-            .map_err(|_| nephele_common::Error::internal("sealed record is not text"))?;
-        self.inner
-            .record_sealer
-            .open(text, &format!("record:{context}"))
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.store.ping().await
+    }
+
+    /// Each database pool's connections in use and idle, for metrics.
+    pub fn pool_connections(&self) -> Vec<(&'static str, u32, u32)> {
+        self.inner.store.pool_connections()
     }
 
     /// For shutdown: hands unfinished tasks back (running steps get

@@ -6,7 +6,7 @@ use nephele_common::error::Validator;
 use nephele_common::ids::{OrganizationId, UserId};
 use nephele_common::names::{check_password, Email, Login, Name};
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::{Datacenter, NewOrganization, NewUser, Organization, User};
+use nephele_store::{Datacenter, NewOrganization, NewUser, Organization, User, UserDetail};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
@@ -54,7 +54,7 @@ impl App {
     }
 
     /// `POST /occm/setup/init`.
-    pub async fn initialize(&self, request: SetupInit) -> Result<(Organization, User)> {
+    pub async fn initialize(&self, request: SetupInit) -> Result<(Organization, UserDetail)> {
         self.ensure_not_initialized().await?;
         let mut v = Validator::new();
         let token = v.require("setupToken", request.setup_token, Ok);
@@ -80,7 +80,11 @@ impl App {
                 "The setup token is not valid",
             ));
         }
-        let result = self.create_root(name, login, email, &password).await?;
+        let (organization, user) = self.create_root(name, login, email, &password).await?;
+        let admin = UserDetail {
+            user,
+            roles: vec!["admin".into()],
+        };
         if let Some(path) = &self.config().setup_token_file {
             if let Err(e) = std::fs::remove_file(path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -88,7 +92,7 @@ impl App {
                 }
             }
         }
-        Ok(result)
+        Ok((organization, admin))
     }
 
     /// `--demo`: on a new platform, an organization `demo` and a user `admin`

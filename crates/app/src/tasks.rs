@@ -7,7 +7,9 @@ use nephele_auth::Permission;
 use nephele_common::ids::{OrganizationId, TaskId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Result};
-use nephele_store::tasks::{StepEntry, Task, TaskFilter, TaskStatus, TYPE};
+pub use nephele_store::tasks::TaskStatus;
+use nephele_store::tasks::{StepEntry, Task, TaskFilter, TYPE};
+pub use nephele_tasks::TaskMetrics;
 use serde_json::json;
 use std::time::Duration;
 

@@ -14,6 +14,7 @@ use nephele_api_types::{Introspection, TokenResponse, UserInfo};
 use nephele_auth::jws::{self, JwsError};
 use nephele_auth::PrincipalId;
 use nephele_common::batch::Batcher;
+use nephele_common::clock::span;
 use nephele_common::ids::{ClientId, OrganizationId, RefreshTokenId};
 use nephele_common::names::PASSWORD_MAX;
 use nephele_common::{Error, ErrorCode, Result, Secret};
@@ -443,7 +444,7 @@ impl App {
                     scope: scopes.join(" "),
                     session_generation: user.map_or(0, |u| u.session_generation),
                     created_at: now,
-                    expires_at: now + lifetime(self.config().tokens.refresh_token_ttl),
+                    expires_at: now + span(self.config().tokens.refresh_token_ttl),
                     used_at: None,
                     revoked_at: None,
                 },
@@ -587,7 +588,7 @@ impl App {
                 now,
                 next_id: RefreshTokenId::new(),
                 next_hash: hash_token(&next),
-                next_expires: now + lifetime(self.config().tokens.refresh_token_ttl),
+                next_expires: now + span(self.config().tokens.refresh_token_ttl),
             })
             .await?;
         let Some(successor) = spent else {
@@ -1082,10 +1083,6 @@ fn refresh_subject(token: &RefreshToken) -> Option<PrincipalId> {
         Some(user) => Some(PrincipalId::User(user)),
         None => token.client_id.map(PrincipalId::Client),
     }
-}
-
-pub(crate) fn lifetime(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]

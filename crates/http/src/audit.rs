@@ -1,12 +1,12 @@
 //! Audit events from requests: every mutating request and every failed
 //! authentication becomes one event, written before its response leaves.
 
-use crate::middleware::{Principal, RequestContext};
+use crate::request::{Principal, RequestContext};
 use axum::http::{HeaderValue, Method};
 use nephele_app::access::AuditScope;
+use nephele_app::audit::AuditEvent;
 use nephele_app::App;
 use nephele_common::ids::AuditEventId;
-use nephele_store::AuditEvent;
 
 /// What the access layer knows of a finished request.
 pub struct Request<'a> {

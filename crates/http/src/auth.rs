@@ -3,7 +3,7 @@
 //! verified by the app ([`nephele_app::App::authenticate`]).
 
 use crate::error::HttpError;
-use crate::middleware::{Principal, PrincipalSlot, RequestContext};
+use crate::request::{Principal, PrincipalSlot, RequestContext};
 use crate::state::AppState;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -11,9 +11,9 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use nephele_app::access::{invalid_credentials, AuditScope, Credentials, OpCtx};
+use nephele_app::idempotency::IdempotencyKey;
 use nephele_auth::Actor;
 use nephele_common::{Error, ErrorCode, Secret};
-use nephele_store::idempotency::IdempotencyKey;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]

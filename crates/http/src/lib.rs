@@ -15,9 +15,9 @@ pub mod negotiate;
 pub mod openapi;
 pub mod pages;
 pub mod reply;
+pub mod request;
 pub mod routes;
 pub mod state;
-pub mod views;
 pub mod xml;
 
 use axum::Router;

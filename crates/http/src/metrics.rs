@@ -46,7 +46,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// The HTTP metrics, and the task engine's when it runs.
-    pub fn new(tasks: Option<&nephele_tasks::TaskMetrics>) -> Metrics {
+    pub fn new(tasks: Option<&nephele_app::tasks::TaskMetrics>) -> Metrics {
         let mut registry = Registry::with_prefix("nephele");
         if let Some(tasks) = tasks {
             tasks.register(&mut registry);

@@ -6,6 +6,7 @@ use crate::audit;
 use crate::error::error_response;
 use crate::extract::read_body;
 use crate::reply::Reply;
+use crate::request::{client_ip, Principal, PrincipalSlot, RequestContext};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -15,119 +16,15 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use http_body_util::BodyExt;
 use nephele_app::access::AuditScope;
-use nephele_common::ids::OrganizationId;
-use nephele_common::{Error, ErrorCode, FieldError};
-use nephele_store::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use nephele_app::idempotency::{self, Begun, StoredResponse};
+use nephele_common::{Error, FieldError};
 use sha2::{Digest, Sha256};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_AGENT_ID: HeaderName = HeaderName::from_static("x-agent-id");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-
-/// Who asked, from where, under which request id: for logs, audit and tasks.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub request_id: String,
-    pub agent_id: Option<String>,
-    /// The TCP peer.
-    pub client_addr: Option<SocketAddr>,
-    /// The client: the peer, or, when the peer is a trusted proxy, the
-    /// address `X-Forwarded-For` names (the rightmost one not itself a
-    /// trusted proxy).
-    pub client_ip: Option<IpAddr>,
-}
-
-/// The client's address, seen through trusted proxies.
-pub fn client_ip(
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    trusted: &[ipnet::IpNet],
-) -> Option<IpAddr> {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let peer = peer?;
-    if !is_trusted(&peer) {
-        return Some(peer);
-    }
-    // RFC 7239 `Forwarded` when the proxy sends it, else the de facto
-    // `X-Forwarded-For`; a hop that is not an address (`unknown`, an
-    // obfuscated name, garbage) makes the whole header count as none.
-    let forwarded: Vec<IpAddr> = if headers.contains_key(header::FORWARDED) {
-        headers
-            .get_all(header::FORWARDED)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(forwarded_for)
-            .collect::<Option<_>>()
-            .unwrap_or_default()
-    } else {
-        headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().parse::<IpAddr>().ok())
-            .collect::<Option<_>>()
-            .unwrap_or_default()
-    };
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .unwrap_or(peer),
-    )
-}
-
-/// The `for=` address of one `Forwarded` element (RFC 7239 §4): `None`
-/// when the element has no `for`, `Some(None)` when its node is not an
-/// address. `192.0.2.1`, `"192.0.2.1:4711"`, `"[2001:db8::1]:4711"`.
-fn forwarded_for(element: &str) -> Option<Option<IpAddr>> {
-    let node = element.split(';').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        key.trim().eq_ignore_ascii_case("for").then(|| value.trim())
-    })?;
-    let node = node.trim_matches('"');
-    let host = match node.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => match node.split_once(':') {
-            // One colon: an IPv4 address and a port.
-            Some((v4, port)) if !port.contains(':') => v4,
-            _ => node,
-        },
-    };
-    Some(host.parse().ok())
-}
-
-/// Who authentication found (or failed to find), for the access log and
-/// the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct Principal {
-    /// `user`, or for a failed attempt the scheme tried (`basic`, `api_key`,
-    /// `bearer`).
-    pub kind: &'static str,
-    pub id: Option<String>,
-    /// The login, or for a failed HTTP Basic attempt the name given.
-    pub name: Option<String>,
-    pub organization_id: Option<OrganizationId>,
-    /// Authentication was attempted and failed.
-    pub failed: bool,
-}
-
-impl Principal {
-    fn log_name(&self) -> String {
-        match (&self.id, self.failed) {
-            (Some(id), false) => format!("{}:{id}", self.kind),
-            _ => format!("failed:{}", self.kind),
-        }
-    }
-}
-
-/// Where authentication records the principal.
-#[derive(Debug, Clone, Default)]
-pub struct PrincipalSlot(pub std::sync::Arc<std::sync::OnceLock<Principal>>);
 
 fn header_str(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
@@ -333,23 +230,21 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
     };
     let (mut parts, body) = req.into_parts();
-    // Keys belong to the principal, not to the credential shown: a retry
-    // with a refreshed token, another API key or Basic is the same caller.
     // Unauthenticated POSTs (setup) share one space.
     let has_credentials = parts.headers.contains_key(header::AUTHORIZATION)
         || parts.headers.contains_key("mc-api-key");
-    let scope = if has_credentials {
+    let actor = if has_credentials {
         match crate::auth::authenticate(&parts, &state).await {
-            Ok(actor) => {
-                let scope = format!("{}:{}", actor.principal.kind(), actor.principal);
-                parts.extensions.insert(crate::auth::Authenticated(actor));
-                scope
-            }
+            Ok(actor) => Some(actor),
             Err(e) => return error_response(&e),
         }
     } else {
-        "anonymous".to_owned()
+        None
     };
+    let key = idempotency::key_of(actor.as_ref(), &key);
+    if let Some(actor) = actor {
+        parts.extensions.insert(crate::auth::Authenticated(actor));
+    }
     let bytes = match read_body(body, state.options.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
@@ -361,25 +256,11 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         .unwrap_or(b"");
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
     let request_hash = sha256_hex(&[target.as_bytes(), content_type, &bytes]);
-    let store = state.app.store();
-    let now = state.app.clock().now();
-    let node = match state.app.engine() {
-        Ok(engine) => engine.node().to_string(),
+    let key = match state.app.begin_idempotent(key, &request_hash).await {
         Err(e) => return error_response(&e),
-    };
-    match store
-        .claim_idempotency_key(&scope, &key, &request_hash, &node, now)
-        .await
-    {
-        Err(e) => return error_response(&e),
-        Ok(Claim::Task(task)) => {
-            // The first request queued this task but died before it could
-            // record its response: the response is the task's 202.
-            let reply = task
-                .parse::<uuid::Uuid>()
-                .map_err(|_| Error::internal(format!("corrupt task id {task:?}")))
-                .and_then(Reply::accepted);
-            let mut resp = match reply {
+        Ok(Begun::Replay(stored)) => return replay(stored),
+        Ok(Begun::Task(task)) => {
+            let mut resp = match Reply::accepted(task) {
                 Ok(r) => r.into_response(),
                 Err(e) => return error_response(&e),
             };
@@ -389,39 +270,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             );
             return resp;
         }
-        Ok(Claim::Mismatch) => {
-            return error_response(&Error::new(
-                ErrorCode::IdempotencyKeyReused,
-                "This Idempotency-Key was used with a different request",
-            ))
-        }
-        Ok(Claim::InProgress) => {
-            return error_response(&Error::new(
-                ErrorCode::OperationInProgress,
-                "A request with this Idempotency-Key is still in progress",
-            ))
-        }
-        Ok(Claim::Replay(mut stored)) => {
-            stored.body = match state
-                .app
-                .open_record(&stored.body, &format!("{scope}/{key}"))
-            {
-                Ok(body) => body,
-                Err(e) => return error_response(&e),
-            };
-            return replay(stored);
-        }
-        Ok(Claim::Started) => {}
-    }
-    parts.extensions.insert(IdempotencyKey {
-        scope: scope.clone(),
-        key: key.clone(),
-    });
+        Ok(Begun::Fresh(key)) => key,
+    };
+    parts.extensions.insert(key.clone());
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     if resp.status().is_server_error() {
-        if let Err(e) = store.release_idempotency_key(&scope, &key).await {
+        if let Err(e) = state.app.abandon_idempotent(&key).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }
         return resp;
@@ -431,26 +287,20 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(b) => b.to_bytes(),
         Err(e) => return error_response(&Error::internal(format!("response body: {e}"))),
     };
+    let header_text = |name| {
+        resp_parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let stored = StoredResponse {
         status: resp_parts.status.as_u16(),
-        content_type: resp_parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        location: resp_parts
-            .headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        // Sealed: a replayed creation can carry a secret (an API key's, a
-        // client's), which must not lie in the database in clear.
-        body: match state.app.seal_record(&body, &format!("{scope}/{key}")) {
-            Ok(sealed) => sealed,
-            Err(e) => return error_response(&e),
-        },
+        content_type: header_text(header::CONTENT_TYPE),
+        location: header_text(header::LOCATION),
+        body: body.to_vec(),
     };
-    if let Err(e) = store.complete_idempotency_key(&scope, &key, &stored).await {
+    if let Err(e) = state.app.finish_idempotent(&key, stored).await {
         tracing::warn!(error = %e, "could not record an idempotent response");
     }
     Response::from_parts(resp_parts, Body::from(body))
@@ -516,67 +366,5 @@ mod tests {
         let mut none = HeaderMap::new();
         let id = ensure_request_id(&mut none);
         assert_eq!(none[&X_REQUEST_ID], id);
-    }
-
-    #[test]
-    fn the_client_is_seen_through_trusted_proxies_only() {
-        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            "203.0.113.9, 198.51.100.7, 10.1.2.3".parse().unwrap(),
-        );
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
-        // The rightmost address that is not a trusted proxy.
-        assert_eq!(
-            client_ip(Some(proxy), &headers, &trusted),
-            Some("198.51.100.7".parse().unwrap())
-        );
-        // An untrusted peer's header is ignored.
-        assert_eq!(
-            client_ip(Some(stranger), &headers, &trusted),
-            Some(stranger)
-        );
-        assert_eq!(client_ip(Some(proxy), &headers, &[]), Some(proxy));
-        // Garbage in the header: the proxy itself.
-        headers.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
-        assert_eq!(client_ip(Some(proxy), &headers, &trusted), Some(proxy));
-    }
-
-    #[test]
-    fn rfc_7239_forwarded_is_read_like_x_forwarded_for_and_preferred() {
-        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let seen = |forwarded: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert("x-forwarded-for", "192.0.2.200".parse().unwrap());
-            headers.insert("forwarded", forwarded.parse().unwrap());
-            client_ip(Some(proxy), &headers, &trusted)
-        };
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        assert_eq!(
-            seen("for=203.0.113.9, for=198.51.100.7;proto=https, for=10.1.2.3"),
-            ip("198.51.100.7")
-        );
-        assert_eq!(
-            seen("for=\"198.51.100.7:4711\";by=10.0.0.1"),
-            ip("198.51.100.7")
-        );
-        assert_eq!(
-            seen("For=\"[2001:db8:cafe::17]:4711\""),
-            ip("2001:db8:cafe::17")
-        );
-        assert_eq!(seen("for=\"[2001:db8::1]\""), ip("2001:db8::1"));
-        // A hop that is no address: the header counts as none.
-        assert_eq!(seen("for=unknown, for=198.51.100.7"), Some(proxy));
-        assert_eq!(seen("for=_hidden"), Some(proxy));
-        // Without Forwarded, X-Forwarded-For as before.
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "192.0.2.200".parse().unwrap());
-        assert_eq!(
-            client_ip(Some(proxy), &headers, &trusted),
-            ip("192.0.2.200")
-        );
     }
 }

@@ -619,7 +619,7 @@ mod tests {
     fn the_documented_states_are_the_servers() {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
         let listed = |name: &str| doc["components"]["schemas"][name]["enum"].clone();
-        let states: Vec<&str> = nephele_store::instances::InstanceState::ALL
+        let states: Vec<&str> = nephele_app::instances::InstanceState::ALL
             .iter()
             .map(|s| s.as_str())
             .collect();
@@ -631,7 +631,7 @@ mod tests {
         );
         for status in ["PENDING", "SUCCESS", "FAILED"] {
             assert!(
-                nephele_store::tasks::TaskStatus::parse(status).is_some(),
+                nephele_app::tasks::TaskStatus::parse(status).is_some(),
                 "{status}"
             );
         }

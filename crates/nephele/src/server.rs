@@ -46,7 +46,7 @@ impl Running {
         if let Err(e) = self.app.shutdown(self.grace).await {
             tracing::warn!(error = %e, "flushing on shutdown");
         }
-        self.app.store().close().await;
+        self.app.close().await;
         Ok(())
     }
 

@@ -6,9 +6,9 @@ use crate::extract::{parse_path_id, Body, Paging, Query};
 use crate::reply::Reply;
 use crate::routes::PlainList;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{ApiKey, ApiKeyCreate, Data, ErrorBody, List};
+use nephele_app::wire;
 
 const TYPE: &str = "api-keys";
 
@@ -25,7 +25,7 @@ pub async fn list(
     let page = state.app.list_api_keys(&ctx, &page).await?;
     Ok(Reply::list(
         "apiKey",
-        page.map(|k| views::api_key(&k, None)),
+        page.map(|k| wire::api_key(&k, None)),
     )?)
 }
 
@@ -41,7 +41,7 @@ pub async fn create(
 ) -> HttpResult<Reply> {
     let (key, secret) = state.app.create_api_key(&ctx, request).await?;
     let location = format!("/api/v2/api-keys/{}", key.id);
-    Ok(Reply::created(views::api_key(&key, Some(&secret)), location)?.with_version(key.version))
+    Ok(Reply::created(wire::api_key(&key, Some(&secret)), location)?.with_version(key.version))
 }
 
 /// Deletes one of the caller's keys.
@@ -74,7 +74,7 @@ pub async fn regenerate(
         .regenerate_api_key(&ctx, parse_path_id(TYPE, &id)?)
         .await?;
     Ok(Reply::resource(
-        views::api_key(&key, Some(&secret)),
+        wire::api_key(&key, Some(&secret)),
         key.version,
     )?)
 }

@@ -5,12 +5,12 @@ use crate::error::HttpResult;
 use crate::extract::{Paging, Query};
 use crate::reply::Reply;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use nephele_api_types::{AuditEvent, List};
+use nephele_app::audit::AuditFilter;
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
-use nephele_store::AuditFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -58,6 +58,6 @@ pub async fn list(
         .await?;
     Ok(Reply::list(
         "auditEvent",
-        page.map(|e| views::audit_event(&e)),
+        page.map(|e| wire::audit_event(&e)),
     )?)
 }

@@ -6,10 +6,10 @@ use crate::error::HttpResult;
 use crate::extract::{parse_path_id, Body, IfMatch, Query};
 use crate::reply::Reply;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use nephele_api_types::{ApiClient, ApiClientCreate, ApiClientList, ApiClientUpdate, ErrorBody};
+use nephele_app::wire;
 use nephele_common::ids::{ClientId, OrganizationId};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -42,7 +42,7 @@ pub async fn list(
         .app
         .list_clients(&ctx, scope.tenant_id.map(OrganizationId))
         .await?;
-    let items = clients.iter().map(|c| views::api_client(c, None)).collect();
+    let items = clients.iter().map(|c| wire::api_client(c, None)).collect();
     Ok(Reply::bare(StatusCode::OK, &ApiClientList { items })?)
 }
 
@@ -61,7 +61,7 @@ pub async fn create(
     let (client, secret) = state.app.create_client(&ctx, request).await?;
     Ok(Reply::bare(
         StatusCode::CREATED,
-        &views::api_client(&client, Some(&secret)),
+        &wire::api_client(&client, Some(&secret)),
     )?
     .with_location(format!("/api/2/clients/{}", client.id))
     .with_version(client.version))
@@ -77,10 +77,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> HttpResult<Reply> {
     let client = state.app.get_client(&ctx, client_id(&id)?).await?;
-    Ok(
-        Reply::bare(StatusCode::OK, &views::api_client(&client, None))?
-            .with_version(client.version),
-    )
+    Ok(Reply::bare(StatusCode::OK, &wire::api_client(&client, None))?.with_version(client.version))
 }
 
 /// Renames, enables or disables a client, or changes its roles (the fields
@@ -100,10 +97,7 @@ pub async fn put(
         .app
         .update_client(&ctx, client_id(&id)?, request, &precondition)
         .await?;
-    Ok(
-        Reply::bare(StatusCode::OK, &views::api_client(&client, None))?
-            .with_version(client.version),
-    )
+    Ok(Reply::bare(StatusCode::OK, &wire::api_client(&client, None))?.with_version(client.version))
 }
 
 /// Deletes a client; its tokens stop working at once.
@@ -134,7 +128,7 @@ pub async fn secret(
 ) -> HttpResult<Reply> {
     let (client, secret) = state.app.reset_client_secret(&ctx, client_id(&id)?).await?;
     Ok(
-        Reply::bare(StatusCode::OK, &views::api_client(&client, Some(&secret)))?
+        Reply::bare(StatusCode::OK, &wire::api_client(&client, Some(&secret)))?
             .with_version(client.version),
     )
 }

@@ -6,9 +6,9 @@ use crate::extract::{parse_path_id, Body, Paging, Query};
 use crate::reply::Reply;
 use crate::routes::PlainList;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{Data, Datacenter, DatacenterCreate, ErrorBody, List};
+use nephele_app::wire;
 
 /// Every data center; this server's own has `local: true`.
 #[utoipa::path(get, path = "/api/v2/datacenters", tag = "datacenters",
@@ -24,7 +24,7 @@ pub async fn list(
     let app = &state.app;
     Ok(Reply::list(
         "datacenter",
-        page.map(|d| views::datacenter(app, &d)),
+        page.map(|d| wire::datacenter(app, &d)),
     )?)
 }
 
@@ -40,7 +40,7 @@ pub async fn create(
 ) -> HttpResult<Reply> {
     let dc = state.app.create_datacenter(&ctx, request).await?;
     let location = format!("/api/v2/datacenters/{}", dc.id);
-    Ok(Reply::created(views::datacenter(&state.app, &dc), location)?.with_version(dc.version))
+    Ok(Reply::created(wire::datacenter(&state.app, &dc), location)?.with_version(dc.version))
 }
 
 /// Removes a data center that is no user's home (admins of the root

@@ -5,8 +5,9 @@
 use crate::auth::{parse_basic, Auth};
 use crate::error::{HttpError, HttpResult};
 use crate::extract::{body_kind, read_body, BodyKind};
-use crate::middleware::{NotAudited, Principal, PrincipalSlot};
+use crate::middleware::NotAudited;
 use crate::reply::Reply;
+use crate::request::{Principal, PrincipalSlot};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;

@@ -6,9 +6,9 @@ use crate::extract::{Paging, Query};
 use crate::reply::Reply;
 use crate::routes::PlainList;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::State;
 use nephele_api_types::{Image, List};
+use nephele_app::wire;
 
 /// The images the server's driver offers, by name: under QEMU the files
 /// in `DATA_DIR/images` and `blank`; under `sim` the simulated ones.
@@ -22,5 +22,5 @@ pub async fn list(
     Paging(page): Paging,
 ) -> HttpResult<Reply> {
     let page = state.app.list_images(&ctx, &page).await?;
-    Ok(Reply::list("image", page.map(views::image))?)
+    Ok(Reply::list("image", page.map(wire::image))?)
 }

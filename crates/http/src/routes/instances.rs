@@ -10,7 +10,8 @@ use axum::extract::{Path, State};
 use nephele_api_types::{
     schema, Data, ErrorBody, Instance, InstanceCreate, InstanceUpdate, List, TaskAccepted,
 };
-use nephele_app::instances::{wire, Operation};
+use nephele_app::instances::Operation;
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
 use nephele_common::Precondition;
 use serde::Deserialize;
@@ -58,7 +59,7 @@ pub async fn list(
             &page,
         )
         .await?;
-    Ok(Reply::list("instance", page.map(|i| wire(&i)))?)
+    Ok(Reply::list("instance", page.map(|i| wire::instance(&i)))?)
 }
 
 /// Creates an instance in the organization acted in, within its quota:
@@ -95,7 +96,10 @@ pub async fn get(
         .app
         .get_instance(&ctx, parse_path_id(TYPE, &id)?)
         .await?;
-    Ok(Reply::resource(wire(&instance), instance.version)?)
+    Ok(Reply::resource(
+        wire::instance(&instance),
+        instance.version,
+    )?)
 }
 
 /// Merge-patches an instance (RFC 7396): `name` any time, `cpu` and
@@ -120,7 +124,10 @@ pub async fn patch(
         .app
         .update_instance(&ctx, id, request, &precondition)
         .await?;
-    Ok(Reply::resource(wire(&instance), instance.version)?)
+    Ok(Reply::resource(
+        wire::instance(&instance),
+        instance.version,
+    )?)
 }
 
 async fn operate(

@@ -7,7 +7,6 @@ use crate::negotiate::Format;
 use crate::reply::Reply;
 use crate::routes::{OrgScope, PlainList};
 use crate::state::AppState;
-use crate::views;
 use axum::body::Body as HttpBody;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderValue};
@@ -18,6 +17,7 @@ use nephele_api_types::{
     StoredFileRegistration, StoredFileUpload, Verification, VerifyRequest, VerifyUpload,
 };
 use nephele_app::notary::check_upload_claims;
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
 use nephele_common::Error;
 use serde::Deserialize;
@@ -198,7 +198,7 @@ pub async fn create(
         _ => return Err(crate::extract::unsupported_media_type().into()),
     };
     let location = format!("{BASE}/{}", file.id);
-    Ok(Reply::created(views::stored_file(&file), location)?.with_version(file.version))
+    Ok(Reply::created(wire::stored_file(&file), location)?.with_version(file.version))
 }
 
 /// The stored files of the organization acted in, by id.
@@ -223,7 +223,7 @@ pub async fn list(
         .await?;
     Ok(Reply::list(
         "storedFile",
-        page.map(|f| views::stored_file(&f)),
+        page.map(|f| wire::stored_file(&f)),
     )?)
 }
 
@@ -241,7 +241,7 @@ pub async fn get(
         .app
         .get_stored_file(&ctx, parse_path_id(TYPE, &id)?)
         .await?;
-    Ok(Reply::ok(views::stored_file(&file))?.with_version(file.version))
+    Ok(Reply::ok(wire::stored_file(&file))?.with_version(file.version))
 }
 
 /// Removes a file's content; the record and its notarization stay.
@@ -317,10 +317,10 @@ pub async fn certificate(
         .app
         .certificate(&ctx, parse_path_id(TYPE, &id)?)
         .await?;
-    let cert: Certificate = views::same_shape(&cert)?;
+    let cert: Certificate = wire::same_shape(&cert)?;
     if format.is_some_and(|f| f.0 == Format::Html) {
         return Ok(
-            crate::pages::notary::certificate(&views::stored_file(&file), &cert).into_response(),
+            crate::pages::notary::certificate(&wire::stored_file(&file), &cert).into_response(),
         );
     }
     Ok(Reply::ok(cert)?.into_response())
@@ -422,7 +422,7 @@ pub async fn verify(
     let certificate = found
         .certificate
         .as_ref()
-        .map(views::same_shape)
+        .map(wire::same_shape)
         .transpose()?;
     let answer = Verification {
         notarized: certificate.is_some(),
@@ -444,7 +444,7 @@ pub async fn keys(State(state): State<AppState>, _: MaybeAuth) -> HttpResult<Rep
     let keys = state.app.notary_keys().await?;
     let keys: Vec<NotaryKey> = keys
         .iter()
-        .map(views::same_shape)
+        .map(wire::same_shape)
         .collect::<Result<_, _>>()?;
     Ok(Reply::list(
         "key",
@@ -470,7 +470,7 @@ pub async fn tree_heads(
     let mut items = Vec::with_capacity(page.items.len());
     for logged in &page.items {
         items.push(LoggedTreeHead {
-            head: views::same_shape(&logged.head)?,
+            head: wire::same_shape(&logged.head)?,
             previous_size: logged.previous_size,
             consistency_proof: logged.consistency_proof.clone(),
         });

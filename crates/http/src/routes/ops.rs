@@ -23,7 +23,7 @@ pub async fn healthz() -> impl IntoResponse {
         (status = 200, description = "Ready to serve", body = Health),
         (status = 503, description = "The database is unreachable", body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> HttpResult<Response> {
-    state.app.store().ping().await?;
+    state.app.ping().await?;
     Ok(axum::Json(Health {
         status: "ready".into(),
     })
@@ -41,7 +41,7 @@ pub async fn readyz(State(state): State<AppState>) -> HttpResult<Response> {
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     use crate::exposition::{Exposition, Family, Kind};
     let format = Exposition::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let pools = state.app.store().pool_connections();
+    let pools = state.app.pool_connections();
     let mut connections = Family {
         name: "nephele_db_connections",
         kind: Kind::Gauge,

@@ -6,12 +6,12 @@ use crate::extract::{parse_path_id, Body, IfMatch, Paging, Query};
 use crate::reply::Reply;
 use crate::routes::OrgScope;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{
     Data, ErrorBody, List, Organization, OrganizationCreate, OrganizationUpdate, Quota, QuotaWrite,
 };
 use nephele_app::access::OpCtx;
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
 use nephele_common::Precondition;
 use serde::Deserialize;
@@ -59,7 +59,7 @@ pub async fn list(
         .await?;
     Ok(Reply::list(
         "organization",
-        page.map(|o| views::organization(&o)),
+        page.map(|o| wire::organization(&o)),
     )?)
 }
 
@@ -82,7 +82,7 @@ pub async fn create(
         .create_organization(&ctx, scope.org_id.map(OrganizationId), request)
         .await?;
     let location = format!("/api/v2/organizations/{}", org.id);
-    Ok(Reply::created(views::organization(&org), location)?.with_version(org.version))
+    Ok(Reply::created(wire::organization(&org), location)?.with_version(org.version))
 }
 
 /// One organization.
@@ -98,7 +98,7 @@ pub async fn get(
 ) -> HttpResult<Reply> {
     let id = parse_path_id(TYPE, &id)?;
     let org = state.app.get_organization(&ctx, id).await?;
-    Ok(Reply::resource(views::organization(&org), org.version)?)
+    Ok(Reply::resource(wire::organization(&org), org.version)?)
 }
 
 /// Replaces the mutable fields (`name`; `parentId` moves the organization).
@@ -155,7 +155,7 @@ async fn update(
         .app
         .update_organization(ctx, id, request, replace, precondition)
         .await?;
-    Ok(Reply::resource(views::organization(&org), org.version)?)
+    Ok(Reply::resource(wire::organization(&org), org.version)?)
 }
 
 /// Deletes an organization that holds nothing (409 otherwise).
@@ -191,7 +191,7 @@ pub async fn get_quota(
     Path(id): Path<String>,
 ) -> HttpResult<Reply> {
     let quota = state.app.get_quota(&ctx, parse_path_id(TYPE, &id)?).await?;
-    Ok(Reply::resource(views::quota(&quota), quota.version)?)
+    Ok(Reply::resource(wire::quota(&quota), quota.version)?)
 }
 
 /// Sets an organization's limits: only an admin of its parent can, and
@@ -216,5 +216,5 @@ pub async fn put_quota(
         .app
         .set_quota(&ctx, id, request, &precondition)
         .await?;
-    Ok(Reply::resource(views::quota(&quota), quota.version)?)
+    Ok(Reply::resource(wire::quota(&quota), quota.version)?)
 }

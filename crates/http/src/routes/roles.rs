@@ -6,9 +6,9 @@ use crate::extract::{parse_path_id, Body, IfMatch, Paging, Query};
 use crate::reply::Reply;
 use crate::routes::{OrgScope, ScopedList};
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{Data, ErrorBody, List, Role, RoleWrite};
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
 
 const TYPE: &str = "roles";
@@ -27,7 +27,7 @@ pub async fn list(
         .app
         .list_roles(&ctx, params.org_id.map(OrganizationId), &page)
         .await?;
-    Ok(Reply::list("role", page.map(|r| views::role(&r)))?)
+    Ok(Reply::list("role", page.map(|r| wire::role(&r)))?)
 }
 
 /// Creates a custom role in the organization acted in, with permissions
@@ -48,7 +48,7 @@ pub async fn create(
         .create_role(&ctx, scope.org_id.map(OrganizationId), request)
         .await?;
     let location = format!("/api/v2/roles/{}", role.id);
-    Ok(Reply::created(views::role(&role), location)?.with_version(role.version))
+    Ok(Reply::created(wire::role(&role), location)?.with_version(role.version))
 }
 
 /// One role.
@@ -61,7 +61,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> HttpResult<Reply> {
     let role = state.app.get_role(&ctx, parse_path_id(TYPE, &id)?).await?;
-    Ok(Reply::resource(views::role(&role), role.version)?)
+    Ok(Reply::resource(wire::role(&role), role.version)?)
 }
 
 /// Replaces a custom role's name and permissions (built-in roles: 403).
@@ -84,7 +84,7 @@ pub async fn put(
         .app
         .update_role(&ctx, id, request, &precondition)
         .await?;
-    Ok(Reply::resource(views::role(&role), role.version)?)
+    Ok(Reply::resource(wire::role(&role), role.version)?)
 }
 
 /// Deletes a custom role nobody holds (409 otherwise; built-in roles: 403).

@@ -4,9 +4,9 @@ use crate::error::{HttpError, HttpResult};
 use crate::extract::Body;
 use crate::reply::Reply;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::State;
 use nephele_api_types::{Data, ErrorBody, SetupInit, SetupResult, SetupStatus};
+use nephele_app::wire;
 
 /// Has the platform been set up?
 #[utoipa::path(get, path = "/occm/setup/status", tag = "setup",
@@ -33,11 +33,8 @@ pub async fn init(
     let (org, user) = state.app.initialize(request).await?;
     let location = format!("/api/v2/organizations/{}", org.id);
     let result = SetupResult {
-        organization: views::organization(&org),
-        user: views::user(&nephele_store::UserDetail {
-            user,
-            roles: vec!["admin".into()],
-        }),
+        organization: wire::organization(&org),
+        user: wire::user(&user),
     };
     Ok(Reply::created(result, location)?)
 }

@@ -5,9 +5,9 @@ use crate::error::HttpResult;
 use crate::extract::{parse_path_id, Paging, Query};
 use crate::reply::Reply;
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{schema, Data, ErrorBody, List, Task};
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
 use nephele_common::Error;
 use serde::Deserialize;
@@ -65,7 +65,7 @@ pub async fn list(
             &page,
         )
         .await?;
-    Ok(Reply::list("task", page.map(|t| views::task(&t, None)))?)
+    Ok(Reply::list("task", page.map(|t| wire::task(&t, None)))?)
 }
 
 /// One task with its step log; `?wait=S` holds the answer until the task
@@ -91,7 +91,7 @@ pub async fn get(
         w => w.map(Duration::from_secs),
     };
     let (task, steps) = state.app.get_task(&ctx, id, wait).await?;
-    Ok(Reply::ok(views::task(&task, Some(&steps)))?)
+    Ok(Reply::ok(wire::task(&task, Some(&steps)))?)
 }
 
 /// Cancels a task that has not started yet: it ends `FAILED` and its
@@ -107,5 +107,5 @@ pub async fn cancel(
 ) -> HttpResult<Reply> {
     let id = parse_path_id(TYPE, &id)?;
     let task = state.app.cancel_task(&ctx, id).await?;
-    Ok(Reply::ok(views::task(&task, None))?)
+    Ok(Reply::ok(wire::task(&task, None))?)
 }

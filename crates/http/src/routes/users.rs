@@ -6,9 +6,9 @@ use crate::extract::{parse_path_id, Body, IfMatch, Paging, Query};
 use crate::reply::Reply;
 use crate::routes::{OrgScope, ScopedList};
 use crate::state::AppState;
-use crate::views;
 use axum::extract::{Path, State};
 use nephele_api_types::{Data, ErrorBody, List, PasswordChange, User, UserCreate, UserUpdate};
+use nephele_app::wire;
 use nephele_common::ids::OrganizationId;
 
 const TYPE: &str = "users";
@@ -27,7 +27,7 @@ pub async fn list(
         .app
         .list_users(&ctx, params.org_id.map(OrganizationId), &page)
         .await?;
-    Ok(Reply::list("user", page.map(|u| views::user(&u)))?)
+    Ok(Reply::list("user", page.map(|u| wire::user(&u)))?)
 }
 
 /// Creates a user in the organization acted in. Granting a role needs
@@ -48,7 +48,7 @@ pub async fn create(
         .create_user(&ctx, scope.org_id.map(OrganizationId), request)
         .await?;
     let location = format!("/api/v2/users/{}", user.user.id);
-    Ok(Reply::created(views::user(&user), location)?.with_version(user.user.version))
+    Ok(Reply::created(wire::user(&user), location)?.with_version(user.user.version))
 }
 
 /// One user.
@@ -61,7 +61,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> HttpResult<Reply> {
     let user = state.app.get_user(&ctx, parse_path_id(TYPE, &id)?).await?;
-    Ok(Reply::resource(views::user(&user), user.user.version)?)
+    Ok(Reply::resource(wire::user(&user), user.user.version)?)
 }
 
 /// Replaces the mutable fields: `login`, `email`, `roles` (required) and
@@ -114,7 +114,7 @@ async fn update(
         .app
         .update_user(&ctx, id, request, replace, &precondition)
         .await?;
-    Ok(Reply::resource(views::user(&user), user.user.version)?)
+    Ok(Reply::resource(wire::user(&user), user.user.version)?)
 }
 
 /// Deletes a user (not yourself, not the root organization's last admin).

@@ -663,7 +663,7 @@ async fn the_same_idempotency_key_returns_the_same_task() {
     // Past its retention the key is purged (every ten minutes, in the
     // background), and the same key then starts a new task.
     let day_later = s.app().clock().now() + chrono::Duration::hours(25);
-    let purged = s.app().store().purge_idempotency_keys(day_later).await;
+    let purged = s.app().purge_idempotency_keys(day_later).await;
     assert_eq!(purged.unwrap(), 1);
     let after = send().await.unwrap();
     assert!(after.headers().get("idempotent-replayed").is_none());

@@ -1,7 +1,9 @@
-//! Domain models as they go on the wire.
+//! Domain models as they go on the wire: every conversion from a model
+//! to its `api-types` shape, in one place (the HTTP layer renders these;
+//! a task's result is one).
 
+use crate::App;
 use nephele_api_types as api;
-use nephele_app::App;
 use nephele_common::Secret;
 use nephele_store as model;
 
@@ -58,7 +60,7 @@ pub fn api_key(k: &model::ApiKey, secret: Option<&Secret>) -> api::ApiKey {
     }
 }
 
-pub fn image(i: nephele_app::machines::Image) -> api::Image {
+pub fn image(i: crate::machines::Image) -> api::Image {
     api::Image {
         name: i.name,
         format: i.format,
@@ -97,8 +99,8 @@ pub fn audit_event(e: &model::AuditEvent) -> api::AuditEvent {
     }
 }
 
-pub fn me(m: &nephele_app::me::Me, method: &str) -> api::Me {
-    use nephele_app::me::MePrincipal;
+pub fn me(m: &crate::me::Me, method: &str) -> api::Me {
+    use crate::me::MePrincipal;
     let principal = match &m.principal {
         MePrincipal::User(u) => api::Principal {
             kind: "user".into(),
@@ -192,6 +194,24 @@ pub fn task(t: &model::tasks::Task, steps: Option<&[model::tasks::StepEntry]>) -
     }
 }
 
+/// An instance (also a task's `result`).
+pub fn instance(i: &model::instances::Instance) -> api::Instance {
+    api::Instance {
+        id: i.id.0,
+        name: i.name.clone(),
+        organization_id: i.organization_id.0,
+        state: i.state.as_str().to_owned(),
+        cpu: i.cpu,
+        memory_mib: i.memory_mib,
+        disk_gib: i.disk_gib,
+        image: i.image.clone(),
+        datacenter: i.datacenter_id.0,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        version: i.version,
+    }
+}
+
 pub fn quota(q: &model::instances::Quota) -> api::Quota {
     api::Quota {
         organization_id: q.organization_id.0,
@@ -208,7 +228,7 @@ pub fn quota(q: &model::instances::Quota) -> api::Quota {
     }
 }
 
-pub fn stored_file(f: &nephele_store::notary::StoredFile) -> api::StoredFile {
+pub fn stored_file(f: &model::notary::StoredFile) -> api::StoredFile {
     api::StoredFile {
         id: f.id.0,
         name: f.name.clone(),
