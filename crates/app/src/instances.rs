@@ -1,6 +1,6 @@
 //! Instances: accepted here (a state check, a quota check, a queued task,
 //! one transaction), carried out by the task engine through the steps of
-//! [`InstanceOperations`].
+//! [`InstanceTasks`].
 
 use crate::access::OpCtx;
 use crate::App;
@@ -22,8 +22,8 @@ use nephele_store::instances::{
 };
 use nephele_store::tasks::{NewTask, Task};
 use nephele_store::{Datacenter, Store};
-use nephele_tasks::Operations;
-use serde_json::json;
+use nephele_tasks::{Job, TaskKind};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Sizes an instance may have.
@@ -109,7 +109,11 @@ impl App {
             resource_type: TYPE.to_owned(),
             resource_id: instance.to_string(),
             agent_id: ctx.agent_id.clone(),
-            input: json!({ "restore": restore.map(InstanceState::as_str) }).to_string(),
+            input: InstanceInput {
+                restore: restore.map(|s| s.as_str().to_owned()),
+                machine: None,
+            }
+            .to_json(),
             now: self.clock().now(),
             owner: None,
         }
@@ -186,11 +190,16 @@ impl App {
         let id = InstanceId::new();
         let mut task = self.new_task(ctx, org, "create", id, None);
         // The machine as accepted, so that the steps need not read it back.
-        task.input = json!({
-            "restore": null,
-            "machine": {"cpu": cpu, "memoryMiB": memory_mib, "diskGiB": disk_gib, "image": image.as_str()},
-        })
-        .to_string();
+        task.input = InstanceInput {
+            restore: None,
+            machine: Some(AcceptedMachine {
+                cpu,
+                memory_mib,
+                disk_gib,
+                image: image.as_str().to_owned(),
+            }),
+        }
+        .to_json();
         let instance = NewInstance {
             id,
             organization_id: org,
@@ -333,11 +342,68 @@ pub(crate) fn acceptance_writer(store: Store) -> AcceptanceWriter {
     })
 }
 
-/// The steps of each operation on an instance. Every step is idempotent;
-/// the `mark` steps only set the recorded state, which the driver steps
-/// before them made true.
+/// What an instance task carries from its acceptance to its steps. The
+/// same JSON tasks stored by earlier builds carry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstanceInput {
+    /// The state an undone task returns the instance to; none when the
+    /// task created it (undone, it is removed).
+    pub restore: Option<String>,
+    /// The machine as accepted, for a create: its steps need not read it
+    /// back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<AcceptedMachine>,
+}
+
+impl InstanceInput {
+    fn restore_state(&self) -> Option<InstanceState> {
+        self.restore.as_deref().and_then(InstanceState::parse)
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptedMachine {
+    pub cpu: i64,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: i64,
+    #[serde(rename = "diskGiB")]
+    pub disk_gib: i64,
+    pub image: String,
+}
+
+/// Every operation an instance task does: its making, or an operation
+/// on the instance made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceTask {
+    Create,
+    Operate(Operation),
+}
+
+/// The steps of instance tasks. Every step is idempotent; the `Mark…`
+/// steps only set the recorded state, which the driver steps before them
+/// made true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStep {
+    CreateMachine,
+    StartMachine,
+    MarkRunning,
+    StopMachine,
+    MarkStopped,
+    RebootMachine,
+    /// A delete's first step: a stopped or broken machine has nothing to
+    /// stop.
+    StopIfRunning,
+    DeleteMachine,
+    RemoveRecord,
+}
+
+/// Instances as a kind of task: the steps of each operation on them.
 #[derive(Debug)]
-pub struct InstanceOperations {
+pub struct InstanceTasks {
     store: Store,
     clock: SharedClock,
     driver: Arc<dyn Driver>,
@@ -345,16 +411,10 @@ pub struct InstanceOperations {
     states: Batcher<(InstanceId, InstanceState, DateTime<Utc>), Option<Instance>>,
 }
 
-const CREATE: &[&str] = &["create machine", "start machine", "mark running"];
-const START: &[&str] = &["start machine", "mark running"];
-const STOP: &[&str] = &["stop machine", "mark stopped"];
-const REBOOT: &[&str] = &["reboot machine", "mark running"];
-const DELETE: &[&str] = &["stop machine", "delete machine", "remove record"];
-
-impl InstanceOperations {
-    pub fn new(store: Store, clock: SharedClock, driver: Arc<dyn Driver>) -> InstanceOperations {
+impl InstanceTasks {
+    pub fn new(store: Store, clock: SharedClock, driver: Arc<dyn Driver>) -> InstanceTasks {
         let writer = store.clone();
-        InstanceOperations {
+        InstanceTasks {
             states: Batcher::start("instance states", 512, move |batch| {
                 let store = writer.clone();
                 async move { store.set_instance_states(&batch).await }
@@ -369,44 +429,31 @@ impl InstanceOperations {
         self.states.submit((id, state, self.clock.now())).await
     }
 
-    fn instance_id(task: &Task) -> Result<InstanceId> {
-        task.resource_id
+    fn instance_id(job: &Job<Self>) -> Result<InstanceId> {
+        job.task
+            .resource_id
             .parse()
-            .map_err(|_| Error::internal(format!("task {} names no instance", task.id)))
-    }
-
-    async fn instance(&self, task: &Task) -> Result<Instance> {
-        let id = Self::instance_id(task)?;
-        self.store
-            .get_instance(id)
-            .await?
-            .ok_or_else(|| Error::not_found(TYPE, id))
+            .map_err(|_| Error::internal(format!("task {} names no instance", job.task.id)))
     }
 
     /// The machine a task works on: as accepted, for a create; as
     /// recorded, otherwise (it may have been resized since).
-    async fn spec(&self, task: &Task) -> Result<MachineSpec> {
-        let id = Self::instance_id(task)?;
-        if task.operation == "create" {
-            let input: serde_json::Value = serde_json::from_str(&task.input)
-                .map_err(|e| Error::internal(format!("task {} input: {e}", task.id)))?;
-            let m = &input["machine"];
-            if let (Some(cpu), Some(memory_mib), Some(disk_gib), Some(image)) = (
-                m["cpu"].as_i64(),
-                m["memoryMiB"].as_i64(),
-                m["diskGiB"].as_i64(),
-                m["image"].as_str(),
-            ) {
-                return Ok(MachineSpec {
-                    id,
-                    cpu,
-                    memory_mib,
-                    disk_gib,
-                    image: image.to_owned(),
-                });
-            }
+    async fn spec(&self, job: &Job<Self>) -> Result<MachineSpec> {
+        let id = Self::instance_id(job)?;
+        if let Some(m) = &job.input.machine {
+            return Ok(MachineSpec {
+                id,
+                cpu: m.cpu,
+                memory_mib: m.memory_mib,
+                disk_gib: m.disk_gib,
+                image: m.image.clone(),
+            });
         }
-        let i = self.instance(task).await?;
+        let i = self
+            .store
+            .get_instance(id)
+            .await?
+            .ok_or_else(|| Error::not_found(TYPE, id))?;
         Ok(MachineSpec {
             id: i.id,
             cpu: i.cpu,
@@ -418,67 +465,96 @@ impl InstanceOperations {
 
     /// Records the instance's state; the instance as it now is, as the
     /// task's result.
-    async fn mark(&self, task: &Task, state: InstanceState) -> Result<Option<String>> {
-        let id = Self::instance_id(task)?;
+    async fn mark(&self, job: &Job<Self>, state: InstanceState) -> Result<Option<api::Instance>> {
+        let id = Self::instance_id(job)?;
         let instance = self
             .set_state(id, state)
             .await?
             .ok_or_else(|| Error::not_found(TYPE, id))?;
-        serde_json::to_string(&crate::wire::instance(&instance))
-            .map(Some)
-            .map_err(|e| Error::internal(format!("serialize instance: {e}")))
-    }
-
-    /// Stops the machine if it runs (a delete of a stopped or broken one
-    /// has nothing to stop).
-    async fn stop_if_running(&self, id: InstanceId) -> Result<()> {
-        if self.driver.status(id).await? == Some(Power::Running) {
-            self.driver.stop(id).await?;
-        }
-        Ok(())
+        Ok(Some(crate::wire::instance(&instance)))
     }
 }
 
 #[async_trait]
-impl Operations for InstanceOperations {
-    fn steps(&self, task: &Task) -> Option<&'static [&'static str]> {
-        Some(match task.operation.as_str() {
-            "create" => CREATE,
-            "start" => START,
-            "stop" => STOP,
-            "reboot" => REBOOT,
-            "delete" => DELETE,
-            _ => return None,
-        })
+impl TaskKind for InstanceTasks {
+    const RESOURCE: &'static str = TYPE;
+    type Operation = InstanceTask;
+    type Step = InstanceStep;
+    type Input = InstanceInput;
+    type Output = api::Instance;
+
+    fn operation(name: &str) -> Option<InstanceTask> {
+        if name == "create" {
+            return Some(InstanceTask::Create);
+        }
+        [
+            Operation::Start,
+            Operation::Stop,
+            Operation::Reboot,
+            Operation::Delete,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+        .map(InstanceTask::Operate)
     }
 
-    async fn run(&self, task: &Task, step: usize) -> Result<Option<String>> {
-        let id = Self::instance_id(task)?;
-        let done = match (task.operation.as_str(), step) {
-            ("create", 0) => self.driver.create(&self.spec(task).await?).await,
-            ("create", 1) | ("start", 0) => self.driver.start(&self.spec(task).await?).await,
-            ("create", 2) | ("start" | "reboot", 1) => {
-                return self.mark(task, InstanceState::Running).await
+    fn steps(operation: InstanceTask) -> &'static [InstanceStep] {
+        use InstanceStep::*;
+        match operation {
+            InstanceTask::Create => &[CreateMachine, StartMachine, MarkRunning],
+            InstanceTask::Operate(Operation::Start) => &[StartMachine, MarkRunning],
+            InstanceTask::Operate(Operation::Stop) => &[StopMachine, MarkStopped],
+            InstanceTask::Operate(Operation::Reboot) => &[RebootMachine, MarkRunning],
+            InstanceTask::Operate(Operation::Delete) => {
+                &[StopIfRunning, DeleteMachine, RemoveRecord]
             }
-            ("stop", 0) => self.driver.stop(id).await,
-            ("stop", 1) => return self.mark(task, InstanceState::Stopped).await,
-            ("reboot", 0) => self.driver.reboot(id, task.id).await,
-            ("delete", 0) => self.stop_if_running(id).await,
-            ("delete", 1) => self.driver.delete(id).await,
-            ("delete", 2) => self.store.remove_instance(id).await,
-            (op, step) => Err(Error::internal(format!("no step {step} in {op}"))),
-        };
-        done.map(|()| None)
+        }
     }
 
-    async fn undo(&self, task: &Task, step: usize) -> Result<()> {
-        let id = Self::instance_id(task)?;
-        match (task.operation.as_str(), step) {
-            ("create", 0) => self.driver.delete(id).await,
-            ("create", 1) | ("start", 0) => self.driver.stop(id).await,
-            ("stop", 0) => self.driver.start(&self.spec(task).await?).await,
-            ("delete", 0) if task.restore_state() == Some(InstanceState::Running) => {
-                self.driver.start(&self.spec(task).await?).await
+    fn step_name(step: InstanceStep) -> &'static str {
+        use InstanceStep::*;
+        match step {
+            CreateMachine => "create machine",
+            StartMachine => "start machine",
+            MarkRunning => "mark running",
+            StopMachine | StopIfRunning => "stop machine",
+            MarkStopped => "mark stopped",
+            RebootMachine => "reboot machine",
+            DeleteMachine => "delete machine",
+            RemoveRecord => "remove record",
+        }
+    }
+
+    async fn run(&self, job: &Job<Self>, step: InstanceStep) -> Result<Option<api::Instance>> {
+        use InstanceStep::*;
+        let id = Self::instance_id(job)?;
+        match step {
+            CreateMachine => self.driver.create(&self.spec(job).await?).await?,
+            StartMachine => self.driver.start(&self.spec(job).await?).await?,
+            MarkRunning => return self.mark(job, InstanceState::Running).await,
+            StopMachine => self.driver.stop(id).await?,
+            MarkStopped => return self.mark(job, InstanceState::Stopped).await,
+            RebootMachine => self.driver.reboot(id, job.task.id).await?,
+            StopIfRunning => {
+                if self.driver.status(id).await? == Some(Power::Running) {
+                    self.driver.stop(id).await?;
+                }
+            }
+            DeleteMachine => self.driver.delete(id).await?,
+            RemoveRecord => self.store.remove_instance(id).await?,
+        }
+        Ok(None)
+    }
+
+    async fn undo(&self, job: &Job<Self>, step: InstanceStep) -> Result<()> {
+        use InstanceStep::*;
+        let id = Self::instance_id(job)?;
+        match step {
+            CreateMachine => self.driver.delete(id).await,
+            StartMachine => self.driver.stop(id).await,
+            StopMachine => self.driver.start(&self.spec(job).await?).await,
+            StopIfRunning if job.input.restore_state() == Some(InstanceState::Running) => {
+                self.driver.start(&self.spec(job).await?).await
             }
             // Marking is undone by settling; a reboot, a machine deleted
             // and a record removed cannot be undone.
@@ -486,14 +562,14 @@ impl Operations for InstanceOperations {
         }
     }
 
-    async fn settle(&self, task: &Task, undo_failed: bool) -> Result<()> {
-        let id = Self::instance_id(task)?;
+    async fn settle(&self, job: &Job<Self>, undo_failed: bool) -> Result<()> {
+        let id = Self::instance_id(job)?;
         let now = self.clock.now();
         if undo_failed {
             self.set_state(id, InstanceState::Error).await.map(|_| ())
         } else {
             self.store
-                .settle_instance(id, task.restore_state(), now)
+                .settle_instance(id, job.input.restore_state(), now)
                 .await
         }
     }

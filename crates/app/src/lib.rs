@@ -245,11 +245,11 @@ impl App {
         let engine = Engine::start(
             self.store().clone(),
             self.clock().clone(),
-            Arc::new(instances::InstanceOperations::new(
+            nephele_tasks::Kinds::new().with(Arc::new(instances::InstanceTasks::new(
                 self.store().clone(),
                 self.clock().clone(),
                 self.driver().clone(),
-            )),
+            ))),
             self.config().engine.clone(),
         )
         .await?;

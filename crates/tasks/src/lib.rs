@@ -13,11 +13,16 @@
 //! have half happened) are undone in reverse, the resource is settled in a
 //! defined state, and the task ends FAILED with the step's error.
 
+mod faults;
+mod kind;
 mod metrics;
 
+pub use faults::Faults;
+pub use kind::{Job, Kinds, TaskKind};
 pub use metrics::TaskMetrics;
 
-use async_trait::async_trait;
+use kind::Prepared;
+
 use chrono::{DateTime, Utc};
 use nephele_common::batch::Batcher;
 use nephele_common::clock::{to_micros, SharedClock};
@@ -31,22 +36,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-
-/// What a kind of task does, step by step.
-#[async_trait]
-pub trait Operations: Send + Sync + 'static {
-    /// The steps of the task's operation, by name; `None` for an operation
-    /// this engine does not know (the task fails).
-    fn steps(&self, task: &Task) -> Option<&'static [&'static str]>;
-    /// Runs step `step`. Must be idempotent. What the last step returns
-    /// is the task's result (JSON), if any.
-    async fn run(&self, task: &Task, step: usize) -> Result<Option<String>>;
-    /// Undoes step `step` (which may have run partly, or not at all).
-    async fn undo(&self, task: &Task, step: usize) -> Result<()>;
-    /// Once every step is undone: puts the resource in its defined state
-    /// (`Error` when an undo failed).
-    async fn settle(&self, task: &Task, undo_failed: bool) -> Result<()>;
-}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -90,7 +79,8 @@ struct Inner {
     clock: SharedClock,
     node: NodeId,
     config: EngineConfig,
-    operations: Arc<dyn Operations>,
+    kinds: Kinds,
+    faults: Faults,
     workers: Arc<Semaphore>,
     wake: Notify,
     /// Tasks may be queued here that no worker of this node was free for:
@@ -132,7 +122,7 @@ impl Engine {
     pub async fn start(
         store: Store,
         clock: SharedClock,
-        operations: Arc<dyn Operations>,
+        kinds: Kinds,
         config: EngineConfig,
     ) -> Result<Engine> {
         let node = NodeId::new();
@@ -157,7 +147,8 @@ impl Engine {
                 clock,
                 node,
                 config,
-                operations,
+                kinds,
+                faults: Faults::default(),
                 wake: Notify::new(),
                 backlog: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
@@ -181,6 +172,12 @@ impl Engine {
 
     pub fn metrics(&self) -> &TaskMetrics {
         &self.inner.metrics
+    }
+
+    /// Faults to inject into the steps this node runs, for the tests that
+    /// hold every task kind to its contract. Off unless set.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
     }
 
     /// A task was queued: look now rather than at the next poll.
@@ -352,12 +349,22 @@ impl Inner {
     /// Runs a claimed task to its end (true), or until this node must let
     /// it go (false: it is stopping, or its lease is in doubt).
     async fn drive(&self, mut task: Task) -> Result<bool> {
-        let Some(steps) = self.operations.steps(&task).filter(|s| !s.is_empty()) else {
-            let e = Error::internal(format!("unknown operation {:?}", task.operation));
-            let error = Some(error_json(&e).to_string());
-            self.end(&task, TaskStatus::Failed, None, error, None, Vec::new())
-                .await?;
-            return Ok(true);
+        let prepared = self.kinds.prepare(&task);
+        let steps = prepared
+            .as_ref()
+            .map(|p| p.step_names())
+            .unwrap_or_default();
+        let prepared = match prepared {
+            Ok(p) if !steps.is_empty() => p,
+            failed => {
+                let e = failed
+                    .err()
+                    .unwrap_or_else(|| Error::internal("an operation of no steps"));
+                let error = Some(error_json(&e).to_string());
+                self.end(&task, TaskStatus::Failed, None, error, None, Vec::new())
+                    .await?;
+                return Ok(true);
+            }
         };
         let mut undo_failed = task
             .error
@@ -378,7 +385,7 @@ impl Inner {
                 let index = index.min(steps.len() - 1);
                 let name = steps[index];
                 let Some((outcome, took)) = self
-                    .run_step(&task, index, &mut unrecorded, steps.len())
+                    .run_step(&task, &*prepared, index, &mut unrecorded, steps.len())
                     .await?
                 else {
                     return Ok(true);
@@ -403,6 +410,9 @@ impl Inner {
                             return Ok(true);
                         }
                         task.step = done;
+                        if self.faults.halts_after(&task.operation, index) {
+                            return Ok(false);
+                        }
                     }
                     Err(e) => {
                         let error = error_json(&e);
@@ -426,14 +436,14 @@ impl Inner {
                 }
             } else {
                 if task.step < 0 {
-                    self.operations.settle(&task, undo_failed).await?;
+                    prepared.settle(undo_failed).await?;
                     let error = task.error.clone();
                     self.end(&task, TaskStatus::Failed, None, error, None, Vec::new())
                         .await?;
                     return Ok(true);
                 }
                 let name = steps[index.min(steps.len() - 1)];
-                let (outcome, detail) = match self.operations.undo(&task, index).await {
+                let (outcome, detail) = match prepared.undo(index).await {
                     Ok(()) => ("done", None),
                     Err(e) => {
                         tracing::warn!(task = %task.id, step = name, error = %e, "undo failed");
@@ -476,13 +486,14 @@ impl Inner {
     async fn run_step(
         &self,
         task: &Task,
+        prepared: &dyn Prepared,
         index: usize,
         unrecorded: &mut Vec<StepEntry>,
         steps: usize,
     ) -> Result<Option<(Result<Option<String>>, Duration)>> {
         let run = async {
             let started = std::time::Instant::now();
-            let outcome = self.operations.run(task, index).await;
+            let outcome = self.faults.run(&task.operation, index, prepared).await;
             (outcome, started.elapsed())
         };
         if unrecorded.is_empty() {

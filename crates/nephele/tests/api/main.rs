@@ -19,6 +19,7 @@ mod notary;
 mod ops;
 mod organizations;
 mod qemu;
+mod sagas;
 mod schema;
 mod setup;
 mod support;

@@ -1,0 +1,210 @@
+//! Every task kind held to its contract, in the manner of omicron's saga
+//! tests: for every operation, a failure injected at each step unwinds the
+//! steps before it and leaves the resource in its defined state, every
+//! step run twice has the effect of running once, and a node that dies
+//! between any two steps leaves a task that resumes and ends as it would
+//! have. The steps come from the
+//! kind itself, so a step added is a step tested.
+
+use crate::support::*;
+use nephele_app::instances::{InstanceTask, InstanceTasks, Operation};
+use nephele_common::ids::InstanceId;
+use nephele_drivers::Power;
+use nephele_tasks::TaskKind;
+use reqwest::Method;
+
+/// Each instance operation: its name, the state it starts from (`None`:
+/// no instance yet) and the state it ends in (`None`: no instance left).
+const OPERATIONS: [(InstanceTask, &str, Option<&str>, Option<&str>); 5] = [
+    (InstanceTask::Create, "create", None, Some("Running")),
+    (
+        InstanceTask::Operate(Operation::Start),
+        "start",
+        Some("Stopped"),
+        Some("Running"),
+    ),
+    (
+        InstanceTask::Operate(Operation::Stop),
+        "stop",
+        Some("Running"),
+        Some("Stopped"),
+    ),
+    (
+        InstanceTask::Operate(Operation::Reboot),
+        "reboot",
+        Some("Running"),
+        Some("Running"),
+    ),
+    (
+        InstanceTask::Operate(Operation::Delete),
+        "delete",
+        Some("Running"),
+        None,
+    ),
+];
+
+/// An instance in `state`, ready for an operation; its id.
+async fn instance_in(s: &TestServer, org: &str, name: &str, state: &str) -> String {
+    let id = s.create_instance(org, name).await;
+    if state == "Stopped" {
+        let t = operate(s, org, &id, "stop").await;
+        assert_eq!(s.finished_task(&t).await["taskStatus"], "SUCCESS");
+    }
+    id
+}
+
+/// Starts operation `op` (the instance's creation: `id` is ignored);
+/// the task id.
+async fn operate(s: &TestServer, org: &str, id: &str, op: &str) -> String {
+    let r = match op {
+        "create" => return s.start_instance_creation(org, "made", "debian-12").await,
+        "delete" => s
+            .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
+            .send()
+            .await
+            .unwrap(),
+        _ => s
+            .admin(Method::POST, &format!("/api/v2/instances/{id}/{op}"))
+            .send()
+            .await
+            .unwrap(),
+    };
+    accepted_task(r).await
+}
+
+/// The instance's recorded state (`None`: no record) and its machine's.
+async fn observed(s: &TestServer, id: &str) -> (Option<String>, Option<Power>) {
+    let r = s
+        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
+        .send()
+        .await
+        .unwrap();
+    let state = match r.status().as_u16() {
+        404 => None,
+        _ => Some(
+            json_of(r, 200).await["data"]["state"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+    };
+    let machine = s
+        .app()
+        .driver()
+        .status(id.parse::<InstanceId>().unwrap())
+        .await
+        .unwrap();
+    (state, machine)
+}
+
+/// The record and the machine tell the same story.
+fn consistent(state: Option<&str>, machine: Option<Power>) -> bool {
+    matches!(
+        (state, machine),
+        (None, None)
+            | (Some("Running"), Some(Power::Running))
+            | (Some("Stopped"), Some(Power::Stopped))
+            | (Some("Error"), _)
+    )
+}
+
+#[tokio::test]
+async fn a_failure_at_any_step_unwinds_to_the_defined_state() {
+    let s = TestServer::set_up().await;
+    let org = s.root_org().await;
+    let faults = s.app().engine().unwrap().faults();
+    for (task, op, from, _) in OPERATIONS {
+        for step in 0..InstanceTasks::steps(task).len() {
+            let name = format!("{op}-{step}");
+            let id = match from {
+                Some(state) => instance_in(&s, &org, &name, state).await,
+                None => String::new(),
+            };
+            faults.fail_step(op, step);
+            let t = operate(&s, &org, &id, op).await;
+            let ended = s.finished_task(&t).await;
+            faults.clear();
+            assert_eq!(ended["taskStatus"], "FAILED", "{name}: {ended}");
+            assert!(
+                ended["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Injected failure"),
+                "{name}: {ended}"
+            );
+            let id = ended["resourceId"].as_str().unwrap().to_owned();
+            let (state, machine) = observed(&s, &id).await;
+            assert!(
+                consistent(state.as_deref(), machine),
+                "{name}: recorded {state:?}, machine {machine:?}"
+            );
+            // Back where it was, or marked broken when it cannot be.
+            assert!(
+                state.as_deref() == from || state.as_deref() == Some("Error"),
+                "{name}: {state:?}, was {from:?}"
+            );
+            // Every undo is in the step log, latest first undone.
+            let log = s.task(&t).await;
+            let undone = log["steps"]
+                .as_array()
+                .map_or(0, |s| s.iter().filter(|e| e["action"] == "undo").count());
+            assert_eq!(undone, step + 1, "{name}: {log}");
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_step_run_twice_has_the_effect_of_once() {
+    let s = TestServer::set_up().await;
+    let org = s.root_org().await;
+    let faults = s.app().engine().unwrap().faults();
+    for (task, op, from, to) in OPERATIONS {
+        let id = match from {
+            Some(state) => instance_in(&s, &org, op, state).await,
+            None => String::new(),
+        };
+        let before = faults.repeated();
+        faults.repeat_steps();
+        let t = operate(&s, &org, &id, op).await;
+        let ended = s.finished_task(&t).await;
+        faults.clear();
+        assert_eq!(ended["taskStatus"], "SUCCESS", "{op}: {ended}");
+        let steps = InstanceTasks::steps(task).len();
+        assert_eq!(faults.repeated() - before, steps, "{op}: every step twice");
+        let id = ended["resourceId"].as_str().unwrap().to_owned();
+        let (state, machine) = observed(&s, &id).await;
+        assert_eq!(state.as_deref(), to, "{op}");
+        assert!(consistent(state.as_deref(), machine), "{op}: {machine:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_any_two_steps_recovers() {
+    let s = TestServer::set_up().await;
+    let org = s.root_org().await;
+    let faults = s.app().engine().unwrap().faults();
+    for (task, op, from, to) in OPERATIONS {
+        // After the last step there is nothing left to resume.
+        for step in 0..InstanceTasks::steps(task).len() - 1 {
+            let name = format!("{op}-{step}");
+            let id = match from {
+                Some(state) => instance_in(&s, &org, &name, state).await,
+                None => String::new(),
+            };
+            let before = faults.halted();
+            faults.halt_after(op, step);
+            let t = operate(&s, &org, &id, op).await;
+            let ended = s.finished_task(&t).await;
+            faults.clear();
+            assert_eq!(ended["taskStatus"], "SUCCESS", "{name}: {ended}");
+            assert_eq!(faults.halted(), before + 1, "{name}: the node did not halt");
+            let id = ended["resourceId"].as_str().unwrap().to_owned();
+            let (state, machine) = observed(&s, &id).await;
+            assert_eq!(state.as_deref(), to, "{name}");
+            assert!(consistent(state.as_deref(), machine), "{name}: {machine:?}");
+        }
+    }
+    s.stop().await;
+}
