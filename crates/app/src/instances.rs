@@ -562,6 +562,18 @@ impl TaskKind for InstanceTasks {
         }
     }
 
+    async fn cancel(
+        &self,
+        job: &Job<Self>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
+        let id = Self::instance_id(job)?;
+        self.store
+            .cancel_instance_task(job.task.id, id, job.input.restore_state(), error, now)
+            .await
+    }
+
     async fn settle(&self, job: &Job<Self>, undo_failed: bool) -> Result<()> {
         let id = Self::instance_id(job)?;
         let now = self.clock.now();

@@ -142,8 +142,8 @@ impl App {
         });
         let now = self.clock().now();
         if let Some(mut cancelled) = self
-            .store()
-            .cancel_task(id, &error.to_string(), now)
+            .engine()?
+            .cancel(&task, &error.to_string(), now)
             .await?
         {
             cancelled.status = TaskStatus::Failed;

@@ -4,16 +4,16 @@
 
 use crate::db::{col, col_id, col_time, db_error, from_json_row, parse_id, Backend, JsonType};
 use crate::idempotency::{record_task, IdempotencyKey};
-use crate::tasks::{insert_task, NewTask, Task};
+use crate::tasks::{cancel_in, insert_task, NewTask, Task};
 use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
-use nephele_common::ids::{DatacenterId, InstanceId, OrganizationId};
+use nephele_common::ids::{DatacenterId, InstanceId, OrganizationId, TaskId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Precondition, Result};
 use sqlx::any::AnyRow;
-use sqlx::Any;
+use sqlx::{Any, Transaction};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
@@ -441,6 +441,39 @@ pub fn wrong_state(
 }
 
 impl Store {
+    /// Puts an instance back in `restore`, or removes it when there is
+    /// nothing to go back to (a creation undone). Idempotent.
+    pub async fn settle_instance(
+        &self,
+        id: InstanceId,
+        restore: Option<InstanceState>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        settle_instance(&mut tx, id, restore, now).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// Cancels task `id` on `instance` before any node has started it: it
+    /// ends FAILED with `error` and the instance is settled back in
+    /// `restore`, in one transaction. `None` when the task is no longer
+    /// waiting.
+    pub async fn cancel_instance_task(
+        &self,
+        id: TaskId,
+        instance: InstanceId,
+        restore: Option<InstanceState>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
+        let mut tx = self.write.begin().await.map_err(db_error)?;
+        let Some(task) = cancel_in(&mut tx, id, error, now).await? else {
+            return Ok(None);
+        };
+        settle_instance(&mut tx, instance, restore, now).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(task))
+    }
     /// Reads the quotas that bind instances of `orgs` — their own and
     /// every ancestor's, each with its subtree's usage — and locks their
     /// rows for the rest of the transaction (PostgreSQL, in id order so
@@ -1104,6 +1137,36 @@ where
         vcpus: row.try_get(1).map_err(db_error)?,
         memory_mib: row.try_get(2).map_err(db_error)?,
     })
+}
+
+async fn settle_instance(
+    tx: &mut Transaction<'static, Any>,
+    id: InstanceId,
+    restore: Option<InstanceState>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match restore {
+        Some(state) => {
+            sqlx::query(
+                "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
+                 WHERE id = $3 AND state <> $1",
+            )
+            .bind(state.as_str())
+            .bind(to_micros(now))
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+        None => {
+            sqlx::query("DELETE FROM instances WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

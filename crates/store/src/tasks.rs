@@ -11,12 +11,11 @@
 use crate::db::{
     col, col_id, col_opt_id, col_time, db_error, json_object_fields, parse_id, Backend, JsonType,
 };
-use crate::instances::InstanceState;
 use crate::write::{Arg, Rows, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
-use nephele_common::ids::{InstanceId, NodeId, OrganizationId, TaskId};
+use nephele_common::ids::{NodeId, OrganizationId, TaskId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Result};
 use sqlx::any::AnyRow;
@@ -85,16 +84,6 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
-}
-
-impl Task {
-    /// What an instance goes back to when this task is undone: the state
-    /// it had, or none when the task created it (it is removed).
-    pub fn restore_state(&self) -> Option<InstanceState> {
-        serde_json::from_str::<serde_json::Value>(&self.input)
-            .ok()
-            .and_then(|v| v.get("restore")?.as_str().and_then(InstanceState::parse))
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -761,70 +750,6 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a task no node has claimed yet: it ends FAILED with `error`
-    /// and its instance goes back to the state it had (or, for a creation,
-    /// away), in one transaction. `None` when the task is no longer
-    /// waiting (the caller says why).
-    pub async fn cancel_task(
-        &self,
-        id: TaskId,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Task>> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let done = sqlx::query(
-            "UPDATE tasks SET status = 'FAILED', error = $1, completed_at = $2, \
-             active_resource = NULL WHERE id = $3 AND status = 'PENDING' \
-             AND started_at IS NULL",
-        )
-        .bind(error)
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let task = task_from_row(&row)?;
-        if task.resource_type == crate::instances::TYPE {
-            let instance: InstanceId = crate::db::parse_id(&task.resource_id)?;
-            settle_instance(&mut tx, instance, task.restore_state(), now).await?;
-        }
-        log_step(
-            &mut tx,
-            id,
-            &StepEntry {
-                name: "cancel".into(),
-                action: "undo",
-                outcome: "done",
-                detail: None,
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Some(task))
-    }
-
-    /// Puts an instance back in `restore`, or removes it when there is
-    /// nothing to go back to (a creation undone). Idempotent.
-    pub async fn settle_instance(
-        &self,
-        id: InstanceId,
-        restore: Option<InstanceState>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        settle_instance(&mut tx, id, restore, now).await?;
-        tx.commit().await.map_err(db_error)
-    }
-
     /// Drops tasks that finished before `before`, with their step logs.
     pub async fn purge_tasks(&self, before: DateTime<Utc>) -> Result<u64> {
         sqlx::query(
@@ -905,34 +830,48 @@ impl Store {
     }
 }
 
-async fn settle_instance(
+/// Cancels, in `tx`, a task no node has claimed yet: it ends FAILED with
+/// `error`. `None` when the task is no longer waiting (the caller says
+/// why). Its kind puts the resource back in the same transaction.
+pub(crate) async fn cancel_in(
     tx: &mut Transaction<'static, Any>,
-    id: InstanceId,
-    restore: Option<InstanceState>,
+    id: TaskId,
+    error: &str,
     now: DateTime<Utc>,
-) -> Result<()> {
-    match restore {
-        Some(state) => {
-            sqlx::query(
-                "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
-                 WHERE id = $3 AND state <> $1",
-            )
-            .bind(state.as_str())
-            .bind(to_micros(now))
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        }
-        None => {
-            sqlx::query("DELETE FROM instances WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
+) -> Result<Option<Task>> {
+    let done = sqlx::query(
+        "UPDATE tasks SET status = 'FAILED', error = $1, completed_at = $2, \
+         active_resource = NULL WHERE id = $3 AND status = 'PENDING' \
+         AND started_at IS NULL",
+    )
+    .bind(error)
+    .bind(to_micros(now))
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
     }
-    Ok(())
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let task = task_from_row(&row)?;
+    log_step(
+        tx,
+        id,
+        &StepEntry {
+            name: "cancel".into(),
+            action: "undo",
+            outcome: "done",
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(Some(task))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use nephele_common::{Error, Result};
 use nephele_store::tasks::Task;
 use serde::de::DeserializeOwned;
@@ -47,6 +48,15 @@ pub trait TaskKind: Send + Sync + 'static {
     /// Once every step is undone: puts the resource in its defined state
     /// (`undo_failed`: one undo failed, and the resource may be broken).
     async fn settle(&self, job: &Job<Self>, undo_failed: bool) -> Result<()>;
+    /// Cancels a task no node has started: it ends FAILED with `error`
+    /// and the resource goes back where it was, in one transaction.
+    /// `None` when the task is no longer waiting.
+    async fn cancel(
+        &self,
+        job: &Job<Self>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>>;
 }
 
 /// A task of kind `K`, its operation and input read once.
@@ -83,6 +93,7 @@ pub(crate) trait Prepared: Send + Sync {
     async fn run(&self, index: usize) -> Result<Option<String>>;
     async fn undo(&self, index: usize) -> Result<()>;
     async fn settle(&self, undo_failed: bool) -> Result<()>;
+    async fn cancel(&self, error: &str, now: DateTime<Utc>) -> Result<Option<Task>>;
 }
 
 struct Bound<K: TaskKind> {
@@ -122,6 +133,10 @@ impl<K: TaskKind> Prepared for Bound<K> {
 
     async fn settle(&self, undo_failed: bool) -> Result<()> {
         self.kind.settle(&self.job, undo_failed).await
+    }
+
+    async fn cancel(&self, error: &str, now: DateTime<Utc>) -> Result<Option<Task>> {
+        self.kind.cancel(&self.job, error, now).await
     }
 }
 

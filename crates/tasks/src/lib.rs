@@ -180,6 +180,18 @@ impl Engine {
         &self.inner.faults
     }
 
+    /// Cancels `task`, which no node has started, through its kind: it
+    /// ends FAILED with `error` and its resource goes back where it was.
+    /// `None` when it is no longer waiting.
+    pub async fn cancel(
+        &self,
+        task: &Task,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Task>> {
+        self.inner.kinds.prepare(task)?.cancel(error, now).await
+    }
+
     /// A task was queued: look now rather than at the next poll.
     pub fn wake(&self) {
         self.inner.backlog.store(true, Ordering::Release);
