@@ -10,8 +10,9 @@ use crate::support::*;
 use nephele_app::instances::{InstanceTask, InstanceTasks, Operation};
 use nephele_common::ids::InstanceId;
 use nephele_drivers::Power;
-use nephele_tasks::TaskKind;
+use nephele_tasks::{Faults, TaskKind};
 use reqwest::Method;
+use serde_json::Value;
 
 /// Each instance operation: its name, the state it starts from (`None`:
 /// no instance yet) and the state it ends in (`None`: no instance left).
@@ -72,6 +73,39 @@ async fn operate(s: &TestServer, org: &str, id: &str, op: &str) -> String {
     accepted_task(r).await
 }
 
+/// Puts an instance in the state `op` starts from (`from`), sets a
+/// fault, runs `op` to its end and clears the fault; the task as it ended.
+async fn run_with(
+    s: &TestServer,
+    org: &str,
+    name: &str,
+    (op, from): (&str, Option<&str>),
+    fault: impl FnOnce(&Faults),
+) -> Value {
+    let id = match from {
+        Some(state) => instance_in(s, org, name, state).await,
+        None => String::new(),
+    };
+    let faults = s.app().engine().unwrap().faults();
+    fault(faults);
+    let t = operate(s, org, &id, op).await;
+    let ended = s.finished_task(&t).await;
+    faults.clear();
+    ended
+}
+
+/// The state of the task's instance (`None`: no record), once checked
+/// against its machine: the two must tell the same story.
+async fn settled(s: &TestServer, name: &str, ended: &Value) -> Option<String> {
+    let id = ended["resourceId"].as_str().unwrap();
+    let (state, machine) = observed(s, id).await;
+    assert!(
+        consistent(state.as_deref(), machine),
+        "{name}: recorded {state:?}, machine {machine:?}"
+    );
+    state
+}
+
 /// The instance's recorded state (`None`: no record) and its machine's.
 async fn observed(s: &TestServer, id: &str) -> (Option<String>, Option<Power>) {
     let r = s
@@ -112,18 +146,10 @@ fn consistent(state: Option<&str>, machine: Option<Power>) -> bool {
 async fn a_failure_at_any_step_unwinds_to_the_defined_state() {
     let s = TestServer::set_up().await;
     let org = s.root_org().await;
-    let faults = s.app().engine().unwrap().faults();
     for (task, op, from, _) in OPERATIONS {
         for step in 0..InstanceTasks::steps(task).len() {
             let name = format!("{op}-{step}");
-            let id = match from {
-                Some(state) => instance_in(&s, &org, &name, state).await,
-                None => String::new(),
-            };
-            faults.fail_step(op, step);
-            let t = operate(&s, &org, &id, op).await;
-            let ended = s.finished_task(&t).await;
-            faults.clear();
+            let ended = run_with(&s, &org, &name, (op, from), |f| f.fail_step(op, step)).await;
             assert_eq!(ended["taskStatus"], "FAILED", "{name}: {ended}");
             assert!(
                 ended["error"]["message"]
@@ -132,19 +158,14 @@ async fn a_failure_at_any_step_unwinds_to_the_defined_state() {
                     .contains("Injected failure"),
                 "{name}: {ended}"
             );
-            let id = ended["resourceId"].as_str().unwrap().to_owned();
-            let (state, machine) = observed(&s, &id).await;
-            assert!(
-                consistent(state.as_deref(), machine),
-                "{name}: recorded {state:?}, machine {machine:?}"
-            );
+            let state = settled(&s, &name, &ended).await;
             // Back where it was, or marked broken when it cannot be.
             assert!(
                 state.as_deref() == from || state.as_deref() == Some("Error"),
                 "{name}: {state:?}, was {from:?}"
             );
-            // Every undo is in the step log, latest first undone.
-            let log = s.task(&t).await;
+            // The failed step and every one before it were undone.
+            let log = s.task(ended["taskId"].as_str().unwrap()).await;
             let undone = log["steps"]
                 .as_array()
                 .map_or(0, |s| s.iter().filter(|e| e["action"] == "undo").count());
@@ -160,22 +181,12 @@ async fn every_step_run_twice_has_the_effect_of_once() {
     let org = s.root_org().await;
     let faults = s.app().engine().unwrap().faults();
     for (task, op, from, to) in OPERATIONS {
-        let id = match from {
-            Some(state) => instance_in(&s, &org, op, state).await,
-            None => String::new(),
-        };
         let before = faults.repeated();
-        faults.repeat_steps();
-        let t = operate(&s, &org, &id, op).await;
-        let ended = s.finished_task(&t).await;
-        faults.clear();
+        let ended = run_with(&s, &org, op, (op, from), Faults::repeat_steps).await;
         assert_eq!(ended["taskStatus"], "SUCCESS", "{op}: {ended}");
         let steps = InstanceTasks::steps(task).len();
         assert_eq!(faults.repeated() - before, steps, "{op}: every step twice");
-        let id = ended["resourceId"].as_str().unwrap().to_owned();
-        let (state, machine) = observed(&s, &id).await;
-        assert_eq!(state.as_deref(), to, "{op}");
-        assert!(consistent(state.as_deref(), machine), "{op}: {machine:?}");
+        assert_eq!(settled(&s, op, &ended).await.as_deref(), to, "{op}");
     }
     s.stop().await;
 }
@@ -189,21 +200,11 @@ async fn a_crash_between_any_two_steps_recovers() {
         // After the last step there is nothing left to resume.
         for step in 0..InstanceTasks::steps(task).len() - 1 {
             let name = format!("{op}-{step}");
-            let id = match from {
-                Some(state) => instance_in(&s, &org, &name, state).await,
-                None => String::new(),
-            };
             let before = faults.halted();
-            faults.halt_after(op, step);
-            let t = operate(&s, &org, &id, op).await;
-            let ended = s.finished_task(&t).await;
-            faults.clear();
+            let ended = run_with(&s, &org, &name, (op, from), |f| f.halt_after(op, step)).await;
             assert_eq!(ended["taskStatus"], "SUCCESS", "{name}: {ended}");
             assert_eq!(faults.halted(), before + 1, "{name}: the node did not halt");
-            let id = ended["resourceId"].as_str().unwrap().to_owned();
-            let (state, machine) = observed(&s, &id).await;
-            assert_eq!(state.as_deref(), to, "{name}");
-            assert!(consistent(state.as_deref(), machine), "{name}: {machine:?}");
+            assert_eq!(settled(&s, &name, &ended).await.as_deref(), to, "{name}");
         }
     }
     s.stop().await;
