@@ -2,6 +2,7 @@
 //! access tokens.
 
 use crate::db::{col, col_id, col_opt_id, col_time, db_error, lock_invariants};
+use crate::Backend;
 use crate::{RefreshOutcome, RefreshSpend, RefreshToken, RevokedToken, Store, StoredSigningKey};
 use chrono::{DateTime, Utc};
 use nephele_common::clock::{from_micros, to_micros};
@@ -142,9 +143,10 @@ impl Store {
     /// token, in one batch or concurrently, only one gets a successor.
     ///
     /// Each spends its token with `UPDATE … RETURNING` and inserts the
-    /// successor from what it returned, in the batch's transaction: on
-    /// SQLite the one writer serializes them; on PostgreSQL the updated
-    /// row's lock makes a concurrent second use find the token spent.
+    /// successor from what that returned, in the batch's transaction: on
+    /// PostgreSQL in one statement (a data-modifying CTE, whose row lock
+    /// makes a concurrent second use find the token spent), on SQLite,
+    /// which has no such CTE, in two (its one writer serializes them).
     pub async fn spend_refresh_tokens(
         &self,
         batch: &[RefreshSpend],
@@ -166,6 +168,30 @@ impl Store {
         );
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let mut successors = Vec::with_capacity(batch.len());
+        if self.backend() == Backend::Postgres {
+            let sql = format!(
+                "WITH spent AS ({spend_sql}) INSERT INTO refresh_tokens (id, family_id, \
+                 parent_id, token_hash, user_id, organization_id, client_id, scope, \
+                 session_generation, created_at, expires_at, used_at, revoked_at) \
+                 SELECT $4, family_id, id, $5, user_id, organization_id, client_id, scope, \
+                 session_generation, $1, $6, NULL, NULL FROM spent RETURNING {REFRESH_COLUMNS}"
+            );
+            for spend in batch {
+                let row = sqlx::query(&sql)
+                    .bind(to_micros(spend.now))
+                    .bind(&spend.hash)
+                    .bind(spend.client.map(|c| c.to_string()))
+                    .bind(spend.next_id.to_string())
+                    .bind(&spend.next_hash)
+                    .bind(to_micros(spend.next_expires))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                successors.push(row.as_ref().map(refresh_from_row).transpose()?);
+            }
+            tx.commit().await.map_err(db_error)?;
+            return Ok(successors);
+        }
         for spend in batch {
             let spent = sqlx::query(spend_sql)
                 .bind(to_micros(spend.now))
