@@ -1,8 +1,9 @@
 //! The durable task engine.
 //!
-//! A task is a sequence of steps, each idempotent and each with an undo
-//! ([`Operations`]). The engine claims queued tasks (see
-//! `nephele_store::tasks` for the lease) and runs their steps in order. A
+//! A task is a sequence of steps, each idempotent and each with an undo,
+//! of one of the [`Kinds`] the engine is given (each a [`TaskKind`]). The
+//! engine claims queued tasks (see `nephele_store::tasks` for the lease)
+//! and runs their steps in order. A
 //! step done is recorded once the next one has run for [`RECORD_AFTER`],
 //! or with whatever is written first after it (a failure, the task's
 //! end): quick steps cost one write between them, not one each. A task
