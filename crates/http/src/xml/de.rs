@@ -123,6 +123,8 @@ impl<'a> NodeDe<'a> {
     }
 }
 
+/// The number methods of a deserializer whose `parse` reads its text
+/// (an element's, or a map key's).
 macro_rules! deserialize_number {
     ($($method:ident => $ty:ty, $visit:ident;)*) => {
         $(
@@ -383,16 +385,6 @@ impl KeyDe<'_> {
     }
 }
 
-macro_rules! deserialize_key_number {
-    ($($method:ident => $ty:ty, $visit:ident;)*) => {
-        $(
-            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-                visitor.$visit(self.parse::<$ty>(stringify!($ty))?)
-            }
-        )*
-    };
-}
-
 impl<'de> de::Deserializer<'de> for KeyDe<'_> {
     type Error = DeError;
 
@@ -400,7 +392,7 @@ impl<'de> de::Deserializer<'de> for KeyDe<'_> {
         visitor.visit_str(self.key)
     }
 
-    deserialize_key_number! {
+    deserialize_number! {
         deserialize_bool => bool, visit_bool;
         deserialize_i8 => i8, visit_i8;
         deserialize_i16 => i16, visit_i16;
