@@ -27,6 +27,11 @@ fn key_from_row(r: &AnyRow) -> Result<StoredSigningKey> {
     })
 }
 
+/// The columns a refresh token is inserted with.
+const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, \
+                              user_id, organization_id, client_id, scope, session_generation, \
+                              created_at, expires_at, used_at, revoked_at)";
+
 const REFRESH_COLUMNS: &str = "id, family_id, user_id, organization_id, client_id, scope, \
                                session_generation, created_at, expires_at, used_at, revoked_at";
 
@@ -115,11 +120,9 @@ impl Store {
 
     /// Stores the first refresh token of a new family.
     pub async fn create_refresh_token(&self, token: &RefreshToken, hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
-             organization_id, client_id, scope, session_generation, created_at, expires_at, \
-             used_at, revoked_at) VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)",
-        )
+        sqlx::query(&format!(
+            "{REFRESH_INSERT} VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)"
+        ))
         .bind(token.id.to_string())
         .bind(token.family_id.to_string())
         .bind(hash)
@@ -160,24 +163,24 @@ impl Store {
                      FROM users u WHERE u.id = refresh_tokens.user_id)) \
                      RETURNING id, family_id, user_id, organization_id, client_id, scope, \
                      session_generation";
-        let insert = format!(
-            "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, user_id, \
-             organization_id, client_id, scope, session_generation, created_at, expires_at, \
-             used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) \
-             RETURNING {REFRESH_COLUMNS}"
-        );
+        let postgres = self.backend() == Backend::Postgres;
+        let insert = if postgres {
+            format!(
+                "WITH spent AS ({spend_sql}) {REFRESH_INSERT} SELECT $4, family_id, id, $5, \
+                 user_id, organization_id, client_id, scope, session_generation, $1, $6, NULL, \
+                 NULL FROM spent RETURNING {REFRESH_COLUMNS}"
+            )
+        } else {
+            format!(
+                "{REFRESH_INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, \
+                 NULL) RETURNING {REFRESH_COLUMNS}"
+            )
+        };
         let mut tx = self.write.begin().await.map_err(db_error)?;
         let mut successors = Vec::with_capacity(batch.len());
-        if self.backend() == Backend::Postgres {
-            let sql = format!(
-                "WITH spent AS ({spend_sql}) INSERT INTO refresh_tokens (id, family_id, \
-                 parent_id, token_hash, user_id, organization_id, client_id, scope, \
-                 session_generation, created_at, expires_at, used_at, revoked_at) \
-                 SELECT $4, family_id, id, $5, user_id, organization_id, client_id, scope, \
-                 session_generation, $1, $6, NULL, NULL FROM spent RETURNING {REFRESH_COLUMNS}"
-            );
-            for spend in batch {
-                let row = sqlx::query(&sql)
+        for spend in batch {
+            if postgres {
+                let row = sqlx::query(&insert)
                     .bind(to_micros(spend.now))
                     .bind(&spend.hash)
                     .bind(spend.client.map(|c| c.to_string()))
@@ -188,11 +191,8 @@ impl Store {
                     .await
                     .map_err(db_error)?;
                 successors.push(row.as_ref().map(refresh_from_row).transpose()?);
+                continue;
             }
-            tx.commit().await.map_err(db_error)?;
-            return Ok(successors);
-        }
-        for spend in batch {
             let spent = sqlx::query(spend_sql)
                 .bind(to_micros(spend.now))
                 .bind(&spend.hash)
