@@ -35,6 +35,19 @@ struct Set {
     halt: Option<(String, usize)>,
 }
 
+impl Set {
+    fn any(&self) -> bool {
+        self.fail.is_some() || self.repeat || self.halt.is_some()
+    }
+}
+
+/// Does `target` name step `index` of `operation`?
+fn names(target: &Option<(String, usize)>, operation: &str, index: usize) -> bool {
+    target
+        .as_ref()
+        .is_some_and(|(op, step)| op == operation && *step == index)
+}
+
 impl Faults {
     /// Step `index` of `operation` fails, without running, from now on.
     pub fn fail_step(&self, operation: &str, index: usize) {
@@ -82,20 +95,14 @@ impl Faults {
         if !self.armed.load(Ordering::Acquire) {
             return false;
         }
-        let mut halts = false;
-        self.update(|s| {
-            halts = s
-                .halt
-                .as_ref()
-                .is_some_and(|(op, step)| op == operation && *step == index);
-            if halts {
-                s.halt = None;
-            }
-        });
-        if halts {
-            self.halted.fetch_add(1, Ordering::AcqRel);
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if !names(&set.halt, operation, index) {
+            return false;
         }
-        halts
+        set.halt = None;
+        self.armed.store(set.any(), Ordering::Release);
+        self.halted.fetch_add(1, Ordering::AcqRel);
+        true
     }
 
     /// Runs step `index`, or what the faults make of it.
@@ -109,11 +116,7 @@ impl Faults {
             return prepared.run(index).await;
         }
         let set = self.set.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if set
-            .fail
-            .as_ref()
-            .is_some_and(|(op, step)| op == operation && *step == index)
-        {
+        if names(&set.fail, operation, index) {
             return Err(Error::new(
                 ErrorCode::Unavailable,
                 format!("Injected failure of step {index} of {operation}"),

@@ -81,10 +81,19 @@ impl<K: TaskKind + ?Sized> Job<K> {
     }
 }
 
-/// What the engine sees of a kind: steps by index, results as JSON.
+/// What the engine sees of a kind: a stored task made ready to run.
 pub(crate) trait Driven: Send + Sync {
-    /// The job and its step names, or why it cannot run.
-    fn prepare(&self, task: &Task) -> Result<Box<dyn Prepared>>;
+    /// The task as a job of this kind, or why it cannot run.
+    fn prepare(self: Arc<Self>, task: &Task) -> Result<Box<dyn Prepared>>;
+}
+
+impl<K: TaskKind> Driven for K {
+    fn prepare(self: Arc<Self>, task: &Task) -> Result<Box<dyn Prepared>> {
+        Ok(Box::new(Bound {
+            job: Job::read(task)?,
+            kind: self,
+        }))
+    }
 }
 
 #[async_trait]
@@ -140,17 +149,6 @@ impl<K: TaskKind> Prepared for Bound<K> {
     }
 }
 
-struct Erased<K: TaskKind>(Arc<K>);
-
-impl<K: TaskKind> Driven for Erased<K> {
-    fn prepare(&self, task: &Task) -> Result<Box<dyn Prepared>> {
-        Ok(Box::new(Bound {
-            kind: self.0.clone(),
-            job: Job::read(task)?,
-        }))
-    }
-}
-
 /// The kinds an engine drives, by resource type.
 #[derive(Clone, Default)]
 pub struct Kinds {
@@ -164,7 +162,7 @@ impl Kinds {
 
     /// Adds a kind (one per resource type).
     pub fn with<K: TaskKind>(mut self, kind: Arc<K>) -> Kinds {
-        self.by_resource.insert(K::RESOURCE, Arc::new(Erased(kind)));
+        self.by_resource.insert(K::RESOURCE, kind);
         self
     }
 
@@ -173,6 +171,7 @@ impl Kinds {
         self.by_resource
             .get(task.resource_type.as_str())
             .ok_or_else(|| Error::internal(format!("no task kind for {:?}", task.resource_type)))?
+            .clone()
             .prepare(task)
     }
 }
