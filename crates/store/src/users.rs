@@ -81,14 +81,9 @@ async fn end_sessions(tx: &mut Transaction<'static, Any>, id: UserId) -> Result<
 }
 
 /// Refuses a home data center that is gone, in the transaction that
-/// sets it: the invariant lock orders this against
+/// sets it, which must hold the invariant lock: that orders this against
 /// [`Store::delete_datacenter`], which looks for users under the same lock.
-async fn check_home(
-    tx: &mut Transaction<'static, Any>,
-    store: &Store,
-    id: DatacenterId,
-) -> Result<()> {
-    lock_invariants(store, tx).await?;
+async fn check_home(tx: &mut Transaction<'static, Any>, id: DatacenterId) -> Result<()> {
     let found: i64 = sqlx::query_scalar("SELECT count(*) FROM datacenters WHERE id = $1")
         .bind(id.to_string())
         .fetch_one(&mut **tx)
@@ -107,7 +102,8 @@ pub(crate) async fn insert_user(
     new: &NewUser,
     roles: &[RoleId],
 ) -> Result<User> {
-    check_home(tx, store, new.datacenter_id).await?;
+    lock_invariants(store, tx).await?;
+    check_home(tx, new.datacenter_id).await?;
     sqlx::query(
         "INSERT INTO users (id, organization_id, login, email, password_hash, datacenter_id, \
          created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)",
@@ -256,11 +252,11 @@ impl Store {
     ) -> Result<User> {
         let _change = self.access_change();
         let mut tx = self.write.begin().await.map_err(db_error)?;
-        if changes.roles.is_some() {
+        if changes.roles.is_some() || changes.datacenter_id.is_some() {
             lock_invariants(self, &mut tx).await?;
         }
         if let Some(home) = changes.datacenter_id {
-            check_home(&mut tx, self, home).await?;
+            check_home(&mut tx, home).await?;
         }
         let current = user_in_tx(&mut tx, id).await?;
         precondition.check(current.version)?;
