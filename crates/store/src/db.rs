@@ -1,3 +1,4 @@
+use crate::door::Door;
 use crate::local::{LocalReads, LocalWriter};
 use nephele_common::{Error, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -56,6 +57,8 @@ pub struct Store {
     pub(crate) write: AnyPool,
     backend: Backend,
     access_generation: Arc<AtomicU64>,
+    /// diesel's connections (see `door`): the store is moving there.
+    pub(crate) door: Arc<Door>,
     /// SQLite's point reads in the calling thread (see `local`).
     pub(crate) local: Option<Arc<LocalReads>>,
     /// SQLite's group-commit transactions in the calling thread (see
@@ -78,7 +81,13 @@ impl Store {
     /// Connects, applies the migrations of the backend, and returns the store.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
+        let backend = if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(Error::invalid(
+                "databaseUrl",
+                "must name a database file: an in-memory database cannot be shared by the \
+                 server's connections",
+            ));
+        } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -149,7 +158,20 @@ impl Store {
             Backend::Sqlite => LocalReads::new(url, LOCAL_BUSY_TIMEOUT).map(Arc::new),
             Backend::Postgres => None,
         };
+        let door = match backend {
+            Backend::Sqlite => {
+                let path = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|e| Error::invalid("databaseUrl", e.to_string()))?
+                    .get_filename()
+                    .to_path_buf();
+                Door::sqlite(&path)?
+            }
+            Backend::Postgres => {
+                Door::postgres(url, options.max_connections.max(2), options.acquire_timeout)?
+            }
+        };
         Ok(Store {
+            door: Arc::new(door),
             read,
             write,
             backend,
@@ -168,13 +190,15 @@ impl Store {
     #[must_use]
     /// Each pool's connections: (pool, in use, idle).
     pub fn pool_connections(&self) -> Vec<(&'static str, u32, u32)> {
-        [("read", &self.read), ("write", &self.write)]
+        let mut pools: Vec<_> = [("read", &self.read), ("write", &self.write)]
             .into_iter()
             .map(|(name, pool)| {
                 let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
                 (name, pool.size().saturating_sub(idle), idle)
             })
-            .collect()
+            .collect();
+        pools.extend(self.door.connections());
+        pools
     }
 
     pub fn access_generation(&self) -> u64 {

@@ -7,8 +7,10 @@
 pub mod api_keys;
 pub mod audit;
 pub mod clients;
+mod columns;
 pub mod datacenters;
 mod db;
+mod door;
 pub mod idempotency;
 pub mod instances;
 mod local;
@@ -19,6 +21,7 @@ pub mod roles;
 pub mod schema;
 pub mod setup;
 pub mod sim;
+mod tables;
 pub mod tasks;
 pub mod throttle;
 pub mod tokens;

@@ -1,6 +1,11 @@
 //! What the store keeps, as the domain sees it.
 
+use crate::columns::{Micros, Parsed};
+use crate::tables;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::sqlite::Sqlite;
+use diesel::{Queryable, Selectable};
 use nephele_common::ids::{
     ApiKeyId, AuditEventId, ClientId, DatacenterId, OrganizationId, RefreshTokenId, RoleId,
     SigningKeyId, UserId,
@@ -129,13 +134,17 @@ pub struct NewApiKey {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::datacenters, check_for_backend(Sqlite, Pg))]
 pub struct Datacenter {
+    #[diesel(deserialize_as = Parsed<DatacenterId>)]
     pub id: DatacenterId,
     pub name: String,
     /// `None` for this server's own data center: its URL is the public URL.
     pub server_url: Option<String>,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
     pub version: i64,
 }

@@ -184,3 +184,78 @@ impl Store {
         })
     }
 }
+
+/// The diesel `table!` declarations for a schema (`src/tables.rs`), so the
+/// typed schema the store's queries are checked against is the one the
+/// migrations build.
+pub fn diesel_tables(schema: &Schema) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let mut tables: BTreeMap<&str, Vec<&Column>> = BTreeMap::new();
+    for column in &schema.columns {
+        tables.entry(&column.table).or_default().push(column);
+    }
+    let mut out = String::from(
+        "//! The tables the migrations build, as diesel sees them: made from the\n\
+         //! SQLite migrations by `schema::diesel_tables` and held to them by the\n\
+         //! test `tables_are_the_migrations` (`NEPHELE_UPDATE_TABLES=1` rewrites\n\
+         //! this file).\n\n",
+    );
+    for (table, columns) in &tables {
+        let mut key: Vec<&&Column> = columns.iter().filter(|c| c.primary_key > 0).collect();
+        key.sort_by_key(|c| c.primary_key);
+        let key = key.iter().map(|c| c.name.as_str()).collect::<Vec<_>>();
+        let _ = writeln!(
+            out,
+            "diesel::table! {{\n    {table} ({}) {{",
+            key.join(", ")
+        );
+        for c in columns {
+            let ty = match c.ty.as_str() {
+                "integer" => "BigInt",
+                "bytes" => "Binary",
+                _ => "Text",
+            };
+            let ty = if c.not_null {
+                ty.to_owned()
+            } else {
+                format!("Nullable<{ty}>")
+            };
+            let _ = writeln!(out, "        {} -> {ty},", c.name);
+        }
+        out.push_str("    }\n}\n\n");
+    }
+    let names = tables.keys().copied().collect::<Vec<_>>().join(",\n    ");
+    let _ = writeln!(
+        out,
+        "diesel::allow_tables_to_appear_in_same_query!(\n    {names},\n);"
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Store, StoreOptions};
+
+    /// `src/tables.rs` is what the SQLite migrations build (and the
+    /// PostgreSQL ones, by `sqlite_and_postgres_schemas_stay_in_step`).
+    #[tokio::test]
+    async fn tables_are_the_migrations() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .expect("store");
+        let tables = super::diesel_tables(&store.schema().await.expect("schema"));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tables.rs");
+        if std::env::var_os("NEPHELE_UPDATE_TABLES").is_some() {
+            std::fs::write(&path, &tables).expect("write tables.rs");
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == tables,
+            "src/tables.rs is not what the migrations build; run \
+             `NEPHELE_UPDATE_TABLES=1 cargo test -p nephele-store tables` and commit it"
+        );
+    }
+}

@@ -11,9 +11,7 @@
 //! transaction here runs, and kept for the next one here when it waits
 //! (see [`MAX_TURNS`]). A transaction here runs in the Tokio worker that
 //! asks, holding it up for as long as SQLite works: a batch of a few
-//! dozen rows, a millisecond or two. On PostgreSQL (and an in-memory
-//! SQLite, which no second connection can share) a [`WriteTx`] is a sqlx
-//! transaction.
+//! dozen rows, a millisecond or two. On PostgreSQL a [`WriteTx`] is a sqlx transaction.
 
 use crate::db::{db_error, json_batch, json_rows, unique_violation, Backend, JsonType, Store};
 use crate::local::{local_error, LocalWriter, Turn};
@@ -250,17 +248,41 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Keeps the writers of `write` and of sqlx's write pool out while the
+/// door's writer (see `door`) runs a batch; they go when the port to the
+/// door is done.
+pub(crate) struct Exclusive(Option<OwnedMutexGuard<Turn>>);
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if let Some(turn) = &mut self.0 {
+            turn.sqlx = None;
+        }
+    }
+}
+
 impl Store {
-    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite: the write
-    /// lock is taken at once, not at the first write).
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
-        let Some(home) = &self.local_writer else {
-            return Ok(WriteTx(Inner::Sqlx(
-                self.write.begin().await.map_err(db_error)?,
-                self.backend(),
-            )));
-        };
-        let held = batch::take_held::<OwnedMutexGuard<Turn>>();
+    /// Runs `job` through the door as one write transaction.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        job: crate::door::WriteJob<T>,
+    ) -> Result<T> {
+        self.door.write(job, self.exclusive()).await
+    }
+
+    async fn exclusive(&self) -> Result<Exclusive> {
+        match &self.local_writer {
+            Some(home) => Ok(Exclusive(Some(self.take_turn(home, None).await?))),
+            None => Ok(Exclusive(None)),
+        }
+    }
+
+    /// The local writers' turn, with sqlx's write connection held.
+    async fn take_turn(
+        &self,
+        home: &LocalWriter,
+        held: Option<OwnedMutexGuard<Turn>>,
+    ) -> Result<OwnedMutexGuard<Turn>> {
         let mut turn = match held {
             // A group commit's second transaction: its turn goes on.
             Some(turn) if Arc::ptr_eq(OwnedMutexGuard::mutex(&turn), &home.turn) => turn,
@@ -275,6 +297,20 @@ impl Store {
             let held = self.write.acquire().await.map_err(db_error)?;
             turn.sqlx = Some((held, Instant::now()));
         }
+        Ok(turn)
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite: the write
+    /// lock is taken at once, not at the first write).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let Some(home) = &self.local_writer else {
+            return Ok(WriteTx(Inner::Sqlx(
+                self.write.begin().await.map_err(db_error)?,
+                self.backend(),
+            )));
+        };
+        let held = batch::take_held::<OwnedMutexGuard<Turn>>();
+        let turn = self.take_turn(home, held).await?;
         let mut tx = LocalTx {
             turn: Some(turn),
             home: home.clone(),
@@ -538,10 +574,8 @@ mod tests {
                             input, created_at) VALUES ($1, 'o', 'create', 'instances', 'r', 'r', \
                             'PENDING', 0, 0, 0, '{}', 1)";
         let dir = tempfile::tempdir().expect("temp dir");
-        let memory = Store::connect("sqlite::memory:", &StoreOptions::default())
-            .await
-            .expect("store");
-        for store in [file_store(&dir).await, memory] {
+        {
+            let store = file_store(&dir).await;
             let mut tx = store.begin_write().await.expect("begin");
             let first = tx
                 .execute_unless_taken(TASK, &[Arg::Text("t1")], "active_resource")
@@ -562,21 +596,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn in_memory_databases_write_through_sqlx() {
-        let store = Store::connect("sqlite::memory:", &StoreOptions::default())
-            .await
-            .expect("store");
-        assert!(store.local_writer.is_none());
-        let mut tx = store.begin_write().await.expect("begin");
-        tx.execute(INSERT, &[Arg::Text("m"), Arg::Int(1)])
-            .await
-            .expect("insert");
-        let ids = tx.texts("SELECT id FROM nodes", &[]).await.expect("select");
-        assert_eq!(ids, ["m"]);
-        tx.commit().await.expect("commit");
-    }
-
     /// A batch reads alike as JSON through sqlx and as bound values here:
     /// text, integers, booleans and nulls, a size that leaves slots empty,
     /// the statement's own `$N` beside it, and a smaller batch after a
@@ -593,11 +612,11 @@ mod tests {
         ];
         let machine = |id: &str, cpu: i64, last: Option<&str>| json!({"id": id, "cpu": cpu, "image": format!("img-{id}"), "boots": cpu > 1, "last_task": last});
         let dir = tempfile::tempdir().expect("temp dir");
-        let memory = Store::connect("sqlite::memory:", &StoreOptions::default())
-            .await
-            .expect("store");
+        let other = tempfile::tempdir().expect("temp dir");
+        let mut through_sqlx = file_store(&other).await;
+        through_sqlx.local_writer = None;
         let mut seen = Vec::new();
-        for store in [file_store(&dir).await, memory] {
+        for store in [file_store(&dir).await, through_sqlx] {
             let insert = |j: &Rows<'_>| {
                 format!(
                     "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, \
