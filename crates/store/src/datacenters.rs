@@ -1,8 +1,7 @@
-use crate::door::{breaks_unique, db_error, run};
+use crate::door::{breaks_unique, db_error, job, run};
 use crate::tables::{datacenters, users};
 use crate::{Datacenter, NewDatacenter, Store};
 use diesel::prelude::*;
-use futures::FutureExt;
 use nephele_common::clock::to_micros;
 use nephele_common::ids::DatacenterId;
 use nephele_common::page::{Page, PageRequest};
@@ -50,28 +49,25 @@ impl Store {
             version: 1,
         };
         let row = made.clone();
-        self.write(Box::new(move |c| {
-            async move {
-                let inserted = run!(
-                    c,
-                    execute,
-                    diesel::insert_into(datacenters::table).values((
-                        datacenters::id.eq(row.id.to_string()),
-                        datacenters::name.eq(&row.name),
-                        datacenters::server_url.eq(&row.server_url),
-                        datacenters::created_at.eq(to_micros(row.created_at)),
-                        datacenters::updated_at.eq(to_micros(row.updated_at)),
-                        datacenters::version.eq(row.version),
-                    ))
-                );
-                match inserted {
-                    Err(e) if breaks_unique(&e, "name") => {
-                        Err(Error::name_taken("datacenters", "name", &row.name))
-                    }
-                    done => done.map(drop).map_err(db_error),
+        self.write(job!(|c| {
+            let inserted = run!(
+                c,
+                execute,
+                diesel::insert_into(datacenters::table).values((
+                    datacenters::id.eq(row.id.to_string()),
+                    datacenters::name.eq(&row.name),
+                    datacenters::server_url.eq(&row.server_url),
+                    datacenters::created_at.eq(to_micros(row.created_at)),
+                    datacenters::updated_at.eq(to_micros(row.updated_at)),
+                    datacenters::version.eq(row.version),
+                ))
+            );
+            match inserted {
+                Err(e) if breaks_unique(&e, "name") => {
+                    Err(Error::name_taken("datacenters", "name", &row.name))
                 }
+                done => done.map(drop).map_err(db_error),
             }
-            .boxed()
         }))
         .await?;
         Ok(made)
@@ -79,38 +75,35 @@ impl Store {
 
     /// Deletes a data center that is no user's home (409 otherwise).
     pub async fn delete_datacenter(&self, id: DatacenterId) -> Result<()> {
-        self.write(Box::new(move |c| {
-            async move {
-                // Under the lock a user's home is checked by (see `users`).
-                crate::door::lock_invariants(c).await?;
-                let held: i64 = run!(
-                    c,
-                    get_result,
-                    users::table
-                        .filter(users::datacenter_id.eq(id.to_string()))
-                        .count()
+        self.write(job!(|c| {
+            // Under the lock a user's home is checked by (see `users`).
+            crate::door::lock_invariants(c).await?;
+            let held: i64 = run!(
+                c,
+                get_result,
+                users::table
+                    .filter(users::datacenter_id.eq(id.to_string()))
+                    .count()
+            )
+            .map_err(db_error)?;
+            if held > 0 {
+                return Err(Error::wrong_state(
+                    "datacenters",
+                    id,
+                    "Cannot delete a data center that is still the home of users",
                 )
-                .map_err(db_error)?;
-                if held > 0 {
-                    return Err(Error::wrong_state(
-                        "datacenters",
-                        id,
-                        "Cannot delete a data center that is still the home of users",
-                    )
-                    .with("users", held));
-                }
-                let deleted = run!(
-                    c,
-                    execute,
-                    diesel::delete(datacenters::table.find(id.to_string()))
-                )
-                .map_err(db_error)?;
-                if deleted == 0 {
-                    return Err(Error::not_found("datacenters", id));
-                }
-                Ok(())
+                .with("users", held));
             }
-            .boxed()
+            let deleted = run!(
+                c,
+                execute,
+                diesel::delete(datacenters::table.find(id.to_string()))
+            )
+            .map_err(db_error)?;
+            if deleted == 0 {
+                return Err(Error::not_found("datacenters", id));
+            }
+            Ok(())
         }))
         .await
     }

@@ -52,6 +52,18 @@ macro_rules! run {
 }
 pub(crate) use run;
 
+/// A [`WriteJob`] from a block of statements on `c`:
+/// `store.write(job!(|c| { …; Ok(v) })).await`. What the block uses is
+/// moved into it.
+macro_rules! job {
+    (|$c:ident| $body:block) => {
+        Box::new(move |$c: &mut $crate::door::Conn| {
+            futures::FutureExt::boxed(async move $body)
+        })
+    };
+}
+pub(crate) use job;
+
 /// A write transaction, run by [`Door::write`] inside a transaction (or a
 /// savepoint of a group commit's transaction): it runs its statements on
 /// the connection it is given and must not wait for anything else.

@@ -1,6 +1,6 @@
 //! What the store keeps, as the domain sees it.
 
-use crate::columns::{Micros, Parsed};
+use crate::columns::*;
 use crate::tables;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -111,15 +111,21 @@ pub struct NewRole {
 }
 
 /// A user's API key. The secret itself is never stored, only its hash.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::api_keys, check_for_backend(Sqlite, Pg))]
 pub struct ApiKey {
+    #[diesel(deserialize_as = Parsed<ApiKeyId>)]
     pub id: ApiKeyId,
+    #[diesel(deserialize_as = Parsed<UserId>)]
     pub user_id: UserId,
     pub name: String,
     /// The first characters of the secret, to recognise it by.
     pub prefix: String,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
+    #[diesel(deserialize_as = MaybeMicros)]
     pub last_used_at: Option<DateTime<Utc>>,
     pub version: i64,
 }
