@@ -145,7 +145,7 @@ impl App {
                 access_cache: access::AccessCache::default(),
                 refresh_writer: tokens::refresh_writer(store.clone()),
                 acceptances: instances::acceptance_writer(store.clone()),
-                driver: machines::driver(&config.driver, &store, &clock)?,
+                driver: machines::driver(&config.driver, &clock)?,
                 notary: notary::Notary::default(),
                 engine: OnceLock::new(),
                 store,

@@ -37,13 +37,10 @@ pub enum DriverConfig {
 /// Must run inside a Tokio runtime.
 pub(crate) fn driver(
     config: &DriverConfig,
-    store: &nephele_store::Store,
     clock: &nephele_common::clock::SharedClock,
 ) -> Result<Arc<dyn Driver>> {
     Ok(match config {
-        DriverConfig::Sim(sim) => {
-            Arc::new(SimDriver::new(store.clone(), clock.clone(), sim.clone()))
-        }
+        DriverConfig::Sim(sim) => Arc::new(SimDriver::new(clock.clone(), sim.clone())),
         DriverConfig::Qemu(qemu) => Arc::new(QemuDriver::new(qemu.clone())?),
     })
 }

@@ -1,5 +1,7 @@
-//! The simulated hypervisor. Machines live in the database (so they
-//! survive restarts and every node sees the same ones); each operation
+//! The simulated hypervisor. Its machines live in a [`SimState`], which
+//! the binary keeps in the shared database (in tables of the simulator's
+//! own, made by [`MIGRATIONS`]), so they survive restarts and every node
+//! sees the same ones, as it would a real hypervisor; each operation
 //! takes `latency`; failures are injected by image name
 //! (`fail-on-start`, or several: `fail-on-start+fail-on-delete`) or at
 //! random with `failure_rate`. An injected failure happens before the
@@ -12,8 +14,7 @@ use nephele_common::batch::Batcher;
 use nephele_common::clock::SharedClock;
 use nephele_common::ids::{InstanceId, TaskId};
 use nephele_common::{Error, ErrorCode, Result};
-use nephele_store::sim::SimChange;
-use nephele_store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The images the simulator offers besides the failure-injecting ones.
@@ -32,11 +33,83 @@ pub struct SimConfig {
     pub latency: Duration,
     /// The chance, 0 to 1, that any operation fails.
     pub failure_rate: f64,
+    /// Where the machines are kept.
+    pub state: Arc<dyn SimState>,
 }
+
+/// A simulated machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMachine {
+    pub id: InstanceId,
+    /// `running` or `stopped`.
+    pub power: String,
+    pub cpu: i64,
+    pub memory_mib: i64,
+    pub image: String,
+    /// How many times it has booted (a start or a reboot).
+    pub boots: i64,
+}
+
+/// One change to the simulated machines. Each is idempotent: made twice
+/// (a task step run again after a crash), it takes effect once.
+#[derive(Debug, Clone)]
+pub enum SimChange {
+    /// Makes a stopped machine, unless it exists.
+    Create {
+        id: InstanceId,
+        cpu: i64,
+        memory_mib: i64,
+        image: String,
+    },
+    /// Powers a machine on (counting a boot, with the sizes it boots with)
+    /// or off; answers whether the machine exists.
+    Power {
+        id: InstanceId,
+        on: bool,
+        sizes: Option<(i64, i64)>,
+    },
+    /// Reboots a running machine once per task, however often asked;
+    /// answers whether it runs.
+    Reboot { id: InstanceId, task: TaskId },
+    /// Removes a machine, unless it is gone; answers true.
+    Delete { id: InstanceId },
+}
+
+/// Where the simulated hypervisor keeps its machines.
+#[async_trait]
+pub trait SimState: Send + Sync + std::fmt::Debug {
+    /// Makes `changes`, in their order, in one transaction: one answer per
+    /// change (see [`SimChange`]), each change made at its time.
+    async fn apply(&self, changes: &[(SimChange, DateTime<Utc>)]) -> Result<Vec<bool>>;
+
+    async fn machine(&self, id: InstanceId) -> Result<Option<SimMachine>>;
+}
+
+/// One migration of the simulator's tables: `NNNN_description` and its SQL.
+pub type Migration = (&'static str, &'static str);
+
+/// The simulator's tables, for each backend; a [`SimState`] in a
+/// database applies them (and records them apart from the control
+/// plane's).
+pub struct Migrations {
+    pub sqlite: &'static [Migration],
+    pub postgres: &'static [Migration],
+}
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[(
+        "0001_machines",
+        include_str!("../migrations/sim/sqlite/0001_machines.sql"),
+    )],
+    postgres: &[(
+        "0001_machines",
+        include_str!("../migrations/sim/postgres/0001_machines.sql"),
+    )],
+};
 
 #[derive(Debug)]
 pub struct SimDriver {
-    store: Store,
+    state: Arc<dyn SimState>,
     clock: SharedClock,
     config: SimConfig,
     /// Machine changes, written in groups.
@@ -62,14 +135,14 @@ pub fn known_image(image: &str) -> bool {
 
 impl SimDriver {
     /// Must run inside a Tokio runtime: it starts the writer of changes.
-    pub fn new(store: Store, clock: SharedClock, config: SimConfig) -> SimDriver {
-        let writer = store.clone();
+    pub fn new(clock: SharedClock, config: SimConfig) -> SimDriver {
+        let writer = config.state.clone();
         SimDriver {
             changes: Batcher::start("simulated machines", 512, move |batch| {
-                let store = writer.clone();
-                async move { store.sim_apply(&batch).await }
+                let state = writer.clone();
+                async move { state.apply(&batch).await }
             }),
-            store,
+            state: config.state.clone(),
             clock,
             config,
         }
@@ -102,7 +175,7 @@ impl SimDriver {
     }
 
     async fn image_of(&self, id: InstanceId) -> Result<Option<String>> {
-        Ok(self.store.sim_machine(id).await?.map(|m| m.image))
+        Ok(self.state.machine(id).await?.map(|m| m.image))
     }
 }
 
@@ -184,7 +257,7 @@ impl Driver for SimDriver {
     }
 
     async fn status(&self, id: InstanceId) -> Result<Option<Power>> {
-        Ok(self.store.sim_machine(id).await?.map(|m| {
+        Ok(self.state.machine(id).await?.map(|m| {
             if m.power == "running" {
                 Power::Running
             } else {

@@ -9,3 +9,4 @@ pub mod config;
 pub mod connections;
 mod private_file;
 pub mod server;
+mod sim_state;

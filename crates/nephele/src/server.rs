@@ -132,11 +132,17 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
-fn driver_config(config: &ServerConfig) -> DriverConfig {
-    match config.driver {
+async fn driver_config(config: &ServerConfig, store: &Store) -> anyhow::Result<DriverConfig> {
+    Ok(match config.driver {
         DriverKind::Sim => DriverConfig::Sim(SimConfig {
             latency: config.sim_latency,
             failure_rate: config.sim_failure_rate,
+            state: Arc::new(
+                crate::sim_state::SimTables::open(store.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .context("opening the simulated hypervisor's tables")?,
+            ),
         }),
         DriverKind::Qemu => DriverConfig::Qemu(QemuConfig {
             data_dir: config.data_dir.clone(),
@@ -153,7 +159,7 @@ fn driver_config(config: &ServerConfig) -> DriverConfig {
                 QemuNetwork::User => Network::User,
             },
         }),
-    }
+    })
 }
 
 /// Makes the data directory private: the server creates files for its
@@ -252,6 +258,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .is_empty();
     let secret_key = secret_key(&config, sealed)?;
+    let driver = driver_config(&config, &store).await?;
     let app = App::new(
         store,
         Arc::new(SystemClock),
@@ -280,7 +287,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 retention: config.task_retention,
                 ..EngineConfig::default()
             },
-            driver: driver_config(&config),
+            driver,
             notary: NotaryConfig {
                 dir: config.data_dir.join("notary"),
                 max_file_bytes: config.notary_max_file_bytes,

@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 /// How long a SQLite statement waits for a lock before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The same for a read in the calling thread (`local`), which holds up a
@@ -146,14 +143,6 @@ impl Store {
                 (p.clone(), p)
             }
         };
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
-            .run(&write)
-            .await
-            .map_err(|e| Error::internal(format!("database migration failed: {e}")))?;
         let local = match backend {
             Backend::Sqlite => LocalReads::new(url, LOCAL_BUSY_TIMEOUT).map(Arc::new),
             Backend::Postgres => None,
@@ -170,7 +159,7 @@ impl Store {
                 Door::postgres(url, options.max_connections.max(2), options.acquire_timeout)?
             }
         };
-        Ok(Store {
+        let store = Store {
             door: Arc::new(door),
             read,
             write,
@@ -180,7 +169,9 @@ impl Store {
                 .as_deref()
                 .map(|reads| Arc::new(LocalWriter::new(reads, BUSY_TIMEOUT))),
             local,
-        })
+        };
+        store.migrate(&crate::migrate::STORE).await?;
+        Ok(store)
     }
 
     /// Moves on after every change this process makes to users, their

@@ -17,6 +17,9 @@
 //! with [`run!`], which type-checks the same query for each backend and
 //! runs it with that backend's `RunQueryDsl`.
 
+#[doc(hidden)]
+pub use {diesel, diesel_async};
+
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, SqliteConnection};
@@ -33,7 +36,7 @@ use std::time::Duration;
 /// A connection of either backend, for [`run!`]. (Seldom moved: boxing
 /// the larger variant would cost an allocation per read.)
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Conn {
+pub enum Conn {
     Sqlite(SqliteConnection),
     Pg(Object<AsyncPgConnection>),
 }
@@ -42,33 +45,43 @@ pub(crate) enum Conn {
 /// `method` is one of `RunQueryDsl`'s (`execute`, `load`, `get_result`,
 /// `first`, …). The query is written once and compiled for each backend;
 /// the answer is diesel's `QueryResult`. On SQLite it never suspends.
+#[macro_export]
 macro_rules! run {
     ($conn:expr, $method:ident, $query:expr) => {
         match &mut *$conn {
-            $crate::door::Conn::Sqlite(c) => diesel::RunQueryDsl::$method($query, c),
-            $crate::door::Conn::Pg(c) => diesel_async::RunQueryDsl::$method($query, &mut **c).await,
+            $crate::door::Conn::Sqlite(c) => $crate::door::diesel::RunQueryDsl::$method($query, c),
+            $crate::door::Conn::Pg(c) => {
+                $crate::door::diesel_async::RunQueryDsl::$method($query, &mut **c).await
+            }
         }
     };
 }
-pub(crate) use run;
+pub use crate::run;
 
 /// A [`WriteJob`] from a block of statements on `c`:
 /// `store.write(job!(|c| { …; Ok(v) })).await`. What the block uses is
 /// moved into it.
+#[macro_export]
 macro_rules! job {
     (|$c:ident| $body:block) => {
         Box::new(move |$c: &mut $crate::door::Conn| {
-            futures::FutureExt::boxed(async move $body)
+            $crate::door::boxed(async move $body)
         })
     };
 }
-pub(crate) use job;
+pub use crate::job;
+
+/// Boxes a job's future (for [`job!`], so its users need no `futures`).
+pub fn boxed<'c, T>(
+    job: impl std::future::Future<Output = Result<T>> + Send + 'c,
+) -> BoxFuture<'c, Result<T>> {
+    Box::pin(job)
+}
 
 /// A write transaction, run by [`Door::write`] inside a transaction (or a
 /// savepoint of a group commit's transaction): it runs its statements on
 /// the connection it is given and must not wait for anything else.
-pub(crate) type WriteJob<T> =
-    Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T>> + Send>;
+pub type WriteJob<T> = Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T>> + Send>;
 
 /// A job queued for the SQLite writer, with the caller waiting for its
 /// answer.
@@ -141,7 +154,7 @@ impl std::fmt::Debug for Door {
 }
 
 /// A reader connection, back to its door when dropped.
-pub(crate) struct Reader<'d> {
+pub struct Reader<'d> {
     conn: Option<Conn>,
     home: Option<&'d SqliteDoor>,
 }
@@ -392,7 +405,7 @@ fn pool_error(e: diesel_async::pooled_connection::deadpool::PoolError) -> Error 
 
 /// Maps a database failure: a lost connection is a 503, the rest are 500s
 /// whose cause goes to the log only.
-pub(crate) fn db_error(e: DieselError) -> Error {
+pub fn db_error(e: DieselError) -> Error {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
         | DieselError::BrokenTransactionManager => {
@@ -404,7 +417,7 @@ pub(crate) fn db_error(e: DieselError) -> Error {
 
 /// If `e` breaks a unique constraint whose name (PostgreSQL) or column
 /// list (SQLite's message: `table.column`) contains `constraint`.
-pub(crate) fn breaks_unique(e: &DieselError, constraint: &str) -> bool {
+pub fn breaks_unique(e: &DieselError, constraint: &str) -> bool {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => info
             .constraint_name()
@@ -420,13 +433,20 @@ pub(crate) fn breaks_unique(e: &DieselError, constraint: &str) -> bool {
 /// could each pass the check and together break it. A transaction-scoped
 /// advisory lock orders them; on SQLite writers are already serialized.
 pub(crate) async fn lock_invariants(conn: &mut Conn) -> Result<()> {
-    if let Conn::Pg(c) = conn {
-        let lock = diesel::sql_query("SELECT pg_advisory_xact_lock(7001)");
-        diesel_async::RunQueryDsl::execute(lock, &mut **c)
-            .await
-            .map_err(db_error)?;
+    if let Conn::Pg(_) = conn {
+        execute_batch(conn, "SELECT pg_advisory_xact_lock(7001)").await?;
     }
     Ok(())
+}
+
+/// Runs SQL text of one or more statements, without parameters (a
+/// migration, a lock).
+pub async fn execute_batch(conn: &mut Conn, sql: &str) -> Result<()> {
+    match conn {
+        Conn::Sqlite(c) => c.batch_execute(sql),
+        Conn::Pg(c) => diesel_async::SimpleAsyncConnection::batch_execute(&mut **c, sql).await,
+    }
+    .map_err(db_error)
 }
 
 #[cfg(test)]

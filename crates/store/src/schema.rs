@@ -55,7 +55,7 @@ pub struct ForeignKey {
 
 const SQLITE_COLUMNS: &str = "SELECT m.name, p.name, lower(p.type), p.\"notnull\", p.pk \
     FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-    WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'";
+    WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '\\_%' ESCAPE '\\'";
 
 const POSTGRES_COLUMNS: &str = "SELECT c.table_name::text, c.column_name::text, \
     lower(c.data_type::text), CASE WHEN c.is_nullable = 'NO' THEN 1 ELSE 0 END::bigint, \
@@ -65,14 +65,14 @@ const POSTGRES_COLUMNS: &str = "SELECT c.table_name::text, c.column_name::text, 
       WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = c.table_schema \
        AND t.table_name = c.table_name AND k.column_name = c.column_name), 0)::bigint \
     FROM information_schema.columns c \
-    WHERE c.table_schema = current_schema() AND c.table_name NOT LIKE '_sqlx%'";
+    WHERE c.table_schema = current_schema() AND c.table_name NOT LIKE '\\_%' ESCAPE '\\'";
 
 /// Every index but the primary key's, with its columns in order.
 /// `origin` is `c` for `CREATE INDEX`, `u` for a unique constraint.
 const SQLITE_INDEXES: &str = "SELECT m.name, l.name, l.\"unique\", l.partial, l.origin, \
     (SELECT group_concat(name, ',') FROM (SELECT i.name FROM pragma_index_info(l.name) i ORDER BY i.seqno)) \
     FROM sqlite_master m JOIN pragma_index_list(m.name) l \
-    WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%' \
+    WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '\\_%' ESCAPE '\\' \
     AND l.origin <> 'pk'";
 
 const POSTGRES_INDEXES: &str = "SELECT t.relname::text, i.relname::text, \
@@ -84,7 +84,7 @@ const POSTGRES_INDEXES: &str = "SELECT t.relname::text, i.relname::text, \
       JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.n), ',') \
     FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid \
     JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
-    WHERE n.nspname = current_schema() AND NOT ix.indisprimary AND t.relname NOT LIKE '_sqlx%'";
+    WHERE n.nspname = current_schema() AND NOT ix.indisprimary AND t.relname NOT LIKE '\\_%' ESCAPE '\\'";
 
 const SQLITE_FOREIGN_KEYS: &str = "SELECT m.name, f.\"from\", f.\"table\", \
     COALESCE(f.\"to\", ''), upper(f.on_delete) \

@@ -249,19 +249,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    sim_machines (id) {
-        boots -> BigInt,
-        cpu -> BigInt,
-        id -> Text,
-        image -> Text,
-        last_task -> Nullable<Text>,
-        memory_mib -> BigInt,
-        power -> Text,
-        updated_at -> BigInt,
-    }
-}
-
-diesel::table! {
     task_steps (task_id, seq) {
         action -> Text,
         at -> BigInt,
@@ -332,7 +319,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_assignments,
     roles,
     signing_keys,
-    sim_machines,
     task_steps,
     tasks,
     users,

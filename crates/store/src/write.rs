@@ -262,11 +262,13 @@ impl Drop for Exclusive {
 }
 
 impl Store {
+    /// A connection for reads, for [`crate::run!`].
+    pub async fn reader(&self) -> Result<crate::door::Reader<'_>> {
+        self.door.reader().await
+    }
+
     /// Runs `job` through the door as one write transaction.
-    pub(crate) async fn write<T: Send + 'static>(
-        &self,
-        job: crate::door::WriteJob<T>,
-    ) -> Result<T> {
+    pub async fn write<T: Send + 'static>(&self, job: crate::door::WriteJob<T>) -> Result<T> {
         self.door.write(job, self.exclusive()).await
     }
 
@@ -625,6 +627,14 @@ mod tests {
                 )
             };
             let mut tx = store.begin_write().await.expect("begin");
+            tx.execute(
+                "CREATE TABLE sim_machines (id TEXT PRIMARY KEY NOT NULL, power TEXT NOT NULL, \
+                 cpu BIGINT NOT NULL, memory_mib BIGINT NOT NULL, image TEXT NOT NULL, \
+                 boots BIGINT NOT NULL, last_task TEXT, updated_at BIGINT NOT NULL)",
+                &[],
+            )
+            .await
+            .expect("a table");
             let three = [
                 machine("a", 1, None),
                 machine("b", 2, Some("t")),
