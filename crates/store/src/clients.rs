@@ -1,142 +1,255 @@
 //! OAuth2 API clients and the roles they act with.
 
-use crate::db::{check_version, col, col_id, col_opt_id, col_time, db_error, role_names};
+use crate::columns::{MaybeMicros, MaybeParsed, Micros, Parsed};
+use crate::door::{db_error, job, run, Conn};
+use crate::roles::permission_list;
+use crate::tables::{api_clients, client_role_assignments, refresh_tokens, roles};
 use crate::{ApiClient, ClientChanges, NewApiClient, RoleGrant, Store};
 use chrono::{DateTime, Utc};
-use nephele_common::clock::{from_micros, to_micros};
-use nephele_common::ids::{ClientId, OrganizationId, RoleId};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+use diesel::sqlite::Sqlite;
+use nephele_common::clock::to_micros;
+use nephele_common::ids::{ClientId, OrganizationId, RoleId, UserId};
 use nephele_common::{Error, Precondition, Result};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use std::collections::HashMap;
 
-const COLUMNS: &str = "id, organization_id, name, auth_method, status, created_by, created_at, \
-                       updated_at, last_access_at, version, token_generation";
+define_sql_function!(fn coalesce(x: Nullable<Text>, y: Text) -> Text);
 
-fn client_from_row(r: &AnyRow) -> Result<ApiClient> {
-    Ok(ApiClient {
-        id: col_id(r, "id")?,
-        organization_id: col_id(r, "organization_id")?,
-        name: col(r, "name")?,
-        auth_method: col(r, "auth_method")?,
-        status: col(r, "status")?,
-        created_by: col_opt_id(r, "created_by")?,
-        created_at: col_time(r, "created_at")?,
-        updated_at: col_time(r, "updated_at")?,
-        last_access_at: col::<Option<i64>>(r, "last_access_at")?.map(from_micros),
-        version: col(r, "version")?,
-        token_generation: col(r, "token_generation")?,
-        roles: Vec::new(),
-    })
+/// A row of `api_clients`, without its secret's hash; its roles are
+/// another table's.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = api_clients, check_for_backend(Sqlite, Pg))]
+struct ClientRow {
+    #[diesel(deserialize_as = Parsed<ClientId>)]
+    id: ClientId,
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
+    organization_id: OrganizationId,
+    name: String,
+    auth_method: String,
+    status: String,
+    #[diesel(deserialize_as = MaybeParsed<UserId>)]
+    created_by: Option<UserId>,
+    #[diesel(deserialize_as = Micros)]
+    created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    updated_at: DateTime<Utc>,
+    #[diesel(deserialize_as = MaybeMicros)]
+    last_access_at: Option<DateTime<Utc>>,
+    version: i64,
+    token_generation: i64,
+}
+
+/// A client from its row and the names of its roles.
+fn client(r: ClientRow, roles: Vec<String>) -> ApiClient {
+    ApiClient {
+        id: r.id,
+        organization_id: r.organization_id,
+        name: r.name,
+        auth_method: r.auth_method,
+        status: r.status,
+        created_by: r.created_by,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        last_access_at: r.last_access_at,
+        version: r.version,
+        token_generation: r.token_generation,
+        roles,
+    }
+}
+
+/// A role a client holds: `role_id, name, organization_id, permissions`.
+#[derive(Queryable)]
+struct GrantRow {
+    #[diesel(deserialize_as = Parsed<RoleId>)]
+    role_id: RoleId,
+    role_name: String,
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
+    organization_id: OrganizationId,
+    permissions: String,
+}
+
+/// The names of the roles each client holds, in one query.
+async fn role_names(c: &mut Conn, clients: &[String]) -> Result<HashMap<String, Vec<String>>> {
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    if clients.is_empty() {
+        return Ok(names);
+    }
+    let rows: Vec<(String, String)> = run!(
+        c,
+        load,
+        client_role_assignments::table
+            .inner_join(roles::table.on(roles::id.eq(client_role_assignments::role_id)))
+            .filter(client_role_assignments::client_id.eq_any(clients))
+            .select((client_role_assignments::client_id, roles::name))
+            .order(roles::name)
+    )
+    .map_err(db_error)?;
+    for (holder, name) in rows {
+        names.entry(holder).or_default().push(name);
+    }
+    Ok(names)
+}
+
+/// Fills in the role names of clients (one query for all of them).
+async fn with_role_names(c: &mut Conn, rows: Vec<ClientRow>) -> Result<Vec<ApiClient>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+    let mut names = role_names(c, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let roles = names.remove(&r.id.to_string()).unwrap_or_default();
+            client(r, roles)
+        })
+        .collect())
+}
+
+async fn fetch_client(c: &mut Conn, id: ClientId) -> Result<Option<ApiClient>> {
+    let row = run!(
+        c,
+        first,
+        api_clients::table
+            .find(id.to_string())
+            .select(ClientRow::as_select())
+    )
+    .optional()
+    .map_err(db_error)?;
+    match row {
+        Some(row) => Ok(with_role_names(c, vec![row]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// A client as a write left it, which must still be there.
+async fn written_client(c: &mut Conn, id: ClientId) -> Result<ApiClient> {
+    fetch_client(c, id)
+        .await?
+        .ok_or_else(|| Error::not_found("clients", id))
+}
+
+/// Checks `If-Match` against the client's version: 404 when it is gone,
+/// 412 when the version differs.
+async fn check_version(c: &mut Conn, id: ClientId, precondition: &Precondition) -> Result<()> {
+    let version: i64 = run!(
+        c,
+        first,
+        api_clients::table
+            .find(id.to_string())
+            .select(api_clients::version)
+    )
+    .optional()
+    .map_err(db_error)?
+    .ok_or_else(|| Error::not_found("clients", id))?;
+    precondition.check(version)
 }
 
 /// Ends every refresh token issued through a client, in the transaction
 /// that disables it or resets its secret: none of them may renew anything.
-async fn end_client_sessions(tx: &mut Transaction<'static, Any>, id: ClientId) -> Result<()> {
-    sqlx::query("DELETE FROM refresh_tokens WHERE client_id = $1")
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+async fn end_client_sessions(c: &mut Conn, id: ClientId) -> Result<()> {
+    run!(
+        c,
+        execute,
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::client_id.eq(id.to_string())))
+    )
+    .map_err(db_error)?;
     Ok(())
 }
 
-async fn set_roles(
-    tx: &mut Transaction<'static, Any>,
-    client: ClientId,
-    roles: &[RoleId],
-) -> Result<()> {
-    sqlx::query("DELETE FROM client_role_assignments WHERE client_id = $1")
-        .bind(client.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    for role in roles {
-        sqlx::query("INSERT INTO client_role_assignments (client_id, role_id) VALUES ($1, $2)")
-            .bind(client.to_string())
-            .bind(role.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+async fn set_roles(c: &mut Conn, client: ClientId, roles: &[RoleId]) -> Result<()> {
+    run!(
+        c,
+        execute,
+        diesel::delete(
+            client_role_assignments::table
+                .filter(client_role_assignments::client_id.eq(client.to_string()))
+        )
+    )
+    .map_err(db_error)?;
+    if roles.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<_> = roles
+        .iter()
+        .map(|role| {
+            (
+                client_role_assignments::client_id.eq(client.to_string()),
+                client_role_assignments::role_id.eq(role.to_string()),
+            )
+        })
+        .collect();
+    run!(
+        c,
+        execute,
+        diesel::insert_into(client_role_assignments::table).values(&rows)
+    )
+    .map_err(db_error)?;
     Ok(())
 }
 
 impl Store {
-    /// Fills in the role names of clients (one query for all of them).
-    async fn clients_with_role_names(&self, mut clients: Vec<ApiClient>) -> Result<Vec<ApiClient>> {
-        let ids: Vec<String> = clients.iter().map(|c| c.id.to_string()).collect();
-        let mut names = role_names(self, "client_role_assignments", "client_id", &ids).await?;
-        for c in &mut clients {
-            c.roles = names.remove(&c.id.to_string()).unwrap_or_default();
-        }
-        Ok(clients)
-    }
-
     pub async fn client(&self, id: ClientId) -> Result<Option<ApiClient>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_clients WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        let Some(client) = row.as_ref().map(client_from_row).transpose()? else {
-            return Ok(None);
-        };
-        Ok(self.clients_with_role_names(vec![client]).await?.pop())
+        let mut c = self.door.reader().await?;
+        fetch_client(&mut c, id).await
     }
 
     /// A client with its secret's hash, for authenticating it.
     pub async fn client_with_secret(&self, id: ClientId) -> Result<Option<(ApiClient, String)>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, secret_hash FROM api_clients WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await
+        let mut c = self.door.reader().await?;
+        let row: Option<(ClientRow, String)> = run!(
+            c,
+            first,
+            api_clients::table
+                .find(id.to_string())
+                .select((ClientRow::as_select(), api_clients::secret_hash))
+        )
+        .optional()
         .map_err(db_error)?;
-        row.as_ref()
-            .map(|r| Ok((client_from_row(r)?, col(r, "secret_hash")?)))
-            .transpose()
+        Ok(row.map(|(row, secret_hash)| (client(row, Vec::new()), secret_hash)))
     }
 
     /// The clients of an organization, oldest first.
     pub async fn list_clients(&self, organization: OrganizationId) -> Result<Vec<ApiClient>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM api_clients WHERE organization_id = $1 ORDER BY id"
-        ))
-        .bind(organization.to_string())
-        .fetch_all(&self.read)
-        .await
+        let mut c = self.door.reader().await?;
+        let rows = run!(
+            c,
+            load,
+            api_clients::table
+                .select(ClientRow::as_select())
+                .filter(api_clients::organization_id.eq(organization.to_string()))
+                .order(api_clients::id)
+        )
         .map_err(db_error)?;
-        let clients = rows
-            .iter()
-            .map(client_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        self.clients_with_role_names(clients).await
+        with_role_names(&mut c, rows).await
     }
 
     /// Inserts a client and its roles, in one transaction.
     pub async fn create_client(&self, new: &NewApiClient) -> Result<ApiClient> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO api_clients (id, organization_id, name, auth_method, status, secret_hash, \
-             created_by, created_at, updated_at, last_access_at, version) \
-             VALUES ($1, $2, $3, $4, 'enabled', $5, $6, $7, $7, NULL, 1)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.organization_id.to_string())
-        .bind(new.name.as_str())
-        .bind(&new.auth_method)
-        .bind(&new.secret_hash)
-        .bind(new.created_by.map(|u| u.to_string()))
-        .bind(to_micros(new.now))
-        .execute(&mut *tx)
+        let new = new.clone();
+        self.write(job!(|c| {
+            let now = to_micros(new.now);
+            run!(
+                c,
+                execute,
+                diesel::insert_into(api_clients::table).values((
+                    api_clients::id.eq(new.id.to_string()),
+                    api_clients::organization_id.eq(new.organization_id.to_string()),
+                    api_clients::name.eq(new.name.as_str()),
+                    api_clients::auth_method.eq(&new.auth_method),
+                    api_clients::status.eq("enabled"),
+                    api_clients::secret_hash.eq(&new.secret_hash),
+                    api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
+                    api_clients::created_at.eq(now),
+                    api_clients::updated_at.eq(now),
+                    api_clients::last_access_at.eq(None::<i64>),
+                    api_clients::version.eq(1),
+                ))
+            )
+            .map_err(db_error)?;
+            set_roles(c, new.id, &new.roles).await?;
+            written_client(c, new.id).await
+        }))
         .await
-        .map_err(db_error)?;
-        set_roles(&mut tx, new.id, &new.roles).await?;
-        tx.commit().await.map_err(db_error)?;
-        self.client(new.id)
-            .await?
-            .ok_or_else(|| Error::not_found("clients", new.id))
     }
 
     pub async fn update_client(
@@ -147,33 +260,35 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApiClient> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
-        let disabling = changes.status.as_deref() == Some("disabled");
-        sqlx::query(
-            "UPDATE api_clients SET name = COALESCE($2, name), status = COALESCE($3, status), \
-             updated_at = $4, version = version + 1, \
-             token_generation = token_generation + CASE WHEN $5 THEN 1 ELSE 0 END \
-             WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(changes.name.as_ref().map(|n| n.as_str().to_owned()))
-        .bind(changes.status.clone())
-        .bind(to_micros(now))
-        .bind(disabling)
-        .execute(&mut *tx)
+        let (changes, precondition) = (changes.clone(), precondition.clone());
+        self.write(job!(|c| {
+            check_version(c, id, &precondition).await?;
+            let disabling = changes.status.as_deref() == Some("disabled");
+            run!(
+                c,
+                execute,
+                diesel::update(api_clients::table.find(id.to_string())).set((
+                    api_clients::name.eq(coalesce(
+                        changes.name.as_ref().map(|n| n.as_str().to_owned()),
+                        api_clients::name
+                    )),
+                    api_clients::status.eq(coalesce(&changes.status, api_clients::status)),
+                    api_clients::updated_at.eq(to_micros(now)),
+                    api_clients::version.eq(api_clients::version + 1),
+                    api_clients::token_generation
+                        .eq(api_clients::token_generation + i64::from(disabling)),
+                ))
+            )
+            .map_err(db_error)?;
+            if disabling {
+                end_client_sessions(c, id).await?;
+            }
+            if let Some(roles) = &changes.roles {
+                set_roles(c, id, roles).await?;
+            }
+            written_client(c, id).await
+        }))
         .await
-        .map_err(db_error)?;
-        if disabling {
-            end_client_sessions(&mut tx, id).await?;
-        }
-        if let Some(roles) = &changes.roles {
-            set_roles(&mut tx, id, roles).await?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        self.client(id)
-            .await?
-            .ok_or_else(|| Error::not_found("clients", id))
     }
 
     /// Replaces a client's secret: the old one stops working at once.
@@ -184,45 +299,53 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApiClient> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let done = sqlx::query(
-            "UPDATE api_clients SET secret_hash = $2, updated_at = $3, version = version + 1, \
-             token_generation = token_generation + 1 WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(secret_hash)
-        .bind(to_micros(now))
-        .execute(&mut *tx)
+        let secret_hash = secret_hash.to_owned();
+        self.write(job!(|c| {
+            let updated = run!(
+                c,
+                execute,
+                diesel::update(api_clients::table.find(id.to_string())).set((
+                    api_clients::secret_hash.eq(&secret_hash),
+                    api_clients::updated_at.eq(to_micros(now)),
+                    api_clients::version.eq(api_clients::version + 1),
+                    api_clients::token_generation.eq(api_clients::token_generation + 1),
+                ))
+            )
+            .map_err(db_error)?;
+            if updated == 0 {
+                return Err(Error::not_found("clients", id));
+            }
+            end_client_sessions(c, id).await?;
+            written_client(c, id).await
+        }))
         .await
-        .map_err(db_error)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("clients", id));
-        }
-        end_client_sessions(&mut tx, id).await?;
-        tx.commit().await.map_err(db_error)?;
-        self.client(id)
-            .await?
-            .ok_or_else(|| Error::not_found("clients", id))
     }
 
     /// Deletes a client; its roles and refresh tokens go with it.
     pub async fn delete_client(&self, id: ClientId, precondition: &Precondition) -> Result<()> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        check_version(&mut tx, "api_clients", "clients", &id, precondition).await?;
-        for sql in [
-            "DELETE FROM client_role_assignments WHERE client_id = $1",
-            "DELETE FROM refresh_tokens WHERE client_id = $1",
-            "DELETE FROM api_clients WHERE id = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
+        let precondition = precondition.clone();
+        self.write(job!(|c| {
+            check_version(c, id, &precondition).await?;
+            run!(
+                c,
+                execute,
+                diesel::delete(
+                    client_role_assignments::table
+                        .filter(client_role_assignments::client_id.eq(id.to_string()))
+                )
+            )
+            .map_err(db_error)?;
+            end_client_sessions(c, id).await?;
+            run!(
+                c,
+                execute,
+                diesel::delete(api_clients::table.find(id.to_string()))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
+        .await
     }
 
     /// Writes the last time each client asked for a token, in one
@@ -231,32 +354,57 @@ impl Store {
         if seen.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        for (id, at) in seen {
-            sqlx::query(
-                "UPDATE api_clients SET last_access_at = $2 WHERE id = $1 \
-                 AND (last_access_at IS NULL OR last_access_at < $2)",
-            )
-            .bind(id.to_string())
-            .bind(to_micros(*at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
+        let seen = seen.to_vec();
+        self.write(job!(|c| {
+            for (id, at) in seen {
+                let at = to_micros(at);
+                run!(
+                    c,
+                    execute,
+                    diesel::update(api_clients::table.find(id.to_string()))
+                        .filter(
+                            api_clients::last_access_at
+                                .is_null()
+                                .or(api_clients::last_access_at.lt(at))
+                        )
+                        .set(api_clients::last_access_at.eq(at))
+                )
+                .map_err(db_error)?;
+            }
+            Ok(())
+        }))
+        .await
     }
 
     /// The roles a client holds, all granted in its own organization.
     pub async fn client_grants(&self, client: ClientId) -> Result<Vec<RoleGrant>> {
-        let rows = sqlx::query(
-            "SELECT a.role_id, r.name, c.organization_id, r.permissions \
-             FROM client_role_assignments a JOIN roles r ON r.id = a.role_id \
-             JOIN api_clients c ON c.id = a.client_id WHERE a.client_id = $1 ORDER BY r.name",
+        let mut c = self.door.reader().await?;
+        let rows: Vec<GrantRow> = run!(
+            c,
+            load,
+            client_role_assignments::table
+                .inner_join(roles::table.on(roles::id.eq(client_role_assignments::role_id)))
+                .inner_join(
+                    api_clients::table.on(api_clients::id.eq(client_role_assignments::client_id))
+                )
+                .filter(client_role_assignments::client_id.eq(client.to_string()))
+                .select((
+                    client_role_assignments::role_id,
+                    roles::name,
+                    api_clients::organization_id,
+                    roles::permissions,
+                ))
+                .order(roles::name)
         )
-        .bind(client.to_string())
-        .fetch_all(&self.read)
-        .await
         .map_err(db_error)?;
-        rows.iter().map(crate::users::grant_from_row).collect()
+        Ok(rows
+            .into_iter()
+            .map(|g| RoleGrant {
+                role_id: g.role_id,
+                role_name: g.role_name,
+                organization_id: g.organization_id,
+                permissions: permission_list(&g.permissions),
+            })
+            .collect())
     }
 }

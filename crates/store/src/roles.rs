@@ -1,28 +1,54 @@
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, refuse_while_held, unique_violation};
+use crate::columns::{MaybeParsed, Micros, Parsed};
+use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::tables::{client_role_assignments, role_assignments, roles};
 use crate::{NewRole, Role, Store};
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::sqlite::Sqlite;
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{OrganizationId, RoleId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 
-const COLUMNS: &str = "id, organization_id, name, permissions, created_at, updated_at, version";
+define_sql_function!(fn lower(x: Text) -> Text);
 
-fn role_from_row(r: &AnyRow) -> Result<Role> {
-    Ok(Role {
-        id: col_id(r, "id")?,
-        organization_id: col_opt_id(r, "organization_id")?,
-        name: col(r, "name")?,
-        permissions: col::<String>(r, "permissions")?
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-        created_at: col_time(r, "created_at")?,
-        updated_at: col_time(r, "updated_at")?,
-        version: col(r, "version")?,
-    })
+/// A row of `roles`; its permissions are one space-separated text.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = roles, check_for_backend(Sqlite, Pg))]
+struct RoleRow {
+    #[diesel(deserialize_as = Parsed<RoleId>)]
+    id: RoleId,
+    #[diesel(deserialize_as = MaybeParsed<OrganizationId>)]
+    organization_id: Option<OrganizationId>,
+    name: String,
+    permissions: String,
+    #[diesel(deserialize_as = Micros)]
+    created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl From<RoleRow> for Role {
+    fn from(r: RoleRow) -> Role {
+        Role {
+            id: r.id,
+            organization_id: r.organization_id,
+            name: r.name,
+            permissions: permission_list(&r.permissions),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+/// Permission names as `roles.permissions` stores them: one text,
+/// separated by spaces.
+pub(crate) fn permission_list(stored: &str) -> Vec<String> {
+    stored.split_whitespace().map(str::to_owned).collect()
 }
 
 fn name_taken(name: &str) -> Error {
@@ -32,20 +58,26 @@ fn name_taken(name: &str) -> Error {
 /// Within an organization a role name is unique, compared case-insensitively,
 /// and the built-in names are reserved.
 async fn check_name(
-    tx: &mut Transaction<'static, Any>,
+    c: &mut Conn,
     organization: OrganizationId,
     name: &str,
     except: Option<RoleId>,
 ) -> Result<()> {
-    let taken: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM roles WHERE (organization_id IS NULL OR organization_id = $1) \
-         AND lower(name) = lower($2) AND ($3 IS NULL OR id <> $3)",
+    // No id is the empty text: no exception.
+    let except = except.map(|e| e.to_string()).unwrap_or_default();
+    let taken: i64 = run!(
+        c,
+        get_result,
+        roles::table
+            .filter(
+                roles::organization_id
+                    .is_null()
+                    .or(roles::organization_id.eq(organization.to_string()))
+            )
+            .filter(lower(roles::name).eq(lower(name)))
+            .filter(roles::id.ne(&except))
+            .count()
     )
-    .bind(organization.to_string())
-    .bind(name)
-    .bind(except.map(|e| e.to_string()))
-    .fetch_one(&mut **tx)
-    .await
     .map_err(db_error)?;
     if taken > 0 {
         return Err(name_taken(name));
@@ -53,27 +85,32 @@ async fn check_name(
     Ok(())
 }
 
-async fn fetch_role<'e>(
-    executor: impl sqlx::Executor<'e, Database = Any>,
-    id: RoleId,
-) -> Result<Option<Role>> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM roles WHERE id = $1"))
-        .bind(id.to_string())
-        .fetch_optional(executor)
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(role_from_row).transpose()
+async fn fetch_role(c: &mut Conn, id: RoleId) -> Result<Option<Role>> {
+    run!(
+        c,
+        first,
+        roles::table
+            .find(id.to_string())
+            .select(RoleRow::as_select())
+    )
+    .optional()
+    .map(|row| row.map(Role::from))
+    .map_err(db_error)
 }
 
-async fn role_in_tx(tx: &mut Transaction<'static, Any>, id: RoleId) -> Result<Role> {
-    fetch_role(&mut **tx, id)
-        .await?
-        .ok_or_else(|| Error::not_found("roles", id))
+/// Refuses (409) to delete a role while `held` holders still hold it;
+/// the count goes into the error's context under `key`.
+fn refuse_while_held(id: RoleId, held: i64, key: &str, message: &str) -> Result<()> {
+    if held > 0 {
+        return Err(Error::wrong_state("roles", id, message).with(key, held));
+    }
+    Ok(())
 }
 
 impl Store {
     pub async fn role(&self, id: RoleId) -> Result<Option<Role>> {
-        fetch_role(&self.read, id).await
+        let mut c = self.door.reader().await?;
+        fetch_role(&mut c, id).await
     }
 
     /// The built-in roles and the organization's own, by id (built-in first).
@@ -82,55 +119,50 @@ impl Store {
         organization: OrganizationId,
         page: &PageRequest,
     ) -> Result<Page<Role>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM roles WHERE (organization_id IS NULL OR organization_id = $1) \
-             AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        ))
-        .bind(organization.to_string())
-        .bind(page.after.clone())
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.read)
-        .await
+        // Every id is after the empty text.
+        let after = page.after.clone().unwrap_or_default();
+        let mut c = self.door.reader().await?;
+        let rows = run!(
+            c,
+            load,
+            roles::table
+                .select(RoleRow::as_select())
+                .filter(
+                    roles::organization_id
+                        .is_null()
+                        .or(roles::organization_id.eq(organization.to_string()))
+                )
+                .filter(roles::id.gt(&after))
+                .order(roles::id)
+                .limit(i64::from(page.limit) + 1)
+        )
         .map_err(db_error)?;
-        let roles = rows.iter().map(role_from_row).collect::<Result<Vec<_>>>()?;
+        let roles = rows.into_iter().map(Role::from).collect();
         Ok(Page::from_rows(roles, page.limit, |r| r.id.to_string()))
     }
 
     /// Every role that can be assigned in an organization: the built-in
     /// ones and its own.
     pub async fn assignable_roles(&self, organization: OrganizationId) -> Result<Vec<Role>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM roles WHERE organization_id IS NULL OR organization_id = $1 \
-             ORDER BY id"
-        ))
-        .bind(organization.to_string())
-        .fetch_all(&self.read)
-        .await
+        let mut c = self.door.reader().await?;
+        let rows = run!(
+            c,
+            load,
+            roles::table
+                .select(RoleRow::as_select())
+                .filter(
+                    roles::organization_id
+                        .is_null()
+                        .or(roles::organization_id.eq(organization.to_string()))
+                )
+                .order(roles::id)
+        )
         .map_err(db_error)?;
-        rows.iter().map(role_from_row).collect()
+        Ok(rows.into_iter().map(Role::from).collect())
     }
 
     pub async fn create_role(&self, new: &NewRole) -> Result<Role> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        check_name(&mut tx, new.organization_id, new.name.as_str(), None).await?;
-        let permissions = new.permissions.join(" ");
-        sqlx::query(
-            "INSERT INTO roles (id, organization_id, name, permissions, created_at, updated_at, \
-             version) VALUES ($1, $2, $3, $4, $5, $5, 1)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.organization_id.to_string())
-        .bind(new.name.as_str())
-        .bind(&permissions)
-        .bind(to_micros(new.now))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match unique_violation(&e) {
-            Some(_) => name_taken(new.name.as_str()),
-            None => db_error(e),
-        })?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Role {
+        let role = Role {
             id: new.id,
             organization_id: Some(new.organization_id),
             name: new.name.to_string(),
@@ -138,7 +170,31 @@ impl Store {
             created_at: new.now,
             updated_at: new.now,
             version: 1,
-        })
+        };
+        let row = role.clone();
+        let organization = new.organization_id;
+        self.write(job!(|c| {
+            check_name(c, organization, &row.name, None).await?;
+            let inserted = run!(
+                c,
+                execute,
+                diesel::insert_into(roles::table).values((
+                    roles::id.eq(row.id.to_string()),
+                    roles::organization_id.eq(organization.to_string()),
+                    roles::name.eq(&row.name),
+                    roles::permissions.eq(row.permissions.join(" ")),
+                    roles::created_at.eq(to_micros(row.created_at)),
+                    roles::updated_at.eq(to_micros(row.updated_at)),
+                    roles::version.eq(row.version),
+                ))
+            );
+            match inserted {
+                Err(e) if breaks_unique(&e, "name") => Err(name_taken(&row.name)),
+                done => done.map(drop).map_err(db_error),
+            }
+        }))
+        .await?;
+        Ok(role)
     }
 
     /// Replaces a custom role's name and permissions.
@@ -151,67 +207,87 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Role> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let current = role_in_tx(&mut tx, id).await?;
-        precondition.check(current.version)?;
-        let Some(organization) = current.organization_id else {
-            return Err(Error::internal("built-in roles are immutable"));
-        };
-        check_name(&mut tx, organization, name, Some(id)).await?;
-        sqlx::query(
-            "UPDATE roles SET name = $1, permissions = $2, updated_at = $3, version = version + 1 \
-             WHERE id = $4",
-        )
-        .bind(name)
-        .bind(permissions.join(" "))
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
+        let (name, permissions, precondition) =
+            (name.to_owned(), permissions.to_vec(), precondition.clone());
+        self.write(job!(|c| {
+            let current = fetch_role(c, id)
+                .await?
+                .ok_or_else(|| Error::not_found("roles", id))?;
+            precondition.check(current.version)?;
+            let Some(organization) = current.organization_id else {
+                return Err(Error::internal("built-in roles are immutable"));
+            };
+            check_name(c, organization, &name, Some(id)).await?;
+            let updated = run!(
+                c,
+                execute,
+                diesel::update(roles::table.find(id.to_string())).set((
+                    roles::name.eq(&name),
+                    roles::permissions.eq(permissions.join(" ")),
+                    roles::updated_at.eq(to_micros(now)),
+                    roles::version.eq(roles::version + 1),
+                ))
+            );
+            match updated {
+                Err(e) if breaks_unique(&e, "name") => return Err(name_taken(&name)),
+                done => done.map_err(db_error)?,
+            };
+            Ok(Role {
+                name,
+                permissions,
+                updated_at: now,
+                version: current.version + 1,
+                ..current
+            })
+        }))
         .await
-        .map_err(|e| match unique_violation(&e) {
-            Some(_) => name_taken(name),
-            None => db_error(e),
-        })?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Role {
-            name: name.to_owned(),
-            permissions: permissions.to_vec(),
-            updated_at: now,
-            version: current.version + 1,
-            ..current
-        })
     }
 
     /// Deletes a custom role that nobody holds (409 otherwise).
     pub async fn delete_role(&self, id: RoleId, precondition: &Precondition) -> Result<()> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let current = role_in_tx(&mut tx, id).await?;
-        precondition.check(current.version)?;
-        refuse_while_held(
-            &mut tx,
-            "roles",
-            &id,
-            "SELECT count(*) FROM role_assignments WHERE role_id = $1",
-            "users",
-            "Cannot delete a role that users still hold",
-        )
-        .await?;
-        refuse_while_held(
-            &mut tx,
-            "roles",
-            &id,
-            "SELECT count(*) FROM client_role_assignments WHERE role_id = $1",
-            "clients",
-            "Cannot delete a role that API clients still hold",
-        )
-        .await?;
-        sqlx::query("DELETE FROM roles WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
+        let precondition = precondition.clone();
+        self.write(job!(|c| {
+            let current = fetch_role(c, id)
+                .await?
+                .ok_or_else(|| Error::not_found("roles", id))?;
+            precondition.check(current.version)?;
+            let users: i64 = run!(
+                c,
+                get_result,
+                role_assignments::table
+                    .filter(role_assignments::role_id.eq(id.to_string()))
+                    .count()
+            )
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
+            refuse_while_held(
+                id,
+                users,
+                "users",
+                "Cannot delete a role that users still hold",
+            )?;
+            let clients: i64 = run!(
+                c,
+                get_result,
+                client_role_assignments::table
+                    .filter(client_role_assignments::role_id.eq(id.to_string()))
+                    .count()
+            )
+            .map_err(db_error)?;
+            refuse_while_held(
+                id,
+                clients,
+                "clients",
+                "Cannot delete a role that API clients still hold",
+            )?;
+            run!(
+                c,
+                execute,
+                diesel::delete(roles::table.find(id.to_string()))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
+        .await
     }
 }
