@@ -4,10 +4,11 @@
 //! indexes, unique and foreign-key constraints, and triggers (of which
 //! there must be none: behaviour lives in code or in both migrations).
 
+use crate::door::{db_error, run, Conn};
+use crate::Store;
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
 use nephele_common::Result;
-use sqlx::Row;
-
-use crate::db::{db_error, Backend, Store};
 
 /// The schema, every list sorted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -118,60 +119,136 @@ fn normalize_type(ty: &str) -> String {
     .to_owned()
 }
 
+/// The rows of the catalogue queries, by the types of their columns.
+#[derive(QueryableByName)]
+struct Column5 {
+    #[diesel(sql_type = Text)]
+    a: String,
+    #[diesel(sql_type = Text)]
+    b: String,
+    #[diesel(sql_type = Text)]
+    c: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    m: i64,
+}
+
+#[derive(QueryableByName)]
+struct Index6 {
+    #[diesel(sql_type = Text)]
+    table: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    unique: i64,
+    #[diesel(sql_type = BigInt)]
+    partial: i64,
+    #[diesel(sql_type = Text)]
+    origin: String,
+    #[diesel(sql_type = Text)]
+    columns: String,
+}
+
+#[derive(QueryableByName)]
+struct Texts5 {
+    #[diesel(sql_type = Text)]
+    a: String,
+    #[diesel(sql_type = Text)]
+    b: String,
+    #[diesel(sql_type = Text)]
+    c: String,
+    #[diesel(sql_type = Text)]
+    d: String,
+    #[diesel(sql_type = Text)]
+    e: String,
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// `sql`'s columns under the names of a row struct's fields.
+fn named(sql: &str, columns: &str) -> String {
+    format!("WITH q({columns}) AS ({sql}) SELECT * FROM q")
+}
+
 impl Store {
     /// The schema the migrations built.
     pub async fn schema(&self) -> Result<Schema> {
-        let sqlite = self.backend() == Backend::Sqlite;
+        let mut c = self.door.reader().await?;
+        let sqlite = matches!(*c, Conn::Sqlite(_));
         let pick = |s: &'static str, p: &'static str| if sqlite { s } else { p };
-        let rows = |sql: &'static str| async move {
-            sqlx::query(sql)
-                .fetch_all(&self.read)
-                .await
-                .map_err(db_error)
-        };
-        let text = |r: &sqlx::any::AnyRow, i: usize| r.try_get::<String, _>(i).map_err(db_error);
-        let flag = |r: &sqlx::any::AnyRow, i: usize| {
-            r.try_get::<i64, _>(i).map(|v| v != 0).map_err(db_error)
-        };
 
         let mut columns = Vec::new();
-        for r in rows(pick(SQLITE_COLUMNS, POSTGRES_COLUMNS)).await? {
-            let primary_key = r.try_get::<i64, _>(4).map_err(db_error)?;
+        let rows: Vec<Column5> = run!(
+            c,
+            load,
+            diesel::sql_query(named(
+                pick(SQLITE_COLUMNS, POSTGRES_COLUMNS),
+                "a, b, c, n, m"
+            ))
+        )
+        .map_err(db_error)?;
+        for r in rows {
             columns.push(Column {
-                table: text(&r, 0)?,
-                name: text(&r, 1)?,
-                ty: normalize_type(&text(&r, 2)?),
+                table: r.a,
+                name: r.b,
+                ty: normalize_type(&r.c),
                 // SQLite lets a primary-key column hold NULL unless it
                 // says NOT NULL; PostgreSQL never does.
-                not_null: flag(&r, 3)? || primary_key > 0,
-                primary_key,
+                not_null: r.n != 0 || r.m > 0,
+                primary_key: r.m,
             });
         }
         let mut indexes = Vec::new();
-        for r in rows(pick(SQLITE_INDEXES, POSTGRES_INDEXES)).await? {
-            let by_constraint = text(&r, 4)? == "u";
+        let rows: Vec<Index6> = run!(
+            c,
+            load,
+            diesel::sql_query(named(
+                pick(SQLITE_INDEXES, POSTGRES_INDEXES),
+                "\"table\", name, \"unique\", partial, origin, columns"
+            ))
+        )
+        .map_err(db_error)?;
+        for r in rows {
+            let by_constraint = r.origin == "u";
             indexes.push(Index {
-                table: text(&r, 0)?,
-                name: (!by_constraint).then(|| text(&r, 1)).transpose()?,
-                unique: flag(&r, 2)?,
-                partial: flag(&r, 3)?,
-                columns: text(&r, 5)?.split(',').map(str::to_owned).collect(),
+                table: r.table,
+                name: (!by_constraint).then_some(r.name),
+                unique: r.unique != 0,
+                partial: r.partial != 0,
+                columns: r.columns.split(',').map(str::to_owned).collect(),
             });
         }
-        let mut foreign_keys = Vec::new();
-        for r in rows(pick(SQLITE_FOREIGN_KEYS, POSTGRES_FOREIGN_KEYS)).await? {
-            foreign_keys.push(ForeignKey {
-                table: text(&r, 0)?,
-                column: text(&r, 1)?,
-                references: text(&r, 2)?,
-                referenced_column: text(&r, 3)?,
-                on_delete: text(&r, 4)?,
-            });
-        }
-        let mut triggers = Vec::new();
-        for r in rows(pick(SQLITE_TRIGGERS, POSTGRES_TRIGGERS)).await? {
-            triggers.push(text(&r, 0)?);
-        }
+        let rows: Vec<Texts5> = run!(
+            c,
+            load,
+            diesel::sql_query(named(
+                pick(SQLITE_FOREIGN_KEYS, POSTGRES_FOREIGN_KEYS),
+                "a, b, c, d, e"
+            ))
+        )
+        .map_err(db_error)?;
+        let mut foreign_keys: Vec<ForeignKey> = rows
+            .into_iter()
+            .map(|r| ForeignKey {
+                table: r.a,
+                column: r.b,
+                references: r.c,
+                referenced_column: r.d,
+                on_delete: r.e,
+            })
+            .collect();
+        let rows: Vec<Name> = run!(
+            c,
+            load,
+            diesel::sql_query(named(pick(SQLITE_TRIGGERS, POSTGRES_TRIGGERS), "name"))
+        )
+        .map_err(db_error)?;
+        let mut triggers: Vec<String> = rows.into_iter().map(|r| r.name).collect();
         columns.sort();
         indexes.sort();
         foreign_keys.sort();
