@@ -3,6 +3,7 @@
 //! operation's transitional state and queues the task (see `tasks`).
 
 use crate::db::{col, col_id, col_time, db_error, from_json_row, parse_id, Backend, JsonType};
+use crate::door::{db_error as door_error, run, Conn};
 use crate::idempotency::{record_task, IdempotencyKey};
 use crate::tasks::{cancel_in, insert_task, NewTask, Task};
 use crate::write::{Arg, WriteTx};
@@ -989,51 +990,6 @@ impl Store {
         Ok(())
     }
 
-    /// Checks, in an organization move's transaction, that the instances
-    /// of `org`'s subtree fit in the quota of every organization they
-    /// come under below `new_parent`. Holds the tree lock exclusively for
-    /// the rest of the transaction (PostgreSQL), so no create or resize
-    /// checks a quota against the ancestry being changed.
-    pub(crate) async fn check_move(
-        &self,
-        tx: &mut sqlx::Transaction<'static, Any>,
-        org: OrganizationId,
-        new_parent: OrganizationId,
-    ) -> Result<()> {
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(TREE_LOCK)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-        let moved = usage_of(&mut **tx, org).await?;
-        if moved == Usage::default() {
-            return Ok(());
-        }
-        let limited = |of: OrganizationId| {
-            sqlx::query_scalar::<_, String>(LIMITED_ANCESTRY).bind(of.to_string())
-        };
-        let before = limited(org).fetch_all(&mut **tx).await.map_err(db_error)?;
-        let after = limited(new_parent)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        for id in after.iter().filter(|id| !before.contains(id)) {
-            let row = sqlx::query(
-                "SELECT instances, vcpus, memory_mib FROM quotas WHERE organization_id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(db_error)?;
-            let limits = limits_from_row(&row)?;
-            let used = usage_of(&mut **tx, parse_id(id)?).await?;
-            fits(&limits, used, moved, false)?;
-        }
-        Ok(())
-    }
-
     /// An organization's limits and what the instances of its subtree use
     /// of them.
     pub async fn quota(&self, org: OrganizationId) -> Result<Quota> {
@@ -1136,6 +1092,89 @@ where
         instances: row.try_get(0).map_err(db_error)?,
         vcpus: row.try_get(1).map_err(db_error)?,
         memory_mib: row.try_get(2).map_err(db_error)?,
+    })
+}
+
+/// Checks, in an organization move's transaction, that the instances
+/// of `org`'s subtree fit in the quota of every organization they
+/// come under below `new_parent`. Holds the tree lock exclusively for
+/// the rest of the transaction (PostgreSQL), so no create or resize
+/// checks a quota against the ancestry being changed.
+pub(crate) async fn check_move(
+    c: &mut Conn,
+    org: OrganizationId,
+    new_parent: OrganizationId,
+) -> Result<()> {
+    use crate::tables::quotas;
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+    if matches!(c, Conn::Pg(_)) {
+        run!(
+            c,
+            execute,
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(TREE_LOCK)
+        )
+        .map_err(door_error)?;
+    }
+    let moved = usage_in(c, org).await?;
+    if moved == Usage::default() {
+        return Ok(());
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Limited {
+        #[diesel(sql_type = Text)]
+        organization_id: String,
+    }
+    let limited =
+        |of: OrganizationId| diesel::sql_query(LIMITED_ANCESTRY).bind::<Text, _>(of.to_string());
+    let before: Vec<Limited> = run!(c, load, limited(org)).map_err(door_error)?;
+    let after: Vec<Limited> = run!(c, load, limited(new_parent)).map_err(door_error)?;
+    for Limited {
+        organization_id: id,
+    } in after.into_iter().filter(|a| {
+        !before
+            .iter()
+            .any(|b| b.organization_id == a.organization_id)
+    }) {
+        let (instances, vcpus, memory_mib) = run!(
+            c,
+            get_result,
+            quotas::table
+                .find(&id)
+                .select((quotas::instances, quotas::vcpus, quotas::memory_mib))
+        )
+        .map_err(door_error)?;
+        let limits = Limits {
+            instances,
+            vcpus,
+            memory_mib,
+        };
+        let used = usage_in(c, parse_id(&id)?).await?;
+        fits(&limits, used, moved, false)?;
+    }
+    Ok(())
+}
+
+/// [`usage_of`] in a door transaction.
+async fn usage_in(c: &mut Conn, org: OrganizationId) -> Result<Usage> {
+    use crate::tables::instances;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    let (instances, vcpus, memory_mib) = run!(
+        c,
+        get_result,
+        instances::table
+            .filter(crate::organizations::in_subtree(
+                "instances.organization_id",
+                org.to_string()
+            ))
+            .select(diesel::dsl::sql::<(BigInt, BigInt, BigInt)>(USAGE))
+    )
+    .map_err(door_error)?;
+    Ok(Usage {
+        instances,
+        vcpus,
+        memory_mib,
     })
 }
 

@@ -12,12 +12,17 @@ use nephele_common::ids::{
 };
 use nephele_common::names::{Email, Login, Name};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::organizations, check_for_backend(Sqlite, Pg))]
 pub struct Organization {
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
     pub id: OrganizationId,
+    #[diesel(deserialize_as = MaybeParsed<OrganizationId>)]
     pub parent_id: Option<OrganizationId>,
     pub name: String,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
     pub version: i64,
 }
@@ -30,19 +35,25 @@ pub struct NewOrganization {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::users, check_for_backend(Sqlite, Pg))]
 pub struct User {
+    #[diesel(deserialize_as = Parsed<UserId>)]
     pub id: UserId,
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
     pub organization_id: OrganizationId,
     pub login: String,
     pub email: String,
     pub password_hash: String,
     /// The user's home data center.
+    #[diesel(deserialize_as = Parsed<DatacenterId>)]
     pub datacenter_id: DatacenterId,
     /// Moved on whenever the user's sessions end: an access token of an
     /// older generation is refused.
     pub session_generation: i64,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
     pub version: i64,
 }

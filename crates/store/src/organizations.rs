@@ -1,51 +1,63 @@
-use crate::db::{
-    check_version, db_error, lock_invariants, parse_id, refuse_while_held, unique_violation,
+use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::tables::{
+    api_clients, instances, organizations, quotas, role_assignments, roles, users,
 };
 use crate::{NewOrganization, Organization, Store};
-use nephele_common::clock::{from_micros, to_micros};
+use diesel::dsl::sql;
+use diesel::expression::{AsExpression, SqlLiteral, UncheckedBind};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
-const COLUMNS: &str = "id, parent_id, name, created_at, updated_at, version";
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
-pub(crate) fn org_from_row(r: &AnyRow) -> Result<Organization> {
-    let parent: Option<String> = r.try_get("parent_id").map_err(db_error)?;
-    Ok(Organization {
-        id: parse_id(&r.try_get::<String, _>("id").map_err(db_error)?)?,
-        parent_id: parent.as_deref().map(parse_id).transpose()?,
-        name: r.try_get("name").map_err(db_error)?,
-        created_at: from_micros(r.try_get("created_at").map_err(db_error)?),
-        updated_at: from_micros(r.try_get("updated_at").map_err(db_error)?),
-        version: r.try_get("version").map_err(db_error)?,
-    })
-}
+/// `column IN` the ids of the subtree rooted at `root` (itself included).
+pub(crate) type InSubtree =
+    SqlLiteral<Bool, UncheckedBind<SqlLiteral<Bool>, <String as AsExpression<Text>>::Expression>>;
 
-fn name_taken(e: sqlx::Error, name: &str) -> Error {
-    match unique_violation(&e) {
-        Some(_) => Error::name_taken("organizations", "name", name),
-        None => db_error(e),
-    }
-}
-
-pub(crate) async fn insert_organization(
-    tx: &mut Transaction<'static, Any>,
-    new: &NewOrganization,
-) -> Result<Organization> {
-    let now = to_micros(new.now);
-    sqlx::query(
-        "INSERT INTO organizations (id, parent_id, name, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $4, 1)",
+/// A filter on `column` (an organization id, qualified by its table): it
+/// is in the subtree rooted at `root`. A fragment for either backend, to
+/// write inside a `run!`.
+pub(crate) fn in_subtree(column: &str, root: String) -> InSubtree {
+    sql::<Bool>(&format!(
+        "{column} IN (WITH RECURSIVE sub(id) AS ( \
+           SELECT id FROM organizations WHERE id = "
+    ))
+    .bind::<Text, _>(root)
+    .sql(
+        " UNION ALL \
+           SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
+         ) SELECT id FROM sub)",
     )
-    .bind(new.id.to_string())
-    .bind(new.parent_id.map(|p| p.to_string()))
-    .bind(new.name.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| name_taken(e, new.name.as_str()))?;
+}
+
+/// Inserts an organization, in a door transaction.
+pub(crate) async fn add_organization(c: &mut Conn, new: &NewOrganization) -> Result<Organization> {
+    let now = to_micros(new.now);
+    let inserted = run!(
+        c,
+        execute,
+        diesel::insert_into(organizations::table).values((
+            organizations::id.eq(new.id.to_string()),
+            organizations::parent_id.eq(new.parent_id.map(|p| p.to_string())),
+            organizations::name.eq(new.name.as_str()),
+            organizations::created_at.eq(now),
+            organizations::updated_at.eq(now),
+            organizations::version.eq(1),
+        ))
+    );
+    match inserted {
+        Err(e) if breaks_unique(&e, "organizations") => Err(Error::name_taken(
+            "organizations",
+            "name",
+            new.name.as_str(),
+        )),
+        done => done.map(drop).map_err(db_error),
+    }?;
     Ok(Organization {
         id: new.id,
         parent_id: new.parent_id,
@@ -56,34 +68,87 @@ pub(crate) async fn insert_organization(
     })
 }
 
+/// Sibling organizations have distinct names (compared case-insensitively).
+async fn check_sibling_name(
+    c: &mut Conn,
+    parent: Option<OrganizationId>,
+    name: &str,
+    except: Option<OrganizationId>,
+) -> Result<()> {
+    // No id is the empty text.
+    let except = except.map(|e| e.to_string()).unwrap_or_default();
+    let taken: i64 = match parent {
+        Some(parent) => run!(
+            c,
+            get_result,
+            organizations::table
+                .filter(organizations::parent_id.eq(parent.to_string()))
+                .filter(lower(organizations::name).eq(lower(name)))
+                .filter(organizations::id.ne(&except))
+                .count()
+        ),
+        None => run!(
+            c,
+            get_result,
+            organizations::table
+                .filter(organizations::parent_id.is_null())
+                .filter(lower(organizations::name).eq(lower(name)))
+                .filter(organizations::id.ne(&except))
+                .count()
+        ),
+    }
+    .map_err(db_error)?;
+    if taken > 0 {
+        return Err(Error::name_taken("organizations", "name", name));
+    }
+    Ok(())
+}
+
+/// Refuses (409, 2012) to delete an organization while `held` rows still
+/// hold on to it; the count goes into the error's context under `key`.
+fn refuse_while_held(id: OrganizationId, held: i64, key: &str, message: &str) -> Result<()> {
+    if held > 0 {
+        return Err(Error::wrong_state("organizations", id, message).with(key, held));
+    }
+    Ok(())
+}
+
 impl Store {
     pub async fn organization(&self, id: OrganizationId) -> Result<Option<Organization>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM organizations WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(org_from_row).transpose()
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            first,
+            organizations::table
+                .find(id.to_string())
+                .select(Organization::as_select())
+        )
+        .optional()
+        .map_err(db_error)
     }
 
     /// The organization and all its ancestors, nearest first.
     pub async fn organization_ancestry(&self, id: OrganizationId) -> Result<Vec<OrganizationId>> {
-        let rows = sqlx::query(
-            "WITH RECURSIVE up(id, parent_id, depth) AS ( \
-               SELECT id, parent_id, 0 FROM organizations WHERE id = $1 \
-               UNION ALL \
-               SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o JOIN up ON o.id = up.parent_id \
-             ) SELECT id FROM up ORDER BY depth",
+        #[derive(QueryableByName)]
+        struct Up {
+            #[diesel(sql_type = Text, deserialize_as = crate::columns::Parsed<OrganizationId>)]
+            id: OrganizationId,
+        }
+        let mut c = self.door.reader().await?;
+        let rows: Vec<Up> = run!(
+            c,
+            load,
+            diesel::sql_query(
+                "WITH RECURSIVE up(id, parent_id, depth) AS ( \
+                   SELECT id, parent_id, 0 FROM organizations WHERE id = $1 \
+                   UNION ALL \
+                   SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o JOIN up ON o.id = up.parent_id \
+                 ) SELECT id FROM up ORDER BY depth",
+            )
+            .bind::<Text, _>(id.to_string())
         )
-        .bind(id.to_string())
-        .fetch_all(&self.read)
-        .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|r| parse_id(&r.try_get::<String, _>("id").map_err(db_error)?))
-            .collect()
+        Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
     /// Organizations in the subtree rooted at `root` (itself included), by id,
@@ -94,36 +159,45 @@ impl Store {
         parent: Option<OrganizationId>,
         page: &PageRequest,
     ) -> Result<Page<Organization>> {
-        let rows = sqlx::query(&format!(
-            "WITH RECURSIVE sub(id) AS ( \
-               SELECT id FROM organizations WHERE id = $1 \
-               UNION ALL \
-               SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
-             ) SELECT {COLUMNS} FROM organizations \
-             WHERE id IN (SELECT id FROM sub) \
-               AND ($2 IS NULL OR parent_id = $2) \
-               AND ($3 IS NULL OR id > $3) \
-             ORDER BY id LIMIT $4"
-        ))
-        .bind(root.to_string())
-        .bind(parent.map(|p| p.to_string()))
-        .bind(page.after.clone())
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.read)
-        .await
+        // Every id is after the empty text.
+        let after = page.after.clone().unwrap_or_default();
+        let limit = i64::from(page.limit) + 1;
+        let mut c = self.door.reader().await?;
+        let items = match parent {
+            None => run!(
+                c,
+                load,
+                organizations::table
+                    .select(Organization::as_select())
+                    .filter(in_subtree("organizations.id", root.to_string()))
+                    .filter(organizations::id.gt(&after))
+                    .order(organizations::id)
+                    .limit(limit)
+            ),
+            Some(parent) => run!(
+                c,
+                load,
+                organizations::table
+                    .select(Organization::as_select())
+                    .filter(in_subtree("organizations.id", root.to_string()))
+                    .filter(organizations::parent_id.eq(parent.to_string()))
+                    .filter(organizations::id.gt(&after))
+                    .order(organizations::id)
+                    .limit(limit)
+            ),
+        }
         .map_err(db_error)?;
-        let items = rows.iter().map(org_from_row).collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, page.limit, |o| o.id.to_string()))
     }
 
     pub async fn create_organization(&self, new: &NewOrganization) -> Result<Organization> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        self.check_sibling_name(&mut tx, new.parent_id, new.name.as_str(), None)
-            .await?;
-        let org = insert_organization(&mut tx, new).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(org)
+        let new = new.clone();
+        self.write(job!(|c| {
+            check_sibling_name(c, new.parent_id, new.name.as_str(), None).await?;
+            add_organization(c, &new).await
+        }))
+        .await
     }
 
     /// Renames and/or moves an organization, in one transaction. The
@@ -139,83 +213,87 @@ impl Store {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Organization> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        if parent.is_some() {
-            lock_invariants(self, &mut tx).await?;
-        }
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM organizations WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let Some(current) = row.as_ref().map(org_from_row).transpose()? else {
-            return Err(Error::not_found("organizations", id));
-        };
-        precondition.check(current.version)?;
-        let new_name = name.unwrap_or(&current.name).to_owned();
-        let new_parent = match parent {
-            Some(p) if Some(p) != current.parent_id => {
-                // Both refusals are the tree's state, not the request's
-                // form: 409, as a schema cannot tell them.
-                if current.parent_id.is_none() {
-                    return Err(Error::wrong_state(
-                        "organizations",
-                        id,
-                        "The root organization cannot be moved",
-                    )
-                    .with("field", "parentId"));
-                }
-                let below: i64 = sqlx::query_scalar(
-                    "WITH RECURSIVE sub(id) AS ( \
-                       SELECT id FROM organizations WHERE id = $1 \
-                       UNION ALL \
-                       SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
-                     ) SELECT count(*) FROM sub WHERE id = $2",
-                )
-                .bind(id.to_string())
-                .bind(p.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                if below > 0 {
-                    return Err(Error::wrong_state(
-                        "organizations",
-                        id,
-                        "An organization cannot be moved below itself or its own descendants",
-                    )
-                    .with("field", "parentId"));
-                }
-                self.check_move(&mut tx, id, p).await?;
-                Some(p)
+        let name = name.map(str::to_owned);
+        let precondition = precondition.clone();
+        self.write(job!(|c| {
+            if parent.is_some() {
+                crate::door::lock_invariants(c).await?;
             }
-            _ => current.parent_id,
-        };
-        if new_name == current.name && new_parent == current.parent_id {
-            return Ok(current);
-        }
-        self.check_sibling_name(&mut tx, new_parent, &new_name, Some(id))
-            .await?;
-        sqlx::query(
-            "UPDATE organizations SET name = $1, parent_id = $2, updated_at = $3, \
-             version = version + 1 WHERE id = $4",
-        )
-        .bind(&new_name)
-        .bind(new_parent.map(|p| p.to_string()))
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
+            let current = run!(
+                c,
+                first,
+                organizations::table
+                    .find(id.to_string())
+                    .select(Organization::as_select())
+            )
+            .optional()
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found("organizations", id))?;
+            precondition.check(current.version)?;
+            let new_name = name.unwrap_or_else(|| current.name.clone());
+            let new_parent = match parent {
+                Some(p) if Some(p) != current.parent_id => {
+                    // Both refusals are the tree's state, not the request's
+                    // form: 409, as a schema cannot tell them.
+                    if current.parent_id.is_none() {
+                        return Err(Error::wrong_state(
+                            "organizations",
+                            id,
+                            "The root organization cannot be moved",
+                        )
+                        .with("field", "parentId"));
+                    }
+                    let below: i64 = run!(
+                        c,
+                        get_result,
+                        organizations::table
+                            .filter(in_subtree("organizations.id", id.to_string()))
+                            .filter(organizations::id.eq(p.to_string()))
+                            .count()
+                    )
+                    .map_err(db_error)?;
+                    if below > 0 {
+                        return Err(Error::wrong_state(
+                            "organizations",
+                            id,
+                            "An organization cannot be moved below itself or its own descendants",
+                        )
+                        .with("field", "parentId"));
+                    }
+                    crate::instances::check_move(c, id, p).await?;
+                    Some(p)
+                }
+                _ => current.parent_id,
+            };
+            if new_name == current.name && new_parent == current.parent_id {
+                return Ok(current);
+            }
+            check_sibling_name(c, new_parent, &new_name, Some(id)).await?;
+            let updated = run!(
+                c,
+                execute,
+                diesel::update(organizations::table.find(id.to_string())).set((
+                    organizations::name.eq(&new_name),
+                    organizations::parent_id.eq(new_parent.map(|p| p.to_string())),
+                    organizations::updated_at.eq(to_micros(now)),
+                    organizations::version.eq(organizations::version + 1),
+                ))
+            );
+            match updated {
+                Err(e) if breaks_unique(&e, "organizations") => {
+                    Err(Error::name_taken("organizations", "name", &new_name))
+                }
+                done => done.map(drop).map_err(db_error),
+            }?;
+            Ok(Organization {
+                name: new_name,
+                parent_id: new_parent,
+                updated_at: now,
+                version: current.version + 1,
+                ..current
+            })
+        }))
         .await
-        .map_err(|e| name_taken(e, &new_name))?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Organization {
-            name: new_name,
-            parent_id: new_parent,
-            updated_at: now,
-            version: current.version + 1,
-            ..current
-        })
     }
 
     /// Deletes an organization that holds nothing: no sub-organizations, no users.
@@ -225,90 +303,130 @@ impl Store {
         precondition: &Precondition,
     ) -> Result<()> {
         let _change = self.access_change();
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        check_version(&mut tx, "organizations", "organizations", &id, precondition).await?;
-        refuse_while_held(
-            &mut tx,
-            "organizations",
-            &id,
-            "SELECT count(*) FROM organizations WHERE parent_id = $1",
-            "subOrganizations",
-            "Cannot delete an organization that still holds sub-organizations",
-        )
-        .await?;
-        refuse_while_held(
-            &mut tx,
-            "organizations",
-            &id,
-            "SELECT count(*) FROM users WHERE organization_id = $1",
-            "users",
-            "Cannot delete an organization that still holds users",
-        )
-        .await?;
-        refuse_while_held(
-            &mut tx,
-            "organizations",
-            &id,
-            "SELECT count(*) FROM api_clients WHERE organization_id = $1",
-            "clients",
-            "Cannot delete an organization that still holds API clients",
-        )
-        .await?;
-        refuse_while_held(
-            &mut tx,
-            "organizations",
-            &id,
-            "SELECT count(*) FROM instances WHERE organization_id = $1",
-            "instances",
-            "Cannot delete an organization that still holds instances",
-        )
-        .await?;
-        sqlx::query("DELETE FROM quotas WHERE organization_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
+        let precondition = precondition.clone();
+        self.write(job!(|c| {
+            let key = id.to_string();
+            let version: i64 = run!(
+                c,
+                first,
+                organizations::table
+                    .find(&key)
+                    .select(organizations::version)
+            )
+            .optional()
+            .map_err(db_error)?
+            .ok_or_else(|| Error::not_found("organizations", id))?;
+            precondition.check(version)?;
+            let held: i64 = run!(
+                c,
+                get_result,
+                organizations::table
+                    .filter(organizations::parent_id.eq(&key))
+                    .count()
+            )
             .map_err(db_error)?;
-        sqlx::query("DELETE FROM role_assignments WHERE organization_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
+            refuse_while_held(
+                id,
+                held,
+                "subOrganizations",
+                "Cannot delete an organization that still holds sub-organizations",
+            )?;
+            let held: i64 = run!(
+                c,
+                get_result,
+                users::table.filter(users::organization_id.eq(&key)).count()
+            )
             .map_err(db_error)?;
-        sqlx::query("DELETE FROM roles WHERE organization_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
+            refuse_while_held(
+                id,
+                held,
+                "users",
+                "Cannot delete an organization that still holds users",
+            )?;
+            let held: i64 = run!(
+                c,
+                get_result,
+                api_clients::table
+                    .filter(api_clients::organization_id.eq(&key))
+                    .count()
+            )
             .map_err(db_error)?;
-        sqlx::query("DELETE FROM organizations WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
+            refuse_while_held(
+                id,
+                held,
+                "clients",
+                "Cannot delete an organization that still holds API clients",
+            )?;
+            let held: i64 = run!(
+                c,
+                get_result,
+                instances::table
+                    .filter(instances::organization_id.eq(&key))
+                    .count()
+            )
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Sibling organizations have distinct names (compared case-insensitively).
-    async fn check_sibling_name(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        parent: Option<OrganizationId>,
-        name: &str,
-        except: Option<OrganizationId>,
-    ) -> Result<()> {
-        let taken: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM organizations \
-             WHERE ((parent_id IS NULL AND $1 IS NULL) OR parent_id = $1) \
-               AND lower(name) = lower($2) AND ($3 IS NULL OR id <> $3)",
-        )
-        .bind(parent.map(|p| p.to_string()))
-        .bind(name)
-        .bind(except.map(|e| e.to_string()))
-        .fetch_one(&mut **tx)
+            refuse_while_held(
+                id,
+                held,
+                "instances",
+                "Cannot delete an organization that still holds instances",
+            )?;
+            run!(
+                c,
+                execute,
+                diesel::delete(quotas::table.filter(quotas::organization_id.eq(&key)))
+            )
+            .map_err(db_error)?;
+            run!(
+                c,
+                execute,
+                diesel::delete(
+                    role_assignments::table.filter(role_assignments::organization_id.eq(&key))
+                )
+            )
+            .map_err(db_error)?;
+            run!(
+                c,
+                execute,
+                diesel::delete(roles::table.filter(roles::organization_id.eq(&key)))
+            )
+            .map_err(db_error)?;
+            run!(c, execute, diesel::delete(organizations::table.find(&key))).map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        if taken > 0 {
-            return Err(Error::name_taken("organizations", "name", name));
-        }
-        Ok(())
     }
+}
+
+/// Inserts an organization in a sqlx transaction: left for
+/// [`Store::initialize`] (setup.rs), which is not through the door yet;
+/// it goes when setup moves to [`add_organization`].
+pub(crate) async fn insert_organization(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewOrganization,
+) -> Result<Organization> {
+    use crate::db::{db_error, unique_violation};
+    let now = to_micros(new.now);
+    sqlx::query(
+        "INSERT INTO organizations (id, parent_id, name, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $4, 1)",
+    )
+    .bind(new.id.to_string())
+    .bind(new.parent_id.map(|p| p.to_string()))
+    .bind(new.name.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => Error::name_taken("organizations", "name", new.name.as_str()),
+        None => db_error(e),
+    })?;
+    Ok(Organization {
+        id: new.id,
+        parent_id: new.parent_id,
+        name: new.name.to_string(),
+        created_at: new.now,
+        updated_at: new.now,
+        version: 1,
+    })
 }
