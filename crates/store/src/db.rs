@@ -309,78 +309,6 @@ pub(crate) async fn lock_invariants(
     Ok(())
 }
 
-/// Checks `If-Match` against a row's version inside a transaction: the
-/// object's own 404 when the row is gone, 412 when the version differs.
-pub(crate) async fn check_version(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    table: &str,
-    object_type: &str,
-    id: &(dyn std::fmt::Display + Sync),
-    precondition: &nephele_common::Precondition,
-) -> Result<i64> {
-    let version: Option<i64> =
-        sqlx::query_scalar(&format!("SELECT version FROM {table} WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?;
-    let version = version.ok_or_else(|| Error::not_found(object_type, id))?;
-    precondition.check(version)?;
-    Ok(version)
-}
-
-/// The names of the roles each holder holds, in one query: `table` is an
-/// assignment table whose `column` names the holder.
-pub(crate) async fn role_names(
-    store: &Store,
-    table: &str,
-    column: &str,
-    holders: &[String],
-) -> Result<std::collections::HashMap<String, Vec<String>>> {
-    let mut names: std::collections::HashMap<String, Vec<String>> = Default::default();
-    if holders.is_empty() {
-        return Ok(names);
-    }
-    let sql = format!(
-        "SELECT a.{column} AS holder, r.name FROM {table} a JOIN roles r ON r.id = a.role_id \
-         WHERE a.{column} IN ({}) ORDER BY r.name",
-        placeholders(1, holders.len())
-    );
-    let mut query = sqlx::query(&sql);
-    for h in holders {
-        query = query.bind(h);
-    }
-    for r in &query.fetch_all(&store.read).await.map_err(db_error)? {
-        names
-            .entry(col(r, "holder")?)
-            .or_default()
-            .push(col(r, "name")?);
-    }
-    Ok(names)
-}
-
-/// Refuses (409, 2012) to delete an object while rows still hold on to
-/// it: `sql` is `SELECT count(*) … WHERE … = $1` with the object's id, and
-/// the count goes into the error's context under `key`.
-pub(crate) async fn refuse_while_held(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    object_type: &str,
-    id: &(dyn std::fmt::Display + Sync),
-    sql: &str,
-    key: &str,
-    message: &str,
-) -> Result<()> {
-    let held: i64 = sqlx::query_scalar(sql)
-        .bind(id.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    if held > 0 {
-        return Err(Error::wrong_state(object_type, id, message).with(key, held));
-    }
-    Ok(())
-}
-
 /// Column getters that map failures like every other database error.
 pub(crate) fn col<'r, T>(r: &'r sqlx::any::AnyRow, name: &str) -> Result<T>
 where
@@ -403,14 +331,6 @@ pub(crate) fn col_opt_id<T: FromStr>(r: &sqlx::any::AnyRow, name: &str) -> Resul
 
 pub(crate) fn col_time(r: &sqlx::any::AnyRow, name: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     Ok(nephele_common::clock::from_micros(col(r, name)?))
-}
-
-/// `$first, $first+1, …`: placeholders for an `IN (…)` list of `n` values.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The SQL type of a column of a batch read from JSON.

@@ -451,16 +451,14 @@ impl Store {
 }
 
 /// Left on sqlx for the modules that are not through the door yet: setup
-/// (`Store::initialize`) inserts its first admin in a sqlx transaction,
-/// and clients read grants with sqlx. Each goes when its caller moves to
-/// the door ([`add_user`]; a client's grants as in [`Store::role_grants`]).
+/// (`Store::initialize`) inserts its first admin in a sqlx transaction.
+/// It goes when setup moves to the door ([`add_user`]).
 mod sqlx_callers {
-    use crate::db::{col, col_id, db_error, lock_invariants, unique_violation};
-    use crate::{NewUser, RoleGrant, Store, User};
+    use crate::db::{db_error, lock_invariants, unique_violation};
+    use crate::{NewUser, Store, User};
     use nephele_common::clock::to_micros;
     use nephele_common::ids::RoleId;
     use nephele_common::{Error, Result};
-    use sqlx::any::AnyRow;
     use sqlx::{Any, Transaction};
 
     /// [`super::add_user`] in a sqlx transaction.
@@ -524,18 +522,5 @@ mod sqlx_callers {
             version: 1,
         })
     }
-
-    /// A row of `role_id, name, organization_id, permissions`.
-    pub(crate) fn grant_from_row(r: &AnyRow) -> Result<RoleGrant> {
-        Ok(RoleGrant {
-            role_id: col_id(r, "role_id")?,
-            role_name: col(r, "name")?,
-            organization_id: col_id(r, "organization_id")?,
-            permissions: col::<String>(r, "permissions")?
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-        })
-    }
 }
-pub(crate) use sqlx_callers::{grant_from_row, insert_user};
+pub(crate) use sqlx_callers::insert_user;
