@@ -758,3 +758,66 @@ async fn bad_input_gets_contract_errors_and_creates_nothing() {
     assert_error(r, 422, 3001).await;
     s.stop().await;
 }
+
+/// An organization moves under another only if its instances fit in the
+/// quota of every organization they then come under.
+#[tokio::test]
+async fn moving_an_organization_keeps_every_quota_above_it() {
+    let s = TestServer::set_up().await;
+    let full = s.create_org("Full", None).await;
+    let mover = s.create_org("Mover", None).await;
+    let r = s
+        .admin_json(
+            Method::PUT,
+            &format!("/api/v2/organizations/{full}/quota"),
+            &json!({"instances": 1}),
+        )
+        .await;
+    json_of(r, 200).await;
+    s.create_instance(&full, "f1").await;
+    s.create_instance(&mover, "m1").await;
+
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/organizations/{mover}"),
+            &json!({"parentId": full}),
+        )
+        .await;
+    let body = assert_error(r, 400, 3004).await;
+    assert_eq!(body["errors"][0]["context"]["quota"], "instances");
+    let r = s
+        .admin(Method::GET, &format!("/api/v2/organizations/{mover}"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        json_of(r, 200).await["data"]["parentId"],
+        json!(full),
+        "refused: not moved"
+    );
+
+    let r = s
+        .admin_json(
+            Method::PUT,
+            &format!("/api/v2/organizations/{full}/quota"),
+            &json!({"instances": 2}),
+        )
+        .await;
+    json_of(r, 200).await;
+    let r = s
+        .admin_json(
+            Method::PATCH,
+            &format!("/api/v2/organizations/{mover}"),
+            &json!({"parentId": full}),
+        )
+        .await;
+    assert_eq!(json_of(r, 200).await["data"]["parentId"], json!(full));
+    let r = s
+        .admin(Method::GET, &format!("/api/v2/organizations/{full}/quota"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r, 200).await["data"]["usage"]["instances"], 2);
+    s.stop().await;
+}
