@@ -3,13 +3,15 @@
 //! their rows locked on PostgreSQL, so no two attempts on any node see
 //! the same count.
 
-use crate::db::{db_error, from_json_row, Backend};
+use crate::db::{from_json_row, Backend};
+use crate::door::{db_error, job, run};
+use crate::tables::login_throttle;
 use crate::write::Arg;
 use crate::Store;
 use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::Result;
-use sqlx::Row;
 
 /// One key's counter: a missing row is all zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,20 +132,22 @@ impl Store {
 
     /// The keys locked at `now`, with the end of each lock.
     pub async fn login_locks(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
-        let rows =
-            sqlx::query("SELECT key, locked_until FROM login_throttle WHERE locked_until > $1")
-                .bind(to_micros(now))
-                .fetch_all(&self.read)
-                .await
-                .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("key").map_err(db_error)?,
-                    from_micros(r.try_get("locked_until").map_err(db_error)?),
+        let mut c = self.door.reader().await?;
+        let rows: Vec<(String, i64)> = run!(
+            c,
+            load,
+            login_throttle::table
+                .select((
+                    login_throttle::key,
+                    login_throttle::locked_until.assume_not_null(),
                 ))
-            })
-            .collect()
+                .filter(login_throttle::locked_until.gt(to_micros(now)))
+        )
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, until)| (key, from_micros(until)))
+            .collect())
     }
 
     /// Forgets counters last touched before `forget_before` (and not
@@ -155,17 +159,32 @@ impl Store {
         forget_before: DateTime<Utc>,
         known_before: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM login_throttle WHERE \
-             (key LIKE 'known:%' AND at < $3) OR \
-             (key NOT LIKE 'known:%' AND at < $2 AND (locked_until IS NULL OR locked_until <= $1))",
-        )
-        .bind(to_micros(now))
-        .bind(to_micros(forget_before))
-        .bind(to_micros(known_before))
-        .execute(&self.write)
+        let (now, forget_before, known_before) = (
+            to_micros(now),
+            to_micros(forget_before),
+            to_micros(known_before),
+        );
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::delete(login_throttle::table).filter(
+                    login_throttle::key
+                        .like("known:%")
+                        .and(login_throttle::at.lt(known_before))
+                        .or(login_throttle::key
+                            .not_like("known:%")
+                            .and(login_throttle::at.lt(forget_before))
+                            .and(
+                                login_throttle::locked_until
+                                    .is_null()
+                                    .or(login_throttle::locked_until.le(now))
+                            ))
+                )
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 }
