@@ -278,7 +278,7 @@ impl App {
 
     /// Applies one step of the policy to an attempt's counters in the
     /// database, and notes the locks they now hold.
-    async fn change_login_counters<R: Send>(
+    async fn change_login_counters<R: Send + 'static>(
         &self,
         keys: &Keys,
         step: fn(&LockoutPolicy, &mut [Counter], DateTime<Utc>) -> R,
@@ -287,7 +287,7 @@ impl App {
         let now = self.clock().now();
         let (answer, counters) = self
             .store()
-            .update_login_counters(&keys.0, |counters| {
+            .update_login_counters(&keys.0, move |counters| {
                 (step(&policy, counters, now), counters.to_vec())
             })
             .await?;

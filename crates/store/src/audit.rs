@@ -1,87 +1,99 @@
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, JsonType};
-use crate::write::Arg;
+use crate::columns::{MaybeParsed, Micros, Parsed};
+use crate::door::{db_error, job, run};
+use crate::tables::{audit_events, organizations};
 use crate::{AuditEvent, AuditFilter, Store};
+use chrono::{DateTime, Utc};
+use diesel::dsl::{exists, sql};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::sqlite::Sqlite;
 use nephele_common::clock::to_micros;
-use nephele_common::ids::OrganizationId;
+use nephele_common::ids::{AuditEventId, OrganizationId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::Result;
-use sqlx::any::AnyRow;
 
-const COLUMNS: &str = "id, occurred_at, organization_id, actor_type, actor_id, actor_name, \
-                       action, target_type, target_id, outcome, status, request_id, agent_id, \
-                       client_address";
+/// An event as stored: its status is a BIGINT, the event's a `u16`.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(Sqlite, Pg))]
+struct EventRow {
+    #[diesel(deserialize_as = Parsed<AuditEventId>)]
+    id: AuditEventId,
+    #[diesel(deserialize_as = Micros)]
+    occurred_at: DateTime<Utc>,
+    #[diesel(deserialize_as = MaybeParsed<OrganizationId>)]
+    organization_id: Option<OrganizationId>,
+    actor_type: Option<String>,
+    actor_id: Option<String>,
+    actor_name: Option<String>,
+    action: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    outcome: String,
+    status: i64,
+    request_id: Option<String>,
+    agent_id: Option<String>,
+    client_address: Option<String>,
+}
 
-fn event_from_row(r: &AnyRow) -> Result<AuditEvent> {
-    Ok(AuditEvent {
-        id: col_id(r, "id")?,
-        occurred_at: col_time(r, "occurred_at")?,
-        organization_id: col_opt_id(r, "organization_id")?,
-        actor_type: col(r, "actor_type")?,
-        actor_id: col(r, "actor_id")?,
-        actor_name: col(r, "actor_name")?,
-        action: col(r, "action")?,
-        target_type: col(r, "target_type")?,
-        target_id: col(r, "target_id")?,
-        outcome: col(r, "outcome")?,
-        status: u16::try_from(col::<i64>(r, "status")?).unwrap_or(0),
-        request_id: col(r, "request_id")?,
-        agent_id: col(r, "agent_id")?,
-        client_address: col(r, "client_address")?,
-    })
+impl From<EventRow> for AuditEvent {
+    fn from(r: EventRow) -> AuditEvent {
+        AuditEvent {
+            id: r.id,
+            occurred_at: r.occurred_at,
+            organization_id: r.organization_id,
+            actor_type: r.actor_type,
+            actor_id: r.actor_id,
+            actor_name: r.actor_name,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            outcome: r.outcome,
+            status: u16::try_from(r.status).unwrap_or(0),
+            request_id: r.request_id,
+            agent_id: r.agent_id,
+            client_address: r.client_address,
+        }
+    }
 }
 
 impl Store {
     /// Appends events, in one statement.
     pub async fn insert_audit_events(&self, events: &[AuditEvent]) -> Result<()> {
-        use JsonType::{Integer, Text};
+        if events.is_empty() {
+            return Ok(());
+        }
         let rows: Vec<_> = events
             .iter()
             .map(|e| {
-                serde_json::json!({
-                    "id": e.id.to_string(),
-                    "occurred_at": to_micros(e.occurred_at),
-                    "organization_id": e.organization_id.map(|o| o.to_string()),
-                    "actor_type": e.actor_type,
-                    "actor_id": e.actor_id,
-                    "actor_name": e.actor_name,
-                    "action": e.action,
-                    "target_type": e.target_type,
-                    "target_id": e.target_id,
-                    "outcome": e.outcome,
-                    "status": e.status,
-                    "request_id": e.request_id,
-                    "agent_id": e.agent_id,
-                    "client_address": e.client_address,
-                })
+                (
+                    audit_events::id.eq(e.id.to_string()),
+                    audit_events::occurred_at.eq(to_micros(e.occurred_at)),
+                    audit_events::organization_id.eq(e.organization_id.map(|o| o.to_string())),
+                    audit_events::actor_type.eq(e.actor_type.clone()),
+                    audit_events::actor_id.eq(e.actor_id.clone()),
+                    audit_events::actor_name.eq(e.actor_name.clone()),
+                    audit_events::action.eq(e.action.clone()),
+                    audit_events::target_type.eq(e.target_type.clone()),
+                    audit_events::target_id.eq(e.target_id.clone()),
+                    audit_events::outcome.eq(e.outcome.clone()),
+                    audit_events::status.eq(i64::from(e.status)),
+                    audit_events::request_id.eq(e.request_id.clone()),
+                    audit_events::agent_id.eq(e.agent_id.clone()),
+                    audit_events::client_address.eq(e.client_address.clone()),
+                )
             })
             .collect();
-        let mut tx = self.begin_write().await?;
-        let j = tx.rows(
-            "j",
-            &[
-                ("id", Text),
-                ("occurred_at", Integer),
-                ("organization_id", Text),
-                ("actor_type", Text),
-                ("actor_id", Text),
-                ("actor_name", Text),
-                ("action", Text),
-                ("target_type", Text),
-                ("target_id", Text),
-                ("outcome", Text),
-                ("status", Integer),
-                ("request_id", Text),
-                ("agent_id", Text),
-                ("client_address", Text),
-            ],
-            &rows,
-        );
-        tx.execute(
-            &format!("INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM {j}"),
-            &[Arg::Rows(&j)],
-        )
-        .await?;
-        tx.commit().await
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::insert_into(audit_events::table).values(&rows)
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
+        .await
     }
 
     /// Events of the organizations in the subtree of `root`, oldest first;
@@ -92,34 +104,58 @@ impl Store {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
-        let rows = sqlx::query(&format!(
-            "WITH RECURSIVE sub(id) AS ( \
-               SELECT id FROM organizations WHERE id = $1 \
-               UNION ALL \
-               SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
-             ) SELECT {COLUMNS} FROM audit_events \
-             WHERE (organization_id IN (SELECT id FROM sub) \
-                    OR (organization_id IS NULL AND EXISTS ( \
-                        SELECT 1 FROM organizations WHERE id = $1 AND parent_id IS NULL))) \
-               AND ($2 IS NULL OR occurred_at >= $2) \
-               AND ($3 IS NULL OR actor_id = $3 OR actor_name = $3) \
-               AND ($4 IS NULL OR action = $4) \
-               AND ($5 IS NULL OR id > $5) \
-             ORDER BY id LIMIT $6"
-        ))
-        .bind(root.to_string())
-        .bind(filter.since.map(to_micros))
-        .bind(filter.actor.clone())
-        .bind(filter.action.clone())
-        .bind(page.after.clone())
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.read)
-        .await
+        let root = root.to_string();
+        // Every time is at or after the smallest; every id after the empty
+        // text. An absent actor or action is a NULL that lets all through.
+        let since = filter.since.map_or(i64::MIN, to_micros);
+        let after = page.after.clone().unwrap_or_default();
+        let (actor, action) = (&filter.actor, &filter.action);
+        let mut c = self.door.reader().await?;
+        let rows = run!(
+            c,
+            load,
+            audit_events::table
+                .select(EventRow::as_select())
+                .filter(
+                    sql::<Bool>(
+                        "audit_events.organization_id IN (WITH RECURSIVE sub(id) AS ( \
+                           SELECT id FROM organizations WHERE id = "
+                    )
+                    .bind::<Text, _>(&root)
+                    .sql(
+                        " UNION ALL \
+                           SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
+                         ) SELECT id FROM sub)"
+                    )
+                    .or(audit_events::organization_id.is_null().and(exists(
+                        organizations::table
+                            .find(&root)
+                            .filter(organizations::parent_id.is_null())
+                            .select(organizations::id)
+                    )))
+                )
+                .filter(audit_events::occurred_at.ge(since))
+                .filter(
+                    actor
+                        .into_sql::<Nullable<Text>>()
+                        .is_null()
+                        .or(audit_events::actor_id.eq(actor))
+                        .or(audit_events::actor_name.eq(actor))
+                )
+                .filter(
+                    action
+                        .into_sql::<Nullable<Text>>()
+                        .is_null()
+                        .or(audit_events::action.nullable().eq(action))
+                )
+                .filter(audit_events::id.gt(&after))
+                .order(audit_events::id)
+                .limit(i64::from(page.limit) + 1)
+        )
         .map_err(db_error)?;
-        let items = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_rows(items, page.limit, |e| e.id.to_string()))
+        let items = rows.into_iter().map(AuditEvent::from).collect();
+        Ok(Page::from_rows(items, page.limit, |e: &AuditEvent| {
+            e.id.to_string()
+        }))
     }
 }

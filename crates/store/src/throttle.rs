@@ -3,13 +3,13 @@
 //! their rows locked on PostgreSQL, so no two attempts on any node see
 //! the same count.
 
-use crate::db::{db_error, from_json_row, Backend};
-use crate::write::Arg;
+use crate::door::{db_error, job, run, Conn};
+use crate::tables::login_throttle;
 use crate::Store;
 use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 use nephele_common::clock::{from_micros, to_micros};
 use nephele_common::Result;
-use sqlx::Row;
 
 /// One key's counter: a missing row is all zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,117 +33,125 @@ impl Default for Counter {
 impl Store {
     /// Reads the counters of `keys` (in that order; a missing one is
     /// zero), lets `change` change them and decide, and writes back what
-    /// it changed, all in one transaction.
-    pub async fn update_login_counters<R>(
+    /// it changed, all in one transaction. (`change` runs in the write
+    /// transaction, which may be run by another caller's task: it owns
+    /// what it uses.)
+    pub async fn update_login_counters<R: Send + 'static>(
         &self,
         keys: &[String],
-        change: impl FnOnce(&mut [Counter]) -> R + Send,
+        change: impl FnOnce(&mut [Counter]) -> R + Send + 'static,
     ) -> Result<R> {
+        let keys = keys.to_vec();
         // A write transaction from the start (on SQLite `BEGIN
         // IMMEDIATE`): a read that later writes could otherwise find
         // another node's write in between and fail.
-        let mut tx = self.begin_write().await?;
-        let columns = self.json_array_sql("key, count, at, locked_until");
-        let rows = match self.backend() {
-            // Each row is locked (made first when missing, so that two
-            // first attempts do not both start from zero) by an upsert
-            // that returns it, in key order: two attempts sharing keys
-            // lock them alike and never wait on each other in a circle.
-            Backend::Postgres => {
-                let mut sorted: Vec<&String> = keys.iter().collect();
-                sorted.sort();
-                let mut rows = Vec::with_capacity(keys.len());
-                for key in sorted {
-                    rows.extend(
-                        tx.texts(
-                            &format!(
-                                "INSERT INTO login_throttle (key, count, at) VALUES ($1, 0, 0) \
-                                 ON CONFLICT (key) DO UPDATE SET count = login_throttle.count \
-                                 RETURNING {columns}"
-                            ),
-                            &[Arg::Text(key)],
-                        )
-                        .await?,
-                    );
+        self.write(job!(|c| {
+            let columns = (
+                login_throttle::key,
+                login_throttle::count,
+                login_throttle::at,
+                login_throttle::locked_until,
+            );
+            let rows: Vec<(String, i64, i64, Option<i64>)> = match c {
+                // Each row is locked (made first when missing, so that two
+                // first attempts do not both start from zero) by an upsert
+                // that returns it, in key order: two attempts sharing keys
+                // lock them alike and never wait on each other in a circle.
+                Conn::Pg(_) => {
+                    let mut sorted: Vec<&String> = keys.iter().collect();
+                    sorted.sort();
+                    let mut rows = Vec::with_capacity(keys.len());
+                    for key in sorted {
+                        rows.push(
+                            run!(
+                                c,
+                                get_result,
+                                diesel::insert_into(login_throttle::table)
+                                    .values((
+                                        login_throttle::key.eq(key),
+                                        login_throttle::count.eq(0),
+                                        login_throttle::at.eq(0),
+                                    ))
+                                    .on_conflict(login_throttle::key)
+                                    .do_update()
+                                    .set(login_throttle::count.eq(login_throttle::count))
+                                    .returning(columns)
+                            )
+                            .map_err(db_error)?,
+                        );
+                    }
+                    rows
                 }
-                rows
-            }
-            // SQLite's one writer holds the whole database.
-            Backend::Sqlite => {
-                let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-                let args: Vec<Arg> = keys.iter().map(|k| Arg::Text(k)).collect();
-                tx.texts(
-                    &format!(
-                        "SELECT {columns} FROM login_throttle WHERE key IN ({})",
-                        placeholders.join(", ")
-                    ),
-                    &args,
+                // SQLite's one writer holds the whole database.
+                Conn::Sqlite(_) => run!(
+                    c,
+                    load,
+                    login_throttle::table
+                        .select(columns)
+                        .filter(login_throttle::key.eq_any(&keys))
                 )
-                .await?
-            }
-        };
-        let mut counters = vec![Counter::default(); keys.len()];
-        for row in rows {
-            let (key, count, at, locked_until): (String, i64, i64, Option<i64>) =
-                from_json_row(&row)?;
-            if let Some(i) = keys.iter().position(|k| *k == key) {
-                counters[i] = Counter {
-                    count,
-                    at: from_micros(at),
-                    locked_until: locked_until.map(from_micros),
-                };
-            }
-        }
-        let before = counters.clone();
-        let answer = change(&mut counters);
-        for ((key, old), new) in keys.iter().zip(&before).zip(&counters) {
-            if old == new {
-                continue;
-            }
-            if *new == Counter::default() {
-                tx.execute(
-                    "DELETE FROM login_throttle WHERE key = $1",
-                    &[Arg::Text(key)],
-                )
-                .await?;
-                continue;
-            }
-            let locked_until = match new.locked_until {
-                Some(until) => Arg::Int(to_micros(until)),
-                None => Arg::NullInt,
+                .map_err(db_error)?,
             };
-            tx.execute(
-                "INSERT INTO login_throttle (key, count, at, locked_until) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (key) DO UPDATE SET count = $2, at = $3, locked_until = $4",
-                &[
-                    Arg::Text(key),
-                    Arg::Int(new.count),
-                    Arg::Int(to_micros(new.at)),
-                    locked_until,
-                ],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(answer)
+            let mut counters = vec![Counter::default(); keys.len()];
+            for (key, count, at, locked_until) in rows {
+                if let Some(i) = keys.iter().position(|k| *k == key) {
+                    counters[i] = Counter {
+                        count,
+                        at: from_micros(at),
+                        locked_until: locked_until.map(from_micros),
+                    };
+                }
+            }
+            let before = counters.clone();
+            let answer = change(&mut counters);
+            for ((key, old), new) in keys.iter().zip(&before).zip(&counters) {
+                if old == new {
+                    continue;
+                }
+                if *new == Counter::default() {
+                    run!(c, execute, diesel::delete(login_throttle::table.find(key)))
+                        .map_err(db_error)?;
+                    continue;
+                }
+                let set = (
+                    login_throttle::count.eq(new.count),
+                    login_throttle::at.eq(to_micros(new.at)),
+                    login_throttle::locked_until.eq(new.locked_until.map(to_micros)),
+                );
+                run!(
+                    c,
+                    execute,
+                    diesel::insert_into(login_throttle::table)
+                        .values((login_throttle::key.eq(key), set))
+                        .on_conflict(login_throttle::key)
+                        .do_update()
+                        .set(set)
+                )
+                .map_err(db_error)?;
+            }
+            Ok(answer)
+        }))
+        .await
     }
 
     /// The keys locked at `now`, with the end of each lock.
     pub async fn login_locks(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
-        let rows =
-            sqlx::query("SELECT key, locked_until FROM login_throttle WHERE locked_until > $1")
-                .bind(to_micros(now))
-                .fetch_all(&self.read)
-                .await
-                .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("key").map_err(db_error)?,
-                    from_micros(r.try_get("locked_until").map_err(db_error)?),
+        let mut c = self.door.reader().await?;
+        let rows: Vec<(String, i64)> = run!(
+            c,
+            load,
+            login_throttle::table
+                .select((
+                    login_throttle::key,
+                    login_throttle::locked_until.assume_not_null(),
                 ))
-            })
-            .collect()
+                .filter(login_throttle::locked_until.gt(to_micros(now)))
+        )
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, until)| (key, from_micros(until)))
+            .collect())
     }
 
     /// Forgets counters last touched before `forget_before` (and not
@@ -155,17 +163,32 @@ impl Store {
         forget_before: DateTime<Utc>,
         known_before: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM login_throttle WHERE \
-             (key LIKE 'known:%' AND at < $3) OR \
-             (key NOT LIKE 'known:%' AND at < $2 AND (locked_until IS NULL OR locked_until <= $1))",
-        )
-        .bind(to_micros(now))
-        .bind(to_micros(forget_before))
-        .bind(to_micros(known_before))
-        .execute(&self.write)
+        let (now, forget_before, known_before) = (
+            to_micros(now),
+            to_micros(forget_before),
+            to_micros(known_before),
+        );
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::delete(login_throttle::table).filter(
+                    login_throttle::key
+                        .like("known:%")
+                        .and(login_throttle::at.lt(known_before))
+                        .or(login_throttle::key
+                            .not_like("known:%")
+                            .and(login_throttle::at.lt(forget_before))
+                            .and(
+                                login_throttle::locked_until
+                                    .is_null()
+                                    .or(login_throttle::locked_until.le(now))
+                            ))
+                )
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 }
