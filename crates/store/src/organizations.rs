@@ -11,7 +11,6 @@ use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
-use sqlx::{Any, Transaction};
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
@@ -396,37 +395,4 @@ impl Store {
         }))
         .await
     }
-}
-
-/// Inserts an organization in a sqlx transaction: left for
-/// [`Store::initialize`] (setup.rs), which is not through the door yet;
-/// it goes when setup moves to [`add_organization`].
-pub(crate) async fn insert_organization(
-    tx: &mut Transaction<'static, Any>,
-    new: &NewOrganization,
-) -> Result<Organization> {
-    use crate::db::{db_error, unique_violation};
-    let now = to_micros(new.now);
-    sqlx::query(
-        "INSERT INTO organizations (id, parent_id, name, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $4, 1)",
-    )
-    .bind(new.id.to_string())
-    .bind(new.parent_id.map(|p| p.to_string()))
-    .bind(new.name.as_str())
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| match unique_violation(&e) {
-        Some(_) => Error::name_taken("organizations", "name", new.name.as_str()),
-        None => db_error(e),
-    })?;
-    Ok(Organization {
-        id: new.id,
-        parent_id: new.parent_id,
-        name: new.name.to_string(),
-        created_at: new.now,
-        updated_at: new.now,
-        version: 1,
-    })
 }

@@ -1,7 +1,9 @@
 //! First-run setup: the platform's one-time initialization.
 
-use crate::door::{breaks_unique, db_error, job, lock_invariants, run};
-use crate::tables::{datacenters, organizations, platform_settings, role_assignments, users};
+use crate::door::{breaks_unique, db_error, job, run};
+use crate::organizations::add_organization;
+use crate::tables::{datacenters, platform_settings};
+use crate::users::add_user;
 use crate::{builtin_roles, NewOrganization, NewUser, Organization, Store, User};
 use diesel::prelude::*;
 use nephele_common::clock::to_micros;
@@ -36,35 +38,15 @@ impl Store {
         org: &NewOrganization,
         admin: &NewUser,
     ) -> Result<(Organization, User)> {
-        let organization = Organization {
-            id: org.id,
-            parent_id: org.parent_id,
-            name: org.name.to_string(),
-            created_at: org.now,
-            updated_at: org.now,
-            version: 1,
-        };
-        let user = User {
-            id: admin.id,
-            organization_id: admin.organization_id,
-            login: admin.login.to_string(),
-            email: admin.email.to_string(),
-            password_hash: admin.password_hash.clone(),
-            datacenter_id: admin.datacenter_id,
-            session_generation: 0,
-            created_at: admin.now,
-            updated_at: admin.now,
-            version: 1,
-        };
-        let (o, u) = (organization.clone(), user.clone());
+        let (org, admin) = (org.clone(), admin.clone());
         self.write(job!(|c| {
-            let now = to_micros(o.created_at);
+            let now = to_micros(org.now);
             let marked = run!(
                 c,
                 execute,
                 diesel::insert_into(platform_settings::table).values((
                     platform_settings::key.eq(INITIALIZED),
-                    platform_settings::value.eq(o.id.to_string()),
+                    platform_settings::value.eq(org.id.to_string()),
                     platform_settings::updated_at.eq(now),
                 ))
             );
@@ -72,24 +54,7 @@ impl Store {
                 Err(e) if breaks_unique(&e, "platform_settings") => return Err(already_set_up()),
                 done => done.map_err(db_error)?,
             };
-            let inserted = run!(
-                c,
-                execute,
-                diesel::insert_into(organizations::table).values((
-                    organizations::id.eq(o.id.to_string()),
-                    organizations::parent_id.eq(o.parent_id.map(|p| p.to_string())),
-                    organizations::name.eq(&o.name),
-                    organizations::created_at.eq(now),
-                    organizations::updated_at.eq(now),
-                    organizations::version.eq(o.version),
-                ))
-            );
-            match inserted {
-                Err(e) if breaks_unique(&e, "organizations") => {
-                    return Err(Error::name_taken("organizations", "name", &o.name))
-                }
-                done => done.map_err(db_error)?,
-            };
+            let organization = add_organization(c, &org).await?;
             // This server's data center was seeded by a migration; it dates
             // from setup.
             run!(
@@ -103,56 +68,9 @@ impl Store {
                 )
             )
             .map_err(db_error)?;
-            // The admin's home is checked under the lock a data center's
-            // delete looks for users under (see `users`).
-            lock_invariants(c).await?;
-            let home: i64 = run!(
-                c,
-                get_result,
-                datacenters::table.find(u.datacenter_id.to_string()).count()
-            )
-            .map_err(db_error)?;
-            if home == 0 {
-                return Err(Error::invalid("datacenterId", "no such data center"));
-            }
-            let inserted = run!(
-                c,
-                execute,
-                diesel::insert_into(users::table).values((
-                    users::id.eq(u.id.to_string()),
-                    users::organization_id.eq(u.organization_id.to_string()),
-                    users::login.eq(&u.login),
-                    users::email.eq(&u.email),
-                    users::password_hash.eq(&u.password_hash),
-                    users::datacenter_id.eq(u.datacenter_id.to_string()),
-                    users::created_at.eq(to_micros(u.created_at)),
-                    users::updated_at.eq(to_micros(u.updated_at)),
-                    users::version.eq(u.version),
-                ))
-            );
-            // Login and e-mail are unique platform-wide.
-            match inserted {
-                Err(e) if breaks_unique(&e, "email") => {
-                    return Err(Error::name_taken("users", "email", &u.email))
-                }
-                Err(e) if breaks_unique(&e, "users") => {
-                    return Err(Error::name_taken("users", "login", &u.login))
-                }
-                done => done.map_err(db_error)?,
-            };
-            run!(
-                c,
-                execute,
-                diesel::insert_into(role_assignments::table).values((
-                    role_assignments::user_id.eq(u.id.to_string()),
-                    role_assignments::role_id.eq(builtin_roles::ADMIN.to_string()),
-                    role_assignments::organization_id.eq(u.organization_id.to_string()),
-                ))
-            )
-            .map_err(db_error)?;
-            Ok(())
+            let user = add_user(c, &admin, &[builtin_roles::ADMIN]).await?;
+            Ok((organization, user))
         }))
-        .await?;
-        Ok((organization, user))
+        .await
     }
 }
