@@ -18,6 +18,25 @@ pub struct Parsed<T>(pub T);
 #[derive(Debug, FromSqlRow)]
 pub struct MaybeParsed<T>(pub Option<T>);
 
+/// An integer flag (0 or 1), as a boolean.
+#[derive(Debug, FromSqlRow)]
+pub struct Flag(pub bool);
+
+impl<DB: Backend> FromSql<BigInt, DB> for Flag
+where
+    i64: FromSql<BigInt, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Flag(i64::from_sql(bytes)? != 0))
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(value: Flag) -> Self {
+        value.0
+    }
+}
+
 /// Microseconds since the epoch, as a time.
 #[derive(Debug, FromSqlRow)]
 pub struct Micros(pub DateTime<Utc>);
@@ -127,4 +146,6 @@ parsed!(
     nephele_common::names::Name,
     nephele_common::names::Login,
     nephele_common::names::Email,
+    crate::tasks::TaskStatus,
+    crate::instances::InstanceState,
 );

@@ -2,21 +2,20 @@
 //! one transaction that checks the instance's state, moves it to the
 //! operation's transitional state and queues the task (see `tasks`).
 
-use crate::db::{col, col_id, col_time, db_error, from_json_row, parse_id, Backend, JsonType};
-use crate::door::{db_error as door_error, run, Conn};
-use crate::idempotency::{record_task, IdempotencyKey};
-use crate::tasks::{cancel_in, insert_task, NewTask, Task};
-use crate::write::{Arg, WriteTx};
+use crate::columns::{Micros, Parsed};
+use crate::door::{db_error, job, run, Conn};
+use crate::idempotency::IdempotencyKey;
+use crate::tables::{idempotency_keys, instances, quotas, tasks};
+use crate::tasks::{cancel_in, insert_task, new_task_row, NewTask, Task};
 use crate::Store;
 use chrono::{DateTime, Utc};
-use nephele_common::clock::{from_micros, to_micros};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use nephele_common::clock::to_micros;
 use nephele_common::ids::{DatacenterId, InstanceId, OrganizationId, TaskId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, ErrorCode, Precondition, Result};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::LazyLock;
 
 pub const TYPE: &str = "instances";
 
@@ -64,24 +63,39 @@ impl InstanceState {
     }
 }
 
+impl std::str::FromStr for InstanceState {
+    type Err = ();
+
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        InstanceState::parse(s).ok_or(())
+    }
+}
+
 impl std::fmt::Display for InstanceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = instances, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Instance {
+    #[diesel(deserialize_as = Parsed<InstanceId>)]
     pub id: InstanceId,
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
     pub organization_id: OrganizationId,
     pub name: String,
+    #[diesel(deserialize_as = Parsed<InstanceState>)]
     pub state: InstanceState,
     pub cpu: i64,
     pub memory_mib: i64,
     pub disk_gib: i64,
     pub image: String,
+    #[diesel(deserialize_as = Parsed<DatacenterId>)]
     pub datacenter_id: DatacenterId,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
     pub version: i64,
 }
@@ -227,17 +241,6 @@ const LIMITED_ANCESTRY: &str = "WITH RECURSIVE up(id, parent_id) AS ( \
      ) SELECT q.organization_id FROM quotas q JOIN up ON q.organization_id = up.id \
      WHERE q.instances IS NOT NULL OR q.vcpus IS NOT NULL OR q.memory_mib IS NOT NULL";
 
-/// `select` over the instances of `$1`'s subtree.
-fn subtree_usage_sql(select: &str) -> String {
-    format!(
-        "WITH RECURSIVE sub(id) AS ( \
-           SELECT id FROM organizations WHERE id = $1 \
-           UNION ALL \
-           SELECT o.id FROM organizations o JOIN sub ON o.parent_id = sub.id \
-         ) SELECT {select} FROM instances WHERE organization_id IN (SELECT id FROM sub)"
-    )
-}
-
 /// On PostgreSQL, instance creates and resizes hold this advisory lock
 /// shared and an organization move holds it exclusively, so that no
 /// quota check reads an ancestry that a move is changing.
@@ -295,119 +298,169 @@ pub struct InstanceFilter {
     pub name: Option<String>,
 }
 
-const COLUMNS: &str = "id, organization_id, name, state, cpu, memory_mib, disk_gib, image, \
-                       datacenter_id, created_at, updated_at, version";
-
-fn instance_from_row(r: &AnyRow) -> Result<Instance> {
-    let state: String = col(r, "state")?;
-    Ok(Instance {
-        id: col_id(r, "id")?,
-        organization_id: col_id(r, "organization_id")?,
-        name: col(r, "name")?,
-        state: InstanceState::parse(&state)
-            .ok_or_else(|| Error::internal(format!("corrupt instance state {state:?}")))?,
-        cpu: col(r, "cpu")?,
-        memory_mib: col(r, "memory_mib")?,
-        disk_gib: col(r, "disk_gib")?,
-        image: col(r, "image")?,
-        datacenter_id: col_id(r, "datacenter_id")?,
-        created_at: col_time(r, "created_at")?,
-        updated_at: col_time(r, "updated_at")?,
-        version: col(r, "version")?,
-    })
+/// The organizations with a limit among `org` and its ancestors.
+async fn limited_ancestry(c: &mut Conn, org: OrganizationId) -> Result<Vec<OrganizationId>> {
+    #[derive(QueryableByName)]
+    struct Limited {
+        #[diesel(sql_type = Text, deserialize_as = Parsed<OrganizationId>)]
+        organization_id: OrganizationId,
+    }
+    let rows: Vec<Limited> = run!(
+        c,
+        load,
+        diesel::sql_query(LIMITED_ANCESTRY).bind::<Text, _>(org.to_string())
+    )
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(|r| r.organization_id).collect())
 }
 
-/// A page from SQLite's `json_group_array(json_array(COLUMNS))`, in id
-/// order.
-fn instances_from_json(text: &str) -> Result<Vec<Instance>> {
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-    );
-    let rows: Vec<Row> = serde_json::from_str(text)
-        .map_err(|e| Error::internal(format!("corrupt instance page: {e}")))?;
-    let mut items = rows
-        .into_iter()
-        .map(|r| {
-            Ok(Instance {
-                id: parse_id(&r.0)?,
-                organization_id: parse_id(&r.1)?,
-                name: r.2,
-                state: InstanceState::parse(&r.3)
-                    .ok_or_else(|| Error::internal(format!("corrupt instance state {:?}", r.3)))?,
-                cpu: r.4,
-                memory_mib: r.5,
-                disk_gib: r.6,
-                image: r.7,
-                datacenter_id: parse_id(&r.8)?,
-                created_at: from_micros(r.9),
-                updated_at: from_micros(r.10),
-                version: r.11,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    // An aggregate's input order is SQLite's habit, not its promise.
-    items.sort_by_key(|i| i.id);
-    Ok(items)
-}
-
-/// Instances from rows of [`Store::json_array_sql`] of [`COLUMNS`], in id
-/// order.
-fn instances_from_rows(rows: &[String]) -> Result<Vec<Instance>> {
-    instances_from_json(&format!("[{}]", rows.join(",")))
-}
-
-async fn fetch_instance(
-    store: &Store,
-    tx: &mut WriteTx,
-    id: InstanceId,
-) -> Result<Option<Instance>> {
-    let found = tx
-        .texts(
-            &format!(
-                "SELECT {} FROM instances WHERE id = $1",
-                store.json_array_sql(COLUMNS)
-            ),
-            &[Arg::Text(&id.to_string())],
-        )
-        .await?;
-    Ok(instances_from_rows(&found)?.pop())
+async fn fetch_instance(c: &mut Conn, id: InstanceId) -> Result<Option<Instance>> {
+    run!(
+        c,
+        first,
+        instances::table
+            .find(id.to_string())
+            .select(Instance::as_select())
+    )
+    .optional()
+    .map_err(db_error)
 }
 
 /// The id of the unfinished task on `resource`, if any.
-async fn active_task<'c, E>(executor: E, resource: &str) -> Result<Option<String>>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
-    sqlx::query_scalar("SELECT id FROM tasks WHERE active_resource = $1")
-        .bind(resource)
-        .fetch_optional(executor)
-        .await
-        .map_err(db_error)
+async fn active_task(c: &mut Conn, resource: &str) -> Result<Option<String>> {
+    run!(
+        c,
+        first,
+        tasks::table
+            .filter(tasks::active_resource.eq(resource))
+            .select(tasks::id)
+    )
+    .optional()
+    .map_err(db_error)
 }
 
 /// 409 (2013) naming the task that holds `resource`, if one does.
-async fn refuse_while_busy(tx: &mut WriteTx, resource_type: &str, resource: &str) -> Result<()> {
-    let found = tx
-        .texts(
-            "SELECT id FROM tasks WHERE active_resource = $1",
-            &[Arg::Text(resource)],
-        )
-        .await?;
-    match found.first() {
-        Some(task) => Err(busy(resource_type, resource, task)),
+async fn refuse_while_busy(c: &mut Conn, resource_type: &str, resource: &str) -> Result<()> {
+    match active_task(c, resource).await? {
+        Some(task) => Err(busy(resource_type, resource, &task)),
         None => Ok(()),
     }
+}
+
+/// Records, in the transaction that queued it, that the request holding
+/// `key` started `task`.
+async fn record_task(c: &mut Conn, key: Option<&IdempotencyKey>, task: TaskId) -> Result<()> {
+    if let Some(k) = key {
+        run!(
+            c,
+            execute,
+            diesel::update(idempotency_keys::table.find((&k.scope, &k.key)))
+                .set(idempotency_keys::task_id.eq(task.to_string()))
+        )
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Reads the quotas that bind instances of `orgs` (their own and every
+/// ancestor's, each with its subtree's usage) and locks their rows for
+/// the rest of the transaction (PostgreSQL, in id order so that
+/// concurrent transactions lock alike; SQLite's writer is alone anyway).
+/// Two creates in sibling organizations thus queue on their parent's
+/// quota, and the second counts the first.
+async fn room(c: &mut Conn, orgs: &BTreeSet<OrganizationId>) -> Result<Room> {
+    if let Conn::Pg(_) = c {
+        run!(
+            c,
+            execute,
+            diesel::sql_query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind::<BigInt, _>(TREE_LOCK)
+        )
+        .map_err(db_error)?;
+    }
+    let mut room = Room::default();
+    for org in orgs {
+        let binding = limited_ancestry(c, *org).await?;
+        if !binding.is_empty() {
+            room.binding.insert(*org, binding);
+        }
+    }
+    let limited: BTreeSet<String> = room
+        .binding
+        .values()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    if limited.is_empty() {
+        return Ok(room);
+    }
+    type LimitRow = (
+        Parsed<OrganizationId>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    macro_rules! limits {
+        () => {
+            quotas::table
+                .filter(quotas::organization_id.eq_any(&limited))
+                .order(quotas::organization_id)
+                .select((
+                    quotas::organization_id,
+                    quotas::instances,
+                    quotas::vcpus,
+                    quotas::memory_mib,
+                ))
+        };
+    }
+    let rows: Vec<LimitRow> = match c {
+        Conn::Sqlite(c) => diesel::RunQueryDsl::load(limits!(), c),
+        Conn::Pg(c) => diesel_async::RunQueryDsl::load(limits!().for_update(), &mut **c).await,
+    }
+    .map_err(db_error)?;
+    for (Parsed(id), instances, vcpus, memory_mib) in rows {
+        let usage = usage_in(c, id).await?;
+        let limits = Limits {
+            instances,
+            vcpus,
+            memory_mib,
+        };
+        room.limited.insert(id, (limits, usage));
+    }
+    Ok(room)
+}
+
+/// Puts an instance back in `restore`, or removes it when there is
+/// nothing to go back to (a creation undone). Idempotent.
+async fn settle_instance(
+    c: &mut Conn,
+    id: InstanceId,
+    restore: Option<InstanceState>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match restore {
+        Some(state) => run!(
+            c,
+            execute,
+            diesel::update(
+                instances::table
+                    .find(id.to_string())
+                    .filter(instances::state.ne(state.as_str()))
+            )
+            .set((
+                instances::state.eq(state.as_str()),
+                instances::updated_at.eq(to_micros(now)),
+                instances::version.eq(instances::version + 1),
+            ))
+        ),
+        None => run!(
+            c,
+            execute,
+            diesel::delete(instances::table.find(id.to_string()))
+        ),
+    }
+    .map_err(db_error)?;
+    Ok(())
 }
 
 fn busy(resource_type: &str, resource: &str, task: &str) -> Error {
@@ -450,9 +503,8 @@ impl Store {
         restore: Option<InstanceState>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        settle_instance(&mut tx, id, restore, now).await?;
-        tx.commit().await.map_err(db_error)
+        self.write(job!(|c| { settle_instance(c, id, restore, now).await }))
+            .await
     }
 
     /// Cancels task `id` on `instance` before any node has started it: it
@@ -467,92 +519,15 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Task>> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let Some(task) = cancel_in(&mut tx, id, error, now).await? else {
-            return Ok(None);
-        };
-        settle_instance(&mut tx, instance, restore, now).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Some(task))
-    }
-    /// Reads the quotas that bind instances of `orgs` — their own and
-    /// every ancestor's, each with its subtree's usage — and locks their
-    /// rows for the rest of the transaction (PostgreSQL, in id order so
-    /// that concurrent transactions lock alike; SQLite's writer is alone
-    /// anyway). Two creates in sibling organizations thus queue on their
-    /// parent's quota, and the second counts the first.
-    async fn room(&self, tx: &mut WriteTx, orgs: &BTreeSet<OrganizationId>) -> Result<Room> {
-        let lock = match self.backend() {
-            Backend::Postgres => {
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock_shared($1)",
-                    &[Arg::Int(TREE_LOCK)],
-                )
-                .await?;
-                " FOR UPDATE"
-            }
-            Backend::Sqlite => "",
-        };
-        let mut room = Room::default();
-        for org in orgs {
-            let binding = tx
-                .texts(LIMITED_ANCESTRY, &[Arg::Text(&org.to_string())])
-                .await?
-                .iter()
-                .map(|id| parse_id(id))
-                .collect::<Result<Vec<OrganizationId>>>()?;
-            if !binding.is_empty() {
-                room.binding.insert(*org, binding);
-            }
-        }
-        let limited: BTreeSet<String> = room
-            .binding
-            .values()
-            .flatten()
-            .map(ToString::to_string)
-            .collect();
-        if limited.is_empty() {
-            return Ok(room);
-        }
-        let placeholders: Vec<String> = (1..=limited.len()).map(|i| format!("${i}")).collect();
-        let args: Vec<Arg> = limited.iter().map(|id| Arg::Text(id)).collect();
-        let rows = tx
-            .texts(
-                &format!(
-                    "SELECT {} FROM quotas WHERE organization_id IN ({}) \
-                     ORDER BY organization_id{lock}",
-                    self.json_array_sql("organization_id, instances, vcpus, memory_mib"),
-                    placeholders.join(", ")
-                ),
-                &args,
-            )
-            .await?;
-        let usage_sql = subtree_usage_sql(&self.json_array_sql(USAGE));
-        for row in rows {
-            let (id, instances, vcpus, memory_mib): (String, _, _, _) = from_json_row(&row)?;
-            let usage: (i64, i64, i64) = from_json_row(
-                tx.texts(&usage_sql, &[Arg::Text(&id)])
-                    .await?
-                    .first()
-                    .map_or("", String::as_str),
-            )?;
-            room.limited.insert(
-                parse_id(&id)?,
-                (
-                    Limits {
-                        instances,
-                        vcpus,
-                        memory_mib,
-                    },
-                    Usage {
-                        instances: usage.0,
-                        vcpus: usage.1,
-                        memory_mib: usage.2,
-                    },
-                ),
-            );
-        }
-        Ok(room)
+        let error = error.to_owned();
+        self.write(job!(|c| {
+            let Some(task) = cancel_in(c, id, &error, now).await? else {
+                return Ok(None);
+            };
+            settle_instance(c, instance, restore, now).await?;
+            Ok(Some(task))
+        }))
+        .await
     }
 
     /// Records new instances (`Provisioning`) and queues the tasks that
@@ -560,134 +535,65 @@ impl Store {
     /// there are. Each must fit in its organization's quota, counting the
     /// ones before it; one that does not is refused on its own.
     pub async fn create_instances(&self, batch: &[Acceptance]) -> Result<Vec<Result<()>>> {
-        use JsonType::{Integer, Text};
-        let mut tx = self.begin_write().await?;
-        let orgs: BTreeSet<OrganizationId> =
-            batch.iter().map(|a| a.instance.organization_id).collect();
-        let mut room = self.room(&mut tx, &orgs).await?;
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut accepted = Vec::with_capacity(batch.len());
-        for a in batch {
-            let new = &a.instance;
-            let extra = Usage {
-                instances: 1,
-                vcpus: new.cpu,
-                memory_mib: new.memory_mib,
-            };
-            let answer = room.take(new.organization_id, extra);
-            if answer.is_ok() {
-                accepted.push(a);
+        let batch = batch.to_vec();
+        self.write(job!(|c| {
+            let orgs: BTreeSet<OrganizationId> =
+                batch.iter().map(|a| a.instance.organization_id).collect();
+            let mut room = room(c, &orgs).await?;
+            let mut answers = Vec::with_capacity(batch.len());
+            let mut accepted = Vec::with_capacity(batch.len());
+            for a in &batch {
+                let new = &a.instance;
+                let extra = Usage {
+                    instances: 1,
+                    vcpus: new.cpu,
+                    memory_mib: new.memory_mib,
+                };
+                let answer = room.take(new.organization_id, extra);
+                if answer.is_ok() {
+                    accepted.push(a);
+                }
+                answers.push(answer);
             }
-            answers.push(answer);
-        }
-        if accepted.is_empty() {
-            return Ok(answers);
-        }
-        let rows: Vec<_> = accepted
-            .iter()
-            .map(|a| {
-                let (new, task) = (&a.instance, &a.task);
-                serde_json::json!({
-                    "id": new.id.to_string(),
-                    "organization_id": new.organization_id.to_string(),
-                    "name": new.name,
-                    "cpu": new.cpu,
-                    "memory_mib": new.memory_mib,
-                    "disk_gib": new.disk_gib,
-                    "image": new.image,
-                    "datacenter_id": new.datacenter_id.to_string(),
-                    "at": to_micros(new.now),
-                    "task_id": task.id.to_string(),
-                    "task_organization_id": task.organization_id.to_string(),
-                    "operation": task.operation,
-                    "resource_type": task.resource_type,
-                    "resource_id": task.resource_id,
-                    "agent_id": task.agent_id,
-                    "input": task.input,
-                    "task_at": to_micros(task.now),
-                    "status": task.status().as_str(),
-                    "owner": task.owner.map(|o| o.to_string()),
-                    "started_at": task.started_at().map(to_micros),
-                    "scope": a.idempotency.as_ref().map(|k| &k.scope),
-                    "idempotency_key": a.idempotency.as_ref().map(|k| &k.key),
+            if accepted.is_empty() {
+                return Ok(answers);
+            }
+            let rows: Vec<_> = accepted
+                .iter()
+                .map(|a| {
+                    let new = &a.instance;
+                    let at = to_micros(new.now);
+                    (
+                        instances::id.eq(new.id.to_string()),
+                        instances::organization_id.eq(new.organization_id.to_string()),
+                        instances::name.eq(&new.name),
+                        instances::state.eq(InstanceState::Provisioning.as_str()),
+                        instances::cpu.eq(new.cpu),
+                        instances::memory_mib.eq(new.memory_mib),
+                        instances::disk_gib.eq(new.disk_gib),
+                        instances::image.eq(&new.image),
+                        instances::datacenter_id.eq(new.datacenter_id.to_string()),
+                        instances::created_at.eq(at),
+                        instances::updated_at.eq(at),
+                        instances::version.eq(1),
+                    )
                 })
-            })
-            .collect();
-        let instances = tx.rows(
-            "j",
-            &[
-                ("id", Text),
-                ("organization_id", Text),
-                ("name", Text),
-                ("cpu", Integer),
-                ("memory_mib", Integer),
-                ("disk_gib", Integer),
-                ("image", Text),
-                ("datacenter_id", Text),
-                ("at", Integer),
-            ],
-            &rows,
-        );
-        tx.execute(
-            &format!(
-                "INSERT INTO instances (id, organization_id, name, state, cpu, memory_mib, \
-                 disk_gib, image, datacenter_id, created_at, updated_at, version) \
-                 SELECT id, organization_id, name, 'Provisioning', cpu, memory_mib, disk_gib, \
-                 image, datacenter_id, at, at, 1 FROM {instances}"
-            ),
-            &[Arg::Rows(&instances)],
-        )
-        .await?;
-        let tasks = instances.table(
-            "j",
-            &[
-                ("task_id", Text),
-                ("task_organization_id", Text),
-                ("operation", Text),
-                ("resource_type", Text),
-                ("resource_id", Text),
-                ("agent_id", Text),
-                ("input", Text),
-                ("task_at", Integer),
-                ("status", Text),
-                ("owner", Text),
-                ("started_at", Integer),
-            ],
-        );
-        // The resources are new: no other task can be active on them.
-        tx.execute(
-            &format!(
-                "INSERT INTO tasks (id, organization_id, operation, resource_type, resource_id, \
-                 active_resource, agent_id, status, progress, step, unwinding, input, \
-                 created_at, owner, started_at) \
-                 SELECT task_id, task_organization_id, operation, resource_type, resource_id, \
-                 resource_id, agent_id, status, 0, 0, 0, input, task_at, owner, started_at \
-                 FROM {tasks}"
-            ),
-            &[Arg::Rows(&tasks)],
-        )
-        .await?;
-        if accepted.iter().any(|a| a.idempotency.is_some()) {
-            let j = instances.table(
-                "j",
-                &[
-                    ("task_id", Text),
-                    ("scope", Text),
-                    ("idempotency_key", Text),
-                ],
-            );
-            tx.execute(
-                &format!(
-                    "UPDATE idempotency_keys SET task_id = j.task_id FROM {j} \
-                     WHERE idempotency_keys.scope = j.scope \
-                     AND idempotency_keys.key = j.idempotency_key"
-                ),
-                &[Arg::Rows(&j)],
+                .collect();
+            run!(
+                c,
+                execute,
+                diesel::insert_into(instances::table).values(&rows)
             )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(answers)
+            .map_err(db_error)?;
+            // The resources are new: no other task can be active on them.
+            let tasks: Vec<_> = accepted.iter().map(|a| new_task_row(&a.task)).collect();
+            run!(c, execute, diesel::insert_into(tasks::table).values(&tasks)).map_err(db_error)?;
+            for a in &accepted {
+                record_task(c, a.idempotency.as_ref(), a.task.id).await?;
+            }
+            Ok(answers)
+        }))
+        .await
     }
 
     /// Starts an operation on an instance: 2013 while another runs on it,
@@ -703,60 +609,55 @@ impl Store {
         mut task: NewTask,
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<Task> {
-        let mut tx = self.begin_write().await?;
-        let instance = fetch_instance(self, &mut tx, id)
-            .await?
-            .ok_or_else(|| Error::not_found(TYPE, id))?;
-        precondition.check(instance.version)?;
-        refuse_while_busy(&mut tx, TYPE, &id.to_string()).await?;
-        if !transition.expected.contains(&instance.state) {
-            return Err(wrong_state(
-                id,
-                transition.verb,
-                instance.state,
-                transition.expected,
-            ));
+        let (expected, transitional, verb) = (
+            transition.expected.to_vec(),
+            transition.transitional,
+            transition.verb.to_owned(),
+        );
+        let (precondition, idempotency) = (precondition.clone(), idempotency.cloned());
+        let begun = self
+            .write(job!(|c| {
+                let instance = fetch_instance(c, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(TYPE, id))?;
+                precondition.check(instance.version)?;
+                refuse_while_busy(c, TYPE, &id.to_string()).await?;
+                if !expected.contains(&instance.state) {
+                    return Err(wrong_state(id, &verb, instance.state, &expected));
+                }
+                task.input = serde_json::json!({ "restore": instance.state.as_str() }).to_string();
+                run!(
+                    c,
+                    execute,
+                    diesel::update(instances::table.find(id.to_string())).set((
+                        instances::state.eq(transitional.as_str()),
+                        instances::updated_at.eq(to_micros(task.now)),
+                        instances::version.eq(instances::version + 1),
+                    ))
+                )
+                .map_err(db_error)?;
+                if !insert_task(c, &task).await? {
+                    // Another node queued a task on it between the check
+                    // and the insert: named below, once this is undone.
+                    return Err(busy(TYPE, &id.to_string(), ""));
+                }
+                record_task(c, idempotency.as_ref(), task.id).await?;
+                Ok(task.queued())
+            }))
+            .await;
+        match begun {
+            Err(e) if raced(&e) => {
+                let mut c = self.door.reader().await?;
+                let running = active_task(&mut c, &id.to_string()).await?;
+                Err(busy(TYPE, &id.to_string(), &running.unwrap_or_default()))
+            }
+            begun => begun,
         }
-        task.input = serde_json::json!({ "restore": instance.state.as_str() }).to_string();
-        tx.execute(
-            "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
-             WHERE id = $3",
-            &[
-                Arg::Text(transition.transitional.as_str()),
-                Arg::Int(to_micros(task.now)),
-                Arg::Text(&id.to_string()),
-            ],
-        )
-        .await?;
-        if !insert_task(&mut tx, &task).await? {
-            // Another node queued a task on it between our check and insert.
-            drop(tx);
-            let running = active_task(&self.read, &id.to_string()).await?;
-            return Err(busy(TYPE, &id.to_string(), &running.unwrap_or_default()));
-        }
-        record_task(&mut tx, idempotency, &task.id.to_string()).await?;
-        tx.commit().await?;
-        Ok(task.queued())
     }
 
     pub async fn get_instance(&self, id: InstanceId) -> Result<Option<Instance>> {
-        if let Some(local) = &self.local {
-            static SQL: LazyLock<String> = LazyLock::new(|| {
-                format!(
-                    "SELECT json_group_array(json_array({COLUMNS})) FROM instances WHERE id = $1"
-                )
-            });
-            return match local.text(&SQL, &id.to_string())? {
-                Some(page) => Ok(instances_from_json(&page)?.pop()),
-                None => Ok(None),
-            };
-        }
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_error)?;
-        row.as_ref().map(instance_from_row).transpose()
+        let mut c = self.door.reader().await?;
+        fetch_instance(&mut c, id).await
     }
 
     /// The organization's instances by id, filtered.
@@ -766,53 +667,30 @@ impl Store {
         filter: &InstanceFilter,
         page: &PageRequest,
     ) -> Result<Page<Instance>> {
-        let mut sql = format!("SELECT {COLUMNS} FROM instances WHERE organization_id = $1");
-        let mut n = 1;
-        let mut next = || {
-            n += 1;
-            n
+        let states: Vec<&str> = match filter.state {
+            Some(state) => vec![state.as_str()],
+            None => InstanceState::ALL.iter().map(|s| s.as_str()).collect(),
         };
-        if filter.state.is_some() {
-            sql.push_str(&format!(" AND state = ${}", next()));
+        // Every id is after the empty text.
+        let after = page.after.clone().unwrap_or_default();
+        let limit = i64::from(page.limit) + 1;
+        macro_rules! page {
+            () => {
+                instances::table
+                    .select(Instance::as_select())
+                    .filter(instances::organization_id.eq(org.to_string()))
+                    .filter(instances::state.eq_any(&states))
+                    .filter(instances::id.gt(&after))
+                    .order(instances::id)
+                    .limit(limit)
+            };
         }
-        if filter.name.is_some() {
-            sql.push_str(&format!(" AND name = ${}", next()));
+        let mut c = self.door.reader().await?;
+        let items = match &filter.name {
+            Some(name) => run!(c, load, page!().filter(instances::name.eq(name))),
+            None => run!(c, load, page!()),
         }
-        if page.after.is_some() {
-            sql.push_str(&format!(" AND id > ${}", next()));
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT ${}", next()));
-        if self.backend() == Backend::Sqlite {
-            // The page as one JSON value in one row. sqlx hands each row
-            // over from its SQLite thread on its own, and for a page of a
-            // hundred those handovers were most of the time a list took
-            // (perf: thread switches).
-            sql = format!("SELECT json_group_array(json_array({COLUMNS})) AS page FROM ({sql})");
-        }
-        let mut query = sqlx::query(&sql).bind(org.to_string());
-        if let Some(state) = filter.state {
-            query = query.bind(state.as_str());
-        }
-        if let Some(name) = &filter.name {
-            query = query.bind(name.clone());
-        }
-        if let Some(after) = &page.after {
-            query = query.bind(after.clone());
-        }
-        let query = query.bind(i64::from(page.limit) + 1);
-        let items = match self.backend() {
-            Backend::Postgres => query
-                .fetch_all(&self.read)
-                .await
-                .map_err(db_error)?
-                .iter()
-                .map(instance_from_row)
-                .collect::<Result<Vec<_>>>()?,
-            Backend::Sqlite => {
-                let row = query.fetch_one(&self.read).await.map_err(db_error)?;
-                instances_from_json(&col::<String>(&row, "page")?)?
-            }
-        };
+        .map_err(db_error)?;
         Ok(Page::from_rows(items, page.limit, |i| i.id.to_string()))
     }
 
@@ -825,123 +703,97 @@ impl Store {
         precondition: &Precondition,
         now: DateTime<Utc>,
     ) -> Result<Instance> {
-        let mut tx = self.begin_write().await?;
-        let Some(mut instance) = fetch_instance(self, &mut tx, id).await? else {
-            return Err(Error::not_found(TYPE, id));
-        };
-        precondition.check(instance.version)?;
-        if changes.resizes() {
-            refuse_while_busy(&mut tx, TYPE, &id.to_string()).await?;
-            if instance.state != InstanceState::Stopped {
-                return Err(wrong_state(
-                    id,
-                    "resize",
-                    instance.state,
-                    &[InstanceState::Stopped],
-                ));
+        let (changes, precondition) = (changes.clone(), precondition.clone());
+        self.write(job!(|c| {
+            let Some(mut instance) = fetch_instance(c, id).await? else {
+                return Err(Error::not_found(TYPE, id));
+            };
+            precondition.check(instance.version)?;
+            if changes.resizes() {
+                refuse_while_busy(c, TYPE, &id.to_string()).await?;
+                if instance.state != InstanceState::Stopped {
+                    return Err(wrong_state(
+                        id,
+                        "resize",
+                        instance.state,
+                        &[InstanceState::Stopped],
+                    ));
+                }
+                let cpu = changes.cpu.unwrap_or(instance.cpu);
+                let memory = changes.memory_mib.unwrap_or(instance.memory_mib);
+                let org = instance.organization_id;
+                room(c, &BTreeSet::from([org])).await?.take(
+                    org,
+                    Usage {
+                        instances: 0,
+                        vcpus: cpu - instance.cpu,
+                        memory_mib: memory - instance.memory_mib,
+                    },
+                )?;
+                instance.cpu = cpu;
+                instance.memory_mib = memory;
             }
-            let cpu = changes.cpu.unwrap_or(instance.cpu);
-            let memory = changes.memory_mib.unwrap_or(instance.memory_mib);
-            let org = instance.organization_id;
-            self.room(&mut tx, &BTreeSet::from([org])).await?.take(
-                org,
-                Usage {
-                    instances: 0,
-                    vcpus: cpu - instance.cpu,
-                    memory_mib: memory - instance.memory_mib,
-                },
-            )?;
-            instance.cpu = cpu;
-            instance.memory_mib = memory;
-        }
-        if let Some(name) = &changes.name {
-            instance.name = name.clone();
-        }
-        instance.updated_at = now;
-        instance.version += 1;
-        tx.execute(
-            "UPDATE instances SET name = $1, cpu = $2, memory_mib = $3, updated_at = $4, \
-             version = $5 WHERE id = $6",
-            &[
-                Arg::Text(&instance.name),
-                Arg::Int(instance.cpu),
-                Arg::Int(instance.memory_mib),
-                Arg::Int(to_micros(now)),
-                Arg::Int(instance.version),
-                Arg::Text(&id.to_string()),
-            ],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(instance)
+            if let Some(name) = &changes.name {
+                instance.name = name.clone();
+            }
+            instance.updated_at = now;
+            instance.version += 1;
+            run!(
+                c,
+                execute,
+                diesel::update(instances::table.find(id.to_string())).set((
+                    instances::name.eq(&instance.name),
+                    instances::cpu.eq(instance.cpu),
+                    instances::memory_mib.eq(instance.memory_mib),
+                    instances::updated_at.eq(to_micros(now)),
+                    instances::version.eq(instance.version),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(instance)
+        }))
+        .await
     }
 
-    /// Sets instances' states (task steps: idempotent), in one statement
-    /// (two when some already had theirs). Each answer is the instance as
-    /// it now is, or `None` when it is gone: a task's last step takes its
-    /// result from here instead of reading the instance again.
+    /// Sets instances' states (task steps: idempotent), in one
+    /// transaction. Each answer is the instance as it now is, or `None`
+    /// when it is gone: a task's last step takes its result from here
+    /// instead of reading the instance again.
     pub async fn set_instance_states(
         &self,
         batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
     ) -> Result<Vec<Option<Instance>>> {
-        use JsonType::{Integer, Text};
-        let rows: Vec<_> = batch
-            .iter()
-            .map(|(id, state, now)| {
-                serde_json::json!({
-                    "id": id.to_string(),
-                    "state": state.as_str(),
-                    "at": to_micros(*now),
-                })
-            })
-            .collect();
-        // Qualified, since `j` has columns of the same names.
-        let columns = self.json_array_sql(
-            &COLUMNS
-                .split(", ")
-                .map(|c| format!("instances.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        let mut tx = self.begin_write().await?;
-        let j = tx.rows(
-            "j",
-            &[("id", Text), ("state", Text), ("at", Integer)],
-            &rows,
-        );
-        let mut found = tx
-            .texts(
-                &format!(
-                    "UPDATE instances SET state = j.state, updated_at = j.at, \
-                     version = version + 1 FROM {j} \
-                     WHERE instances.id = j.id AND instances.state <> j.state \
-                     RETURNING {columns}"
-                ),
-                &[Arg::Rows(&j)],
-            )
-            .await?;
-        if found.len() < batch.len() {
-            // Those already in their state (a step run again) exist too.
-            found.extend(
-                tx.texts(
-                    &format!(
-                        "SELECT {columns} FROM instances JOIN {j} ON instances.id = j.id \
-                         WHERE instances.state = j.state"
-                    ),
-                    &[Arg::Rows(&j)],
+        let batch = batch.to_vec();
+        self.write(job!(|c| {
+            let mut found = Vec::with_capacity(batch.len());
+            for (id, state, now) in &batch {
+                let changed: Option<Instance> = run!(
+                    c,
+                    get_result,
+                    diesel::update(
+                        instances::table
+                            .find(id.to_string())
+                            .filter(instances::state.ne(state.as_str()))
+                    )
+                    .set((
+                        instances::state.eq(state.as_str()),
+                        instances::updated_at.eq(to_micros(*now)),
+                        instances::version.eq(instances::version + 1),
+                    ))
+                    .returning(Instance::as_returning())
                 )
-                .await?,
-            );
-        }
-        tx.commit().await?;
-        let found = instances_from_rows(&found)?
-            .into_iter()
-            .map(|i| (i.id, i))
-            .collect::<HashMap<_, _>>();
-        Ok(batch
-            .iter()
-            .map(|(id, _, _)| found.get(id).cloned())
-            .collect())
+                .optional()
+                .map_err(db_error)?;
+                // Unchanged: already in that state (a step run again), or
+                // gone.
+                found.push(match changed {
+                    Some(instance) => Some(instance),
+                    None => fetch_instance(c, *id).await?,
+                });
+            }
+            Ok(found)
+        }))
+        .await
     }
 
     /// Moves an instance from `from` to `to` only if it is still in
@@ -953,72 +805,69 @@ impl Store {
         to: InstanceState,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
-             WHERE id = $3 AND state = $4",
-        )
-        .bind(to.as_str())
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .bind(from.as_str())
-        .execute(&self.write)
+        self.write(job!(|c| {
+            let done = run!(
+                c,
+                execute,
+                diesel::update(
+                    instances::table
+                        .find(id.to_string())
+                        .filter(instances::state.eq(from.as_str()))
+                )
+                .set((
+                    instances::state.eq(to.as_str()),
+                    instances::updated_at.eq(to_micros(now)),
+                    instances::version.eq(instances::version + 1),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(done == 1)
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Every instance in `state`, whatever its organization (for the
     /// driver's reconciliation).
     pub async fn instance_ids_in_state(&self, state: InstanceState) -> Result<Vec<InstanceId>> {
-        sqlx::query_scalar::<_, String>("SELECT id FROM instances WHERE state = $1")
-            .bind(state.as_str())
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|id| parse_id(id))
-            .collect()
+        let mut c = self.door.reader().await?;
+        let ids: Vec<Parsed<InstanceId>> = run!(
+            c,
+            load,
+            instances::table
+                .filter(instances::state.eq(state.as_str()))
+                .select(instances::id)
+        )
+        .map_err(db_error)?;
+        Ok(ids.into_iter().map(|Parsed(id)| id).collect())
     }
 
     /// Removes an instance's record (a task step: idempotent).
     pub async fn remove_instance(&self, id: InstanceId) -> Result<()> {
-        sqlx::query("DELETE FROM instances WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.write)
-            .await
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::delete(instances::table.find(id.to_string()))
+            )
             .map_err(db_error)?;
-        Ok(())
+            Ok(())
+        }))
+        .await
     }
 
     /// An organization's limits and what the instances of its subtree use
     /// of them.
     pub async fn quota(&self, org: OrganizationId) -> Result<Quota> {
-        let row = sqlx::query(
-            "SELECT instances, vcpus, memory_mib, updated_at, version FROM quotas \
-             WHERE organization_id = $1",
+        let mut c = self.door.reader().await?;
+        let row: Option<QuotaRow> = run!(
+            c,
+            first,
+            quotas::table.find(org.to_string()).select(QUOTA_ROW)
         )
-        .bind(org.to_string())
-        .fetch_optional(&self.read)
-        .await
+        .optional()
         .map_err(db_error)?;
-        let mut conn = self.read.acquire().await.map_err(db_error)?;
-        let usage = usage_of(&mut *conn, org).await?;
-        Ok(match row {
-            Some(r) => Quota {
-                organization_id: org,
-                limits: limits_from_row(&r)?,
-                usage,
-                updated_at: Some(col_time(&r, "updated_at")?),
-                version: col(&r, "version")?,
-            },
-            None => Quota {
-                organization_id: org,
-                limits: Limits::default(),
-                usage,
-                updated_at: None,
-                version: 0,
-            },
-        })
+        let usage = usage_in(&mut c, org).await?;
+        Ok(quota_of(org, row, usage))
     }
 
     /// Sets an organization's limits (the app layer checks them against
@@ -1030,70 +879,100 @@ impl Store {
         precondition: &Precondition,
         now: DateTime<Utc>,
     ) -> Result<Quota> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM quotas WHERE organization_id = $1")
-                .bind(org.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        precondition.check(version.unwrap_or(0))?;
-        let next = version.unwrap_or(0) + 1;
-        sqlx::query(
-            "INSERT INTO quotas (organization_id, instances, vcpus, memory_mib, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (organization_id) DO UPDATE SET \
-             instances = $2, vcpus = $3, memory_mib = $4, updated_at = $5, version = $6",
-        )
-        .bind(org.to_string())
-        .bind(limits.instances)
-        .bind(limits.vcpus)
-        .bind(limits.memory_mib)
-        .bind(to_micros(now))
-        .bind(next)
-        .execute(&mut *tx)
+        let precondition = precondition.clone();
+        self.write(job!(|c| {
+            let version: Option<i64> = run!(
+                c,
+                first,
+                quotas::table.find(org.to_string()).select(quotas::version)
+            )
+            .optional()
+            .map_err(db_error)?;
+            precondition.check(version.unwrap_or(0))?;
+            let next = version.unwrap_or(0) + 1;
+            let set = (
+                quotas::instances.eq(limits.instances),
+                quotas::vcpus.eq(limits.vcpus),
+                quotas::memory_mib.eq(limits.memory_mib),
+                quotas::updated_at.eq(to_micros(now)),
+                quotas::version.eq(next),
+            );
+            run!(
+                c,
+                execute,
+                diesel::insert_into(quotas::table)
+                    .values((quotas::organization_id.eq(org.to_string()), set))
+                    .on_conflict(quotas::organization_id)
+                    .do_update()
+                    .set(set)
+            )
+            .map_err(db_error)?;
+            let usage = usage_in(c, org).await?;
+            Ok(Quota {
+                organization_id: org,
+                limits,
+                usage,
+                updated_at: Some(now),
+                version: next,
+            })
+        }))
         .await
-        .map_err(db_error)?;
-        let usage = usage_of(&mut *tx, org).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Quota {
-            organization_id: org,
-            limits,
-            usage,
-            updated_at: Some(now),
-            version: next,
-        })
     }
 }
 
-/// A `quotas` row's `instances`, `vcpus` and `memory_mib`.
-fn limits_from_row(r: &AnyRow) -> Result<Limits> {
-    Ok(Limits {
-        instances: col(r, "instances")?,
-        vcpus: col(r, "vcpus")?,
-        memory_mib: col(r, "memory_mib")?,
-    })
+/// Was this the refusal of a task queued on a resource another task took
+/// between the check and the insert (see `begin_instance_operation`)?
+fn raced(e: &Error) -> bool {
+    e.code() == ErrorCode::OperationInProgress
+        && e.details()
+            .first()
+            .and_then(|d| d.context.get("taskId"))
+            .is_some_and(|task| task == "")
+}
+
+/// A `quotas` row: its limits, when it changed, its version.
+type QuotaRow = (Option<i64>, Option<i64>, Option<i64>, Micros, i64);
+
+const QUOTA_ROW: (
+    quotas::instances,
+    quotas::vcpus,
+    quotas::memory_mib,
+    quotas::updated_at,
+    quotas::version,
+) = (
+    quotas::instances,
+    quotas::vcpus,
+    quotas::memory_mib,
+    quotas::updated_at,
+    quotas::version,
+);
+
+fn quota_of(org: OrganizationId, row: Option<QuotaRow>, usage: Usage) -> Quota {
+    match row {
+        Some((instances, vcpus, memory_mib, Micros(updated_at), version)) => Quota {
+            organization_id: org,
+            limits: Limits {
+                instances,
+                vcpus,
+                memory_mib,
+            },
+            usage,
+            updated_at: Some(updated_at),
+            version,
+        },
+        None => Quota {
+            organization_id: org,
+            limits: Limits::default(),
+            usage,
+            updated_at: None,
+            version: 0,
+        },
+    }
 }
 
 /// What instances use: their count, vCPUs and memory.
 const USAGE: &str = "count(*), CAST(COALESCE(SUM(cpu), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT)";
-
-pub(crate) async fn usage_of<'c, E>(executor: E, org: OrganizationId) -> Result<Usage>
-where
-    E: sqlx::Executor<'c, Database = Any>,
-{
-    use sqlx::Row;
-    let row = sqlx::query(&subtree_usage_sql(USAGE))
-        .bind(org.to_string())
-        .fetch_one(executor)
-        .await
-        .map_err(db_error)?;
-    Ok(Usage {
-        instances: row.try_get(0).map_err(db_error)?,
-        vcpus: row.try_get(1).map_err(db_error)?,
-        memory_mib: row.try_get(2).map_err(db_error)?,
-    })
-}
 
 /// Checks, in an organization move's transaction, that the instances
 /// of `org`'s subtree fit in the quota of every organization they
@@ -1105,61 +984,44 @@ pub(crate) async fn check_move(
     org: OrganizationId,
     new_parent: OrganizationId,
 ) -> Result<()> {
-    use crate::tables::quotas;
-    use diesel::prelude::*;
-    use diesel::sql_types::{BigInt, Text};
     if matches!(c, Conn::Pg(_)) {
         run!(
             c,
             execute,
             diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(TREE_LOCK)
         )
-        .map_err(door_error)?;
+        .map_err(db_error)?;
     }
     let moved = usage_in(c, org).await?;
     if moved == Usage::default() {
         return Ok(());
     }
-    #[derive(diesel::QueryableByName)]
-    struct Limited {
-        #[diesel(sql_type = Text)]
-        organization_id: String,
-    }
-    let limited =
-        |of: OrganizationId| diesel::sql_query(LIMITED_ANCESTRY).bind::<Text, _>(of.to_string());
-    let before: Vec<Limited> = run!(c, load, limited(org)).map_err(door_error)?;
-    let after: Vec<Limited> = run!(c, load, limited(new_parent)).map_err(door_error)?;
-    for Limited {
-        organization_id: id,
-    } in after.into_iter().filter(|a| {
-        !before
-            .iter()
-            .any(|b| b.organization_id == a.organization_id)
-    }) {
+    let before = limited_ancestry(c, org).await?;
+    let after = limited_ancestry(c, new_parent).await?;
+    for id in after.into_iter().filter(|a| !before.contains(a)) {
         let (instances, vcpus, memory_mib) = run!(
             c,
             get_result,
-            quotas::table
-                .find(&id)
-                .select((quotas::instances, quotas::vcpus, quotas::memory_mib))
+            quotas::table.find(id.to_string()).select((
+                quotas::instances,
+                quotas::vcpus,
+                quotas::memory_mib
+            ))
         )
-        .map_err(door_error)?;
+        .map_err(db_error)?;
         let limits = Limits {
             instances,
             vcpus,
             memory_mib,
         };
-        let used = usage_in(c, parse_id(&id)?).await?;
+        let used = usage_in(c, id).await?;
         fits(&limits, used, moved, false)?;
     }
     Ok(())
 }
 
-/// [`usage_of`] in a door transaction.
+/// What the instances of `org`'s subtree use.
 async fn usage_in(c: &mut Conn, org: OrganizationId) -> Result<Usage> {
-    use crate::tables::instances;
-    use diesel::prelude::*;
-    use diesel::sql_types::BigInt;
     let (instances, vcpus, memory_mib) = run!(
         c,
         get_result,
@@ -1170,42 +1032,12 @@ async fn usage_in(c: &mut Conn, org: OrganizationId) -> Result<Usage> {
             ))
             .select(diesel::dsl::sql::<(BigInt, BigInt, BigInt)>(USAGE))
     )
-    .map_err(door_error)?;
+    .map_err(db_error)?;
     Ok(Usage {
         instances,
         vcpus,
         memory_mib,
     })
-}
-
-async fn settle_instance(
-    tx: &mut Transaction<'static, Any>,
-    id: InstanceId,
-    restore: Option<InstanceState>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    match restore {
-        Some(state) => {
-            sqlx::query(
-                "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 \
-                 WHERE id = $3 AND state <> $1",
-            )
-            .bind(state.as_str())
-            .bind(to_micros(now))
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        }
-        None => {
-            sqlx::query("DELETE FROM instances WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
