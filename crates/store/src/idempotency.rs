@@ -1,13 +1,14 @@
 //! Idempotency keys: the first response to a POST is kept for 24 h and
 //! replayed to a retry with the same key and body.
 
-use crate::db::{db_error, unique_violation};
+use crate::door::{db_error, job, run};
+use crate::tables::{idempotency_keys, nodes};
 use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
 use nephele_common::clock::to_micros;
-use nephele_common::{Error, Result};
-use sqlx::Row;
+use nephele_common::Result;
 
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::hours(24);
@@ -44,7 +45,8 @@ pub struct IdempotencyKey {
 }
 
 /// Records, inside the transaction that creates it, that the request
-/// holding `key` started `task`.
+/// holding `key` started `task`. (On a [`WriteTx`] until the task's
+/// creation, in `instances`, comes through the door.)
 pub(crate) async fn record_task(
     tx: &mut WriteTx,
     key: Option<&IdempotencyKey>,
@@ -60,6 +62,19 @@ pub(crate) async fn record_task(
     Ok(())
 }
 
+/// A key's use as [`Store::claim_idempotency_key`] reads it.
+#[derive(Queryable)]
+struct Existing {
+    request_hash: String,
+    status: Option<i64>,
+    content_type: Option<String>,
+    location: Option<String>,
+    body: Option<Vec<u8>>,
+    task_id: Option<String>,
+    /// The claim's node, if its lease is live.
+    live_node: Option<String>,
+}
+
 impl Store {
     /// Claims `key` for a request whose fingerprint is `request_hash`, on
     /// behalf of `node`. A claim still in progress whose node's lease has
@@ -72,86 +87,99 @@ impl Store {
         node: &str,
         now: DateTime<Utc>,
     ) -> Result<Claim> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        // Forget an expired use of the key first.
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at < $3",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(to_micros(now - RETENTION))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let existing = sqlx::query(
-            "SELECT k.request_hash, k.status, k.content_type, k.location, k.body, k.task_id, \
-             (SELECT count(*) FROM nodes n WHERE n.id = k.node_id AND n.lease_until >= $3) \
-             AS live FROM idempotency_keys k WHERE k.scope = $1 AND k.key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(to_micros(now))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let claim = match existing {
-            Some(row) => {
-                let hash: String = row.try_get(0).map_err(db_error)?;
-                let status: Option<i64> = row.try_get(1).map_err(db_error)?;
-                if hash != request_hash {
-                    Claim::Mismatch
-                } else if let Some(status) = status {
-                    Claim::Replay(StoredResponse {
-                        status: u16::try_from(status).unwrap_or(500),
-                        content_type: row.try_get(2).map_err(db_error)?,
-                        location: row.try_get(3).map_err(db_error)?,
-                        body: row
-                            .try_get::<Option<Vec<u8>>, _>(4)
-                            .map_err(db_error)?
-                            .unwrap_or_default(),
-                    })
-                } else if let Some(task) = row.try_get::<Option<String>, _>(5).map_err(db_error)? {
-                    Claim::Task(task)
-                } else if row.try_get::<i64, _>(6).map_err(db_error)? == 0 {
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET node_id = $1 WHERE scope = $2 AND key = $3",
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        let (request_hash, node) = (request_hash.to_owned(), node.to_owned());
+        let expired = to_micros(now - RETENTION);
+        let now = to_micros(now);
+        self.write(job!(|c| {
+            // Forget an expired use of the key first.
+            run!(
+                c,
+                execute,
+                diesel::delete(
+                    idempotency_keys::table
+                        .find((&scope, &key))
+                        .filter(idempotency_keys::created_at.lt(expired))
+                )
+            )
+            .map_err(db_error)?;
+            // With the node that holds the claim, if its lease is live.
+            let existing: Option<Existing> = run!(
+                c,
+                first,
+                idempotency_keys::table
+                    .left_join(
+                        nodes::table.on(nodes::id
+                            .nullable()
+                            .eq(idempotency_keys::node_id)
+                            .and(nodes::lease_until.ge(now)))
                     )
-                    .bind(node)
-                    .bind(scope)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                    .filter(idempotency_keys::scope.eq(&scope))
+                    .filter(idempotency_keys::key.eq(&key))
+                    .select((
+                        idempotency_keys::request_hash,
+                        idempotency_keys::status,
+                        idempotency_keys::content_type,
+                        idempotency_keys::location,
+                        idempotency_keys::body,
+                        idempotency_keys::task_id,
+                        nodes::id.nullable(),
+                    ))
+            )
+            .optional()
+            .map_err(db_error)?;
+            let Some(existing) = existing else {
+                // Another node may claim it between our read and insert:
+                // then it is theirs, in progress. (Not a failed insert: on
+                // PostgreSQL that would end the transaction.)
+                let inserted = run!(
+                    c,
+                    execute,
+                    diesel::insert_into(idempotency_keys::table)
+                        .values((
+                            idempotency_keys::scope.eq(&scope),
+                            idempotency_keys::key.eq(&key),
+                            idempotency_keys::request_hash.eq(&request_hash),
+                            idempotency_keys::created_at.eq(now),
+                            idempotency_keys::node_id.eq(&node),
+                        ))
+                        .on_conflict((idempotency_keys::scope, idempotency_keys::key))
+                        .do_nothing()
+                )
+                .map_err(db_error)?;
+                return Ok(if inserted == 1 {
                     Claim::Started
                 } else {
                     Claim::InProgress
-                }
+                });
+            };
+            if existing.request_hash != request_hash {
+                return Ok(Claim::Mismatch);
             }
-            None => {
-                let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at, node_id) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(scope)
-                .bind(key)
-                .bind(request_hash)
-                .bind(to_micros(now))
-                .bind(node)
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => Claim::Started,
-                    // Another node claimed it between our read and insert.
-                    Err(e) if unique_violation(&e).is_some() => Claim::InProgress,
-                    Err(e) => return Err(db_error(e)),
-                }
+            if let Some(status) = existing.status {
+                return Ok(Claim::Replay(StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    content_type: existing.content_type,
+                    location: existing.location,
+                    body: existing.body.unwrap_or_default(),
+                }));
             }
-        };
-        tx.commit().await.map_err(|e| match unique_violation(&e) {
-            Some(_) => Error::internal("idempotency key raced"),
-            None => db_error(e),
-        })?;
-        Ok(claim)
+            if let Some(task) = existing.task_id {
+                return Ok(Claim::Task(task));
+            }
+            if existing.live_node.is_some() {
+                return Ok(Claim::InProgress);
+            }
+            run!(
+                c,
+                execute,
+                diesel::update(idempotency_keys::table.find((&scope, &key)))
+                    .set(idempotency_keys::node_id.eq(&node))
+            )
+            .map_err(db_error)?;
+            Ok(Claim::Started)
+        }))
+        .await
     }
 
     /// Records the response of a claimed key.
@@ -161,42 +189,57 @@ impl Store {
         key: &str,
         response: &StoredResponse,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, content_type = $2, location = $3, body = $4 \
-             WHERE scope = $5 AND key = $6",
-        )
-        .bind(i64::from(response.status))
-        .bind(response.content_type.clone())
-        .bind(response.location.clone())
-        .bind(response.body.clone())
-        .bind(scope)
-        .bind(key)
-        .execute(&self.write)
+        let (scope, key, response) = (scope.to_owned(), key.to_owned(), response.clone());
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::update(idempotency_keys::table.find((&scope, &key))).set((
+                    idempotency_keys::status.eq(i64::from(response.status)),
+                    idempotency_keys::content_type.eq(&response.content_type),
+                    idempotency_keys::location.eq(&response.location),
+                    idempotency_keys::body.eq(&response.body),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     /// Gives a claimed key up (the request failed in a way worth retrying).
     pub async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
-        )
-        .bind(scope)
-        .bind(key)
-        .execute(&self.write)
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::delete(
+                    idempotency_keys::table
+                        .find((&scope, &key))
+                        .filter(idempotency_keys::status.is_null())
+                )
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     /// Drops keys older than the retention period.
     pub async fn purge_idempotency_keys(&self, now: DateTime<Utc>) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(to_micros(now - RETENTION))
-            .execute(&self.write)
-            .await
+        let expired = to_micros(now - RETENTION);
+        self.write(job!(|c| {
+            let purged = run!(
+                c,
+                execute,
+                diesel::delete(
+                    idempotency_keys::table.filter(idempotency_keys::created_at.lt(expired))
+                )
+            )
             .map_err(db_error)?;
-        Ok(r.rows_affected())
+            Ok(u64::try_from(purged).unwrap_or(0))
+        }))
+        .await
     }
 }

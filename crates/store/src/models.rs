@@ -5,7 +5,7 @@ use crate::tables;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
-use diesel::{Queryable, Selectable};
+use diesel::{Queryable, QueryableByName, Selectable};
 use nephele_common::ids::{
     ApiKeyId, AuditEventId, ClientId, DatacenterId, OrganizationId, RefreshTokenId, RoleId,
     SigningKeyId, UserId,
@@ -281,8 +281,10 @@ pub struct ClientChanges {
 }
 
 /// A token-signing key as stored: the private half sealed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::signing_keys, check_for_backend(Sqlite, Pg))]
 pub struct StoredSigningKey {
+    #[diesel(deserialize_as = Parsed<SigningKeyId>)]
     pub id: SigningKeyId,
     /// `access` or `id`: which tokens it signs.
     pub purpose: String,
@@ -291,31 +293,45 @@ pub struct StoredSigningKey {
     pub sealed_key: String,
     /// The public half, as a JWK (JSON).
     pub public_jwk: String,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
     /// When it stopped signing; `None` while it is the current key.
+    #[diesel(deserialize_as = MaybeMicros)]
     pub retired_at: Option<DateTime<Utc>>,
     /// When the last token it signed expires: it leaves the JWKS then.
+    #[diesel(deserialize_as = MaybeMicros)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// A refresh token as stored (its hash only).
-#[derive(Debug, Clone, PartialEq)]
+/// A refresh token as stored (its hash only). Read by name too: the
+/// rotation's PostgreSQL statement is SQL of its own (see `tokens`).
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = tables::refresh_tokens, check_for_backend(Sqlite, Pg))]
 pub struct RefreshToken {
+    #[diesel(deserialize_as = Parsed<RefreshTokenId>)]
     pub id: RefreshTokenId,
     /// Every token rotated from the same first one shares its family.
+    #[diesel(deserialize_as = Parsed<RefreshTokenId>)]
     pub family_id: RefreshTokenId,
     /// The user whose token it is; `None` for a client's own token
     /// (client credentials), whose subject is `client_id`.
+    #[diesel(deserialize_as = MaybeParsed<UserId>)]
     pub user_id: Option<UserId>,
     /// The subject's organization (users and clients never move).
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
     pub organization_id: OrganizationId,
+    #[diesel(deserialize_as = MaybeParsed<ClientId>)]
     pub client_id: Option<ClientId>,
     pub scope: String,
     /// The user's session generation when the family began.
     pub session_generation: i64,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub expires_at: DateTime<Utc>,
+    #[diesel(deserialize_as = MaybeMicros)]
     pub used_at: Option<DateTime<Utc>>,
+    #[diesel(deserialize_as = MaybeMicros)]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -343,9 +359,12 @@ pub enum RefreshOutcome {
 }
 
 /// An access token revoked before its expiry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::revoked_tokens, check_for_backend(Sqlite, Pg))]
 pub struct RevokedToken {
     pub jti: String,
+    #[diesel(deserialize_as = Micros)]
     pub expires_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
     pub revoked_at: DateTime<Utc>,
 }

@@ -1,14 +1,21 @@
 //! The notary's records: stored files, the signed tree heads of the
 //! Merkle log of their hashes, and the notary's keys.
 
-use crate::db::{col, col_id, col_time, db_error, json_batch, lock_invariants, JsonType};
+use crate::columns::{MaybeMicros, Micros, Parsed};
+use crate::door::{db_error, job, lock_invariants, run, Conn};
+use crate::tables::{notary_files, notary_keys, notary_tree_heads};
 use crate::Store;
 use chrono::{DateTime, Utc};
-use nephele_common::clock::{from_micros, to_micros};
+use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::sqlite::Sqlite;
+use nephele_common::clock::to_micros;
 use nephele_common::ids::{OrganizationId, StoredFileId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Result};
-use sqlx::any::AnyRow;
 
 /// What became of a stored file's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,97 +102,119 @@ pub struct TreeHead {
 }
 
 /// A notary signing key; `private_key` is sealed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = notary_keys, check_for_backend(Sqlite, Pg))]
 pub struct NotaryKeyRecord {
     pub id: String,
     pub algorithm: String,
     pub public_key: String,
     pub private_key: String,
+    #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
 }
 
 /// A file waiting for its batch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = notary_files, check_for_backend(Sqlite, Pg))]
 pub struct PendingFile {
+    #[diesel(deserialize_as = Parsed<StoredFileId>)]
     pub id: StoredFileId,
     pub sha256: String,
 }
 
-const FILE_COLUMNS: &str = "f.id, f.organization_id, f.owner_type, f.owner_id, f.name, f.sha256, \
-     f.size_bytes, f.content, f.leaf_index, f.created_at, f.updated_at, f.version, \
-     (SELECT h.signed_at FROM notary_tree_heads h WHERE h.tree_size > f.leaf_index \
-      ORDER BY h.tree_size LIMIT 1) AS notarized_at";
+/// When the first tree head that holds a file was signed (a correlated
+/// subquery, which diesel's DSL does not say).
+fn notarized_at() -> SqlLiteral<Nullable<BigInt>> {
+    sql("(SELECT h.signed_at FROM notary_tree_heads h \
+         WHERE h.tree_size > notary_files.leaf_index ORDER BY h.tree_size LIMIT 1)")
+}
 
-fn file_from_row(r: &AnyRow) -> Result<StoredFile> {
-    let notarized_at: Option<i64> = col(r, "notarized_at")?;
+/// A stored file's row: its content state still text.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = notary_files, check_for_backend(Sqlite, Pg))]
+struct FileRow {
+    #[diesel(deserialize_as = Parsed<StoredFileId>)]
+    id: StoredFileId,
+    #[diesel(deserialize_as = Parsed<OrganizationId>)]
+    organization_id: OrganizationId,
+    owner_type: String,
+    owner_id: String,
+    name: String,
+    sha256: String,
+    size_bytes: Option<i64>,
+    content: String,
+    leaf_index: Option<i64>,
+    #[diesel(
+        select_expression = notarized_at(),
+        select_expression_type = SqlLiteral<Nullable<BigInt>>,
+        deserialize_as = MaybeMicros
+    )]
+    notarized_at: Option<DateTime<Utc>>,
+    #[diesel(deserialize_as = Micros)]
+    created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+fn stored_file(r: FileRow) -> Result<StoredFile> {
     Ok(StoredFile {
-        id: col_id(r, "id")?,
-        organization_id: col_id(r, "organization_id")?,
-        owner_type: col(r, "owner_type")?,
-        owner_id: col(r, "owner_id")?,
-        name: col(r, "name")?,
-        sha256: col(r, "sha256")?,
-        size_bytes: col(r, "size_bytes")?,
-        content: Content::parse(&col::<String>(r, "content")?)?,
-        leaf_index: col(r, "leaf_index")?,
-        notarized_at: notarized_at.map(from_micros),
-        created_at: col_time(r, "created_at")?,
-        updated_at: col_time(r, "updated_at")?,
-        version: col(r, "version")?,
+        id: r.id,
+        organization_id: r.organization_id,
+        owner_type: r.owner_type,
+        owner_id: r.owner_id,
+        name: r.name,
+        sha256: r.sha256,
+        size_bytes: r.size_bytes,
+        content: Content::parse(&r.content)?,
+        leaf_index: r.leaf_index,
+        notarized_at: r.notarized_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        version: r.version,
     })
 }
 
-const HEAD_COLUMNS: &str =
-    "tree_size, root_hash, signed_at, key_id, signature, previous_size, consistency_proof";
+/// A tree head's row: its consistency proof still JSON.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = notary_tree_heads, check_for_backend(Sqlite, Pg))]
+struct HeadRow {
+    tree_size: i64,
+    root_hash: String,
+    #[diesel(deserialize_as = Micros)]
+    signed_at: DateTime<Utc>,
+    key_id: String,
+    signature: String,
+    previous_size: i64,
+    consistency_proof: String,
+}
 
-fn head_from_row(r: &AnyRow) -> Result<TreeHead> {
-    let proof: String = col(r, "consistency_proof")?;
+fn tree_head(r: HeadRow) -> Result<TreeHead> {
     Ok(TreeHead {
-        tree_size: col(r, "tree_size")?,
-        root_hash: col(r, "root_hash")?,
-        signed_at: col_time(r, "signed_at")?,
-        key_id: col(r, "key_id")?,
-        signature: col(r, "signature")?,
-        previous_size: col(r, "previous_size")?,
-        consistency_proof: serde_json::from_str(&proof)
+        tree_size: r.tree_size,
+        root_hash: r.root_hash,
+        signed_at: r.signed_at,
+        key_id: r.key_id,
+        signature: r.signature,
+        previous_size: r.previous_size,
+        consistency_proof: serde_json::from_str(&r.consistency_proof)
             .map_err(|e| Error::internal(format!("corrupt consistency proof: {e}")))?,
     })
 }
 
-/// The newest tree head, read through a pool or inside a transaction.
-async fn latest_head<'e, E>(executor: E) -> Result<Option<TreeHead>>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let row = sqlx::query(&format!(
-        "SELECT {HEAD_COLUMNS} FROM notary_tree_heads ORDER BY tree_size DESC LIMIT 1"
-    ))
-    .fetch_optional(executor)
-    .await
-    .map_err(db_error)?;
-    row.as_ref().map(head_from_row).transpose()
+/// The newest tree head's size, if any.
+async fn latest_size(c: &mut Conn) -> Result<Option<i64>> {
+    run!(
+        c,
+        get_result,
+        notary_tree_heads::table.select(diesel::dsl::max(notary_tree_heads::tree_size))
+    )
+    .map_err(db_error)
 }
 
 impl Store {
     pub async fn insert_stored_file(&self, new: &NewStoredFile) -> Result<StoredFile> {
-        sqlx::query(
-            "INSERT INTO notary_files (id, organization_id, owner_type, owner_id, name, sha256, \
-             size_bytes, content, leaf_index, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $9, 1)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.organization_id.to_string())
-        .bind(new.owner_type)
-        .bind(&new.owner_id)
-        .bind(&new.name)
-        .bind(&new.sha256)
-        .bind(new.size_bytes)
-        .bind(new.content.as_str())
-        .bind(to_micros(new.now))
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(StoredFile {
+        let made = StoredFile {
             id: new.id,
             organization_id: new.organization_id,
             owner_type: new.owner_type.to_owned(),
@@ -199,31 +228,64 @@ impl Store {
             created_at: new.now,
             updated_at: new.now,
             version: 1,
-        })
+        };
+        let row = made.clone();
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::insert_into(notary_files::table).values((
+                    notary_files::id.eq(row.id.to_string()),
+                    notary_files::organization_id.eq(row.organization_id.to_string()),
+                    notary_files::owner_type.eq(&row.owner_type),
+                    notary_files::owner_id.eq(&row.owner_id),
+                    notary_files::name.eq(&row.name),
+                    notary_files::sha256.eq(&row.sha256),
+                    notary_files::size_bytes.eq(row.size_bytes),
+                    notary_files::content.eq(row.content.as_str()),
+                    notary_files::created_at.eq(to_micros(row.created_at)),
+                    notary_files::updated_at.eq(to_micros(row.updated_at)),
+                    notary_files::version.eq(row.version),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
+        .await?;
+        Ok(made)
     }
 
     pub async fn stored_file(&self, id: StoredFileId) -> Result<Option<StoredFile>> {
-        let row = sqlx::query(&format!(
-            "SELECT {FILE_COLUMNS} FROM notary_files f WHERE f.id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(file_from_row).transpose()
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            first,
+            notary_files::table
+                .find(id.to_string())
+                .select(FileRow::as_select())
+        )
+        .optional()
+        .map_err(db_error)?
+        .map(stored_file)
+        .transpose()
     }
 
     /// The first notarized stored file with this content, whosever it is.
     pub async fn first_notarized(&self, sha256: &str) -> Result<Option<StoredFile>> {
-        let row = sqlx::query(&format!(
-            "SELECT {FILE_COLUMNS} FROM notary_files f WHERE f.sha256 = $1 \
-             AND f.leaf_index IS NOT NULL ORDER BY f.leaf_index LIMIT 1"
-        ))
-        .bind(sha256)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(file_from_row).transpose()
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            first,
+            notary_files::table
+                .select(FileRow::as_select())
+                .filter(notary_files::sha256.eq(sha256))
+                .filter(notary_files::leaf_index.is_not_null())
+                .order(notary_files::leaf_index)
+        )
+        .optional()
+        .map_err(db_error)?
+        .map(stored_file)
+        .transpose()
     }
 
     /// An organization's stored files by id, filtered.
@@ -233,69 +295,113 @@ impl Store {
         filter: &StoredFileFilter,
         page: &PageRequest,
     ) -> Result<Page<StoredFile>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {FILE_COLUMNS} FROM notary_files f WHERE f.organization_id = $1 \
-             AND ($2 IS NULL OR f.sha256 = $2) AND ($3 IS NULL OR f.name = $3) \
-             AND ($4 IS NULL OR f.id > $4) ORDER BY f.id LIMIT $5"
-        ))
-        .bind(org.to_string())
-        .bind(filter.sha256.clone())
-        .bind(filter.name.clone())
-        .bind(page.after.clone())
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.read)
-        .await
+        // A filter that is not given holds for every file (`OR true`);
+        // every id is after the empty text.
+        let (any_sha256, any_name) = (filter.sha256.is_none(), filter.name.is_none());
+        let sha256 = filter.sha256.clone().unwrap_or_default();
+        let name = filter.name.clone().unwrap_or_default();
+        let after = page.after.clone().unwrap_or_default();
+        let mut c = self.door.reader().await?;
+        let rows = run!(
+            c,
+            load,
+            notary_files::table
+                .select(FileRow::as_select())
+                .filter(notary_files::organization_id.eq(org.to_string()))
+                .filter(
+                    notary_files::sha256
+                        .eq(&sha256)
+                        .or(any_sha256.into_sql::<Bool>())
+                )
+                .filter(notary_files::name.eq(&name).or(any_name.into_sql::<Bool>()))
+                .filter(notary_files::id.gt(&after))
+                .order(notary_files::id)
+                .limit(i64::from(page.limit) + 1)
+        )
         .map_err(db_error)?;
-        let items = rows.iter().map(file_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .into_iter()
+            .map(stored_file)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, page.limit, |f| f.id.to_string()))
     }
 
     /// Marks a stored file's content removed; false when it had none.
     pub async fn mark_content_deleted(&self, id: StoredFileId, now: DateTime<Utc>) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE notary_files SET content = 'deleted', updated_at = $1, version = version + 1 \
-             WHERE id = $2 AND content = 'stored'",
-        )
-        .bind(to_micros(now))
-        .bind(id.to_string())
-        .execute(&self.write)
+        self.write(job!(|c| {
+            let changed = run!(
+                c,
+                execute,
+                diesel::update(
+                    notary_files::table
+                        .find(id.to_string())
+                        .filter(notary_files::content.eq(Content::Stored.as_str()))
+                )
+                .set((
+                    notary_files::content.eq(Content::Deleted.as_str()),
+                    notary_files::updated_at.eq(to_micros(now)),
+                    notary_files::version.eq(notary_files::version + 1),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(changed == 1)
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// The ids of every stored file whose content is kept (to find files
     /// on disk that no record names).
     pub async fn stored_content_ids(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT id FROM notary_files WHERE content = 'stored'")
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_error)
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            load,
+            notary_files::table
+                .select(notary_files::id)
+                .filter(notary_files::content.eq(Content::Stored.as_str()))
+        )
+        .map_err(db_error)
     }
 
     pub async fn latest_tree_head(&self) -> Result<Option<TreeHead>> {
-        latest_head(&self.read).await
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            first,
+            notary_tree_heads::table
+                .select(HeadRow::as_select())
+                .order(notary_tree_heads::tree_size.desc())
+        )
+        .optional()
+        .map_err(db_error)?
+        .map(tree_head)
+        .transpose()
     }
 
     /// Every tree head by size, oldest first.
     pub async fn list_tree_heads(&self, page: &PageRequest) -> Result<Page<TreeHead>> {
-        let after: Option<i64> = match &page.after {
-            Some(a) => Some(
-                a.parse()
-                    .map_err(|_| Error::invalid("pageToken", "is not a page of tree heads"))?,
-            ),
-            None => None,
+        // Every size is above the least integer.
+        let after: i64 = match &page.after {
+            Some(a) => a
+                .parse()
+                .map_err(|_| Error::invalid("pageToken", "is not a page of tree heads"))?,
+            None => i64::MIN,
         };
-        let rows = sqlx::query(&format!(
-            "SELECT {HEAD_COLUMNS} FROM notary_tree_heads WHERE ($1 IS NULL OR tree_size > $1) \
-             ORDER BY tree_size LIMIT $2"
-        ))
-        .bind(after)
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.read)
-        .await
+        let mut c = self.door.reader().await?;
+        let rows = run!(
+            c,
+            load,
+            notary_tree_heads::table
+                .select(HeadRow::as_select())
+                .filter(notary_tree_heads::tree_size.gt(after))
+                .order(notary_tree_heads::tree_size)
+                .limit(i64::from(page.limit) + 1)
+        )
         .map_err(db_error)?;
-        let items = rows.iter().map(head_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .into_iter()
+            .map(tree_head)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, page.limit, |h| {
             h.tree_size.to_string()
         }))
@@ -303,117 +409,151 @@ impl Store {
 
     /// The hashes of the log's leaves `from..to`, in order.
     pub async fn leaf_sha256s(&self, from: i64, to: i64) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT sha256 FROM notary_files WHERE leaf_index >= $1 AND leaf_index < $2 \
-             ORDER BY leaf_index",
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            load,
+            notary_files::table
+                .select(notary_files::sha256)
+                .filter(notary_files::leaf_index.ge(from))
+                .filter(notary_files::leaf_index.lt(to))
+                .order(notary_files::leaf_index)
         )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.read)
-        .await
         .map_err(db_error)
     }
 
-    /// Notarizes up to `limit` pending files in one transaction: `seal`
-    /// gets the current head and the pending files in log order, and
-    /// returns the head that appends them; the files get their leaf
-    /// indexes and the head is stored, or nothing is. `None` when nothing
-    /// was pending. One batch at a time, on every node.
+    /// Notarizes up to `limit` pending files: `seal` gets the current head
+    /// and the pending files in log order, and returns the head that
+    /// appends them; the files get their leaf indexes and the head is
+    /// stored, in one transaction, or nothing is. `None` when nothing was
+    /// pending. One batch at a time, on every node.
+    ///
+    /// `seal` borrows its caller's state, so it cannot run inside a write
+    /// job (which the SQLite writer may run on another caller's task): it
+    /// seals what a read found, and the write, under the invariant lock,
+    /// first checks that the log has not moved on since. If it has (another
+    /// node's batch came first), nothing is written and the answer is a
+    /// 503, as `seal` itself answers a head it did not expect.
     pub async fn notarize<F>(&self, limit: i64, seal: F) -> Result<Option<TreeHead>>
     where
         F: FnOnce(Option<&TreeHead>, &[PendingFile]) -> Result<TreeHead> + Send,
     {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        lock_invariants(self, &mut tx).await?;
-        let current = latest_head(&mut *tx).await?;
-        let pending: Vec<PendingFile> = sqlx::query(
-            "SELECT id, sha256 FROM notary_files WHERE leaf_index IS NULL \
-             ORDER BY created_at, id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| {
-            Ok(PendingFile {
-                id: col_id(r, "id")?,
-                sha256: col(r, "sha256")?,
-            })
-        })
-        .collect::<Result<_>>()?;
+        let current = self.latest_tree_head().await?;
+        let pending = {
+            let mut c = self.door.reader().await?;
+            run!(
+                c,
+                load,
+                notary_files::table
+                    .select(PendingFile::as_select())
+                    .filter(notary_files::leaf_index.is_null())
+                    .order((notary_files::created_at, notary_files::id))
+                    .limit(limit)
+            )
+            .map_err(db_error)?
+        };
         if pending.is_empty() {
             return Ok(None);
         }
         let head = seal(current.as_ref(), &pending)?;
-        let first = current.as_ref().map_or(0, |h| h.tree_size);
-        let rows: Vec<_> = pending
-            .iter()
-            .enumerate()
-            .map(|(i, f)| serde_json::json!({"id": f.id.to_string(), "leaf": first + i as i64}))
-            .collect();
-        let rows = json_batch(&rows);
-        let j = self.json_rows("j", &[("id", JsonType::Text), ("leaf", JsonType::Integer)]);
-        sqlx::query(&format!(
-            "UPDATE notary_files SET leaf_index = j.leaf FROM {j} WHERE notary_files.id = j.id"
-        ))
-        .bind(&rows)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let sealed_upon = current.as_ref().map(|h| h.tree_size);
+        let first = sealed_upon.unwrap_or(0);
+        let ids: Vec<String> = pending.iter().map(|f| f.id.to_string()).collect();
+        let leaves: Vec<i64> = (first..).take(ids.len()).collect();
         let proof = serde_json::to_string(&head.consistency_proof)
             .map_err(|e| Error::internal(format!("consistency proof: {e}")))?;
-        sqlx::query(&format!(
-            "INSERT INTO notary_tree_heads ({HEAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(head.tree_size)
-        .bind(&head.root_hash)
-        .bind(to_micros(head.signed_at))
-        .bind(&head.key_id)
-        .bind(&head.signature)
-        .bind(head.previous_size)
-        .bind(proof)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        let stored = head.clone();
+        self.write(job!(|c| {
+            let moved_on = || Error::unavailable("the log moved on; the next batch catches up");
+            lock_invariants(c).await?;
+            if latest_size(c).await? != sealed_upon {
+                return Err(moved_on());
+            }
+            // PostgreSQL: the batch in one statement, from arrays. SQLite:
+            // a statement per file, which costs it no round trip.
+            let numbered = match c {
+                Conn::Pg(pg) => {
+                    let numbering = diesel::sql_query(
+                        "UPDATE notary_files SET leaf_index = j.leaf \
+                         FROM unnest($1, $2) AS j (id, leaf) \
+                         WHERE notary_files.id = j.id AND notary_files.leaf_index IS NULL",
+                    )
+                    .bind::<Array<Text>, _>(&ids)
+                    .bind::<Array<BigInt>, _>(&leaves);
+                    diesel_async::RunQueryDsl::execute(numbering, &mut **pg)
+                        .await
+                        .map_err(db_error)?
+                }
+                Conn::Sqlite(_) => {
+                    let mut numbered = 0;
+                    for (id, leaf) in ids.iter().zip(&leaves) {
+                        numbered += run!(
+                            c,
+                            execute,
+                            diesel::update(
+                                notary_files::table
+                                    .find(id)
+                                    .filter(notary_files::leaf_index.is_null())
+                            )
+                            .set(notary_files::leaf_index.eq(leaf))
+                        )
+                        .map_err(db_error)?;
+                    }
+                    numbered
+                }
+            };
+            if numbered != ids.len() {
+                return Err(moved_on());
+            }
+            run!(
+                c,
+                execute,
+                diesel::insert_into(notary_tree_heads::table).values((
+                    notary_tree_heads::tree_size.eq(stored.tree_size),
+                    notary_tree_heads::root_hash.eq(&stored.root_hash),
+                    notary_tree_heads::signed_at.eq(to_micros(stored.signed_at)),
+                    notary_tree_heads::key_id.eq(&stored.key_id),
+                    notary_tree_heads::signature.eq(&stored.signature),
+                    notary_tree_heads::previous_size.eq(stored.previous_size),
+                    notary_tree_heads::consistency_proof.eq(&proof),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
+        .await?;
         Ok(Some(head))
     }
 
     pub async fn notary_keys(&self) -> Result<Vec<NotaryKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, algorithm, public_key, private_key, created_at FROM notary_keys \
-             ORDER BY created_at, id",
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            load,
+            notary_keys::table
+                .select(NotaryKeyRecord::as_select())
+                .order((notary_keys::created_at, notary_keys::id))
         )
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(NotaryKeyRecord {
-                    id: col(r, "id")?,
-                    algorithm: col(r, "algorithm")?,
-                    public_key: col(r, "public_key")?,
-                    private_key: col(r, "private_key")?,
-                    created_at: col_time(r, "created_at")?,
-                })
-            })
-            .collect()
+        .map_err(db_error)
     }
 
     pub async fn insert_notary_key(&self, key: &NotaryKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO notary_keys (id, algorithm, public_key, private_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&key.id)
-        .bind(&key.algorithm)
-        .bind(&key.public_key)
-        .bind(&key.private_key)
-        .bind(to_micros(key.created_at))
-        .execute(&self.write)
+        let key = key.clone();
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::insert_into(notary_keys::table).values((
+                    notary_keys::id.eq(&key.id),
+                    notary_keys::algorithm.eq(&key.algorithm),
+                    notary_keys::public_key.eq(&key.public_key),
+                    notary_keys::private_key.eq(&key.private_key),
+                    notary_keys::created_at.eq(to_micros(key.created_at)),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 }

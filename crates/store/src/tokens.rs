@@ -1,68 +1,71 @@
 //! The token service's state: signing keys, refresh tokens and revoked
 //! access tokens.
 
-use crate::db::{col, col_id, col_opt_id, col_time, db_error, lock_invariants};
-use crate::Backend;
+use crate::door::{db_error, job, lock_invariants, run, Conn};
+use crate::tables::{refresh_tokens, revoked_tokens, signing_keys};
 use crate::{RefreshOutcome, RefreshSpend, RefreshToken, RevokedToken, Store, StoredSigningKey};
 use chrono::{DateTime, Utc};
-use nephele_common::clock::{from_micros, to_micros};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use nephele_common::clock::to_micros;
 use nephele_common::ids::{ClientId, RefreshTokenId, SigningKeyId};
 use nephele_common::Result;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
-const KEY_COLUMNS: &str =
-    "id, purpose, algorithm, sealed_key, public_jwk, created_at, retired_at, expires_at";
+/// Spends a refresh token: `$1` now, `$2` its hash, `$3` the client
+/// presenting it. A token of an older session generation is dead: it was
+/// rotated while the user's sessions ended, after they deleted the rest.
+/// (The generation is a correlated subquery, which diesel's DSL does not
+/// say.)
+const SPEND: &str = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
+     AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+     AND (client_id = $3 OR (client_id IS NULL AND $3 IS NULL)) \
+     AND (user_id IS NULL OR session_generation = (SELECT u.session_generation \
+     FROM users u WHERE u.id = refresh_tokens.user_id)) \
+     RETURNING id, family_id, user_id, organization_id, client_id, scope, session_generation";
 
-fn key_from_row(r: &AnyRow) -> Result<StoredSigningKey> {
-    Ok(StoredSigningKey {
-        id: col_id(r, "id")?,
-        purpose: col(r, "purpose")?,
-        algorithm: col(r, "algorithm")?,
-        sealed_key: col(r, "sealed_key")?,
-        public_jwk: col(r, "public_jwk")?,
-        created_at: col_time(r, "created_at")?,
-        retired_at: col::<Option<i64>>(r, "retired_at")?.map(from_micros),
-        expires_at: col::<Option<i64>>(r, "expires_at")?.map(from_micros),
-    })
+/// What [`SPEND`] returns of the spent token: what its successor inherits.
+#[derive(QueryableByName)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Spent {
+    id: String,
+    family_id: String,
+    user_id: Option<String>,
+    organization_id: String,
+    client_id: Option<String>,
+    scope: String,
+    session_generation: i64,
 }
 
-/// The columns a refresh token is inserted with.
-const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, \
-                              user_id, organization_id, client_id, scope, session_generation, \
-                              created_at, expires_at, used_at, revoked_at)";
-
-const REFRESH_COLUMNS: &str = "id, family_id, user_id, organization_id, client_id, scope, \
-                               session_generation, created_at, expires_at, used_at, revoked_at";
-
-fn refresh_from_row(r: &AnyRow) -> Result<RefreshToken> {
-    Ok(RefreshToken {
-        id: col_id(r, "id")?,
-        family_id: col_id(r, "family_id")?,
-        user_id: col_opt_id(r, "user_id")?,
-        organization_id: col_id(r, "organization_id")?,
-        client_id: col_opt_id(r, "client_id")?,
-        scope: col(r, "scope")?,
-        session_generation: col(r, "session_generation")?,
-        created_at: col_time(r, "created_at")?,
-        expires_at: col_time(r, "expires_at")?,
-        used_at: col::<Option<i64>>(r, "used_at")?.map(from_micros),
-        revoked_at: col::<Option<i64>>(r, "revoked_at")?.map(from_micros),
-    })
+/// [`SPEND`] and its successor's insert in one statement, for PostgreSQL:
+/// `$4` the successor's id, `$5` its hash, `$6` its expiry.
+fn spend_and_insert() -> String {
+    format!(
+        "WITH spent AS ({SPEND}) INSERT INTO refresh_tokens (id, family_id, parent_id, \
+         token_hash, user_id, organization_id, client_id, scope, session_generation, created_at, \
+         expires_at, used_at, revoked_at) SELECT $4, family_id, id, $5, user_id, \
+         organization_id, client_id, scope, session_generation, $1, $6, NULL, NULL FROM spent \
+         RETURNING id, family_id, user_id, organization_id, client_id, scope, \
+         session_generation, created_at, expires_at, used_at, revoked_at"
+    )
 }
 
 impl Store {
     /// Every key that may still verify a live token, oldest first.
     pub async fn live_signing_keys(&self, now: DateTime<Utc>) -> Result<Vec<StoredSigningKey>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE expires_at IS NULL OR expires_at > $1 \
-             ORDER BY created_at, id"
-        ))
-        .bind(to_micros(now))
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(key_from_row).collect()
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            load,
+            signing_keys::table
+                .select(StoredSigningKey::as_select())
+                .filter(
+                    signing_keys::expires_at
+                        .is_null()
+                        .or(signing_keys::expires_at.gt(to_micros(now)))
+                )
+                .order((signing_keys::created_at, signing_keys::id))
+        )
+        .map_err(db_error)
     }
 
     /// Makes `new` the current key of its purpose, retiring `current`
@@ -74,69 +77,87 @@ impl Store {
         new: &StoredSigningKey,
         current_expires_at: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        lock_invariants(self, &mut tx).await?;
-        let active: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM signing_keys WHERE purpose = $1 AND retired_at IS NULL",
-        )
-        .bind(&new.purpose)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let expected: Vec<String> = current.iter().map(|id| id.to_string()).collect();
-        if active != expected {
-            return Ok(false);
-        }
-        if let Some(current) = current {
-            sqlx::query("UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE id = $1")
-                .bind(current.to_string())
-                .bind(to_micros(new.created_at))
-                .bind(to_micros(current_expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        sqlx::query(
-            "INSERT INTO signing_keys (id, purpose, algorithm, sealed_key, public_jwk, created_at, \
-             retired_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)",
-        )
-        .bind(new.id.to_string())
-        .bind(&new.purpose)
-        .bind(&new.algorithm)
-        .bind(&new.sealed_key)
-        .bind(&new.public_jwk)
-        .bind(to_micros(new.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        sqlx::query("DELETE FROM signing_keys WHERE expires_at IS NOT NULL AND expires_at <= $1")
-            .bind(to_micros(new.created_at))
-            .execute(&mut *tx)
-            .await
+        let new = new.clone();
+        self.write(job!(|c| {
+            lock_invariants(c).await?;
+            let active: Vec<String> = run!(
+                c,
+                load,
+                signing_keys::table
+                    .select(signing_keys::id)
+                    .filter(signing_keys::purpose.eq(&new.purpose))
+                    .filter(signing_keys::retired_at.is_null())
+            )
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
+            let expected: Vec<String> = current.iter().map(|id| id.to_string()).collect();
+            if active != expected {
+                return Ok(false);
+            }
+            let created_at = to_micros(new.created_at);
+            if let Some(current) = current {
+                run!(
+                    c,
+                    execute,
+                    diesel::update(signing_keys::table.find(current.to_string())).set((
+                        signing_keys::retired_at.eq(created_at),
+                        signing_keys::expires_at.eq(to_micros(current_expires_at)),
+                    ))
+                )
+                .map_err(db_error)?;
+            }
+            run!(
+                c,
+                execute,
+                diesel::insert_into(signing_keys::table).values((
+                    signing_keys::id.eq(new.id.to_string()),
+                    signing_keys::purpose.eq(&new.purpose),
+                    signing_keys::algorithm.eq(&new.algorithm),
+                    signing_keys::sealed_key.eq(&new.sealed_key),
+                    signing_keys::public_jwk.eq(&new.public_jwk),
+                    signing_keys::created_at.eq(created_at),
+                ))
+            )
+            .map_err(db_error)?;
+            run!(
+                c,
+                execute,
+                diesel::delete(
+                    signing_keys::table
+                        .filter(signing_keys::expires_at.is_not_null())
+                        .filter(signing_keys::expires_at.le(created_at))
+                )
+            )
+            .map_err(db_error)?;
+            Ok(true)
+        }))
+        .await
     }
 
     /// Stores the first refresh token of a new family.
     pub async fn create_refresh_token(&self, token: &RefreshToken, hash: &str) -> Result<()> {
-        sqlx::query(&format!(
-            "{REFRESH_INSERT} VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)"
-        ))
-        .bind(token.id.to_string())
-        .bind(token.family_id.to_string())
-        .bind(hash)
-        .bind(token.user_id.map(|u| u.to_string()))
-        .bind(token.organization_id.to_string())
-        .bind(token.client_id.map(|c| c.to_string()))
-        .bind(&token.scope)
-        .bind(token.session_generation)
-        .bind(to_micros(token.created_at))
-        .bind(to_micros(token.expires_at))
-        .execute(&self.write)
+        let token = token.clone();
+        let hash = hash.to_owned();
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::insert_into(refresh_tokens::table).values((
+                    refresh_tokens::id.eq(token.id.to_string()),
+                    refresh_tokens::family_id.eq(token.family_id.to_string()),
+                    refresh_tokens::token_hash.eq(&hash),
+                    refresh_tokens::user_id.eq(token.user_id.map(|u| u.to_string())),
+                    refresh_tokens::organization_id.eq(token.organization_id.to_string()),
+                    refresh_tokens::client_id.eq(token.client_id.map(|c| c.to_string())),
+                    refresh_tokens::scope.eq(&token.scope),
+                    refresh_tokens::session_generation.eq(token.session_generation),
+                    refresh_tokens::created_at.eq(to_micros(token.created_at)),
+                    refresh_tokens::expires_at.eq(to_micros(token.expires_at)),
+                ))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     /// Spends refresh tokens and stores their successors, in one
@@ -154,76 +175,70 @@ impl Store {
         &self,
         batch: &[RefreshSpend],
     ) -> Result<Vec<Option<RefreshToken>>> {
-        // A token of an older session generation is dead: it was rotated
-        // while the user's sessions ended, after they deleted the rest.
-        let spend_sql = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
-                     AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-                     AND (client_id = $3 OR (client_id IS NULL AND $3 IS NULL)) \
-                     AND (user_id IS NULL OR session_generation = (SELECT u.session_generation \
-                     FROM users u WHERE u.id = refresh_tokens.user_id)) \
-                     RETURNING id, family_id, user_id, organization_id, client_id, scope, \
-                     session_generation";
-        let postgres = self.backend() == Backend::Postgres;
-        let insert = if postgres {
-            format!(
-                "WITH spent AS ({spend_sql}) {REFRESH_INSERT} SELECT $4, family_id, id, $5, \
-                 user_id, organization_id, client_id, scope, session_generation, $1, $6, NULL, \
-                 NULL FROM spent RETURNING {REFRESH_COLUMNS}"
-            )
-        } else {
-            format!(
-                "{REFRESH_INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, \
-                 NULL) RETURNING {REFRESH_COLUMNS}"
-            )
-        };
-        let mut tx = self.write.begin().await.map_err(db_error)?;
-        let mut successors = Vec::with_capacity(batch.len());
-        for spend in batch {
-            if postgres {
-                let row = sqlx::query(&insert)
-                    .bind(to_micros(spend.now))
-                    .bind(&spend.hash)
-                    .bind(spend.client.map(|c| c.to_string()))
-                    .bind(spend.next_id.to_string())
-                    .bind(&spend.next_hash)
-                    .bind(to_micros(spend.next_expires))
-                    .fetch_optional(&mut *tx)
-                    .await
+        let batch = batch.to_vec();
+        self.write(job!(|c| {
+            let postgres = matches!(c, Conn::Pg(_));
+            let both = spend_and_insert();
+            let mut successors = Vec::with_capacity(batch.len());
+            for spend in batch {
+                let now = to_micros(spend.now);
+                let client = spend.client.map(|c| c.to_string());
+                if postgres {
+                    let next = run!(
+                        c,
+                        get_result,
+                        diesel::sql_query(&both)
+                            .bind::<BigInt, _>(now)
+                            .bind::<Text, _>(&spend.hash)
+                            .bind::<Nullable<Text>, _>(&client)
+                            .bind::<Text, _>(spend.next_id.to_string())
+                            .bind::<Text, _>(&spend.next_hash)
+                            .bind::<BigInt, _>(to_micros(spend.next_expires))
+                    )
+                    .optional()
                     .map_err(db_error)?;
-                successors.push(row.as_ref().map(refresh_from_row).transpose()?);
-                continue;
+                    successors.push(next);
+                    continue;
+                }
+                let spent: Option<Spent> = run!(
+                    c,
+                    get_result,
+                    diesel::sql_query(SPEND)
+                        .bind::<BigInt, _>(now)
+                        .bind::<Text, _>(&spend.hash)
+                        .bind::<Nullable<Text>, _>(&client)
+                )
+                .optional()
+                .map_err(db_error)?;
+                let Some(parent) = spent else {
+                    successors.push(None);
+                    continue;
+                };
+                let next = run!(
+                    c,
+                    get_result,
+                    diesel::insert_into(refresh_tokens::table)
+                        .values((
+                            refresh_tokens::id.eq(spend.next_id.to_string()),
+                            refresh_tokens::family_id.eq(&parent.family_id),
+                            refresh_tokens::parent_id.eq(&parent.id),
+                            refresh_tokens::token_hash.eq(&spend.next_hash),
+                            refresh_tokens::user_id.eq(&parent.user_id),
+                            refresh_tokens::organization_id.eq(&parent.organization_id),
+                            refresh_tokens::client_id.eq(&parent.client_id),
+                            refresh_tokens::scope.eq(&parent.scope),
+                            refresh_tokens::session_generation.eq(parent.session_generation),
+                            refresh_tokens::created_at.eq(now),
+                            refresh_tokens::expires_at.eq(to_micros(spend.next_expires)),
+                        ))
+                        .returning(RefreshToken::as_returning())
+                )
+                .map_err(db_error)?;
+                successors.push(Some(next));
             }
-            let spent = sqlx::query(spend_sql)
-                .bind(to_micros(spend.now))
-                .bind(&spend.hash)
-                .bind(spend.client.map(|c| c.to_string()))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            let Some(parent) = spent else {
-                successors.push(None);
-                continue;
-            };
-            let text = |i: usize| parent.try_get::<Option<String>, _>(i).map_err(db_error);
-            let row = sqlx::query(&insert)
-                .bind(spend.next_id.to_string())
-                .bind(text(1)?)
-                .bind(text(0)?)
-                .bind(&spend.next_hash)
-                .bind(text(2)?)
-                .bind(text(3)?)
-                .bind(text(4)?)
-                .bind(text(5)?)
-                .bind(parent.try_get::<i64, _>(6).map_err(db_error)?)
-                .bind(to_micros(spend.now))
-                .bind(to_micros(spend.next_expires))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            successors.push(Some(refresh_from_row(&row)?));
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(successors)
+            Ok(successors)
+        }))
+        .await
     }
 
     /// Why a refresh token did not spend: unknown or dead (`Invalid`),
@@ -249,14 +264,16 @@ impl Store {
     }
 
     pub async fn refresh_token_by_hash(&self, hash: &str) -> Result<Option<RefreshToken>> {
-        let row = sqlx::query(&format!(
-            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(refresh_from_row).transpose()
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            first,
+            refresh_tokens::table
+                .select(RefreshToken::as_select())
+                .filter(refresh_tokens::token_hash.eq(hash))
+        )
+        .optional()
+        .map_err(db_error)
     }
 
     /// Revokes every refresh token of a family.
@@ -265,15 +282,21 @@ impl Store {
         family: RefreshTokenId,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(family.to_string())
-        .bind(to_micros(now))
-        .execute(&self.write)
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::family_id.eq(family.to_string()))
+                        .filter(refresh_tokens::revoked_at.is_null())
+                )
+                .set(refresh_tokens::revoked_at.eq(to_micros(now)))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     /// Records an access token's revocation (once; repeating it is a no-op).
@@ -283,17 +306,24 @@ impl Store {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(to_micros(expires_at))
-        .bind(to_micros(now))
-        .execute(&self.write)
+        let jti = jti.to_owned();
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::insert_into(revoked_tokens::table)
+                    .values((
+                        revoked_tokens::jti.eq(&jti),
+                        revoked_tokens::expires_at.eq(to_micros(expires_at)),
+                        revoked_tokens::revoked_at.eq(to_micros(now)),
+                    ))
+                    .on_conflict(revoked_tokens::jti)
+                    .do_nothing()
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     /// Access tokens revoked at or after `since` that have not expired.
@@ -302,40 +332,38 @@ impl Store {
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<RevokedToken>> {
-        let rows = sqlx::query(
-            "SELECT jti, expires_at, revoked_at FROM revoked_tokens \
-             WHERE revoked_at >= $1 AND expires_at > $2",
+        let mut c = self.door.reader().await?;
+        run!(
+            c,
+            load,
+            revoked_tokens::table
+                .select(RevokedToken::as_select())
+                .filter(revoked_tokens::revoked_at.ge(to_micros(since)))
+                .filter(revoked_tokens::expires_at.gt(to_micros(now)))
         )
-        .bind(to_micros(since))
-        .bind(to_micros(now))
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(RevokedToken {
-                    jti: col(r, "jti")?,
-                    expires_at: col_time(r, "expires_at")?,
-                    revoked_at: col_time(r, "revoked_at")?,
-                })
-            })
-            .collect()
+        .map_err(db_error)
     }
 
     /// Forgets what can no longer matter: revocations of expired access
     /// tokens and expired refresh tokens.
     pub async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<()> {
-        for sql in [
-            "DELETE FROM revoked_tokens WHERE expires_at <= $1",
-            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
-        ] {
-            sqlx::query(sql)
-                .bind(to_micros(now))
-                .execute(&self.write)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
+        let now = to_micros(now);
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.le(now)))
+            )
+            .map_err(db_error)?;
+            run!(
+                c,
+                execute,
+                diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
+        .await
     }
 
     /// Revokes every refresh token a client holds (its secret was reset or
@@ -345,14 +373,20 @@ impl Store {
         client: ClientId,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(client.to_string())
-        .bind(to_micros(now))
-        .execute(&self.write)
+        self.write(job!(|c| {
+            run!(
+                c,
+                execute,
+                diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::client_id.eq(client.to_string()))
+                        .filter(refresh_tokens::revoked_at.is_null())
+                )
+                .set(refresh_tokens::revoked_at.eq(to_micros(now)))
+            )
+            .map_err(db_error)?;
+            Ok(())
+        }))
         .await
-        .map_err(db_error)?;
-        Ok(())
     }
 }
