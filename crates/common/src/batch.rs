@@ -3,53 +3,8 @@
 //! each. Each submitter waits for its own item's result.
 
 use crate::{Error, Result};
-use std::any::Any;
-use std::cell::RefCell;
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
-
-tokio::task_local! {
-    /// What a batch's write holds until the batch's submitters have their
-    /// answers (see [`hold_until_answered`]).
-    static HELD: RefCell<Option<Box<dyn Any + Send>>>;
-}
-
-/// Inside a batch's write: keeps `value` (the lock of a shared writer,
-/// say) until the batch's answers are sent, and gives back `None`.
-/// Elsewhere gives `value` back, to be dropped as usual.
-///
-/// An answer wakes its submitter, and Tokio runs the task woken last
-/// first: a lock let go before the answers would wake the next writer
-/// first, which would then wait behind every submitter woken after it.
-/// The write must not wait for what `value` guards once it holds it: a
-/// second transaction of the batch takes it back with [`take_held`].
-pub fn hold_until_answered<T: Send + 'static>(value: T) -> Option<T> {
-    let mut value = Some(value);
-    let _ = HELD.try_with(|held| {
-        let mut held = held.borrow_mut();
-        if held.is_none() {
-            *held = value.take().map(|v| Box::new(v) as Box<dyn Any + Send>);
-        }
-    });
-    value
-}
-
-/// Takes back what this batch's write holds ([`hold_until_answered`]),
-/// if it is a `T`: a second transaction of the same batch reuses it.
-pub fn take_held<T: Send + 'static>() -> Option<T> {
-    HELD.try_with(|held| {
-        let mut held = held.borrow_mut();
-        match held.take()?.downcast::<T>() {
-            Ok(value) => Some(*value),
-            Err(other) => {
-                *held = Some(other);
-                None
-            }
-        }
-    })
-    .ok()
-    .flatten()
-}
 
 type Pending<T, R> = (T, oneshot::Sender<Result<R>>);
 
@@ -78,7 +33,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         Fut: Future<Output = Result<Vec<R>>> + Send,
     {
         let (queue, mut rx) = mpsc::channel::<Pending<T, R>>(4 * max);
-        tokio::spawn(HELD.scope(RefCell::new(None), async move {
+        tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max);
             while rx.recv_many(&mut batch, max).await > 0 {
                 let (items, acks): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
@@ -102,9 +57,8 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                         }
                     }
                 }
-                drop(HELD.with(|held| held.borrow_mut().take()));
             }
-        }));
+        });
         Batcher { queue, name }
     }
 
@@ -120,47 +74,19 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
-    /// Records when it is dropped.
-    struct Marker(Arc<Mutex<Vec<&'static str>>>);
-
-    impl Drop for Marker {
-        fn drop(&mut self) {
-            self.0.lock().unwrap().push("released");
-        }
-    }
-
+    /// Items submitted at once share a write, and each gets its own answer.
     #[tokio::test]
-    async fn what_a_write_holds_is_let_go_after_it_not_before() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let writer_log = log.clone();
+    async fn items_share_a_write_and_get_their_own_answers() {
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = writes.clone();
         let batcher = Batcher::start("test", 8, move |items: Vec<u32>| {
-            let log = writer_log.clone();
-            async move {
-                assert!(hold_until_answered(Marker(log.clone())).is_none());
-                // A second transaction of the same batch takes it back
-                // (and a value of another type is not it).
-                assert!(take_held::<u32>().is_none());
-                let again = take_held::<Marker>().expect("held");
-                assert!(hold_until_answered(again).is_none());
-                log.lock().unwrap().push("written");
-                Ok(items)
-            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { Ok(items.into_iter().map(|i| i * 2).collect()) }
         });
-        assert_eq!(batcher.submit(7).await.unwrap(), 7);
-        // Let the writer task get past its answers.
-        tokio::task::yield_now().await;
-        for _ in 0..100 {
-            if log.lock().unwrap().len() == 2 {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(*log.lock().unwrap(), ["written", "released"]);
-        // Outside a batch's write nothing is held.
-        let marker = Marker(Arc::new(Mutex::new(Vec::new())));
-        assert!(hold_until_answered(marker).is_some());
-        assert!(take_held::<Marker>().is_none());
+        let answers = futures::future::join_all((0..8).map(|i| batcher.submit(i))).await;
+        let answers: Vec<u32> = answers.into_iter().map(|a| a.expect("answer")).collect();
+        assert_eq!(answers, (0..8).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(writes.load(std::sync::atomic::Ordering::SeqCst) < 8);
     }
 }

@@ -20,15 +20,6 @@ pub struct BackupArgs {
     pub database_url: Option<String>,
 }
 
-/// The file of a `sqlite://PATH?…` URL.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
 pub fn run(args: &BackupArgs) -> Result<(), Failure> {
     let url = args
         .database_url
@@ -41,7 +32,7 @@ pub fn run(args: &BackupArgs) -> Result<(), Failure> {
              keep the secret key with the dump",
         ));
     }
-    let Some(database) = sqlite_file(&url) else {
+    let Some(database) = nephele_store::sqlite_file(&url) else {
         return Err(Failure::new(
             Exit::Usage,
             format!("not a SQLite database file: {url}"),
@@ -77,23 +68,4 @@ fn private(path: &Path) -> Result<(), Failure> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Failure::new(Exit::Error, format!("{}: {e}", path.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_urls_name_their_file() {
-        assert_eq!(
-            sqlite_file("sqlite:///var/lib/nephele/nephele.db?mode=rwc"),
-            Some(PathBuf::from("/var/lib/nephele/nephele.db"))
-        );
-        assert_eq!(
-            sqlite_file("sqlite:data/n.db"),
-            Some(PathBuf::from("data/n.db"))
-        );
-        assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file("postgres://h/db"), None);
-    }
 }

@@ -46,8 +46,7 @@ enum Command {
 }
 
 fn init_tracing() {
-    let filter =
-        EnvFilter::try_from_env("NEPHELE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_env("NEPHELE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("NEPHELE_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -129,6 +129,12 @@ const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the SQLite writer waits for a lock (another process's write,
 /// or a checkpoint).
 const WRITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write-ahead log this long (32 MiB of 4 KiB pages) is restarted by
+/// [`Door::checkpoint`]; a shorter one is left to passive checkpoints.
+const WAL_RESTART_FRAMES: i64 = 8192;
+/// How long a checkpoint waits for the writer and readers to let it
+/// restart the log.
+const WAL_RESTART_WAIT: Duration = Duration::from_millis(250);
 
 /// One per store.
 #[allow(clippy::large_enum_variant)]
@@ -142,6 +148,8 @@ pub(crate) struct SqliteDoor {
     readers: Mutex<Vec<SqliteConnection>>,
     queue: Mutex<Vec<Box<dyn Pending>>>,
     writer: tokio::sync::Mutex<Conn>,
+    /// The connection of `Door::checkpoint`, opened on first use.
+    checkpointer: Mutex<Option<SqliteConnection>>,
 }
 
 impl std::fmt::Debug for Door {
@@ -188,15 +196,19 @@ impl Door {
     /// The SQLite database file at `path`, which the migrations have made.
     pub(crate) fn sqlite(path: &Path) -> Result<Door> {
         let mut writer = open_sqlite(path, WRITE_BUSY_TIMEOUT)?;
-        // The writer never checkpoints by itself (see `Store::checkpoint`).
+        // The writer never checkpoints by itself (see `Door::checkpoint`).
         writer
-            .batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
+            .batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; \
+                 PRAGMA journal_size_limit = 67108864;",
+            )
             .map_err(db_error)?;
         Ok(Door::Sqlite(SqliteDoor {
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
             queue: Mutex::new(Vec::new()),
             writer: tokio::sync::Mutex::new(Conn::Sqlite(writer)),
+            checkpointer: Mutex::new(None),
         }))
     }
 
@@ -247,11 +259,7 @@ impl Door {
 
     /// Runs `job` as one transaction: committed when it returns `Ok`,
     /// undone when it returns `Err`.
-    pub(crate) async fn write<T: Send + 'static, G>(
-        &self,
-        job: WriteJob<T>,
-        exclude: impl std::future::Future<Output = Result<G>>,
-    ) -> Result<T> {
+    pub(crate) async fn write<T: Send + 'static>(&self, job: WriteJob<T>) -> Result<T> {
         match self {
             Door::Postgres(pool) => {
                 let mut conn = Conn::Pg(pool.get().await.map_err(pool_error)?);
@@ -260,7 +268,7 @@ impl Door {
                 end(&mut conn, done.is_ok()).await.map_err(db_error)?;
                 done
             }
-            Door::Sqlite(door) => door.write(job, exclude).await,
+            Door::Sqlite(door) => door.write(job).await,
         }
     }
 
@@ -269,29 +277,90 @@ impl Door {
         match self {
             Door::Sqlite(door) => {
                 let idle = door.readers.lock().map(|r| r.len()).unwrap_or(0);
-                vec![("door-read", 0, u32::try_from(idle).unwrap_or(u32::MAX))]
+                let writing = u32::from(door.writer.try_lock().is_err());
+                vec![
+                    ("read", 0, u32::try_from(idle).unwrap_or(u32::MAX)),
+                    ("write", writing, 1 - writing),
+                ]
             }
             Door::Postgres(pool) => {
                 let status = pool.status();
                 let idle = u32::try_from(status.available).unwrap_or(0);
                 let size = u32::try_from(status.size).unwrap_or(0);
-                vec![("door", size.saturating_sub(idle), idle)]
+                vec![("pool", size.saturating_sub(idle), idle)]
             }
+        }
+    }
+
+    /// Copies SQLite's write-ahead log into the database, blocking: run
+    /// it off the async workers. The writer never checkpoints by itself:
+    /// an automatic checkpoint would stall it, and every write queued
+    /// behind it, for an fsync. So a passive checkpoint from a connection
+    /// of its own copies what it can. Under a steady stream of writes,
+    /// with readers always about, that never catches up and the log never
+    /// starts afresh: it grew by 25 MB a second, and every page lookup
+    /// slowed with it. So once the log is past [`WAL_RESTART_FRAMES`],
+    /// the writer, between two batches, copies the rest and restarts it,
+    /// waiting at most [`WAL_RESTART_WAIT`] for readers; if they do not
+    /// let it, it tries again at the next call. Nothing to do on
+    /// PostgreSQL.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        #[derive(diesel::QueryableByName)]
+        struct Checkpoint {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            log: i64,
+        }
+        let Door::Sqlite(door) = self else {
+            return Ok(());
+        };
+        let mut held = door.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = match held.take() {
+            Some(conn) => conn,
+            None => open_sqlite(&door.path, WAL_RESTART_WAIT)?,
+        };
+        let conn = held.insert(conn);
+        let passive: Checkpoint = diesel::RunQueryDsl::get_result(
+            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)"),
+            conn,
+        )
+        .map_err(db_error)?;
+        drop(held);
+        if passive.log < WAL_RESTART_FRAMES {
+            return Ok(());
+        }
+        // On the writer, between batches: a restart from elsewhere would
+        // wait for a writer that is never idle for long.
+        let mut writer = door.writer.blocking_lock();
+        let Conn::Sqlite(writer) = &mut *writer else {
+            return Ok(());
+        };
+        let restarted = writer
+            .batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA wal_checkpoint(RESTART);",
+                WAL_RESTART_WAIT.as_millis()
+            ))
+            .map_err(db_error);
+        writer
+            .batch_execute(&format!(
+                "PRAGMA busy_timeout = {}",
+                WRITE_BUSY_TIMEOUT.as_millis()
+            ))
+            .map_err(db_error)?;
+        restarted
+    }
+
+    /// Closes the pool (PostgreSQL); SQLite's connections close as the
+    /// door is dropped.
+    pub(crate) fn close(&self) {
+        if let Door::Postgres(pool) = self {
+            pool.close();
         }
     }
 }
 
 impl SqliteDoor {
-    /// Queues `job`; runs the queue if no one else is. `exclude` keeps
-    /// out writers that do not come through this door while a batch runs.
-    async fn write<T, G>(
-        &self,
-        job: WriteJob<T>,
-        exclude: impl std::future::Future<Output = Result<G>>,
-    ) -> Result<T>
-    where
-        T: Send + 'static,
-    {
+    /// Queues `job`; runs the queue if no one else is.
+    async fn write<T: Send + 'static>(&self, job: WriteJob<T>) -> Result<T> {
         let (sender, mut answer) = tokio::sync::oneshot::channel::<Result<T>>();
         self.queue
             .lock()
@@ -306,13 +375,8 @@ impl SqliteDoor {
         if let Ok(done) = answer.try_recv() {
             return done;
         }
-        let excluded = exclude.await;
         let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        match &excluded {
-            Ok(_) => run_batch(&mut writer, jobs).await,
-            Err(e) => jobs.into_iter().for_each(|job| job.refuse(e)),
-        }
-        drop(excluded);
+        run_batch(&mut writer, jobs).await;
         drop(writer);
         answer
             .await

@@ -1,13 +1,13 @@
 //! Idempotency keys: the first response to a POST is kept for 24 h and
 //! replayed to a retry with the same key and body.
 
-use crate::door::{db_error, job, run};
+use crate::door::{db_error, job, run, Conn};
 use crate::tables::{idempotency_keys, nodes};
-use crate::write::{Arg, WriteTx};
 use crate::Store;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use nephele_common::clock::to_micros;
+use nephele_common::ids::TaskId;
 use nephele_common::Result;
 
 /// How long a key is remembered.
@@ -44,20 +44,21 @@ pub struct IdempotencyKey {
     pub key: String,
 }
 
-/// Records, inside the transaction that creates it, that the request
-/// holding `key` started `task`. (On a [`WriteTx`] until the task's
-/// creation, in `instances`, comes through the door.)
+/// Records, inside the transaction that queued it, that the request
+/// holding `key` started `task`.
 pub(crate) async fn record_task(
-    tx: &mut WriteTx,
+    c: &mut Conn,
     key: Option<&IdempotencyKey>,
-    task: &str,
+    task: TaskId,
 ) -> Result<()> {
     if let Some(k) = key {
-        tx.execute(
-            "UPDATE idempotency_keys SET task_id = $1 WHERE scope = $2 AND key = $3",
-            &[Arg::Text(task), Arg::Text(&k.scope), Arg::Text(&k.key)],
+        run!(
+            c,
+            execute,
+            diesel::update(idempotency_keys::table.find((&k.scope, &k.key)))
+                .set(idempotency_keys::task_id.eq(task.to_string()))
         )
-        .await?;
+        .map_err(db_error)?;
     }
     Ok(())
 }

@@ -4,8 +4,8 @@
 
 use crate::columns::{Micros, Parsed};
 use crate::door::{db_error, job, run, Conn};
-use crate::idempotency::IdempotencyKey;
-use crate::tables::{idempotency_keys, instances, quotas, tasks};
+use crate::idempotency::{record_task, IdempotencyKey};
+use crate::tables::{instances, quotas, tasks};
 use crate::tasks::{cancel_in, insert_task, new_task_row, NewTask, Task};
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -345,21 +345,6 @@ async fn refuse_while_busy(c: &mut Conn, resource_type: &str, resource: &str) ->
         Some(task) => Err(busy(resource_type, resource, &task)),
         None => Ok(()),
     }
-}
-
-/// Records, in the transaction that queued it, that the request holding
-/// `key` started `task`.
-async fn record_task(c: &mut Conn, key: Option<&IdempotencyKey>, task: TaskId) -> Result<()> {
-    if let Some(k) = key {
-        run!(
-            c,
-            execute,
-            diesel::update(idempotency_keys::table.find((&k.scope, &k.key)))
-                .set(idempotency_keys::task_id.eq(task.to_string()))
-        )
-        .map_err(db_error)?;
-    }
-    Ok(())
 }
 
 /// Reads the quotas that bind instances of `orgs` (their own and every

@@ -1,8 +1,8 @@
-//! Nephele's persistence. One [`Store`] serves both backends: it speaks
-//! portable SQL (`$N` parameters, TEXT ids, BIGINT microsecond times) through
-//! sqlx's `Any` driver, so the backend is chosen once, from the database URL,
-//! at start-up. Where the dialects must differ, the [`Backend`] says so in
-//! one place.
+//! Nephele's persistence. One [`Store`] serves both backends through one
+//! door each ([`door`]: diesel on SQLite, diesel-async on PostgreSQL),
+//! with one typed schema (`tables`, made from the migrations) and each
+//! query written once for both. Ids are TEXT, times BIGINT microseconds.
+//! The backend is chosen once, from the database URL, at start-up.
 
 pub mod api_keys;
 pub mod audit;
@@ -13,7 +13,6 @@ mod db;
 pub mod door;
 pub mod idempotency;
 pub mod instances;
-mod local;
 pub mod migrate;
 pub mod models;
 pub mod notary;
@@ -26,7 +25,6 @@ pub mod tasks;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
-mod write;
 
-pub use db::{backup_sqlite, Backend, Store, StoreOptions};
+pub use db::{backup_sqlite, sqlite_file, Backend, Store, StoreOptions};
 pub use models::*;
