@@ -72,9 +72,8 @@ struct GrantRow {
 
 /// The names of the roles each client holds, in one query.
 async fn role_names(c: &mut Conn, clients: &[String]) -> Result<HashMap<String, Vec<String>>> {
-    let mut names: HashMap<String, Vec<String>> = HashMap::new();
     if clients.is_empty() {
-        return Ok(names);
+        return Ok(HashMap::new());
     }
     let rows: Vec<(String, String)> = run!(
         c,
@@ -86,10 +85,7 @@ async fn role_names(c: &mut Conn, clients: &[String]) -> Result<HashMap<String, 
             .order(roles::name)
     )
     .map_err(db_error)?;
-    for (holder, name) in rows {
-        names.entry(holder).or_default().push(name);
-    }
-    Ok(names)
+    Ok(crate::roles::names_by_holder(rows))
 }
 
 /// Fills in the role names of clients (one query for all of them).

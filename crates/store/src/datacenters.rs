@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, run};
+use crate::door::{breaks_unique, db_error, job, refuse_while_held, run};
 use crate::tables::{datacenters, users};
 use crate::{Datacenter, NewDatacenter, Store};
 use diesel::prelude::*;
@@ -86,14 +86,13 @@ impl Store {
                     .count()
             )
             .map_err(db_error)?;
-            if held > 0 {
-                return Err(Error::wrong_state(
-                    "datacenters",
-                    id,
-                    "Cannot delete a data center that is still the home of users",
-                )
-                .with("users", held));
-            }
+            refuse_while_held(
+                "datacenters",
+                id,
+                held,
+                "users",
+                "Cannot delete a data center that is still the home of users",
+            )?;
             let deleted = run!(
                 c,
                 execute,

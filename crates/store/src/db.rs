@@ -5,12 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// PostgreSQL: the pool's connections. (SQLite opens a reader per
@@ -32,7 +26,6 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) door: Arc<Door>,
-    backend: Backend,
     access_generation: Arc<AtomicU64>,
 }
 
@@ -61,7 +54,7 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
 impl Store {
     /// Connects, applies the migrations of the backend, and returns the store.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store> {
-        let (door, backend) = if url.starts_with("sqlite:") {
+        let door = if url.starts_with("sqlite:") {
             let path = sqlite_file(url).ok_or_else(|| {
                 Error::invalid(
                     "databaseUrl",
@@ -69,11 +62,9 @@ impl Store {
                      server's connections",
                 )
             })?;
-            (Door::sqlite(&path)?, Backend::Sqlite)
+            Door::sqlite(&path)?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let door =
-                Door::postgres(url, options.max_connections.max(2), options.acquire_timeout)?;
-            (door, Backend::Postgres)
+            Door::postgres(url, options.max_connections.max(2), options.acquire_timeout)?
         } else {
             return Err(Error::invalid(
                 "databaseUrl",
@@ -82,7 +73,6 @@ impl Store {
         };
         let store = Store {
             door: Arc::new(door),
-            backend,
             access_generation: Arc::new(AtomicU64::new(0)),
         };
         store.migrate(&crate::migrate::STORE).await?;
@@ -115,10 +105,6 @@ impl Store {
         tokio::task::spawn_blocking(move || door.checkpoint())
             .await
             .map_err(|e| Error::internal(format!("checkpoint: {e}")))?
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Is the database reachable? (`/readyz`)

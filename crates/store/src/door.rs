@@ -503,6 +503,26 @@ pub(crate) async fn lock_invariants(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
+diesel::define_sql_function! {
+    /// SQL's `lower`, for names compared case-insensitively.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Refuses (409, 2012) to delete an object while `held` rows still hold
+/// on to it; the count goes into the error's context under `key`.
+pub(crate) fn refuse_while_held(
+    object_type: &str,
+    id: impl std::fmt::Display,
+    held: i64,
+    key: &str,
+    message: &str,
+) -> Result<()> {
+    if held > 0 {
+        return Err(Error::wrong_state(object_type, id, message).with(key, held));
+    }
+    Ok(())
+}
+
 /// Runs SQL text of one or more statements, without parameters (a
 /// migration, a lock).
 pub async fn execute_batch(conn: &mut Conn, sql: &str) -> Result<()> {

@@ -298,6 +298,18 @@ pub struct InstanceFilter {
     pub name: Option<String>,
 }
 
+/// What an instance's change of state sets: the state, the time, the
+/// next version.
+macro_rules! state_change {
+    ($state:expr, $at:expr) => {
+        (
+            instances::state.eq($state),
+            instances::updated_at.eq($at),
+            instances::version.eq(instances::version + 1),
+        )
+    };
+}
+
 /// The organizations with a limit among `org` and its ancestors.
 async fn limited_ancestry(c: &mut Conn, org: OrganizationId) -> Result<Vec<OrganizationId>> {
     #[derive(QueryableByName)]
@@ -432,11 +444,7 @@ async fn settle_instance(
                     .find(id.to_string())
                     .filter(instances::state.ne(state.as_str()))
             )
-            .set((
-                instances::state.eq(state.as_str()),
-                instances::updated_at.eq(to_micros(now)),
-                instances::version.eq(instances::version + 1),
-            ))
+            .set(state_change!(state.as_str(), to_micros(now)))
         ),
         None => run!(
             c,
@@ -614,11 +622,8 @@ impl Store {
                 run!(
                     c,
                     execute,
-                    diesel::update(instances::table.find(id.to_string())).set((
-                        instances::state.eq(transitional.as_str()),
-                        instances::updated_at.eq(to_micros(task.now)),
-                        instances::version.eq(instances::version + 1),
-                    ))
+                    diesel::update(instances::table.find(id.to_string()))
+                        .set(state_change!(transitional.as_str(), to_micros(task.now)))
                 )
                 .map_err(db_error)?;
                 if !insert_task(c, &task).await? {
@@ -760,11 +765,7 @@ impl Store {
                             .find(id.to_string())
                             .filter(instances::state.ne(state.as_str()))
                     )
-                    .set((
-                        instances::state.eq(state.as_str()),
-                        instances::updated_at.eq(to_micros(*now)),
-                        instances::version.eq(instances::version + 1),
-                    ))
+                    .set(state_change!(state.as_str(), to_micros(*now)))
                     .returning(Instance::as_returning())
                 )
                 .optional()
@@ -799,11 +800,7 @@ impl Store {
                         .find(id.to_string())
                         .filter(instances::state.eq(from.as_str()))
                 )
-                .set((
-                    instances::state.eq(to.as_str()),
-                    instances::updated_at.eq(to_micros(now)),
-                    instances::version.eq(instances::version + 1),
-                ))
+                .set(state_change!(to.as_str(), to_micros(now)))
             )
             .map_err(db_error)?;
             Ok(done == 1)

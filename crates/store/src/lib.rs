@@ -26,5 +26,5 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 
-pub use db::{backup_sqlite, sqlite_file, Backend, Store, StoreOptions};
+pub use db::{backup_sqlite, sqlite_file, Store, StoreOptions};
 pub use models::*;

@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, Conn};
 use crate::tables::{
     api_clients, instances, organizations, quotas, role_assignments, roles, users,
 };
@@ -11,8 +11,6 @@ use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
-
-diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
 /// `column IN` the ids of the subtree rooted at `root` (itself included).
 pub(crate) type InSubtree =
@@ -99,15 +97,6 @@ async fn check_sibling_name(
     .map_err(db_error)?;
     if taken > 0 {
         return Err(Error::name_taken("organizations", "name", name));
-    }
-    Ok(())
-}
-
-/// Refuses (409, 2012) to delete an organization while `held` rows still
-/// hold on to it; the count goes into the error's context under `key`.
-fn refuse_while_held(id: OrganizationId, held: i64, key: &str, message: &str) -> Result<()> {
-    if held > 0 {
-        return Err(Error::wrong_state("organizations", id, message).with(key, held));
     }
     Ok(())
 }
@@ -325,6 +314,7 @@ impl Store {
             )
             .map_err(db_error)?;
             refuse_while_held(
+                "organizations",
                 id,
                 held,
                 "subOrganizations",
@@ -337,6 +327,7 @@ impl Store {
             )
             .map_err(db_error)?;
             refuse_while_held(
+                "organizations",
                 id,
                 held,
                 "users",
@@ -351,6 +342,7 @@ impl Store {
             )
             .map_err(db_error)?;
             refuse_while_held(
+                "organizations",
                 id,
                 held,
                 "clients",
@@ -365,6 +357,7 @@ impl Store {
             )
             .map_err(db_error)?;
             refuse_while_held(
+                "organizations",
                 id,
                 held,
                 "instances",

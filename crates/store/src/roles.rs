@@ -1,18 +1,16 @@
 use crate::columns::{MaybeParsed, Micros, Parsed};
-use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, Conn};
 use crate::tables::{client_role_assignments, role_assignments, roles};
 use crate::{NewRole, Role, Store};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{OrganizationId, RoleId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::{Error, Precondition, Result};
-
-define_sql_function!(fn lower(x: Text) -> Text);
+use std::collections::HashMap;
 
 /// A row of `roles`; its permissions are one space-separated text.
 #[derive(Queryable, Selectable)]
@@ -98,13 +96,14 @@ async fn fetch_role(c: &mut Conn, id: RoleId) -> Result<Option<Role>> {
     .map_err(db_error)
 }
 
-/// Refuses (409) to delete a role while `held` holders still hold it;
-/// the count goes into the error's context under `key`.
-fn refuse_while_held(id: RoleId, held: i64, key: &str, message: &str) -> Result<()> {
-    if held > 0 {
-        return Err(Error::wrong_state("roles", id, message).with(key, held));
+/// Role names as `(holder, name)` rows of an assignment table joined to
+/// `roles`, each holder's in the rows' order.
+pub(crate) fn names_by_holder(rows: Vec<(String, String)>) -> HashMap<String, Vec<String>> {
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    for (holder, name) in rows {
+        names.entry(holder).or_default().push(name);
     }
-    Ok(())
+    names
 }
 
 impl Store {
@@ -261,6 +260,7 @@ impl Store {
             )
             .map_err(db_error)?;
             refuse_while_held(
+                "roles",
                 id,
                 users,
                 "users",
@@ -275,6 +275,7 @@ impl Store {
             )
             .map_err(db_error)?;
             refuse_while_held(
+                "roles",
                 id,
                 clients,
                 "clients",

@@ -171,9 +171,8 @@ async fn keep_a_root_admin(c: &mut Conn, user: &User) -> Result<()> {
 /// The names of the roles each of `users` holds, in one query (the door's
 /// version of `db::role_names`, for `role_assignments`).
 async fn role_names(c: &mut Conn, users: &[String]) -> Result<HashMap<String, Vec<String>>> {
-    let mut names: HashMap<String, Vec<String>> = HashMap::new();
     if users.is_empty() {
-        return Ok(names);
+        return Ok(HashMap::new());
     }
     let rows: Vec<(String, String)> = run!(
         c,
@@ -185,10 +184,7 @@ async fn role_names(c: &mut Conn, users: &[String]) -> Result<HashMap<String, Ve
             .select((role_assignments::user_id, roles::name))
     )
     .map_err(db_error)?;
-    for (holder, name) in rows {
-        names.entry(holder).or_default().push(name);
-    }
-    Ok(names)
+    Ok(crate::roles::names_by_holder(rows))
 }
 
 async fn with_role_names(c: &mut Conn, users: Vec<User>) -> Result<Vec<UserDetail>> {
