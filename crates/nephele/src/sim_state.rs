@@ -12,7 +12,9 @@ use nephele_common::Result;
 use nephele_drivers::sim::{SimChange, SimMachine, SimState, MIGRATIONS};
 use nephele_store::door::{db_error, Conn};
 use nephele_store::migrate::Migrations;
+use nephele_store::rows::{Bind, Id, Statement};
 use nephele_store::{job, run, Store};
+use std::collections::HashSet;
 
 diesel::table! {
     sim_machines (id) {
@@ -49,13 +51,22 @@ impl SimTables {
 
 #[async_trait]
 impl SimState for SimTables {
+    /// Changes to different machines commute, so each kind of change is
+    /// one statement for the whole batch; a machine changed twice in one
+    /// batch has its second change in a later round.
     async fn apply(&self, changes: &[(SimChange, DateTime<Utc>)]) -> Result<Vec<bool>> {
         let changes = changes.to_vec();
         self.store
             .write(job!(|c| {
-                let mut answers = Vec::with_capacity(changes.len());
-                for (change, at) in &changes {
-                    answers.push(apply(c, change, to_micros(*at)).await?);
+                let mut answers = vec![false; changes.len()];
+                let mut rest: Vec<usize> = (0..changes.len()).collect();
+                while !rest.is_empty() {
+                    let mut seen = HashSet::new();
+                    let (round, later): (Vec<usize>, Vec<usize>) = rest
+                        .into_iter()
+                        .partition(|&i| seen.insert(machine(&changes[i].0)));
+                    apply_round(c, &changes, &round, &mut answers).await?;
+                    rest = later;
                 }
                 Ok(answers)
             }))
@@ -90,112 +101,130 @@ impl SimState for SimTables {
     }
 }
 
-/// Makes one change, idempotently; its answer (see [`SimChange`]).
-async fn apply(c: &mut Conn, change: &SimChange, at: i64) -> Result<bool> {
-    use sim_machines::dsl;
+fn machine(change: &SimChange) -> InstanceId {
     match change {
-        SimChange::Create {
-            id,
-            cpu,
-            memory_mib,
-            image,
-        } => {
-            run!(
-                c,
-                execute,
-                diesel::insert_into(sim_machines::table)
-                    .values((
-                        dsl::id.eq(id.to_string()),
-                        dsl::power.eq("stopped"),
-                        dsl::cpu.eq(cpu),
-                        dsl::memory_mib.eq(memory_mib),
-                        dsl::image.eq(image),
-                        dsl::boots.eq(0),
-                        dsl::updated_at.eq(at),
-                    ))
-                    .on_conflict_do_nothing()
-            )
-            .map_err(db_error)?;
-            Ok(true)
-        }
-        SimChange::Power { id, on, sizes } => {
-            // A machine already in that power state is left as it is.
-            let want = if *on { "running" } else { "stopped" };
-            let boot = i64::from(*on);
-            let machine = || {
-                sim_machines::table
-                    .find(id.to_string())
-                    .filter(dsl::power.ne(want))
-            };
-            let changed = match sizes {
-                Some((cpu, memory_mib)) => run!(
-                    c,
-                    execute,
-                    diesel::update(machine()).set((
-                        dsl::power.eq(want),
-                        dsl::boots.eq(dsl::boots + boot),
-                        dsl::cpu.eq(cpu),
-                        dsl::memory_mib.eq(memory_mib),
-                        dsl::updated_at.eq(at),
-                    ))
-                ),
-                None => run!(
-                    c,
-                    execute,
-                    diesel::update(machine()).set((
-                        dsl::power.eq(want),
-                        dsl::boots.eq(dsl::boots + boot),
-                        dsl::updated_at.eq(at),
-                    ))
-                ),
-            }
-            .map_err(db_error)?;
-            Ok(changed > 0 || exists(c, *id, None).await?)
-        }
-        SimChange::Reboot { id, task } => {
-            // Counted once per task.
-            let task = task.to_string();
-            let changed = run!(
-                c,
-                execute,
-                diesel::update(
-                    sim_machines::table
-                        .find(id.to_string())
-                        .filter(dsl::power.eq("running"))
-                        .filter(dsl::last_task.is_null().or(dsl::last_task.ne(&task)))
-                )
-                .set((
-                    dsl::boots.eq(dsl::boots + 1),
-                    dsl::last_task.eq(&task),
-                    dsl::updated_at.eq(at),
-                ))
-            )
-            .map_err(db_error)?;
-            Ok(changed > 0 || exists(c, *id, Some("running")).await?)
-        }
-        SimChange::Delete { id } => {
-            run!(
-                c,
-                execute,
-                diesel::delete(sim_machines::table.find(id.to_string()))
-            )
-            .map_err(db_error)?;
-            Ok(true)
-        }
+        SimChange::Create { id, .. }
+        | SimChange::Power { id, .. }
+        | SimChange::Reboot { id, .. }
+        | SimChange::Delete { id } => *id,
     }
 }
 
-/// Is there a machine `id` (in power state `power`, when given)?
-async fn exists(c: &mut Conn, id: InstanceId, power: Option<&str>) -> Result<bool> {
-    let machine = sim_machines::table.find(id.to_string());
-    let found: i64 = match power {
-        Some(power) => run!(
-            c,
-            get_result,
-            machine.filter(sim_machines::power.eq(power)).count()
-        ),
-        None => run!(c, get_result, machine.count()),
+/// Makes the changes of `round` (to distinct machines), idempotently,
+/// and sets their answers (see [`SimChange`]).
+async fn apply_round(
+    c: &mut Conn,
+    changes: &[(SimChange, DateTime<Utc>)],
+    round: &[usize],
+    answers: &mut [bool],
+) -> Result<()> {
+    let (mut creates, mut powers, mut reboots, mut deletes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for &i in round {
+        let (change, at) = &changes[i];
+        let at = Bind::from(to_micros(*at));
+        match change {
+            SimChange::Create {
+                id,
+                cpu,
+                memory_mib,
+                image,
+            } => {
+                answers[i] = true;
+                creates.push(vec![
+                    id.to_string().into(),
+                    (*cpu).into(),
+                    (*memory_mib).into(),
+                    image.as_str().into(),
+                    at,
+                ]);
+            }
+            SimChange::Power { id, on, sizes } => {
+                let (cpu, memory) = sizes.unzip();
+                powers.push(vec![
+                    id.to_string().into(),
+                    if *on { "running" } else { "stopped" }.into(),
+                    i64::from(*on).into(),
+                    cpu.into(),
+                    memory.into(),
+                    at,
+                ]);
+            }
+            SimChange::Reboot { id, task } => {
+                reboots.push(vec![id.to_string().into(), task.to_string().into(), at]);
+            }
+            SimChange::Delete { id } => {
+                answers[i] = true;
+                deletes.push(id.to_string());
+            }
+        }
     }
-    .map_err(db_error)?;
-    Ok(found > 0)
+    if !creates.is_empty() {
+        // `WHERE true` tells SQLite's parser that ON CONFLICT is not a
+        // join's ON.
+        Statement::with_rows(
+            "j",
+            &["j_id", "j_cpu", "j_memory", "j_image", "j_at"],
+            creates,
+        )
+        .sql(
+            "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
+                 SELECT j_id, 'stopped', j_cpu, j_memory, j_image, 0, j_at FROM j WHERE true \
+                 ON CONFLICT (id) DO NOTHING",
+        )
+        .execute(c)
+        .await?;
+    }
+    let mut found = HashSet::new();
+    if !powers.is_empty() {
+        // A machine already in that power state is left as it is; the ids
+        // returned are the machines that exist.
+        let ids: Vec<Id> = Statement::with_rows(
+            "j",
+            &["j_id", "j_want", "j_boot", "j_cpu", "j_memory", "j_at"],
+            powers,
+        )
+        .sql(
+            "UPDATE sim_machines SET \
+             boots = boots + CASE WHEN power <> j_want THEN j_boot ELSE 0 END, \
+             cpu = CASE WHEN power <> j_want THEN COALESCE(j_cpu, cpu) ELSE cpu END, \
+             memory_mib = CASE WHEN power <> j_want THEN COALESCE(j_memory, memory_mib) \
+             ELSE memory_mib END, \
+             updated_at = CASE WHEN power <> j_want THEN j_at ELSE updated_at END, \
+             power = j_want FROM j WHERE id = j_id RETURNING id",
+        )
+        .load(c)
+        .await?;
+        found.extend(ids.into_iter().map(|i| i.id));
+    }
+    if !reboots.is_empty() {
+        // Counted once per task; the ids returned are the machines that run.
+        let ids: Vec<Id> = Statement::with_rows("j", &["j_id", "j_task", "j_at"], reboots)
+            .sql(
+                "UPDATE sim_machines SET boots = boots + \
+                 CASE WHEN last_task IS NULL OR last_task <> j_task THEN 1 ELSE 0 END, \
+                 last_task = j_task, updated_at = j_at FROM j \
+                 WHERE id = j_id AND power = 'running' RETURNING id",
+            )
+            .load(c)
+            .await?;
+        found.extend(ids.into_iter().map(|i| i.id));
+    }
+    if !deletes.is_empty() {
+        run!(
+            c,
+            execute,
+            diesel::delete(sim_machines::table.filter(sim_machines::id.eq_any(&deletes)))
+        )
+        .map_err(db_error)?;
+    }
+    for &i in round {
+        if matches!(
+            changes[i].0,
+            SimChange::Power { .. } | SimChange::Reboot { .. }
+        ) {
+            answers[i] = found.contains(&machine(&changes[i].0).to_string());
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 use crate::columns::{Micros, Parsed};
 use crate::door::{db_error, job, run, Conn};
 use crate::idempotency::{record_task, IdempotencyKey};
+use crate::rows::{Bind, Statement};
 use crate::tables::{instances, quotas, tasks};
 use crate::tasks::{cancel_in, insert_task, new_task_row, NewTask, Task};
 use crate::Store;
@@ -77,7 +78,7 @@ impl std::fmt::Display for InstanceState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = instances, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Instance {
     #[diesel(deserialize_as = Parsed<InstanceId>)]
@@ -753,33 +754,45 @@ impl Store {
         &self,
         batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
     ) -> Result<Vec<Option<Instance>>> {
-        let batch = batch.to_vec();
-        self.write(job!(|c| {
-            let mut found = Vec::with_capacity(batch.len());
-            for (id, state, now) in &batch {
-                let changed: Option<Instance> = run!(
-                    c,
-                    get_result,
-                    diesel::update(
-                        instances::table
-                            .find(id.to_string())
-                            .filter(instances::state.ne(state.as_str()))
+        let rows: Vec<Vec<Bind>> = batch
+            .iter()
+            .map(|(id, state, now)| {
+                vec![
+                    id.to_string().into(),
+                    state.as_str().into(),
+                    to_micros(*now).into(),
+                ]
+            })
+            .collect();
+        let ids: Vec<InstanceId> = batch.iter().map(|(id, _, _)| *id).collect();
+        let found: HashMap<InstanceId, Instance> = self
+            .write(job!(|c| {
+                let columns = &["j_id", "j_state", "j_at"];
+                let mut found: Vec<Instance> = Statement::with_rows("j", columns, rows.clone())
+                    .sql(
+                        "UPDATE instances SET state = j_state, updated_at = j_at, \
+                         version = version + 1 FROM j WHERE id = j_id AND state <> j_state \
+                         RETURNING *",
                     )
-                    .set(state_change!(state.as_str(), to_micros(*now)))
-                    .returning(Instance::as_returning())
-                )
-                .optional()
-                .map_err(db_error)?;
-                // Unchanged: already in that state (a step run again), or
-                // gone.
-                found.push(match changed {
-                    Some(instance) => Some(instance),
-                    None => fetch_instance(c, *id).await?,
-                });
-            }
-            Ok(found)
-        }))
-        .await
+                    .load(c)
+                    .await?;
+                if found.len() < rows.len() {
+                    // Those already in their state (a step run again) exist
+                    // too.
+                    found.extend(
+                        Statement::with_rows("j", columns, rows)
+                            .sql(
+                                "SELECT instances.* FROM instances JOIN j ON id = j_id \
+                                 WHERE state = j_state",
+                            )
+                            .load::<Instance>(c)
+                            .await?,
+                    );
+                }
+                Ok(found.into_iter().map(|i| (i.id, i)).collect())
+            }))
+            .await?;
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
     /// Moves an instance from `from` to `to` only if it is still in

@@ -18,6 +18,7 @@ pub mod models;
 pub mod notary;
 pub mod organizations;
 pub mod roles;
+pub mod rows;
 pub mod schema;
 pub mod setup;
 mod tables;

@@ -10,16 +10,18 @@
 
 use crate::columns::{Flag, MaybeMicros, MaybeParsed, Micros, Parsed};
 use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::rows::{self, Bind, Statement};
 use crate::tables::{nodes, task_steps, tasks};
 use crate::Store;
 use chrono::{DateTime, Utc};
-use diesel::dsl::{exists, max, not};
+use diesel::dsl::{exists, not};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{NodeId, OrganizationId, TaskId};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::Result;
+use std::collections::HashSet;
 
 pub const TYPE: &str = "tasks";
 
@@ -208,11 +210,6 @@ pub struct TaskFilter {
 diesel::define_sql_function! {
     /// The first of its arguments that is not NULL.
     #[sql_name = "coalesce"]
-    fn coalesce_text(x: Nullable<Text>, y: Nullable<Text>) -> Nullable<Text>;
-}
-
-diesel::define_sql_function! {
-    #[sql_name = "coalesce"]
     fn coalesce_bigint(x: Nullable<BigInt>, y: Nullable<BigInt>) -> Nullable<BigInt>;
 }
 
@@ -242,46 +239,80 @@ macro_rules! held {
     };
 }
 
-/// Appends `entries` to a task's step log, after its last entry.
-async fn append_steps(
+/// Appends each held task's entries to its step log, after its last
+/// entry: one statement per batch. `RUNNING` in a form no index serves:
+/// otherwise SQLite may walk every running task and, for each, the whole
+/// batch, instead of looking each task of the batch up by id.
+async fn append_steps<'a>(
     c: &mut Conn,
-    task: TaskId,
-    entries: &[StepEntry],
-    at: DateTime<Utc>,
+    tasks: impl Iterator<Item = (TaskId, NodeId, &'a [StepEntry], DateTime<Utc>)>,
 ) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let last: Option<i64> = run!(
-        c,
-        get_result,
-        task_steps::table
-            .filter(task_steps::task_id.eq(task.to_string()))
-            .select(max(task_steps::seq))
-    )
-    .map_err(db_error)?;
-    let first = last.unwrap_or(0) + 1;
-    let rows: Vec<_> = (first..)
-        .zip(entries)
-        .map(|(seq, e)| {
-            (
-                task_steps::task_id.eq(task.to_string()),
-                task_steps::seq.eq(seq),
-                task_steps::name.eq(e.name.clone()),
-                task_steps::action.eq(e.action),
-                task_steps::outcome.eq(e.outcome),
-                task_steps::detail.eq(e.detail.clone()),
-                task_steps::at.eq(to_micros(at)),
-            )
+    let rows: Vec<Vec<Bind>> = tasks
+        .flat_map(|(task, owner, entries, at)| {
+            (1i64..).zip(entries).map(move |(n, e)| {
+                vec![
+                    task.to_string().into(),
+                    owner.to_string().into(),
+                    n.into(),
+                    e.name.clone().into(),
+                    e.action.into(),
+                    e.outcome.into(),
+                    e.detail.clone().into(),
+                    to_micros(at).into(),
+                ]
+            })
         })
         .collect();
-    run!(
-        c,
-        execute,
-        diesel::insert_into(task_steps::table).values(&rows)
-    )
-    .map_err(db_error)?;
+    for rows in rows::chunks(rows) {
+        Statement::with_rows(
+            "e",
+            &[
+                "e_task",
+                "e_owner",
+                "e_n",
+                "e_name",
+                "e_action",
+                "e_outcome",
+                "e_detail",
+                "e_at",
+            ],
+            rows,
+        )
+        .sql(
+            "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
+             SELECT e_task, (SELECT COALESCE(MAX(s.seq), 0) FROM task_steps s \
+             WHERE s.task_id = e_task) + e_n, e_name, e_action, e_outcome, e_detail, e_at \
+             FROM e WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = e_task \
+             AND t.owner = e_owner AND t.status || '' = 'RUNNING')",
+        )
+        .execute(c)
+        .await?;
+    }
     Ok(())
+}
+
+/// Sets `set` (of the batch's columns, `j_…`) on the tasks of a batch
+/// that their nodes still hold; their ids.
+async fn update_held(
+    c: &mut Conn,
+    columns: &[&str],
+    rows: Vec<Vec<Bind>>,
+    set: &str,
+) -> Result<HashSet<String>> {
+    let mut held = HashSet::with_capacity(rows.len());
+    for rows in rows::chunks(rows) {
+        let ids: Vec<rows::Id> = Statement::with_rows("j", columns, rows)
+            .sql("UPDATE tasks SET ")
+            .sql(set)
+            .sql(
+                " FROM j WHERE tasks.id = j.j_id AND tasks.owner = j.j_owner \
+                 AND tasks.status || '' = 'RUNNING' RETURNING tasks.id AS id",
+            )
+            .load(c)
+            .await?;
+        held.extend(ids.into_iter().map(|i| i.id));
+    }
+    Ok(held)
 }
 
 /// Queues a task inside the transaction that accepted its operation;
@@ -549,66 +580,100 @@ impl Store {
         Ok(tasks)
     }
 
-    /// Records the steps tasks have got through, in one transaction. Each
-    /// answer is false when that task is no longer its node's.
+    /// Records the steps tasks have got through, in one transaction of
+    /// two statements. Each answer is false when that task is no longer
+    /// its node's.
     pub async fn record_progress(&self, batch: &[Progress]) -> Result<Vec<bool>> {
         let batch = batch.to_vec();
         self.write(job!(|c| {
-            let mut answers = Vec::with_capacity(batch.len());
-            for p in &batch {
-                let held = run!(
-                    c,
-                    execute,
-                    diesel::update(held!(p.task, p.owner)).set((
-                        tasks::step.eq(p.step),
-                        tasks::unwinding.eq(i64::from(p.unwinding)),
-                        tasks::progress.eq(p.progress),
-                        tasks::error.eq(coalesce_text(p.error.clone(), tasks::error)),
-                    ))
-                )
-                .map_err(db_error)?
-                    > 0;
-                if held {
-                    append_steps(c, p.task, &p.entries, p.now).await?;
-                }
-                answers.push(held);
-            }
-            Ok(answers)
+            let rows = batch
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.task.to_string().into(),
+                        p.owner.to_string().into(),
+                        p.step.into(),
+                        i64::from(p.unwinding).into(),
+                        p.progress.into(),
+                        p.error.clone().into(),
+                    ]
+                })
+                .collect();
+            let held = update_held(
+                c,
+                &[
+                    "j_id",
+                    "j_owner",
+                    "j_step",
+                    "j_unwinding",
+                    "j_progress",
+                    "j_error",
+                ],
+                rows,
+                "step = j_step, unwinding = j_unwinding, progress = j_progress, \
+                 error = COALESCE(j_error, tasks.error)",
+            )
+            .await?;
+            // The tasks just updated are exactly those still held.
+            append_steps(
+                c,
+                batch
+                    .iter()
+                    .map(|p| (p.task, p.owner, &p.entries[..], p.now)),
+            )
+            .await?;
+            Ok(batch
+                .iter()
+                .map(|p| held.contains(&p.task.to_string()))
+                .collect())
         }))
         .await
     }
 
-    /// Ends tasks their nodes hold, in one transaction: SUCCESS with a
-    /// result or FAILED with an error, with their last steps when they
-    /// are recorded with the end. Each answer is false when that task was
-    /// no longer its node's.
+    /// Ends tasks their nodes hold, in one transaction of two statements:
+    /// SUCCESS with a result or FAILED with an error, with their last
+    /// steps when they are recorded with the end. Each answer is false
+    /// when that task was no longer its node's.
     pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
         let batch = batch.to_vec();
         self.write(job!(|c| {
-            let mut answers = Vec::with_capacity(batch.len());
-            for f in &batch {
-                let done = run!(
-                    c,
-                    execute,
-                    diesel::update(held!(f.task, f.owner)).set((
-                        tasks::status.eq(f.status.as_str()),
-                        tasks::result.eq(f.result.clone()),
-                        tasks::error.eq(coalesce_text(f.error.clone(), tasks::error)),
-                        tasks::progress.eq(100),
-                        tasks::completed_at.eq(to_micros(f.now)),
-                        tasks::step
-                            .eq(coalesce_bigint(f.step, tasks::step.nullable()).assume_not_null()),
-                        tasks::active_resource.eq(None::<String>),
-                    ))
-                )
-                .map_err(db_error)?
-                    > 0;
-                if done {
-                    append_steps(c, f.task, &f.entries, f.now).await?;
-                }
-                answers.push(done);
-            }
-            Ok(answers)
+            // Before the end, while the task is still running and held.
+            append_steps(
+                c,
+                batch
+                    .iter()
+                    .map(|f| (f.task, f.owner, &f.entries[..], f.now)),
+            )
+            .await?;
+            let rows = batch
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.task.to_string().into(),
+                        f.owner.to_string().into(),
+                        f.status.as_str().into(),
+                        f.result.clone().into(),
+                        f.error.clone().into(),
+                        to_micros(f.now).into(),
+                        f.step.into(),
+                    ]
+                })
+                .collect();
+            let done = update_held(
+                c,
+                &[
+                    "j_id", "j_owner", "j_status", "j_result", "j_error", "j_at", "j_step",
+                ],
+                rows,
+                "status = j_status, result = j_result, error = COALESCE(j_error, tasks.error), \
+                 progress = 100, completed_at = j_at, step = COALESCE(j_step, tasks.step), \
+                 active_resource = NULL",
+            )
+            .await?;
+            Ok(batch
+                .iter()
+                .map(|f| done.contains(&f.task.to_string()))
+                .collect())
         }))
         .await
     }
@@ -781,13 +846,20 @@ pub(crate) async fn cancel_in(
     .optional()
     .map_err(db_error)?;
     if task.is_some() {
-        let cancel = StepEntry {
-            name: "cancel".into(),
-            action: "undo",
-            outcome: "done",
-            detail: None,
-        };
-        append_steps(c, id, &[cancel], now).await?;
+        // Never started: the log's first entry.
+        run!(
+            c,
+            execute,
+            diesel::insert_into(task_steps::table).values((
+                task_steps::task_id.eq(id.to_string()),
+                task_steps::seq.eq(1),
+                task_steps::name.eq("cancel"),
+                task_steps::action.eq("undo"),
+                task_steps::outcome.eq("done"),
+                task_steps::at.eq(to_micros(now)),
+            ))
+        )
+        .map_err(db_error)?;
     }
     Ok(task)
 }
