@@ -91,14 +91,16 @@ pub struct Organization {
     pub version: i64,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "Customer A"})))]
 pub struct OrganizationCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Default: the organization acted in.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<Uuid>,
 }
 
@@ -138,21 +140,26 @@ pub struct Health {
 }
 
 /// A new user of the organization acted in.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"login": "bob", "email": "bob@acme.test", "password": "password-123", "roles": ["viewer"]})))]
 pub struct UserCreate {
     #[schema(value_type = schema::Login, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
-    #[schema(value_type = String, format = Email, max_length = 254)]
+    #[schema(value_type = String, format = Email, max_length = 254, required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024, required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// Role names (built-in or the organization's own) or role ids.
     /// Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
     /// Default: this server's data center.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter_id: Option<Uuid>,
 }
 
@@ -235,12 +242,13 @@ pub struct ApiKey {
     pub version: i64,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "ci"})))]
 pub struct ApiKeyCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -520,28 +528,34 @@ pub struct Instance {
 
 /// A new instance in the organization acted in. `name` and `image` are
 /// required; `cpu` defaults to 1, `memoryMiB` to 1024, `diskGiB` to 10.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "web-1", "image": "ubuntu-24.04", "cpu": 2, "memoryMiB": 2048})))]
 pub struct InstanceCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
     #[serde(default, deserialize_with = "schema::present_whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
     #[serde(default, deserialize_with = "schema::present_whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<i64>,
     #[serde(rename = "diskGiB")]
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 65536)]
     #[serde(default, deserialize_with = "schema::present_whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_gib: Option<i64>,
     /// This server's data center (the default); no other is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter: Option<Uuid>,
 }
 

@@ -12,6 +12,8 @@ use url::Url;
 
 pub use reqwest::Method;
 
+mod typed;
+
 /// The header that carries an API key.
 pub const API_KEY_HEADER: &str = "MC-Api-Key";
 
@@ -36,6 +38,11 @@ pub enum Credentials {
     None,
     Bearer(String),
     ApiKey(String),
+    /// HTTP Basic with a user's login and password.
+    Basic {
+        login: String,
+        password: nephele_common::Secret,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -44,6 +51,7 @@ impl std::fmt::Debug for Credentials {
             Credentials::None => "None",
             Credentials::Bearer(_) => "Bearer([redacted])",
             Credentials::ApiKey(_) => "ApiKey([redacted])",
+            Credentials::Basic { .. } => "Basic([redacted])",
         })
     }
 }
@@ -301,6 +309,9 @@ impl Client {
             Credentials::None => builder,
             Credentials::Bearer(token) => builder.bearer_auth(token),
             Credentials::ApiKey(key) => builder.header(API_KEY_HEADER, key),
+            Credentials::Basic { login, password } => {
+                builder.basic_auth(login, Some(password.expose()))
+            }
         };
         if let Some(body) = &request.body {
             builder = builder.json(body);

@@ -228,3 +228,74 @@ async fn apply_round(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nephele_common::ids::TaskId;
+    use nephele_store::StoreOptions;
+
+    fn at() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// Each kind of change is one statement per batch: the answers still
+    /// come per change, a machine changed twice in a batch gets both
+    /// changes in order, and every change is idempotent.
+    #[tokio::test]
+    async fn a_batch_answers_each_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("sim.db").display());
+        let store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .expect("store");
+        let sim = SimTables::open(store).await.expect("tables");
+        let (a, missing) = (InstanceId::new(), InstanceId::new());
+        let task = TaskId::new();
+        let create = SimChange::Create {
+            id: a,
+            cpu: 1,
+            memory_mib: 256,
+            image: "debian-12".into(),
+        };
+        let on = |id| SimChange::Power {
+            id,
+            on: true,
+            sizes: Some((2, 512)),
+        };
+        let answers = sim
+            .apply(&[
+                (create.clone(), at()),
+                (on(a), at()),
+                (on(missing), at()),
+                (SimChange::Reboot { id: missing, task }, at()),
+            ])
+            .await
+            .expect("applied");
+        assert_eq!(answers, [true, true, false, false]);
+        let m = sim.machine(a).await.expect("read").expect("made");
+        assert_eq!(
+            (m.power.as_str(), m.cpu, m.memory_mib, m.boots),
+            ("running", 2, 512, 1)
+        );
+
+        // Again: nothing changes twice.
+        let reboot = SimChange::Reboot { id: a, task };
+        let answers = sim
+            .apply(&[(create, at()), (on(a), at()), (reboot.clone(), at())])
+            .await
+            .expect("applied again");
+        assert_eq!(answers, [true, true, true]);
+        let answers = sim.apply(&[(reboot, at())]).await.expect("rebooted");
+        assert_eq!(answers, [true]);
+        let m = sim.machine(a).await.expect("read").expect("kept");
+        assert_eq!((m.cpu, m.boots), (2, 2), "one boot, one reboot per task");
+
+        let answers = sim
+            .apply(&[(SimChange::Delete { id: a }, at()), (on(a), at())])
+            .await
+            .expect("deleted");
+        assert_eq!(answers, [true, false]);
+        assert!(sim.machine(a).await.expect("read").is_none());
+    }
+}

@@ -658,10 +658,6 @@ impl Store {
         filter: &InstanceFilter,
         page: &PageRequest,
     ) -> Result<Page<Instance>> {
-        let states: Vec<&str> = match filter.state {
-            Some(state) => vec![state.as_str()],
-            None => InstanceState::ALL.iter().map(|s| s.as_str()).collect(),
-        };
         // Every id is after the empty text.
         let after = page.after.clone().unwrap_or_default();
         let limit = i64::from(page.limit) + 1;
@@ -670,16 +666,25 @@ impl Store {
                 instances::table
                     .select(Instance::as_select())
                     .filter(instances::organization_id.eq(org.to_string()))
-                    .filter(instances::state.eq_any(&states))
                     .filter(instances::id.gt(&after))
                     .order(instances::id)
                     .limit(limit)
             };
         }
+        // One statement per combination of filters, each prepared once
+        // (an `IN` list of states would be prepared again every time).
         let mut c = self.door.reader().await?;
-        let items = match &filter.name {
-            Some(name) => run!(c, load, page!().filter(instances::name.eq(name))),
-            None => run!(c, load, page!()),
+        let items = match (filter.state.map(InstanceState::as_str), &filter.name) {
+            (None, None) => run!(c, load, page!()),
+            (Some(state), None) => run!(c, load, page!().filter(instances::state.eq(state))),
+            (None, Some(name)) => run!(c, load, page!().filter(instances::name.eq(name))),
+            (Some(state), Some(name)) => run!(
+                c,
+                load,
+                page!()
+                    .filter(instances::state.eq(state))
+                    .filter(instances::name.eq(name))
+            ),
         }
         .map_err(db_error)?;
         Ok(Page::from_rows(items, page.limit, |i| i.id.to_string()))

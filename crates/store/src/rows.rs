@@ -3,8 +3,9 @@
 //! join reads. A batch of 500 progress records is then two statements,
 //! not a thousand: on PostgreSQL each statement is a round trip, and on
 //! SQLite each is a step through the writer's transaction. The SQL is
-//! written once for both backends (`$1`, `$2`, … in order; SQLite takes
-//! them as named parameters, numbered as they first appear).
+//! written once for both backends; each bind's placeholder is `$N` on
+//! PostgreSQL and `?` on SQLite (which would look every `$N` up in the
+//! list of names before it: quadratic in a batch's binds).
 
 use crate::door::{db_error, Conn};
 use diesel::backend::Backend;
@@ -58,6 +59,8 @@ const MOST_BINDS: usize = 30_000;
 #[derive(Debug, Default)]
 pub struct Statement {
     sql: String,
+    /// Where in `sql` each bind's placeholder goes.
+    holes: Vec<usize>,
     binds: Vec<Bind>,
 }
 
@@ -98,17 +101,34 @@ impl Statement {
     /// Appends a placeholder for `value`.
     fn bind(&mut self, value: Bind) {
         self.binds.push(value);
-        self.sql.push('$');
-        self.sql.push_str(&self.binds.len().to_string());
+        self.holes.push(self.sql.len());
     }
 
-    fn boxed<DB>(self) -> BoxedSqlQuery<'static, DB, SqlQuery>
+    /// The SQL with its placeholders, `$N` (PostgreSQL) or `?` (SQLite).
+    fn text(&self, numbered: bool) -> String {
+        let mut text = String::with_capacity(self.sql.len() + 6 * self.holes.len());
+        let mut from = 0;
+        for (i, &hole) in self.holes.iter().enumerate() {
+            text.push_str(&self.sql[from..hole]);
+            if numbered {
+                text.push('$');
+                text.push_str(&(i + 1).to_string());
+            } else {
+                text.push('?');
+            }
+            from = hole;
+        }
+        text.push_str(&self.sql[from..]);
+        text
+    }
+
+    fn boxed<DB>(self, numbered: bool) -> BoxedSqlQuery<'static, DB, SqlQuery>
     where
         DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
         Option<String>: ToSql<Nullable<Text>, DB>,
         Option<i64>: ToSql<Nullable<BigInt>, DB>,
     {
-        let mut query = diesel::sql_query(self.sql).into_boxed::<DB>();
+        let mut query = diesel::sql_query(self.text(numbered)).into_boxed::<DB>();
         for value in self.binds {
             query = match value {
                 Bind::Text(v) => query.bind::<Nullable<Text>, _>(v),
@@ -121,8 +141,8 @@ impl Statement {
     /// Runs it; how many rows it changed.
     pub async fn execute(self, c: &mut Conn) -> Result<usize> {
         match c {
-            Conn::Sqlite(c) => diesel::RunQueryDsl::execute(self.boxed(), c),
-            Conn::Pg(c) => diesel_async::RunQueryDsl::execute(self.boxed(), &mut **c).await,
+            Conn::Sqlite(c) => diesel::RunQueryDsl::execute(self.boxed(false), c),
+            Conn::Pg(c) => diesel_async::RunQueryDsl::execute(self.boxed(true), &mut **c).await,
         }
         .map_err(db_error)
     }
@@ -136,8 +156,8 @@ impl Statement {
             + 'static,
     {
         match c {
-            Conn::Sqlite(c) => diesel::RunQueryDsl::load(self.boxed(), c),
-            Conn::Pg(c) => diesel_async::RunQueryDsl::load(self.boxed(), &mut **c).await,
+            Conn::Sqlite(c) => diesel::RunQueryDsl::load(self.boxed(false), c),
+            Conn::Pg(c) => diesel_async::RunQueryDsl::load(self.boxed(true), &mut **c).await,
         }
         .map_err(db_error)
     }
@@ -179,8 +199,12 @@ mod tests {
         )
         .sql("SELECT a FROM v");
         assert_eq!(
-            s.sql,
+            s.text(true),
             "WITH v(a, b) AS (VALUES ($1, $2), ($3, $4)) SELECT a FROM v"
+        );
+        assert_eq!(
+            s.text(false),
+            "WITH v(a, b) AS (VALUES (?, ?), (?, ?)) SELECT a FROM v"
         );
         assert_eq!(s.binds.len(), 4);
     }

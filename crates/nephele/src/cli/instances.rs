@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use nephele_api_types as api;
 use nephele_client::{describe_error, Method, Request};
 use nephele_common::error::ErrorDetail;
 use serde_json::{json, Value};
@@ -188,15 +189,16 @@ pub async fn instance(
             datacenter,
             wait,
         } => {
-            let body = fields([
-                ("name", Some(json!(name))),
-                ("image", Some(json!(image))),
-                ("cpu", cpu.map(|v| json!(v))),
-                ("memoryMiB", memory_mib.map(|v| json!(v))),
-                ("diskGiB", disk_gib.map(|v| json!(v))),
-                ("datacenter", datacenter.map(|v| json!(v))),
-            ]);
-            accepted(&mut s, Request::post(base, body), wait, out).await
+            let body = api::InstanceCreate {
+                name: Some(name),
+                image: Some(image),
+                cpu,
+                memory_mib,
+                disk_gib,
+                datacenter,
+            };
+            let request = Request::new(Method::POST, base).body(&body);
+            accepted(&mut s, request, wait, out).await
         }
         InstanceCommand::List {
             state,
@@ -232,7 +234,7 @@ pub async fn instance(
                 &mut s,
                 Method::PATCH,
                 format!("{base}/{id}"),
-                body,
+                &body,
                 &INSTANCE,
                 out,
             )
@@ -244,7 +246,7 @@ pub async fn instance(
                 &mut s,
                 Method::PATCH,
                 format!("{base}/{id}"),
-                body,
+                &body,
                 &INSTANCE,
                 out,
             )

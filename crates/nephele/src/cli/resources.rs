@@ -2,7 +2,9 @@
 //! keys, API clients, the audit log and data centers.
 
 use clap::{Subcommand, ValueEnum};
+use nephele_api_types as api;
 use nephele_client::{Method, Request};
+use nephele_common::Secret;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -39,11 +41,11 @@ pub(super) async fn write(
     session: &mut Session,
     method: Method,
     path: String,
-    body: Value,
+    body: &impl serde::Serialize,
     kind: &Kind,
     out: Output,
 ) -> Result<(), Failure> {
-    let value = session.data(Request::new(method, path).json(body)).await?;
+    let value = session.data(Request::new(method, path).body(body)).await?;
     out.item(&value, kind)
 }
 
@@ -163,11 +165,11 @@ pub async fn org(global: &Global, command: OrgCommand, out: Output) -> Result<()
         }
         OrgCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &ORGANIZATION, out).await,
         OrgCommand::Create { name, parent } => {
-            let body = fields([
-                ("name", Some(json!(name))),
-                ("parentId", parent.map(|p| json!(p))),
-            ]);
-            write(&mut s, Method::POST, base.into(), body, &ORGANIZATION, out).await
+            let body = api::OrganizationCreate {
+                name: Some(name),
+                parent_id: parent,
+            };
+            write(&mut s, Method::POST, base.into(), &body, &ORGANIZATION, out).await
         }
         OrgCommand::Update { id, name } => {
             let body = fields([("name", name.map(Value::String))]);
@@ -176,7 +178,7 @@ pub async fn org(global: &Global, command: OrgCommand, out: Output) -> Result<()
                 &mut s,
                 Method::PATCH,
                 format!("{base}/{id}"),
-                body,
+                &body,
                 &ORGANIZATION,
                 out,
             )
@@ -197,7 +199,7 @@ pub async fn org(global: &Global, command: OrgCommand, out: Output) -> Result<()
                 &mut s,
                 Method::PUT,
                 format!("{base}/{id}/quota"),
-                body,
+                &body,
                 &OBJECT,
                 out,
             )
@@ -299,9 +301,14 @@ pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<
             password_stdin,
         } => {
             let password = read_password(password_stdin, &format!("Password for {login}: "))?;
-            let body =
-                json!({"login": login, "email": email, "password": password, "roles": roles});
-            write(&mut s, Method::POST, base.into(), body, &USER, out).await
+            let body = api::UserCreate {
+                login: Some(login),
+                email: Some(email),
+                password: Some(Secret::new(password)),
+                roles: Some(roles),
+                datacenter_id: None,
+            };
+            write(&mut s, Method::POST, base.into(), &body, &USER, out).await
         }
         UserCommand::Update {
             id,
@@ -319,7 +326,7 @@ pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<
                 &mut s,
                 Method::PATCH,
                 format!("{base}/{id}"),
-                body,
+                &body,
                 &USER,
                 out,
             )
@@ -411,7 +418,7 @@ pub async fn role(global: &Global, command: RoleCommand, out: Output) -> Result<
         RoleCommand::Get { id } => show(&mut s, format!("{base}/{id}"), &ROLE, out).await,
         RoleCommand::Create { name, permissions } => {
             let body = json!({"name": name, "permissions": permissions});
-            write(&mut s, Method::POST, base.into(), body, &ROLE, out).await
+            write(&mut s, Method::POST, base.into(), &body, &ROLE, out).await
         }
         RoleCommand::Update {
             id,
@@ -431,7 +438,7 @@ pub async fn role(global: &Global, command: RoleCommand, out: Output) -> Result<
                 "name": name.map_or_else(|| current["name"].clone(), Value::String),
                 "permissions": if permissions.is_empty() { current["permissions"].clone() } else { json!(permissions) },
             });
-            write(&mut s, Method::PUT, path, body, &ROLE, out).await
+            write(&mut s, Method::PUT, path, &body, &ROLE, out).await
         }
         RoleCommand::Delete { id } => delete(&mut s, format!("{base}/{id}"), "role", out).await,
     }
@@ -481,7 +488,7 @@ pub async fn api_key(global: &Global, command: ApiKeyCommand, out: Output) -> Re
                 &mut s,
                 Method::POST,
                 base.into(),
-                json!({"name": name}),
+                &api::ApiKeyCreate { name: Some(name) },
                 &API_KEY,
                 out,
             )
@@ -495,7 +502,7 @@ pub async fn api_key(global: &Global, command: ApiKeyCommand, out: Output) -> Re
                 &mut s,
                 Method::POST,
                 format!("{base}/{id}/regenerate"),
-                json!({}),
+                &json!({}),
                 &API_KEY,
                 out,
             )
@@ -763,7 +770,7 @@ pub async fn datacenter(
         }
         DatacenterCommand::Create { name, url } => {
             let body = json!({"name": name, "serverUrl": url});
-            write(&mut s, Method::POST, base.into(), body, &DATACENTER, out).await
+            write(&mut s, Method::POST, base.into(), &body, &DATACENTER, out).await
         }
         DatacenterCommand::Delete { id } => {
             delete(&mut s, format!("{base}/{id}"), "data center", out).await

@@ -2,6 +2,7 @@
 
 use nephele::config::ServerConfig;
 use nephele::server::{start, Running};
+use nephele_api_types as api;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -253,39 +254,37 @@ impl TestServer {
         self.admin(method, path).json(body).send().await.unwrap()
     }
 
+    /// The typed client, as the root admin.
+    pub fn admin_client(&self) -> nephele_client::Client {
+        nephele_client::Client::new(&self.url, false, None)
+            .expect("client")
+            .with_credentials(nephele_client::Credentials::Basic {
+                login: ADMIN_LOGIN.to_owned(),
+                password: nephele_common::Secret::new(ADMIN_PASSWORD),
+            })
+    }
+
     /// A sub-organization (of the root when `parent` is `None`); its id.
     pub async fn create_org(&self, name: &str, parent: Option<&str>) -> String {
-        let mut body = json!({ "name": name });
-        if let Some(p) = parent {
-            body["parentId"] = json!(p);
-        }
-        let r = self
-            .admin_json(Method::POST, "/api/v2/organizations", &body)
-            .await;
-        json_of(r, 201).await["data"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let org = api::OrganizationCreate {
+            name: Some(name.to_owned()),
+            parent_id: parent.map(|p| p.parse().expect("an organization id")),
+        };
+        let made = self.admin_client().create_organization(&org).await;
+        made.expect("organization made").id.to_string()
     }
 
     /// A user of `org` with `roles` and [`USER_PASSWORD`]; its id.
     pub async fn create_user(&self, org: &str, login: &str, roles: &[&str]) -> String {
-        let r = self
-            .admin_json(
-                Method::POST,
-                &format!("/api/v2/users?org_id={org}"),
-                &json!({
-                    "login": login,
-                    "email": format!("{login}@example.test"),
-                    "password": USER_PASSWORD,
-                    "roles": roles,
-                }),
-            )
-            .await;
-        json_of(r, 201).await["data"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let user = api::UserCreate {
+            login: Some(login.to_owned()),
+            email: Some(format!("{login}@example.test")),
+            password: Some(nephele_common::Secret::new(USER_PASSWORD)),
+            roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+            datacenter_id: None,
+        };
+        let made = self.admin_client().create_user(Some(org), &user).await;
+        made.expect("user made").id.to_string()
     }
 
     /// The root organization's id.
@@ -337,29 +336,42 @@ impl TestServer {
 
     /// Waits (up to 60 s) for a task to finish; the task.
     pub async fn finished_task(&self, task: &str) -> Value {
+        serde_json::to_value(self.ended_task(task).await).expect("a task as JSON")
+    }
+
+    /// Waits (up to 60 s) for a task to finish; the task.
+    pub async fn ended_task(&self, task: &str) -> api::Task {
+        let client = self.admin_client();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let r = self
-                .admin(Method::GET, &format!("/api/v2/tasks/{task}?wait=10"))
-                .send()
-                .await
-                .unwrap();
-            let t = json_of(r, 200).await["data"].clone();
-            if t["taskStatus"] != "PENDING" {
+            let t = client.task(task, Some(10)).await.expect("the task");
+            if t.task_status != "PENDING" {
                 return t;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "task never ended: {t}"
+                "task never ended: {t:?}"
             );
         }
     }
 
     /// Makes an instance in `org` and waits until it runs; its id.
     pub async fn create_instance(&self, org: &str, name: &str) -> String {
-        let task = self.start_instance_creation(org, name, "debian-12").await;
-        let t = self.finished_task(&task).await;
-        assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-        t["resourceId"].as_str().unwrap().to_owned()
+        let instance = api::InstanceCreate {
+            name: Some(name.to_owned()),
+            image: Some("debian-12".to_owned()),
+            cpu: Some(1),
+            memory_mib: Some(256),
+            ..Default::default()
+        };
+        let accepted = self
+            .admin_client()
+            .create_instance(Some(org), &instance)
+            .await;
+        let t = self
+            .ended_task(&accepted.expect("accepted").task_id.to_string())
+            .await;
+        assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+        t.resource_id
     }
 }
