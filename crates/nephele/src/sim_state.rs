@@ -236,7 +236,7 @@ mod tests {
     use nephele_store::StoreOptions;
 
     fn at() -> DateTime<Utc> {
-        Utc::now()
+        nephele_common::clock::from_micros(1_764_000_000_000_000)
     }
 
     /// Each kind of change is one statement per batch: the answers still
