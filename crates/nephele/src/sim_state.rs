@@ -169,8 +169,8 @@ async fn apply_round(
         )
         .sql(
             "INSERT INTO sim_machines (id, power, cpu, memory_mib, image, boots, updated_at) \
-                 SELECT j_id, 'stopped', j_cpu, j_memory, j_image, 0, j_at FROM j WHERE true \
-                 ON CONFLICT (id) DO NOTHING",
+             SELECT j_id, 'stopped', j_cpu, j_memory, j_image, 0, j_at FROM j WHERE true \
+             ON CONFLICT (id) DO NOTHING",
         )
         .execute(c)
         .await?;

@@ -5,7 +5,7 @@
 use crate::columns::{Micros, Parsed};
 use crate::door::{db_error, job, run, Conn};
 use crate::idempotency::{record_task, IdempotencyKey};
-use crate::rows::{Bind, Statement};
+use crate::rows::Statement;
 use crate::tables::{instances, quotas, tasks};
 use crate::tasks::{cancel_in, insert_task, new_task_row, NewTask, Task};
 use crate::Store;
@@ -759,21 +759,24 @@ impl Store {
         &self,
         batch: &[(InstanceId, InstanceState, DateTime<Utc>)],
     ) -> Result<Vec<Option<Instance>>> {
-        let rows: Vec<Vec<Bind>> = batch
-            .iter()
-            .map(|(id, state, now)| {
-                vec![
-                    id.to_string().into(),
-                    state.as_str().into(),
-                    to_micros(*now).into(),
-                ]
-            })
-            .collect();
+        let batch = batch.to_vec();
         let ids: Vec<InstanceId> = batch.iter().map(|(id, _, _)| *id).collect();
         let found: HashMap<InstanceId, Instance> = self
             .write(job!(|c| {
-                let columns = &["j_id", "j_state", "j_at"];
-                let mut found: Vec<Instance> = Statement::with_rows("j", columns, rows.clone())
+                let changes = || {
+                    let rows = batch
+                        .iter()
+                        .map(|(id, state, now)| {
+                            vec![
+                                id.to_string().into(),
+                                state.as_str().into(),
+                                to_micros(*now).into(),
+                            ]
+                        })
+                        .collect();
+                    Statement::with_rows("j", &["j_id", "j_state", "j_at"], rows)
+                };
+                let mut found: Vec<Instance> = changes()
                     .sql(
                         "UPDATE instances SET state = j_state, updated_at = j_at, \
                          version = version + 1 FROM j WHERE id = j_id AND state <> j_state \
@@ -781,11 +784,11 @@ impl Store {
                     )
                     .load(c)
                     .await?;
-                if found.len() < rows.len() {
+                if found.len() < batch.len() {
                     // Those already in their state (a step run again) exist
                     // too.
                     found.extend(
-                        Statement::with_rows("j", columns, rows)
+                        changes()
                             .sql(
                                 "SELECT instances.* FROM instances JOIN j ON id = j_id \
                                  WHERE state = j_state",

@@ -239,20 +239,17 @@ macro_rules! held {
     };
 }
 
-/// Appends each held task's entries to its step log, after its last
-/// entry: one statement per batch. `RUNNING` in a form no index serves:
-/// otherwise SQLite may walk every running task and, for each, the whole
-/// batch, instead of looking each task of the batch up by id.
-async fn append_steps<'a>(
+/// Appends each task's entries to its step log, after its last entry:
+/// one statement per batch.
+async fn append_steps(
     c: &mut Conn,
-    tasks: impl Iterator<Item = (TaskId, NodeId, &'a [StepEntry], DateTime<Utc>)>,
+    tasks: impl Iterator<Item = (TaskId, &[StepEntry], DateTime<Utc>)>,
 ) -> Result<()> {
     let rows: Vec<Vec<Bind>> = tasks
-        .flat_map(|(task, owner, entries, at)| {
+        .flat_map(|(task, entries, at)| {
             (1i64..).zip(entries).map(move |(n, e)| {
                 vec![
                     task.to_string().into(),
-                    owner.to_string().into(),
                     n.into(),
                     e.name.clone().into(),
                     e.action.into(),
@@ -268,7 +265,6 @@ async fn append_steps<'a>(
             "e",
             &[
                 "e_task",
-                "e_owner",
                 "e_n",
                 "e_name",
                 "e_action",
@@ -282,8 +278,7 @@ async fn append_steps<'a>(
             "INSERT INTO task_steps (task_id, seq, name, action, outcome, detail, at) \
              SELECT e_task, (SELECT COALESCE(MAX(s.seq), 0) FROM task_steps s \
              WHERE s.task_id = e_task) + e_n, e_name, e_action, e_outcome, e_detail, e_at \
-             FROM e WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = e_task \
-             AND t.owner = e_owner AND t.status || '' = 'RUNNING')",
+             FROM e",
         )
         .execute(c)
         .await?;
@@ -291,17 +286,22 @@ async fn append_steps<'a>(
     Ok(())
 }
 
-/// Sets `set` (of the batch's columns, `j_…`) on the tasks of a batch
-/// that their nodes still hold; their ids.
+/// Sets `set` (of the batch's columns, `j_…`, a row per task of
+/// `steps`) on the tasks of a batch that their nodes still hold, and
+/// appends those tasks' new entries to their step logs; for each task,
+/// whether it was held. `RUNNING` in a form no index serves: otherwise
+/// SQLite may walk every running task and, for each, the whole batch,
+/// instead of looking each task of the batch up by id.
 async fn update_held(
     c: &mut Conn,
     columns: &[&str],
     rows: Vec<Vec<Bind>>,
     set: &str,
-) -> Result<HashSet<String>> {
+    steps: &[(TaskId, &[StepEntry], DateTime<Utc>)],
+) -> Result<Vec<bool>> {
     let mut held = HashSet::with_capacity(rows.len());
     for rows in rows::chunks(rows) {
-        let ids: Vec<rows::Id> = Statement::with_rows("j", columns, rows)
+        let updated: Vec<rows::Id> = Statement::with_rows("j", columns, rows)
             .sql("UPDATE tasks SET ")
             .sql(set)
             .sql(
@@ -310,9 +310,22 @@ async fn update_held(
             )
             .load(c)
             .await?;
-        held.extend(ids.into_iter().map(|i| i.id));
+        held.extend(updated.into_iter().map(|i| i.id));
     }
-    Ok(held)
+    let answers: Vec<bool> = steps
+        .iter()
+        .map(|(task, _, _)| held.contains(&task.to_string()))
+        .collect();
+    append_steps(
+        c,
+        steps
+            .iter()
+            .zip(&answers)
+            .filter(|(_, held)| **held)
+            .map(|(steps, _)| *steps),
+    )
+    .await?;
+    Ok(answers)
 }
 
 /// Queues a task inside the transaction that accepted its operation;
@@ -599,7 +612,11 @@ impl Store {
                     ]
                 })
                 .collect();
-            let held = update_held(
+            let steps: Vec<_> = batch
+                .iter()
+                .map(|p| (p.task, &p.entries[..], p.now))
+                .collect();
+            update_held(
                 c,
                 &[
                     "j_id",
@@ -612,20 +629,9 @@ impl Store {
                 rows,
                 "step = j_step, unwinding = j_unwinding, progress = j_progress, \
                  error = COALESCE(j_error, tasks.error)",
+                &steps,
             )
-            .await?;
-            // The tasks just updated are exactly those still held.
-            append_steps(
-                c,
-                batch
-                    .iter()
-                    .map(|p| (p.task, p.owner, &p.entries[..], p.now)),
-            )
-            .await?;
-            Ok(batch
-                .iter()
-                .map(|p| held.contains(&p.task.to_string()))
-                .collect())
+            .await
         }))
         .await
     }
@@ -637,14 +643,6 @@ impl Store {
     pub async fn finish_tasks(&self, batch: &[Finish]) -> Result<Vec<bool>> {
         let batch = batch.to_vec();
         self.write(job!(|c| {
-            // Before the end, while the task is still running and held.
-            append_steps(
-                c,
-                batch
-                    .iter()
-                    .map(|f| (f.task, f.owner, &f.entries[..], f.now)),
-            )
-            .await?;
             let rows = batch
                 .iter()
                 .map(|f| {
@@ -659,7 +657,11 @@ impl Store {
                     ]
                 })
                 .collect();
-            let done = update_held(
+            let steps: Vec<_> = batch
+                .iter()
+                .map(|f| (f.task, &f.entries[..], f.now))
+                .collect();
+            update_held(
                 c,
                 &[
                     "j_id", "j_owner", "j_status", "j_result", "j_error", "j_at", "j_step",
@@ -668,12 +670,9 @@ impl Store {
                 "status = j_status, result = j_result, error = COALESCE(j_error, tasks.error), \
                  progress = 100, completed_at = j_at, step = COALESCE(j_step, tasks.step), \
                  active_resource = NULL",
+                &steps,
             )
-            .await?;
-            Ok(batch
-                .iter()
-                .map(|f| done.contains(&f.task.to_string()))
-                .collect())
+            .await
         }))
         .await
     }
