@@ -152,7 +152,10 @@ pub struct UserCreate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024, required = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "schema::secret_as_text"
+    )]
     pub password: Option<Secret>,
     /// Role names (built-in or the organization's own) or role ids.
     /// Default: none.

@@ -209,6 +209,19 @@ pub fn present<'de, D: Deserializer<'de>, T: serde::Deserialize<'de>>(
     T::deserialize(d).map(Some)
 }
 
+/// A secret a client sends (a new user's password) goes on the wire as
+/// itself. `Secret` has no `Serialize` of its own, so no answer can carry
+/// one by accident.
+pub fn secret_as_text<S: serde::Serializer>(
+    secret: &Option<nephele_common::Secret>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
 /// JSON Schema's `integer` is any number without a fraction, `7262.0` as
 /// much as `7262`; serde's `i64` refuses the first. Integer fields of
 /// request bodies read through this, so that the server takes what its

@@ -324,7 +324,7 @@ impl Client {
         let reply = self
             .send(&Request::get("/api/1/accounts").query("login", Some(login)))
             .await?;
-        self.decode(reply.body, "/api/1/accounts")
+        self.decode(reply, "/api/1/accounts")
     }
 
     /// `POST /api/2/idp/token` with a form and no client authentication
@@ -375,7 +375,7 @@ impl Client {
         let reply = self
             .exchange(builder, &url, Some(&Value::Object(shown)))
             .await?;
-        self.decode(reply.body, "/api/2/idp/token")
+        self.decode(reply, "/api/2/idp/token")
     }
 
     /// `POST /api/2/idp/revoke` of a token, authenticated with this client's
@@ -389,10 +389,11 @@ impl Client {
         self.exchange(builder, &url, None).await.map(|_| ())
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, body: Value, path: &str) -> Result<T, Error> {
-        serde_json::from_value(body).map_err(|e| Error::Unexpected {
+    /// A successful answer's body as `T`.
+    fn decode<T: serde::de::DeserializeOwned>(&self, reply: Reply, path: &str) -> Result<T, Error> {
+        serde_json::from_value(reply.body).map_err(|e| Error::Unexpected {
             url: format!("{}{}", self.base_url(), path),
-            status: 200,
+            status: reply.status,
             detail: Some(e.to_string()),
         })
     }

@@ -9,7 +9,7 @@ use nephele_api_types as api;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Client, Error, Reply, Request};
+use crate::{Client, Error, Request};
 
 impl Request {
     /// The body, from a wire struct.
@@ -29,12 +29,8 @@ impl Request {
 impl Client {
     /// Sends `request`; its answer decoded as `T`.
     pub async fn typed<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
-        let Reply { status, body, .. } = self.send(request).await?;
-        serde_json::from_value(body).map_err(|e| Error::Unexpected {
-            url: format!("{}{}", self.base_url(), request.path),
-            status,
-            detail: Some(e.to_string()),
-        })
+        let reply = self.send(request).await?;
+        self.decode(reply, &request.path)
     }
 
     /// Sends `request`; the `data` of its answer.

@@ -27,14 +27,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A secret goes on the wire as itself (a client sends a password so);
-/// only `Debug` hides it.
-impl serde::Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.expose())
-    }
-}
-
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret::new)
