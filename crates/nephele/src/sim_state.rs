@@ -10,7 +10,7 @@ use nephele_common::clock::to_micros;
 use nephele_common::ids::InstanceId;
 use nephele_common::Result;
 use nephele_drivers::sim::{SimChange, SimMachine, SimState, MIGRATIONS};
-use nephele_store::door::{db_error, Conn};
+use nephele_store::door::Conn;
 use nephele_store::migrate::Migrations;
 use nephele_store::rows::{Bind, Id, Statement};
 use nephele_store::{job, run, Store};
@@ -75,9 +75,7 @@ impl SimState for SimTables {
 
     async fn machine(&self, id: InstanceId) -> Result<Option<SimMachine>> {
         let mut c = self.store.reader().await?;
-        let row: Option<(String, i64, i64, String, i64)> = run!(
-            c,
-            first,
+        let row: Option<(String, i64, i64, String, i64)> = run!(c.optional_first(
             sim_machines::table.find(id.to_string()).select((
                 sim_machines::power,
                 sim_machines::cpu,
@@ -85,9 +83,7 @@ impl SimState for SimTables {
                 sim_machines::image,
                 sim_machines::boots,
             ))
-        )
-        .optional()
-        .map_err(db_error)?;
+        ))?;
         Ok(
             row.map(|(power, cpu, memory_mib, image, boots)| SimMachine {
                 id,
@@ -211,12 +207,9 @@ async fn apply_round(
         found.extend(ids.into_iter().map(|i| i.id));
     }
     if !deletes.is_empty() {
-        run!(
-            c,
-            execute,
-            diesel::delete(sim_machines::table.filter(sim_machines::id.eq_any(&deletes)))
-        )
-        .map_err(db_error)?;
+        run!(c.execute(diesel::delete(
+            sim_machines::table.filter(sim_machines::id.eq_any(&deletes))
+        )))?;
     }
     for &i in round {
         if matches!(

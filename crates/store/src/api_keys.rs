@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, run};
+use crate::door::{breaks_unique, db_error, job, run, run_raw};
 use crate::tables::api_keys;
 use crate::{ApiKey, NewApiKey, Store};
 use chrono::{DateTime, Utc};
@@ -18,17 +18,14 @@ impl Store {
         // Every id is after the empty text.
         let after = page.after.clone().unwrap_or_default();
         let mut c = self.door.reader().await?;
-        let keys = run!(
-            c,
-            load,
+        let keys = run!(c.load(
             api_keys::table
                 .select(ApiKey::as_select())
                 .filter(api_keys::user_id.eq(user.to_string()))
                 .filter(api_keys::id.gt(&after))
                 .order(api_keys::id)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(Page::from_rows(keys, page.limit, |k| k.id.to_string()))
     }
 
@@ -46,20 +43,16 @@ impl Store {
         let row = key.clone();
         let secret_hash = new.secret_hash.clone();
         self.write(job!(|c| {
-            let inserted = run!(
-                c,
-                execute,
-                diesel::insert_into(api_keys::table).values((
-                    api_keys::id.eq(row.id.to_string()),
-                    api_keys::user_id.eq(row.user_id.to_string()),
-                    api_keys::name.eq(&row.name),
-                    api_keys::prefix.eq(&row.prefix),
-                    api_keys::secret_hash.eq(&secret_hash),
-                    api_keys::created_at.eq(to_micros(row.created_at)),
-                    api_keys::updated_at.eq(to_micros(row.updated_at)),
-                    api_keys::version.eq(row.version),
-                ))
-            );
+            let inserted = run_raw!(c.execute(diesel::insert_into(api_keys::table).values((
+                api_keys::id.eq(row.id.to_string()),
+                api_keys::user_id.eq(row.user_id.to_string()),
+                api_keys::name.eq(&row.name),
+                api_keys::prefix.eq(&row.prefix),
+                api_keys::secret_hash.eq(&secret_hash),
+                api_keys::created_at.eq(to_micros(row.created_at)),
+                api_keys::updated_at.eq(to_micros(row.updated_at)),
+                api_keys::version.eq(row.version),
+            ))));
             match inserted {
                 Err(e) if breaks_unique(&e, "name") => {
                     Err(Error::name_taken("api-keys", "name", &row.name))
@@ -83,9 +76,7 @@ impl Store {
         let _change = self.access_change();
         let (prefix, secret_hash) = (prefix.to_owned(), secret_hash.to_owned());
         self.write(job!(|c| {
-            run!(
-                c,
-                get_result,
+            run!(c.optional_get_result(
                 diesel::update(
                     api_keys::table
                         .find(id.to_string())
@@ -98,9 +89,7 @@ impl Store {
                     api_keys::version.eq(api_keys::version + 1),
                 ))
                 .returning(ApiKey::as_returning())
-            )
-            .optional()
-            .map_err(db_error)?
+            ))?
             .ok_or_else(|| Error::not_found("api-keys", id))
         }))
         .await
@@ -110,16 +99,11 @@ impl Store {
     pub async fn delete_api_key(&self, user: UserId, id: ApiKeyId) -> Result<()> {
         let _change = self.access_change();
         self.write(job!(|c| {
-            let deleted = run!(
-                c,
-                execute,
-                diesel::delete(
-                    api_keys::table
-                        .find(id.to_string())
-                        .filter(api_keys::user_id.eq(user.to_string()))
-                )
-            )
-            .map_err(db_error)?;
+            let deleted = run!(c.execute(diesel::delete(
+                api_keys::table
+                    .find(id.to_string())
+                    .filter(api_keys::user_id.eq(user.to_string()))
+            )))?;
             if deleted == 0 {
                 return Err(Error::not_found("api-keys", id));
             }
@@ -131,15 +115,11 @@ impl Store {
     /// The key whose secret hashes to `secret_hash`, if any.
     pub async fn api_key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKey>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             api_keys::table
                 .select(ApiKey::as_select())
                 .filter(api_keys::secret_hash.eq(secret_hash))
-        )
-        .optional()
-        .map_err(db_error)
+        ))
     }
 
     /// Records a use of `key`, at most once per granularity; true when it
@@ -154,9 +134,7 @@ impl Store {
         }
         let id = key.id;
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(api_keys::table.find(id.to_string()))
                     .filter(
                         api_keys::last_used_at
@@ -164,8 +142,7 @@ impl Store {
                             .or(api_keys::last_used_at.lt(now - LAST_USED_GRANULARITY_MICROS))
                     )
                     .set(api_keys::last_used_at.eq(now))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await?;

@@ -1,5 +1,5 @@
 use crate::columns::{MaybeParsed, Micros, Parsed};
-use crate::door::{db_error, job, run};
+use crate::door::{job, run};
 use crate::tables::{audit_events, organizations};
 use crate::{AuditEvent, AuditFilter, Store};
 use chrono::{DateTime, Utc};
@@ -85,12 +85,7 @@ impl Store {
             })
             .collect();
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::insert_into(audit_events::table).values(&rows)
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(audit_events::table).values(&rows)))?;
             Ok(())
         }))
         .await
@@ -111,9 +106,7 @@ impl Store {
         let after = page.after.clone().unwrap_or_default();
         let (actor, action) = (&filter.actor, &filter.action);
         let mut c = self.door.reader().await?;
-        let rows = run!(
-            c,
-            load,
+        let rows = run!(c.load(
             audit_events::table
                 .select(EventRow::as_select())
                 .filter(
@@ -151,8 +144,7 @@ impl Store {
                 .filter(audit_events::id.gt(&after))
                 .order(audit_events::id)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         let items = rows.into_iter().map(AuditEvent::from).collect();
         Ok(Page::from_rows(items, page.limit, |e: &AuditEvent| {
             e.id.to_string()

@@ -1,7 +1,7 @@
 //! OAuth2 API clients and the roles they act with.
 
 use crate::columns::{MaybeMicros, MaybeParsed, Micros, Parsed};
-use crate::door::{db_error, job, run, Conn};
+use crate::door::{job, run, Conn};
 use crate::roles::permission_list;
 use crate::tables::{api_clients, client_role_assignments, refresh_tokens, roles};
 use crate::{ApiClient, ClientChanges, NewApiClient, RoleGrant, Store};
@@ -75,16 +75,13 @@ async fn role_names(c: &mut Conn, clients: &[String]) -> Result<HashMap<String, 
     if clients.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, String)> = run!(
-        c,
-        load,
+    let rows: Vec<(String, String)> = run!(c.load(
         client_role_assignments::table
             .inner_join(roles::table.on(roles::id.eq(client_role_assignments::role_id)))
             .filter(client_role_assignments::client_id.eq_any(clients))
             .select((client_role_assignments::client_id, roles::name))
             .order(roles::name)
-    )
-    .map_err(db_error)?;
+    ))?;
     Ok(crate::roles::names_by_holder(rows))
 }
 
@@ -102,15 +99,11 @@ async fn with_role_names(c: &mut Conn, rows: Vec<ClientRow>) -> Result<Vec<ApiCl
 }
 
 async fn fetch_client(c: &mut Conn, id: ClientId) -> Result<Option<ApiClient>> {
-    let row = run!(
-        c,
-        first,
+    let row = run!(c.optional_first(
         api_clients::table
             .find(id.to_string())
             .select(ClientRow::as_select())
-    )
-    .optional()
-    .map_err(db_error)?;
+    ))?;
     match row {
         Some(row) => Ok(with_role_names(c, vec![row]).await?.pop()),
         None => Ok(None),
@@ -127,15 +120,11 @@ async fn written_client(c: &mut Conn, id: ClientId) -> Result<ApiClient> {
 /// Checks `If-Match` against the client's version: 404 when it is gone,
 /// 412 when the version differs.
 async fn check_version(c: &mut Conn, id: ClientId, precondition: &Precondition) -> Result<()> {
-    let version: i64 = run!(
-        c,
-        first,
+    let version: i64 = run!(c.optional_first(
         api_clients::table
             .find(id.to_string())
             .select(api_clients::version)
-    )
-    .optional()
-    .map_err(db_error)?
+    ))?
     .ok_or_else(|| Error::not_found("clients", id))?;
     precondition.check(version)
 }
@@ -143,25 +132,17 @@ async fn check_version(c: &mut Conn, id: ClientId, precondition: &Precondition) 
 /// Ends every refresh token issued through a client, in the transaction
 /// that disables it or resets its secret: none of them may renew anything.
 async fn end_client_sessions(c: &mut Conn, id: ClientId) -> Result<()> {
-    run!(
-        c,
-        execute,
-        diesel::delete(refresh_tokens::table.filter(refresh_tokens::client_id.eq(id.to_string())))
-    )
-    .map_err(db_error)?;
+    run!(c.execute(diesel::delete(
+        refresh_tokens::table.filter(refresh_tokens::client_id.eq(id.to_string()))
+    )))?;
     Ok(())
 }
 
 async fn set_roles(c: &mut Conn, client: ClientId, roles: &[RoleId]) -> Result<()> {
-    run!(
-        c,
-        execute,
-        diesel::delete(
-            client_role_assignments::table
-                .filter(client_role_assignments::client_id.eq(client.to_string()))
-        )
-    )
-    .map_err(db_error)?;
+    run!(c
+        .execute(diesel::delete(client_role_assignments::table.filter(
+            client_role_assignments::client_id.eq(client.to_string())
+        ))))?;
     if roles.is_empty() {
         return Ok(());
     }
@@ -174,12 +155,7 @@ async fn set_roles(c: &mut Conn, client: ClientId, roles: &[RoleId]) -> Result<(
             )
         })
         .collect();
-    run!(
-        c,
-        execute,
-        diesel::insert_into(client_role_assignments::table).values(&rows)
-    )
-    .map_err(db_error)?;
+    run!(c.execute(diesel::insert_into(client_role_assignments::table).values(&rows)))?;
     Ok(())
 }
 
@@ -192,30 +168,23 @@ impl Store {
     /// A client with its secret's hash, for authenticating it.
     pub async fn client_with_secret(&self, id: ClientId) -> Result<Option<(ApiClient, String)>> {
         let mut c = self.door.reader().await?;
-        let row: Option<(ClientRow, String)> = run!(
-            c,
-            first,
+        let row: Option<(ClientRow, String)> = run!(c.optional_first(
             api_clients::table
                 .find(id.to_string())
                 .select((ClientRow::as_select(), api_clients::secret_hash))
-        )
-        .optional()
-        .map_err(db_error)?;
+        ))?;
         Ok(row.map(|(row, secret_hash)| (client(row, Vec::new()), secret_hash)))
     }
 
     /// The clients of an organization, oldest first.
     pub async fn list_clients(&self, organization: OrganizationId) -> Result<Vec<ApiClient>> {
         let mut c = self.door.reader().await?;
-        let rows = run!(
-            c,
-            load,
+        let rows = run!(c.load(
             api_clients::table
                 .select(ClientRow::as_select())
                 .filter(api_clients::organization_id.eq(organization.to_string()))
                 .order(api_clients::id)
-        )
-        .map_err(db_error)?;
+        ))?;
         with_role_names(&mut c, rows).await
     }
 
@@ -224,24 +193,19 @@ impl Store {
         let new = new.clone();
         self.write(job!(|c| {
             let now = to_micros(new.now);
-            run!(
-                c,
-                execute,
-                diesel::insert_into(api_clients::table).values((
-                    api_clients::id.eq(new.id.to_string()),
-                    api_clients::organization_id.eq(new.organization_id.to_string()),
-                    api_clients::name.eq(new.name.as_str()),
-                    api_clients::auth_method.eq(&new.auth_method),
-                    api_clients::status.eq("enabled"),
-                    api_clients::secret_hash.eq(&new.secret_hash),
-                    api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
-                    api_clients::created_at.eq(now),
-                    api_clients::updated_at.eq(now),
-                    api_clients::last_access_at.eq(None::<i64>),
-                    api_clients::version.eq(1),
-                ))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(api_clients::table).values((
+                api_clients::id.eq(new.id.to_string()),
+                api_clients::organization_id.eq(new.organization_id.to_string()),
+                api_clients::name.eq(new.name.as_str()),
+                api_clients::auth_method.eq(&new.auth_method),
+                api_clients::status.eq("enabled"),
+                api_clients::secret_hash.eq(&new.secret_hash),
+                api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
+                api_clients::created_at.eq(now),
+                api_clients::updated_at.eq(now),
+                api_clients::last_access_at.eq(None::<i64>),
+                api_clients::version.eq(1),
+            ))))?;
             set_roles(c, new.id, &new.roles).await?;
             written_client(c, new.id).await
         }))
@@ -260,9 +224,7 @@ impl Store {
         self.write(job!(|c| {
             check_version(c, id, &precondition).await?;
             let disabling = changes.status.as_deref() == Some("disabled");
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(api_clients::table.find(id.to_string())).set((
                     api_clients::name.eq(coalesce(
                         changes.name.as_ref().map(|n| n.as_str().to_owned()),
@@ -274,8 +236,7 @@ impl Store {
                     api_clients::token_generation
                         .eq(api_clients::token_generation + i64::from(disabling)),
                 ))
-            )
-            .map_err(db_error)?;
+            ))?;
             if disabling {
                 end_client_sessions(c, id).await?;
             }
@@ -297,17 +258,14 @@ impl Store {
         let _change = self.access_change();
         let secret_hash = secret_hash.to_owned();
         self.write(job!(|c| {
-            let updated = run!(
-                c,
-                execute,
+            let updated = run!(c.execute(
                 diesel::update(api_clients::table.find(id.to_string())).set((
                     api_clients::secret_hash.eq(&secret_hash),
                     api_clients::updated_at.eq(to_micros(now)),
                     api_clients::version.eq(api_clients::version + 1),
                     api_clients::token_generation.eq(api_clients::token_generation + 1),
                 ))
-            )
-            .map_err(db_error)?;
+            ))?;
             if updated == 0 {
                 return Err(Error::not_found("clients", id));
             }
@@ -323,22 +281,12 @@ impl Store {
         let precondition = precondition.clone();
         self.write(job!(|c| {
             check_version(c, id, &precondition).await?;
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    client_role_assignments::table
-                        .filter(client_role_assignments::client_id.eq(id.to_string()))
-                )
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(
+                client_role_assignments::table
+                    .filter(client_role_assignments::client_id.eq(id.to_string()))
+            )))?;
             end_client_sessions(c, id).await?;
-            run!(
-                c,
-                execute,
-                diesel::delete(api_clients::table.find(id.to_string()))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(api_clients::table.find(id.to_string()))))?;
             Ok(())
         }))
         .await
@@ -354,9 +302,7 @@ impl Store {
         self.write(job!(|c| {
             for (id, at) in seen {
                 let at = to_micros(at);
-                run!(
-                    c,
-                    execute,
+                run!(c.execute(
                     diesel::update(api_clients::table.find(id.to_string()))
                         .filter(
                             api_clients::last_access_at
@@ -364,8 +310,7 @@ impl Store {
                                 .or(api_clients::last_access_at.lt(at))
                         )
                         .set(api_clients::last_access_at.eq(at))
-                )
-                .map_err(db_error)?;
+                ))?;
             }
             Ok(())
         }))
@@ -375,9 +320,7 @@ impl Store {
     /// The roles a client holds, all granted in its own organization.
     pub async fn client_grants(&self, client: ClientId) -> Result<Vec<RoleGrant>> {
         let mut c = self.door.reader().await?;
-        let rows: Vec<GrantRow> = run!(
-            c,
-            load,
+        let rows: Vec<GrantRow> = run!(c.load(
             client_role_assignments::table
                 .inner_join(roles::table.on(roles::id.eq(client_role_assignments::role_id)))
                 .inner_join(
@@ -391,8 +334,7 @@ impl Store {
                     roles::permissions,
                 ))
                 .order(roles::name)
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(rows
             .into_iter()
             .map(|g| RoleGrant {

@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, refuse_while_held, run};
+use crate::door::{breaks_unique, db_error, job, refuse_while_held, run, run_raw};
 use crate::tables::{datacenters, users};
 use crate::{Datacenter, NewDatacenter, Store};
 use diesel::prelude::*;
@@ -10,15 +10,11 @@ use nephele_common::{Error, Result};
 impl Store {
     pub async fn datacenter(&self, id: DatacenterId) -> Result<Option<Datacenter>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             datacenters::table
                 .find(id.to_string())
                 .select(Datacenter::as_select())
-        )
-        .optional()
-        .map_err(db_error)
+        ))
     }
 
     /// Every data center, by id (this server's own first).
@@ -26,16 +22,13 @@ impl Store {
         // Every id is after the empty text.
         let after = page.after.clone().unwrap_or_default();
         let mut c = self.door.reader().await?;
-        let items = run!(
-            c,
-            load,
+        let items = run!(c.load(
             datacenters::table
                 .select(Datacenter::as_select())
                 .filter(datacenters::id.gt(&after))
                 .order(datacenters::id)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(Page::from_rows(items, page.limit, |d| d.id.to_string()))
     }
 
@@ -50,18 +43,14 @@ impl Store {
         };
         let row = made.clone();
         self.write(job!(|c| {
-            let inserted = run!(
-                c,
-                execute,
-                diesel::insert_into(datacenters::table).values((
-                    datacenters::id.eq(row.id.to_string()),
-                    datacenters::name.eq(&row.name),
-                    datacenters::server_url.eq(&row.server_url),
-                    datacenters::created_at.eq(to_micros(row.created_at)),
-                    datacenters::updated_at.eq(to_micros(row.updated_at)),
-                    datacenters::version.eq(row.version),
-                ))
-            );
+            let inserted = run_raw!(c.execute(diesel::insert_into(datacenters::table).values((
+                datacenters::id.eq(row.id.to_string()),
+                datacenters::name.eq(&row.name),
+                datacenters::server_url.eq(&row.server_url),
+                datacenters::created_at.eq(to_micros(row.created_at)),
+                datacenters::updated_at.eq(to_micros(row.updated_at)),
+                datacenters::version.eq(row.version),
+            ))));
             match inserted {
                 Err(e) if breaks_unique(&e, "name") => {
                     Err(Error::name_taken("datacenters", "name", &row.name))
@@ -78,14 +67,11 @@ impl Store {
         self.write(job!(|c| {
             // Under the lock a user's home is checked by (see `users`).
             crate::door::lock_invariants(c).await?;
-            let held: i64 = run!(
-                c,
-                get_result,
+            let held: i64 = run!(c.get_result(
                 users::table
                     .filter(users::datacenter_id.eq(id.to_string()))
                     .count()
-            )
-            .map_err(db_error)?;
+            ))?;
             refuse_while_held(
                 "datacenters",
                 id,
@@ -93,12 +79,7 @@ impl Store {
                 "users",
                 "Cannot delete a data center that is still the home of users",
             )?;
-            let deleted = run!(
-                c,
-                execute,
-                diesel::delete(datacenters::table.find(id.to_string()))
-            )
-            .map_err(db_error)?;
+            let deleted = run!(c.execute(diesel::delete(datacenters::table.find(id.to_string()))))?;
             if deleted == 0 {
                 return Err(Error::not_found("datacenters", id));
             }

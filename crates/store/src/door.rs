@@ -41,13 +41,34 @@ pub enum Conn {
     Pg(Object<AsyncPgConnection>),
 }
 
-/// Runs a diesel query on a [`Conn`]: `run!(conn, method, query)`, where
+/// Runs a diesel query on a [`Conn`]: `run!(conn.method(query))`, where
 /// `method` is one of `RunQueryDsl`'s (`execute`, `load`, `get_result`,
-/// `first`, …). The query is written once and compiled for each backend;
-/// the answer is diesel's `QueryResult`. On SQLite it never suspends.
+/// `first`, …), and `run!(conn.optional_first(query))` answers `None`
+/// for no row. The query is written once and compiled for each backend;
+/// a failure is mapped by [`db_error`]. On SQLite it never suspends.
 #[macro_export]
 macro_rules! run {
-    ($conn:expr, $method:ident, $query:expr) => {
+    ($conn:ident . optional_first ( $query:expr )) => {
+        $crate::door::diesel::OptionalExtension::optional($crate::run_raw!($conn.first($query)))
+            .map_err($crate::door::db_error)
+    };
+    ($conn:ident . optional_get_result ( $query:expr )) => {
+        $crate::door::diesel::OptionalExtension::optional(
+            $crate::run_raw!($conn.get_result($query)),
+        )
+        .map_err($crate::door::db_error)
+    };
+    ($conn:ident . $method:ident ( $query:expr )) => {
+        $crate::run_raw!($conn.$method($query)).map_err($crate::door::db_error)
+    };
+}
+pub use crate::run;
+
+/// [`run!`] with diesel's own `QueryResult`, for a caller that tells one
+/// failure from another ([`breaks_unique`]).
+#[macro_export]
+macro_rules! run_raw {
+    ($conn:ident . $method:ident ( $query:expr )) => {
         match &mut *$conn {
             $crate::door::Conn::Sqlite(c) => $crate::door::diesel::RunQueryDsl::$method($query, c),
             $crate::door::Conn::Pg(c) => {
@@ -56,7 +77,7 @@ macro_rules! run {
         }
     };
 }
-pub use crate::run;
+pub use crate::run_raw;
 
 /// A [`WriteJob`] from a block of statements on `c`:
 /// `store.write(job!(|c| { …; Ok(v) })).await`. What the block uses is
@@ -551,16 +572,11 @@ mod tests {
     fn insert(id: String, fail: bool) -> WriteJob<String> {
         Box::new(move |c| {
             async move {
-                run!(
-                    c,
-                    execute,
-                    diesel::insert_into(nodes::table).values((
-                        nodes::id.eq(&id),
-                        nodes::started_at.eq(1),
-                        nodes::lease_until.eq(1),
-                    ))
-                )
-                .map_err(db_error)?;
+                run!(c.execute(diesel::insert_into(nodes::table).values((
+                    nodes::id.eq(&id),
+                    nodes::started_at.eq(1),
+                    nodes::lease_until.eq(1),
+                ))))?;
                 if fail {
                     return Err(Error::invalid("id", "refused after its insert"));
                 }
@@ -572,14 +588,12 @@ mod tests {
 
     async fn ids(store: &Store, prefix: &str) -> Vec<String> {
         let mut c = store.door.reader().await.expect("reader");
-        run!(
-            c,
-            load,
+        run!(c.load(
             nodes::table
                 .select(nodes::id)
                 .filter(nodes::id.like(format!("{prefix}%")))
                 .order(nodes::id)
-        )
+        ))
         .expect("ids")
     }
 

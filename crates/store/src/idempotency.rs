@@ -1,7 +1,7 @@
 //! Idempotency keys: the first response to a POST is kept for 24 h and
 //! replayed to a retry with the same key and body.
 
-use crate::door::{db_error, job, run, Conn};
+use crate::door::{job, run, Conn};
 use crate::tables::{idempotency_keys, nodes};
 use crate::Store;
 use chrono::{DateTime, Duration, Utc};
@@ -52,13 +52,10 @@ pub(crate) async fn record_task(
     task: TaskId,
 ) -> Result<()> {
     if let Some(k) = key {
-        run!(
-            c,
-            execute,
+        run!(c.execute(
             diesel::update(idempotency_keys::table.find((&k.scope, &k.key)))
                 .set(idempotency_keys::task_id.eq(task.to_string()))
-        )
-        .map_err(db_error)?;
+        ))?;
     }
     Ok(())
 }
@@ -94,20 +91,13 @@ impl Store {
         let now = to_micros(now);
         self.write(job!(|c| {
             // Forget an expired use of the key first.
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    idempotency_keys::table
-                        .find((&scope, &key))
-                        .filter(idempotency_keys::created_at.lt(expired))
-                )
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(
+                idempotency_keys::table
+                    .find((&scope, &key))
+                    .filter(idempotency_keys::created_at.lt(expired))
+            )))?;
             // With the node that holds the claim, if its lease is live.
-            let existing: Option<Existing> = run!(
-                c,
-                first,
+            let existing: Option<Existing> = run!(c.optional_first(
                 idempotency_keys::table
                     .left_join(
                         nodes::table.on(nodes::id
@@ -126,16 +116,12 @@ impl Store {
                         idempotency_keys::task_id,
                         nodes::id.nullable(),
                     ))
-            )
-            .optional()
-            .map_err(db_error)?;
+            ))?;
             let Some(existing) = existing else {
                 // Another node may claim it between our read and insert:
                 // then it is theirs, in progress. (Not a failed insert: on
                 // PostgreSQL that would end the transaction.)
-                let inserted = run!(
-                    c,
-                    execute,
+                let inserted = run!(c.execute(
                     diesel::insert_into(idempotency_keys::table)
                         .values((
                             idempotency_keys::scope.eq(&scope),
@@ -146,8 +132,7 @@ impl Store {
                         ))
                         .on_conflict((idempotency_keys::scope, idempotency_keys::key))
                         .do_nothing()
-                )
-                .map_err(db_error)?;
+                ))?;
                 return Ok(if inserted == 1 {
                     Claim::Started
                 } else {
@@ -171,13 +156,10 @@ impl Store {
             if existing.live_node.is_some() {
                 return Ok(Claim::InProgress);
             }
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(idempotency_keys::table.find((&scope, &key)))
                     .set(idempotency_keys::node_id.eq(&node))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(Claim::Started)
         }))
         .await
@@ -192,17 +174,14 @@ impl Store {
     ) -> Result<()> {
         let (scope, key, response) = (scope.to_owned(), key.to_owned(), response.clone());
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(idempotency_keys::table.find((&scope, &key))).set((
                     idempotency_keys::status.eq(i64::from(response.status)),
                     idempotency_keys::content_type.eq(&response.content_type),
                     idempotency_keys::location.eq(&response.location),
                     idempotency_keys::body.eq(&response.body),
                 ))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await
@@ -212,16 +191,11 @@ impl Store {
     pub async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<()> {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    idempotency_keys::table
-                        .find((&scope, &key))
-                        .filter(idempotency_keys::status.is_null())
-                )
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(
+                idempotency_keys::table
+                    .find((&scope, &key))
+                    .filter(idempotency_keys::status.is_null())
+            )))?;
             Ok(())
         }))
         .await
@@ -231,14 +205,9 @@ impl Store {
     pub async fn purge_idempotency_keys(&self, now: DateTime<Utc>) -> Result<u64> {
         let expired = to_micros(now - RETENTION);
         self.write(job!(|c| {
-            let purged = run!(
-                c,
-                execute,
-                diesel::delete(
-                    idempotency_keys::table.filter(idempotency_keys::created_at.lt(expired))
-                )
-            )
-            .map_err(db_error)?;
+            let purged = run!(c.execute(diesel::delete(
+                idempotency_keys::table.filter(idempotency_keys::created_at.lt(expired))
+            )))?;
             Ok(u64::try_from(purged).unwrap_or(0))
         }))
         .await

@@ -318,38 +318,26 @@ async fn limited_ancestry(c: &mut Conn, org: OrganizationId) -> Result<Vec<Organ
         #[diesel(sql_type = Text, deserialize_as = Parsed<OrganizationId>)]
         organization_id: OrganizationId,
     }
-    let rows: Vec<Limited> = run!(
-        c,
-        load,
-        diesel::sql_query(LIMITED_ANCESTRY).bind::<Text, _>(org.to_string())
-    )
-    .map_err(db_error)?;
+    let rows: Vec<Limited> =
+        run!(c.load(diesel::sql_query(LIMITED_ANCESTRY).bind::<Text, _>(org.to_string())))?;
     Ok(rows.into_iter().map(|r| r.organization_id).collect())
 }
 
 async fn fetch_instance(c: &mut Conn, id: InstanceId) -> Result<Option<Instance>> {
-    run!(
-        c,
-        first,
+    run!(c.optional_first(
         instances::table
             .find(id.to_string())
             .select(Instance::as_select())
-    )
-    .optional()
-    .map_err(db_error)
+    ))
 }
 
 /// The id of the unfinished task on `resource`, if any.
 async fn active_task(c: &mut Conn, resource: &str) -> Result<Option<String>> {
-    run!(
-        c,
-        first,
+    run!(c.optional_first(
         tasks::table
             .filter(tasks::active_resource.eq(resource))
             .select(tasks::id)
-    )
-    .optional()
-    .map_err(db_error)
+    ))
 }
 
 /// 409 (2013) naming the task that holds `resource`, if one does.
@@ -368,13 +356,10 @@ async fn refuse_while_busy(c: &mut Conn, resource_type: &str, resource: &str) ->
 /// quota, and the second counts the first.
 async fn room(c: &mut Conn, orgs: &BTreeSet<OrganizationId>) -> Result<Room> {
     if let Conn::Pg(_) = c {
-        run!(
-            c,
-            execute,
+        run!(c.execute(
             diesel::sql_query("SELECT pg_advisory_xact_lock_shared($1)")
                 .bind::<BigInt, _>(TREE_LOCK)
-        )
-        .map_err(db_error)?;
+        ))?;
     }
     let mut room = Room::default();
     for org in orgs {
@@ -437,23 +422,16 @@ async fn settle_instance(
     now: DateTime<Utc>,
 ) -> Result<()> {
     match restore {
-        Some(state) => run!(
-            c,
-            execute,
+        Some(state) => run!(c.execute(
             diesel::update(
                 instances::table
                     .find(id.to_string())
                     .filter(instances::state.ne(state.as_str()))
             )
             .set(state_change!(state.as_str(), to_micros(now)))
-        ),
-        None => run!(
-            c,
-            execute,
-            diesel::delete(instances::table.find(id.to_string()))
-        ),
-    }
-    .map_err(db_error)?;
+        )),
+        None => run!(c.execute(diesel::delete(instances::table.find(id.to_string())))),
+    }?;
     Ok(())
 }
 
@@ -573,15 +551,10 @@ impl Store {
                     )
                 })
                 .collect();
-            run!(
-                c,
-                execute,
-                diesel::insert_into(instances::table).values(&rows)
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(instances::table).values(&rows)))?;
             // The resources are new: no other task can be active on them.
             let tasks: Vec<_> = accepted.iter().map(|a| new_task_row(&a.task)).collect();
-            run!(c, execute, diesel::insert_into(tasks::table).values(&tasks)).map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(tasks::table).values(&tasks)))?;
             for a in &accepted {
                 record_task(c, a.idempotency.as_ref(), a.task.id).await?;
             }
@@ -620,13 +593,10 @@ impl Store {
                     return Err(wrong_state(id, &verb, instance.state, &expected));
                 }
                 task.input = serde_json::json!({ "restore": instance.state.as_str() }).to_string();
-                run!(
-                    c,
-                    execute,
+                run!(c.execute(
                     diesel::update(instances::table.find(id.to_string()))
                         .set(state_change!(transitional.as_str(), to_micros(task.now)))
-                )
-                .map_err(db_error)?;
+                ))?;
                 if !insert_task(c, &task).await? {
                     // Another node queued a task on it between the check
                     // and the insert: named below, once this is undone.
@@ -675,18 +645,15 @@ impl Store {
         // (an `IN` list of states would be prepared again every time).
         let mut c = self.door.reader().await?;
         let items = match (filter.state.map(InstanceState::as_str), &filter.name) {
-            (None, None) => run!(c, load, page!()),
-            (Some(state), None) => run!(c, load, page!().filter(instances::state.eq(state))),
-            (None, Some(name)) => run!(c, load, page!().filter(instances::name.eq(name))),
-            (Some(state), Some(name)) => run!(
-                c,
-                load,
+            (None, None) => run!(c.load(page!())),
+            (Some(state), None) => run!(c.load(page!().filter(instances::state.eq(state)))),
+            (None, Some(name)) => run!(c.load(page!().filter(instances::name.eq(name)))),
+            (Some(state), Some(name)) => run!(c.load(
                 page!()
                     .filter(instances::state.eq(state))
                     .filter(instances::name.eq(name))
-            ),
-        }
-        .map_err(db_error)?;
+            )),
+        }?;
         Ok(Page::from_rows(items, page.limit, |i| i.id.to_string()))
     }
 
@@ -735,17 +702,14 @@ impl Store {
             instance.updated_at = now;
             instance.version += 1;
             run!(
-                c,
-                execute,
-                diesel::update(instances::table.find(id.to_string())).set((
+                c.execute(diesel::update(instances::table.find(id.to_string())).set((
                     instances::name.eq(&instance.name),
                     instances::cpu.eq(instance.cpu),
                     instances::memory_mib.eq(instance.memory_mib),
                     instances::updated_at.eq(to_micros(now)),
                     instances::version.eq(instance.version),
-                ))
-            )
-            .map_err(db_error)?;
+                )))
+            )?;
             Ok(instance)
         }))
         .await
@@ -813,17 +777,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         self.write(job!(|c| {
-            let done = run!(
-                c,
-                execute,
+            let done = run!(c.execute(
                 diesel::update(
                     instances::table
                         .find(id.to_string())
                         .filter(instances::state.eq(from.as_str()))
                 )
                 .set(state_change!(to.as_str(), to_micros(now)))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(done == 1)
         }))
         .await
@@ -833,26 +794,18 @@ impl Store {
     /// driver's reconciliation).
     pub async fn instance_ids_in_state(&self, state: InstanceState) -> Result<Vec<InstanceId>> {
         let mut c = self.door.reader().await?;
-        let ids: Vec<Parsed<InstanceId>> = run!(
-            c,
-            load,
+        let ids: Vec<Parsed<InstanceId>> = run!(c.load(
             instances::table
                 .filter(instances::state.eq(state.as_str()))
                 .select(instances::id)
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(ids.into_iter().map(|Parsed(id)| id).collect())
     }
 
     /// Removes an instance's record (a task step: idempotent).
     pub async fn remove_instance(&self, id: InstanceId) -> Result<()> {
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::delete(instances::table.find(id.to_string()))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(instances::table.find(id.to_string()))))?;
             Ok(())
         }))
         .await
@@ -862,13 +815,8 @@ impl Store {
     /// of them.
     pub async fn quota(&self, org: OrganizationId) -> Result<Quota> {
         let mut c = self.door.reader().await?;
-        let row: Option<QuotaRow> = run!(
-            c,
-            first,
-            quotas::table.find(org.to_string()).select(QUOTA_ROW)
-        )
-        .optional()
-        .map_err(db_error)?;
+        let row: Option<QuotaRow> =
+            run!(c.optional_first(quotas::table.find(org.to_string()).select(QUOTA_ROW)))?;
         let usage = usage_in(&mut c, org).await?;
         Ok(quota_of(org, row, usage))
     }
@@ -885,12 +833,8 @@ impl Store {
         let precondition = precondition.clone();
         self.write(job!(|c| {
             let version: Option<i64> = run!(
-                c,
-                first,
-                quotas::table.find(org.to_string()).select(quotas::version)
-            )
-            .optional()
-            .map_err(db_error)?;
+                c.optional_first(quotas::table.find(org.to_string()).select(quotas::version))
+            )?;
             precondition.check(version.unwrap_or(0))?;
             let next = version.unwrap_or(0) + 1;
             let set = (
@@ -900,16 +844,13 @@ impl Store {
                 quotas::updated_at.eq(to_micros(now)),
                 quotas::version.eq(next),
             );
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::insert_into(quotas::table)
                     .values((quotas::organization_id.eq(org.to_string()), set))
                     .on_conflict(quotas::organization_id)
                     .do_update()
                     .set(set)
-            )
-            .map_err(db_error)?;
+            ))?;
             let usage = usage_in(c, org).await?;
             Ok(Quota {
                 organization_id: org,
@@ -988,12 +929,9 @@ pub(crate) async fn check_move(
     new_parent: OrganizationId,
 ) -> Result<()> {
     if matches!(c, Conn::Pg(_)) {
-        run!(
-            c,
-            execute,
+        run!(c.execute(
             diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(TREE_LOCK)
-        )
-        .map_err(db_error)?;
+        ))?;
     }
     let moved = usage_in(c, org).await?;
     if moved == Usage::default() {
@@ -1002,16 +940,12 @@ pub(crate) async fn check_move(
     let before = limited_ancestry(c, org).await?;
     let after = limited_ancestry(c, new_parent).await?;
     for id in after.into_iter().filter(|a| !before.contains(a)) {
-        let (instances, vcpus, memory_mib) = run!(
-            c,
-            get_result,
-            quotas::table.find(id.to_string()).select((
+        let (instances, vcpus, memory_mib) =
+            run!(c.get_result(quotas::table.find(id.to_string()).select((
                 quotas::instances,
                 quotas::vcpus,
                 quotas::memory_mib
-            ))
-        )
-        .map_err(db_error)?;
+            ))))?;
         let limits = Limits {
             instances,
             vcpus,
@@ -1025,17 +959,14 @@ pub(crate) async fn check_move(
 
 /// What the instances of `org`'s subtree use.
 async fn usage_in(c: &mut Conn, org: OrganizationId) -> Result<Usage> {
-    let (instances, vcpus, memory_mib) = run!(
-        c,
-        get_result,
+    let (instances, vcpus, memory_mib) = run!(c.get_result(
         instances::table
             .filter(crate::organizations::in_subtree(
                 "instances.organization_id",
                 org.to_string()
             ))
             .select(diesel::dsl::sql::<(BigInt, BigInt, BigInt)>(USAGE))
-    )
-    .map_err(db_error)?;
+    ))?;
     Ok(Usage {
         instances,
         vcpus,

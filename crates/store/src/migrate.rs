@@ -10,7 +10,7 @@
 //! apply it once, and a failing migration leaves nothing half-done. An
 //! applied migration whose file has changed since stops the start.
 
-use crate::door::{db_error, execute_batch, job, run, Conn};
+use crate::door::{execute_batch, job, run, Conn};
 use crate::Store;
 use diesel::sql_types::{BigInt, Binary, Text};
 use diesel::QueryableByName;
@@ -89,15 +89,10 @@ impl Store {
                 execute_batch(c, "SELECT pg_advisory_xact_lock(7002)").await?;
             }
             execute_batch(c, &record.replace("{table}", set.table)).await?;
-            let applied: Vec<Applied> = run!(
-                c,
-                load,
-                diesel::sql_query(format!(
-                    "SELECT version, checksum FROM {} WHERE success ORDER BY version",
-                    set.table
-                ))
-            )
-            .map_err(db_error)?;
+            let applied: Vec<Applied> = run!(c.load(diesel::sql_query(format!(
+                "SELECT version, checksum FROM {} WHERE success ORDER BY version",
+                set.table
+            ))))?;
             for (name, sql) in list {
                 let (version, description) = parse_name(name)?;
                 let checksum = Sha384::digest(sql.as_bytes()).to_vec();
@@ -118,9 +113,7 @@ impl Store {
                     ))
                 })?;
                 let took = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
-                run!(
-                    c,
-                    execute,
+                run!(c.execute(
                     diesel::sql_query(format!(
                         "INSERT INTO {} (version, description, success, checksum, \
                          execution_time) VALUES ($1, $2, TRUE, $3, $4)",
@@ -130,8 +123,7 @@ impl Store {
                     .bind::<Text, _>(&description)
                     .bind::<Binary, _>(&checksum)
                     .bind::<BigInt, _>(took)
-                )
-                .map_err(db_error)?;
+                ))?;
             }
             Ok(())
         }))
@@ -185,11 +177,9 @@ mod tests {
             description: String,
         }
         let mut c = store.door.reader().await.expect("reader");
-        let rows: Vec<Row> = run!(
-            c,
-            load,
-            diesel::sql_query("SELECT version, description FROM _sqlx_migrations ORDER BY version")
-        )
+        let rows: Vec<Row> = run!(c.load(diesel::sql_query(
+            "SELECT version, description FROM _sqlx_migrations ORDER BY version"
+        )))
         .expect("records");
         rows.into_iter()
             .map(|r| (r.version, r.description))

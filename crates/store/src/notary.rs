@@ -204,12 +204,9 @@ fn tree_head(r: HeadRow) -> Result<TreeHead> {
 
 /// The newest tree head's size, if any.
 async fn latest_size(c: &mut Conn) -> Result<Option<i64>> {
-    run!(
-        c,
-        get_result,
+    run!(c.get_result(
         notary_tree_heads::table.select(diesel::dsl::max(notary_tree_heads::tree_size))
-    )
-    .map_err(db_error)
+    ))
 }
 
 impl Store {
@@ -231,24 +228,19 @@ impl Store {
         };
         let row = made.clone();
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::insert_into(notary_files::table).values((
-                    notary_files::id.eq(row.id.to_string()),
-                    notary_files::organization_id.eq(row.organization_id.to_string()),
-                    notary_files::owner_type.eq(&row.owner_type),
-                    notary_files::owner_id.eq(&row.owner_id),
-                    notary_files::name.eq(&row.name),
-                    notary_files::sha256.eq(&row.sha256),
-                    notary_files::size_bytes.eq(row.size_bytes),
-                    notary_files::content.eq(row.content.as_str()),
-                    notary_files::created_at.eq(to_micros(row.created_at)),
-                    notary_files::updated_at.eq(to_micros(row.updated_at)),
-                    notary_files::version.eq(row.version),
-                ))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(notary_files::table).values((
+                notary_files::id.eq(row.id.to_string()),
+                notary_files::organization_id.eq(row.organization_id.to_string()),
+                notary_files::owner_type.eq(&row.owner_type),
+                notary_files::owner_id.eq(&row.owner_id),
+                notary_files::name.eq(&row.name),
+                notary_files::sha256.eq(&row.sha256),
+                notary_files::size_bytes.eq(row.size_bytes),
+                notary_files::content.eq(row.content.as_str()),
+                notary_files::created_at.eq(to_micros(row.created_at)),
+                notary_files::updated_at.eq(to_micros(row.updated_at)),
+                notary_files::version.eq(row.version),
+            ))))?;
             Ok(())
         }))
         .await?;
@@ -257,15 +249,11 @@ impl Store {
 
     pub async fn stored_file(&self, id: StoredFileId) -> Result<Option<StoredFile>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             notary_files::table
                 .find(id.to_string())
                 .select(FileRow::as_select())
-        )
-        .optional()
-        .map_err(db_error)?
+        ))?
         .map(stored_file)
         .transpose()
     }
@@ -273,17 +261,13 @@ impl Store {
     /// The first notarized stored file with this content, whosever it is.
     pub async fn first_notarized(&self, sha256: &str) -> Result<Option<StoredFile>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             notary_files::table
                 .select(FileRow::as_select())
                 .filter(notary_files::sha256.eq(sha256))
                 .filter(notary_files::leaf_index.is_not_null())
                 .order(notary_files::leaf_index)
-        )
-        .optional()
-        .map_err(db_error)?
+        ))?
         .map(stored_file)
         .transpose()
     }
@@ -302,9 +286,7 @@ impl Store {
         let name = filter.name.clone().unwrap_or_default();
         let after = page.after.clone().unwrap_or_default();
         let mut c = self.door.reader().await?;
-        let rows = run!(
-            c,
-            load,
+        let rows = run!(c.load(
             notary_files::table
                 .select(FileRow::as_select())
                 .filter(notary_files::organization_id.eq(org.to_string()))
@@ -317,8 +299,7 @@ impl Store {
                 .filter(notary_files::id.gt(&after))
                 .order(notary_files::id)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         let items = rows
             .into_iter()
             .map(stored_file)
@@ -329,9 +310,7 @@ impl Store {
     /// Marks a stored file's content removed; false when it had none.
     pub async fn mark_content_deleted(&self, id: StoredFileId, now: DateTime<Utc>) -> Result<bool> {
         self.write(job!(|c| {
-            let changed = run!(
-                c,
-                execute,
+            let changed = run!(c.execute(
                 diesel::update(
                     notary_files::table
                         .find(id.to_string())
@@ -342,8 +321,7 @@ impl Store {
                     notary_files::updated_at.eq(to_micros(now)),
                     notary_files::version.eq(notary_files::version + 1),
                 ))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(changed == 1)
         }))
         .await
@@ -353,27 +331,20 @@ impl Store {
     /// on disk that no record names).
     pub async fn stored_content_ids(&self) -> Result<Vec<String>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            load,
+        run!(c.load(
             notary_files::table
                 .select(notary_files::id)
                 .filter(notary_files::content.eq(Content::Stored.as_str()))
-        )
-        .map_err(db_error)
+        ))
     }
 
     pub async fn latest_tree_head(&self) -> Result<Option<TreeHead>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             notary_tree_heads::table
                 .select(HeadRow::as_select())
                 .order(notary_tree_heads::tree_size.desc())
-        )
-        .optional()
-        .map_err(db_error)?
+        ))?
         .map(tree_head)
         .transpose()
     }
@@ -388,16 +359,13 @@ impl Store {
             None => i64::MIN,
         };
         let mut c = self.door.reader().await?;
-        let rows = run!(
-            c,
-            load,
+        let rows = run!(c.load(
             notary_tree_heads::table
                 .select(HeadRow::as_select())
                 .filter(notary_tree_heads::tree_size.gt(after))
                 .order(notary_tree_heads::tree_size)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         let items = rows
             .into_iter()
             .map(tree_head)
@@ -410,16 +378,13 @@ impl Store {
     /// The hashes of the log's leaves `from..to`, in order.
     pub async fn leaf_sha256s(&self, from: i64, to: i64) -> Result<Vec<String>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            load,
+        run!(c.load(
             notary_files::table
                 .select(notary_files::sha256)
                 .filter(notary_files::leaf_index.ge(from))
                 .filter(notary_files::leaf_index.lt(to))
                 .order(notary_files::leaf_index)
-        )
-        .map_err(db_error)
+        ))
     }
 
     /// Notarizes up to `limit` pending files: `seal` gets the current head
@@ -441,16 +406,13 @@ impl Store {
         let current = self.latest_tree_head().await?;
         let pending = {
             let mut c = self.door.reader().await?;
-            run!(
-                c,
-                load,
+            run!(c.load(
                 notary_files::table
                     .select(PendingFile::as_select())
                     .filter(notary_files::leaf_index.is_null())
                     .order((notary_files::created_at, notary_files::id))
                     .limit(limit)
-            )
-            .map_err(db_error)?
+            ))?
         };
         if pending.is_empty() {
             return Ok(None);
@@ -487,17 +449,14 @@ impl Store {
                 Conn::Sqlite(_) => {
                     let mut numbered = 0;
                     for (id, leaf) in ids.iter().zip(&leaves) {
-                        numbered += run!(
-                            c,
-                            execute,
+                        numbered += run!(c.execute(
                             diesel::update(
                                 notary_files::table
                                     .find(id)
                                     .filter(notary_files::leaf_index.is_null())
                             )
                             .set(notary_files::leaf_index.eq(leaf))
-                        )
-                        .map_err(db_error)?;
+                        ))?;
                     }
                     numbered
                 }
@@ -506,9 +465,7 @@ impl Store {
                 return Err(moved_on());
             }
             run!(
-                c,
-                execute,
-                diesel::insert_into(notary_tree_heads::table).values((
+                c.execute(diesel::insert_into(notary_tree_heads::table).values((
                     notary_tree_heads::tree_size.eq(stored.tree_size),
                     notary_tree_heads::root_hash.eq(&stored.root_hash),
                     notary_tree_heads::signed_at.eq(to_micros(stored.signed_at)),
@@ -516,9 +473,8 @@ impl Store {
                     notary_tree_heads::signature.eq(&stored.signature),
                     notary_tree_heads::previous_size.eq(stored.previous_size),
                     notary_tree_heads::consistency_proof.eq(&proof),
-                ))
-            )
-            .map_err(db_error)?;
+                )))
+            )?;
             Ok(())
         }))
         .await?;
@@ -527,31 +483,23 @@ impl Store {
 
     pub async fn notary_keys(&self) -> Result<Vec<NotaryKeyRecord>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            load,
+        run!(c.load(
             notary_keys::table
                 .select(NotaryKeyRecord::as_select())
                 .order((notary_keys::created_at, notary_keys::id))
-        )
-        .map_err(db_error)
+        ))
     }
 
     pub async fn insert_notary_key(&self, key: &NotaryKeyRecord) -> Result<()> {
         let key = key.clone();
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::insert_into(notary_keys::table).values((
-                    notary_keys::id.eq(&key.id),
-                    notary_keys::algorithm.eq(&key.algorithm),
-                    notary_keys::public_key.eq(&key.public_key),
-                    notary_keys::private_key.eq(&key.private_key),
-                    notary_keys::created_at.eq(to_micros(key.created_at)),
-                ))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(notary_keys::table).values((
+                notary_keys::id.eq(&key.id),
+                notary_keys::algorithm.eq(&key.algorithm),
+                notary_keys::public_key.eq(&key.public_key),
+                notary_keys::private_key.eq(&key.private_key),
+                notary_keys::created_at.eq(to_micros(key.created_at)),
+            ))))?;
             Ok(())
         }))
         .await

@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, Conn};
+use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, run_raw, Conn};
 use crate::tables::{
     api_clients, instances, organizations, quotas, role_assignments, roles, users,
 };
@@ -35,18 +35,14 @@ pub(crate) fn in_subtree(column: &str, root: String) -> InSubtree {
 /// Inserts an organization, in a door transaction.
 pub(crate) async fn add_organization(c: &mut Conn, new: &NewOrganization) -> Result<Organization> {
     let now = to_micros(new.now);
-    let inserted = run!(
-        c,
-        execute,
-        diesel::insert_into(organizations::table).values((
-            organizations::id.eq(new.id.to_string()),
-            organizations::parent_id.eq(new.parent_id.map(|p| p.to_string())),
-            organizations::name.eq(new.name.as_str()),
-            organizations::created_at.eq(now),
-            organizations::updated_at.eq(now),
-            organizations::version.eq(1),
-        ))
-    );
+    let inserted = run_raw!(c.execute(diesel::insert_into(organizations::table).values((
+        organizations::id.eq(new.id.to_string()),
+        organizations::parent_id.eq(new.parent_id.map(|p| p.to_string())),
+        organizations::name.eq(new.name.as_str()),
+        organizations::created_at.eq(now),
+        organizations::updated_at.eq(now),
+        organizations::version.eq(1),
+    ))));
     match inserted {
         Err(e) if breaks_unique(&e, "organizations") => Err(Error::name_taken(
             "organizations",
@@ -75,26 +71,21 @@ async fn check_sibling_name(
     // No id is the empty text.
     let except = except.map(|e| e.to_string()).unwrap_or_default();
     let taken: i64 = match parent {
-        Some(parent) => run!(
-            c,
-            get_result,
+        Some(parent) => run!(c.get_result(
             organizations::table
                 .filter(organizations::parent_id.eq(parent.to_string()))
                 .filter(lower(organizations::name).eq(lower(name)))
                 .filter(organizations::id.ne(&except))
                 .count()
-        ),
-        None => run!(
-            c,
-            get_result,
+        )),
+        None => run!(c.get_result(
             organizations::table
                 .filter(organizations::parent_id.is_null())
                 .filter(lower(organizations::name).eq(lower(name)))
                 .filter(organizations::id.ne(&except))
                 .count()
-        ),
-    }
-    .map_err(db_error)?;
+        )),
+    }?;
     if taken > 0 {
         return Err(Error::name_taken("organizations", "name", name));
     }
@@ -104,15 +95,11 @@ async fn check_sibling_name(
 impl Store {
     pub async fn organization(&self, id: OrganizationId) -> Result<Option<Organization>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             organizations::table
                 .find(id.to_string())
                 .select(Organization::as_select())
-        )
-        .optional()
-        .map_err(db_error)
+        ))
     }
 
     /// The organization and all its ancestors, nearest first.
@@ -123,9 +110,7 @@ impl Store {
             id: OrganizationId,
         }
         let mut c = self.door.reader().await?;
-        let rows: Vec<Up> = run!(
-            c,
-            load,
+        let rows: Vec<Up> = run!(c.load(
             diesel::sql_query(
                 "WITH RECURSIVE up(id, parent_id, depth) AS ( \
                    SELECT id, parent_id, 0 FROM organizations WHERE id = $1 \
@@ -134,8 +119,7 @@ impl Store {
                  ) SELECT id FROM up ORDER BY depth",
             )
             .bind::<Text, _>(id.to_string())
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
@@ -152,19 +136,15 @@ impl Store {
         let limit = i64::from(page.limit) + 1;
         let mut c = self.door.reader().await?;
         let items = match parent {
-            None => run!(
-                c,
-                load,
+            None => run!(c.load(
                 organizations::table
                     .select(Organization::as_select())
                     .filter(in_subtree("organizations.id", root.to_string()))
                     .filter(organizations::id.gt(&after))
                     .order(organizations::id)
                     .limit(limit)
-            ),
-            Some(parent) => run!(
-                c,
-                load,
+            )),
+            Some(parent) => run!(c.load(
                 organizations::table
                     .select(Organization::as_select())
                     .filter(in_subtree("organizations.id", root.to_string()))
@@ -172,9 +152,8 @@ impl Store {
                     .filter(organizations::id.gt(&after))
                     .order(organizations::id)
                     .limit(limit)
-            ),
-        }
-        .map_err(db_error)?;
+            )),
+        }?;
         Ok(Page::from_rows(items, page.limit, |o| o.id.to_string()))
     }
 
@@ -207,15 +186,11 @@ impl Store {
             if parent.is_some() {
                 crate::door::lock_invariants(c).await?;
             }
-            let current = run!(
-                c,
-                first,
+            let current = run!(c.optional_first(
                 organizations::table
                     .find(id.to_string())
                     .select(Organization::as_select())
-            )
-            .optional()
-            .map_err(db_error)?
+            ))?
             .ok_or_else(|| Error::not_found("organizations", id))?;
             precondition.check(current.version)?;
             let new_name = name.unwrap_or_else(|| current.name.clone());
@@ -231,15 +206,12 @@ impl Store {
                         )
                         .with("field", "parentId"));
                     }
-                    let below: i64 = run!(
-                        c,
-                        get_result,
+                    let below: i64 = run!(c.get_result(
                         organizations::table
                             .filter(in_subtree("organizations.id", id.to_string()))
                             .filter(organizations::id.eq(p.to_string()))
                             .count()
-                    )
-                    .map_err(db_error)?;
+                    ))?;
                     if below > 0 {
                         return Err(Error::wrong_state(
                             "organizations",
@@ -257,16 +229,14 @@ impl Store {
                 return Ok(current);
             }
             check_sibling_name(c, new_parent, &new_name, Some(id)).await?;
-            let updated = run!(
-                c,
-                execute,
+            let updated = run_raw!(c.execute(
                 diesel::update(organizations::table.find(id.to_string())).set((
                     organizations::name.eq(&new_name),
                     organizations::parent_id.eq(new_parent.map(|p| p.to_string())),
                     organizations::updated_at.eq(to_micros(now)),
                     organizations::version.eq(organizations::version + 1),
                 ))
-            );
+            ));
             match updated {
                 Err(e) if breaks_unique(&e, "organizations") => {
                     Err(Error::name_taken("organizations", "name", &new_name))
@@ -294,25 +264,18 @@ impl Store {
         let precondition = precondition.clone();
         self.write(job!(|c| {
             let key = id.to_string();
-            let version: i64 = run!(
-                c,
-                first,
+            let version: i64 = run!(c.optional_first(
                 organizations::table
                     .find(&key)
                     .select(organizations::version)
-            )
-            .optional()
-            .map_err(db_error)?
+            ))?
             .ok_or_else(|| Error::not_found("organizations", id))?;
             precondition.check(version)?;
-            let held: i64 = run!(
-                c,
-                get_result,
+            let held: i64 = run!(c.get_result(
                 organizations::table
                     .filter(organizations::parent_id.eq(&key))
                     .count()
-            )
-            .map_err(db_error)?;
+            ))?;
             refuse_while_held(
                 "organizations",
                 id,
@@ -320,12 +283,8 @@ impl Store {
                 "subOrganizations",
                 "Cannot delete an organization that still holds sub-organizations",
             )?;
-            let held: i64 = run!(
-                c,
-                get_result,
-                users::table.filter(users::organization_id.eq(&key)).count()
-            )
-            .map_err(db_error)?;
+            let held: i64 =
+                run!(c.get_result(users::table.filter(users::organization_id.eq(&key)).count()))?;
             refuse_while_held(
                 "organizations",
                 id,
@@ -333,14 +292,11 @@ impl Store {
                 "users",
                 "Cannot delete an organization that still holds users",
             )?;
-            let held: i64 = run!(
-                c,
-                get_result,
+            let held: i64 = run!(c.get_result(
                 api_clients::table
                     .filter(api_clients::organization_id.eq(&key))
                     .count()
-            )
-            .map_err(db_error)?;
+            ))?;
             refuse_while_held(
                 "organizations",
                 id,
@@ -348,14 +304,11 @@ impl Store {
                 "clients",
                 "Cannot delete an organization that still holds API clients",
             )?;
-            let held: i64 = run!(
-                c,
-                get_result,
+            let held: i64 = run!(c.get_result(
                 instances::table
                     .filter(instances::organization_id.eq(&key))
                     .count()
-            )
-            .map_err(db_error)?;
+            ))?;
             refuse_while_held(
                 "organizations",
                 id,
@@ -363,27 +316,16 @@ impl Store {
                 "instances",
                 "Cannot delete an organization that still holds instances",
             )?;
-            run!(
-                c,
-                execute,
-                diesel::delete(quotas::table.filter(quotas::organization_id.eq(&key)))
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    role_assignments::table.filter(role_assignments::organization_id.eq(&key))
-                )
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(roles::table.filter(roles::organization_id.eq(&key)))
-            )
-            .map_err(db_error)?;
-            run!(c, execute, diesel::delete(organizations::table.find(&key))).map_err(db_error)?;
+            run!(c.execute(diesel::delete(
+                quotas::table.filter(quotas::organization_id.eq(&key))
+            )))?;
+            run!(c.execute(diesel::delete(
+                role_assignments::table.filter(role_assignments::organization_id.eq(&key))
+            )))?;
+            run!(c.execute(diesel::delete(
+                roles::table.filter(roles::organization_id.eq(&key))
+            )))?;
+            run!(c.execute(diesel::delete(organizations::table.find(&key))))?;
             Ok(())
         }))
         .await

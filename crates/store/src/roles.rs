@@ -1,5 +1,5 @@
 use crate::columns::{MaybeParsed, Micros, Parsed};
-use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, Conn};
+use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, run_raw, Conn};
 use crate::tables::{client_role_assignments, role_assignments, roles};
 use crate::{NewRole, Role, Store};
 use chrono::{DateTime, Utc};
@@ -63,9 +63,7 @@ async fn check_name(
 ) -> Result<()> {
     // No id is the empty text: no exception.
     let except = except.map(|e| e.to_string()).unwrap_or_default();
-    let taken: i64 = run!(
-        c,
-        get_result,
+    let taken: i64 = run!(c.get_result(
         roles::table
             .filter(
                 roles::organization_id
@@ -75,8 +73,7 @@ async fn check_name(
             .filter(lower(roles::name).eq(lower(name)))
             .filter(roles::id.ne(&except))
             .count()
-    )
-    .map_err(db_error)?;
+    ))?;
     if taken > 0 {
         return Err(name_taken(name));
     }
@@ -84,16 +81,12 @@ async fn check_name(
 }
 
 async fn fetch_role(c: &mut Conn, id: RoleId) -> Result<Option<Role>> {
-    run!(
-        c,
-        first,
+    run!(c.optional_first(
         roles::table
             .find(id.to_string())
             .select(RoleRow::as_select())
-    )
-    .optional()
+    ))
     .map(|row| row.map(Role::from))
-    .map_err(db_error)
 }
 
 /// Role names as `(holder, name)` rows of an assignment table joined to
@@ -121,9 +114,7 @@ impl Store {
         // Every id is after the empty text.
         let after = page.after.clone().unwrap_or_default();
         let mut c = self.door.reader().await?;
-        let rows = run!(
-            c,
-            load,
+        let rows = run!(c.load(
             roles::table
                 .select(RoleRow::as_select())
                 .filter(
@@ -134,8 +125,7 @@ impl Store {
                 .filter(roles::id.gt(&after))
                 .order(roles::id)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         let roles = rows.into_iter().map(Role::from).collect();
         Ok(Page::from_rows(roles, page.limit, |r| r.id.to_string()))
     }
@@ -144,9 +134,7 @@ impl Store {
     /// ones and its own.
     pub async fn assignable_roles(&self, organization: OrganizationId) -> Result<Vec<Role>> {
         let mut c = self.door.reader().await?;
-        let rows = run!(
-            c,
-            load,
+        let rows = run!(c.load(
             roles::table
                 .select(RoleRow::as_select())
                 .filter(
@@ -155,8 +143,7 @@ impl Store {
                         .or(roles::organization_id.eq(organization.to_string()))
                 )
                 .order(roles::id)
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(rows.into_iter().map(Role::from).collect())
     }
 
@@ -174,19 +161,15 @@ impl Store {
         let organization = new.organization_id;
         self.write(job!(|c| {
             check_name(c, organization, &row.name, None).await?;
-            let inserted = run!(
-                c,
-                execute,
-                diesel::insert_into(roles::table).values((
-                    roles::id.eq(row.id.to_string()),
-                    roles::organization_id.eq(organization.to_string()),
-                    roles::name.eq(&row.name),
-                    roles::permissions.eq(row.permissions.join(" ")),
-                    roles::created_at.eq(to_micros(row.created_at)),
-                    roles::updated_at.eq(to_micros(row.updated_at)),
-                    roles::version.eq(row.version),
-                ))
-            );
+            let inserted = run_raw!(c.execute(diesel::insert_into(roles::table).values((
+                roles::id.eq(row.id.to_string()),
+                roles::organization_id.eq(organization.to_string()),
+                roles::name.eq(&row.name),
+                roles::permissions.eq(row.permissions.join(" ")),
+                roles::created_at.eq(to_micros(row.created_at)),
+                roles::updated_at.eq(to_micros(row.updated_at)),
+                roles::version.eq(row.version),
+            ))));
             match inserted {
                 Err(e) if breaks_unique(&e, "name") => Err(name_taken(&row.name)),
                 done => done.map(drop).map_err(db_error),
@@ -217,16 +200,14 @@ impl Store {
                 return Err(Error::internal("built-in roles are immutable"));
             };
             check_name(c, organization, &name, Some(id)).await?;
-            let updated = run!(
-                c,
-                execute,
+            let updated = run_raw!(c.execute(
                 diesel::update(roles::table.find(id.to_string())).set((
                     roles::name.eq(&name),
                     roles::permissions.eq(permissions.join(" ")),
                     roles::updated_at.eq(to_micros(now)),
                     roles::version.eq(roles::version + 1),
                 ))
-            );
+            ));
             match updated {
                 Err(e) if breaks_unique(&e, "name") => return Err(name_taken(&name)),
                 done => done.map_err(db_error)?,
@@ -251,14 +232,11 @@ impl Store {
                 .await?
                 .ok_or_else(|| Error::not_found("roles", id))?;
             precondition.check(current.version)?;
-            let users: i64 = run!(
-                c,
-                get_result,
+            let users: i64 = run!(c.get_result(
                 role_assignments::table
                     .filter(role_assignments::role_id.eq(id.to_string()))
                     .count()
-            )
-            .map_err(db_error)?;
+            ))?;
             refuse_while_held(
                 "roles",
                 id,
@@ -266,14 +244,11 @@ impl Store {
                 "users",
                 "Cannot delete a role that users still hold",
             )?;
-            let clients: i64 = run!(
-                c,
-                get_result,
+            let clients: i64 = run!(c.get_result(
                 client_role_assignments::table
                     .filter(client_role_assignments::role_id.eq(id.to_string()))
                     .count()
-            )
-            .map_err(db_error)?;
+            ))?;
             refuse_while_held(
                 "roles",
                 id,
@@ -281,12 +256,7 @@ impl Store {
                 "clients",
                 "Cannot delete a role that API clients still hold",
             )?;
-            run!(
-                c,
-                execute,
-                diesel::delete(roles::table.find(id.to_string()))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(roles::table.find(id.to_string()))))?;
             Ok(())
         }))
         .await

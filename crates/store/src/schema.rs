@@ -4,7 +4,7 @@
 //! indexes, unique and foreign-key constraints, and triggers (of which
 //! there must be none: behaviour lives in code or in both migrations).
 
-use crate::door::{db_error, run, Conn};
+use crate::door::{run, Conn};
 use crate::Store;
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
@@ -183,15 +183,10 @@ impl Store {
         let pick = |s: &'static str, p: &'static str| if sqlite { s } else { p };
 
         let mut columns = Vec::new();
-        let rows: Vec<Column5> = run!(
-            c,
-            load,
-            diesel::sql_query(named(
-                pick(SQLITE_COLUMNS, POSTGRES_COLUMNS),
-                "a, b, c, n, m"
-            ))
-        )
-        .map_err(db_error)?;
+        let rows: Vec<Column5> = run!(c.load(diesel::sql_query(named(
+            pick(SQLITE_COLUMNS, POSTGRES_COLUMNS),
+            "a, b, c, n, m"
+        ))))?;
         for r in rows {
             columns.push(Column {
                 table: r.a,
@@ -204,15 +199,10 @@ impl Store {
             });
         }
         let mut indexes = Vec::new();
-        let rows: Vec<Index6> = run!(
-            c,
-            load,
-            diesel::sql_query(named(
-                pick(SQLITE_INDEXES, POSTGRES_INDEXES),
-                "\"table\", name, \"unique\", partial, origin, columns"
-            ))
-        )
-        .map_err(db_error)?;
+        let rows: Vec<Index6> = run!(c.load(diesel::sql_query(named(
+            pick(SQLITE_INDEXES, POSTGRES_INDEXES),
+            "\"table\", name, \"unique\", partial, origin, columns"
+        ))))?;
         for r in rows {
             let by_constraint = r.origin == "u";
             indexes.push(Index {
@@ -223,15 +213,10 @@ impl Store {
                 columns: r.columns.split(',').map(str::to_owned).collect(),
             });
         }
-        let rows: Vec<Texts5> = run!(
-            c,
-            load,
-            diesel::sql_query(named(
-                pick(SQLITE_FOREIGN_KEYS, POSTGRES_FOREIGN_KEYS),
-                "a, b, c, d, e"
-            ))
-        )
-        .map_err(db_error)?;
+        let rows: Vec<Texts5> = run!(c.load(diesel::sql_query(named(
+            pick(SQLITE_FOREIGN_KEYS, POSTGRES_FOREIGN_KEYS),
+            "a, b, c, d, e"
+        ))))?;
         let mut foreign_keys: Vec<ForeignKey> = rows
             .into_iter()
             .map(|r| ForeignKey {
@@ -242,12 +227,10 @@ impl Store {
                 on_delete: r.e,
             })
             .collect();
-        let rows: Vec<Name> = run!(
-            c,
-            load,
-            diesel::sql_query(named(pick(SQLITE_TRIGGERS, POSTGRES_TRIGGERS), "name"))
-        )
-        .map_err(db_error)?;
+        let rows: Vec<Name> = run!(c.load(diesel::sql_query(named(
+            pick(SQLITE_TRIGGERS, POSTGRES_TRIGGERS),
+            "name"
+        ))))?;
         let mut triggers: Vec<String> = rows.into_iter().map(|r| r.name).collect();
         columns.sort();
         indexes.sort();

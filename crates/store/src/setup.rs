@@ -1,6 +1,6 @@
 //! First-run setup: the platform's one-time initialization.
 
-use crate::door::{breaks_unique, db_error, job, run};
+use crate::door::{breaks_unique, db_error, job, run, run_raw};
 use crate::organizations::add_organization;
 use crate::tables::{datacenters, platform_settings};
 use crate::users::add_user;
@@ -18,14 +18,11 @@ fn already_set_up() -> Error {
 impl Store {
     pub async fn is_initialized(&self) -> Result<bool> {
         let mut c = self.door.reader().await?;
-        let n: i64 = run!(
-            c,
-            get_result,
+        let n: i64 = run!(c.get_result(
             platform_settings::table
                 .filter(platform_settings::key.eq(INITIALIZED))
                 .count()
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(n > 0)
     }
 
@@ -41,14 +38,12 @@ impl Store {
         let (org, admin) = (org.clone(), admin.clone());
         self.write(job!(|c| {
             let now = to_micros(org.now);
-            let marked = run!(
-                c,
-                execute,
-                diesel::insert_into(platform_settings::table).values((
+            let marked = run_raw!(
+                c.execute(diesel::insert_into(platform_settings::table).values((
                     platform_settings::key.eq(INITIALIZED),
                     platform_settings::value.eq(org.id.to_string()),
                     platform_settings::updated_at.eq(now),
-                ))
+                )))
             );
             match marked {
                 Err(e) if breaks_unique(&e, "platform_settings") => return Err(already_set_up()),
@@ -57,17 +52,14 @@ impl Store {
             let organization = add_organization(c, &org).await?;
             // This server's data center was seeded by a migration; it dates
             // from setup.
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(datacenters::table.find(crate::Datacenter::LOCAL.to_string())).set(
                     (
                         datacenters::created_at.eq(now),
                         datacenters::updated_at.eq(now),
                     )
                 )
-            )
-            .map_err(db_error)?;
+            ))?;
             let user = add_user(c, &admin, &[builtin_roles::ADMIN]).await?;
             Ok((organization, user))
         }))

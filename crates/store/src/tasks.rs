@@ -9,7 +9,7 @@
 //! makes the same statement atomic there.
 
 use crate::columns::{Flag, MaybeMicros, MaybeParsed, Micros, Parsed};
-use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::door::{breaks_unique, db_error, job, run, run_raw, Conn};
 use crate::rows::{self, Bind, Statement};
 use crate::tables::{nodes, task_steps, tasks};
 use crate::Store;
@@ -333,11 +333,7 @@ async fn update_held(
 /// the transaction is to be abandoned (PostgreSQL refuses anything more
 /// in it).
 pub(crate) async fn insert_task(c: &mut Conn, t: &NewTask) -> Result<bool> {
-    let inserted = run!(
-        c,
-        execute,
-        diesel::insert_into(tasks::table).values(new_task_row(t))
-    );
+    let inserted = run_raw!(c.execute(diesel::insert_into(tasks::table).values(new_task_row(t))));
     match inserted {
         Ok(_) => Ok(true),
         Err(e) if breaks_unique(&e, "active_resource") => Ok(false),
@@ -392,28 +388,18 @@ pub(crate) fn new_task_row(
 impl Store {
     pub async fn get_task(&self, id: TaskId) -> Result<Option<Task>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
-            tasks::table.find(id.to_string()).select(Task::as_select())
-        )
-        .optional()
-        .map_err(db_error)
+        run!(c.optional_first(tasks::table.find(id.to_string()).select(Task::as_select())))
     }
 
     /// A task's organization and status: what a wait for its end needs,
     /// a read of one short row (its step log is not read).
     pub async fn task_status(&self, id: TaskId) -> Result<Option<(OrganizationId, TaskStatus)>> {
         let mut c = self.door.reader().await?;
-        let row: Option<(Parsed<OrganizationId>, Parsed<TaskStatus>)> = run!(
-            c,
-            first,
+        let row: Option<(Parsed<OrganizationId>, Parsed<TaskStatus>)> = run!(c.optional_first(
             tasks::table
                 .find(id.to_string())
                 .select((tasks::organization_id, tasks::status))
-        )
-        .optional()
-        .map_err(db_error)?;
+        ))?;
         Ok(row.map(|(org, status)| (org.0, status.0)))
     }
 
@@ -436,9 +422,7 @@ impl Store {
         let limit = i64::from(page.limit) + 1;
         let mut c = self.door.reader().await?;
         let items = match &filter.resource_id {
-            Some(resource) => run!(
-                c,
-                load,
+            Some(resource) => run!(c.load(
                 tasks::table
                     .select(Task::as_select())
                     .filter(tasks::organization_id.eq(org.to_string()))
@@ -447,10 +431,8 @@ impl Store {
                     .filter(tasks::id.lt(&before))
                     .order(tasks::id.desc())
                     .limit(limit)
-            ),
-            None => run!(
-                c,
-                load,
+            )),
+            None => run!(c.load(
                 tasks::table
                     .select(Task::as_select())
                     .filter(tasks::organization_id.eq(org.to_string()))
@@ -458,9 +440,8 @@ impl Store {
                     .filter(tasks::id.lt(&before))
                     .order(tasks::id.desc())
                     .limit(limit)
-            ),
-        }
-        .map_err(db_error)?;
+            )),
+        }?;
         Ok(Page::from_rows(items, page.limit, |t| t.id.to_string()))
     }
 
@@ -468,19 +449,12 @@ impl Store {
     /// transaction's view.
     pub async fn task_with_steps(&self, id: TaskId) -> Result<Option<(Task, Vec<StepEntry>)>> {
         let mut c = self.door.reader().await?;
-        let Some(task) = run!(
-            c,
-            first,
-            tasks::table.find(id.to_string()).select(Task::as_select())
-        )
-        .optional()
-        .map_err(db_error)?
+        let Some(task) =
+            run!(c.optional_first(tasks::table.find(id.to_string()).select(Task::as_select())))?
         else {
             return Ok(None);
         };
-        let steps: Vec<StepRow> = run!(
-            c,
-            load,
+        let steps: Vec<StepRow> = run!(c.load(
             task_steps::table
                 .filter(task_steps::task_id.eq(id.to_string()))
                 .order(task_steps::seq)
@@ -490,8 +464,7 @@ impl Store {
                     task_steps::outcome,
                     task_steps::detail,
                 ))
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(Some((task, steps.into_iter().map(step_entry).collect())))
     }
 
@@ -535,9 +508,8 @@ impl Store {
         // no write waits for the writer or holds up the others'.
         {
             let mut c = self.door.reader().await?;
-            let any: Option<String> = run!(c, first, claimable!().select(t.field(tasks::id)))
-                .optional()
-                .map_err(db_error)?;
+            let any: Option<String> =
+                run!(c.optional_first(claimable!().select(t.field(tasks::id))))?;
             if any.is_none() {
                 return Ok(Vec::new());
             }
@@ -681,15 +653,10 @@ impl Store {
     /// end): the next claim resumes it at the step it had reached.
     pub async fn release_task(&self, id: TaskId, node: NodeId) -> Result<()> {
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::update(held!(id, node)).set((
-                    tasks::owner.eq(None::<String>),
-                    tasks::status.eq(TaskStatus::Pending.as_str()),
-                ))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::update(held!(id, node)).set((
+                tasks::owner.eq(None::<String>),
+                tasks::status.eq(TaskStatus::Pending.as_str()),
+            ))))?;
             Ok(())
         }))
         .await
@@ -699,26 +666,18 @@ impl Store {
     pub async fn purge_tasks(&self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_micros(before);
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    task_steps::table.filter(
-                        task_steps::task_id.eq_any(
-                            tasks::table
-                                .filter(tasks::completed_at.lt(before))
-                                .select(tasks::id)
-                        )
+            run!(c.execute(diesel::delete(
+                task_steps::table.filter(
+                    task_steps::task_id.eq_any(
+                        tasks::table
+                            .filter(tasks::completed_at.lt(before))
+                            .select(tasks::id)
                     )
                 )
-            )
-            .map_err(db_error)?;
-            let done = run!(
-                c,
-                execute,
-                diesel::delete(tasks::table.filter(tasks::completed_at.lt(before)))
-            )
-            .map_err(db_error)?;
+            )))?;
+            let done = run!(c.execute(diesel::delete(
+                tasks::table.filter(tasks::completed_at.lt(before))
+            )))?;
             Ok(u64::try_from(done).unwrap_or(0))
         }))
         .await
@@ -736,9 +695,7 @@ impl Store {
     ) -> Result<()> {
         let (now, until) = (to_micros(now), to_micros(until));
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::insert_into(nodes::table)
                     .values((
                         nodes::id.eq(node.to_string()),
@@ -748,8 +705,7 @@ impl Store {
                     .on_conflict(nodes::id)
                     .do_update()
                     .set(nodes::lease_until.eq(until))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await
@@ -765,17 +721,14 @@ impl Store {
     ) -> Result<bool> {
         let (now, until) = (to_micros(now), to_micros(until));
         self.write(job!(|c| {
-            let done = run!(
-                c,
-                execute,
+            let done = run!(c.execute(
                 diesel::update(
                     nodes::table
                         .find(node.to_string())
                         .filter(nodes::lease_until.ge(now))
                 )
                 .set(nodes::lease_until.eq(until))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(done > 0)
         }))
         .await
@@ -788,9 +741,7 @@ impl Store {
         let long_ago = to_micros(now - chrono::Duration::days(1));
         let node = node.to_string();
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(
                     tasks::table
                         .filter(tasks::owner.eq(&node))
@@ -800,16 +751,10 @@ impl Store {
                     tasks::owner.eq(None::<String>),
                     tasks::status.eq(TaskStatus::Pending.as_str()),
                 ))
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    nodes::table.filter(nodes::id.eq(&node).or(nodes::lease_until.lt(long_ago)))
-                )
-            )
-            .map_err(db_error)?;
+            ))?;
+            run!(c.execute(diesel::delete(
+                nodes::table.filter(nodes::id.eq(&node).or(nodes::lease_until.lt(long_ago)))
+            )))?;
             Ok(())
         }))
         .await
@@ -825,9 +770,7 @@ pub(crate) async fn cancel_in(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Task>> {
-    let task: Option<Task> = run!(
-        c,
-        get_result,
+    let task: Option<Task> = run!(c.optional_get_result(
         diesel::update(
             tasks::table
                 .find(id.to_string())
@@ -841,24 +784,17 @@ pub(crate) async fn cancel_in(
             tasks::active_resource.eq(None::<String>),
         ))
         .returning(Task::as_returning())
-    )
-    .optional()
-    .map_err(db_error)?;
+    ))?;
     if task.is_some() {
         // Never started: the log's first entry.
-        run!(
-            c,
-            execute,
-            diesel::insert_into(task_steps::table).values((
-                task_steps::task_id.eq(id.to_string()),
-                task_steps::seq.eq(1),
-                task_steps::name.eq("cancel"),
-                task_steps::action.eq("undo"),
-                task_steps::outcome.eq("done"),
-                task_steps::at.eq(to_micros(now)),
-            ))
-        )
-        .map_err(db_error)?;
+        run!(c.execute(diesel::insert_into(task_steps::table).values((
+            task_steps::task_id.eq(id.to_string()),
+            task_steps::seq.eq(1),
+            task_steps::name.eq("cancel"),
+            task_steps::action.eq("undo"),
+            task_steps::outcome.eq("done"),
+            task_steps::at.eq(to_micros(now)),
+        ))))?;
     }
     Ok(task)
 }
@@ -899,22 +835,10 @@ mod tests {
         let (bare_row, full_row) = (row(bare, "PENDING"), row(full, "FAILED"));
         store
             .write(job!(|c| {
+                run!(c.execute(diesel::insert_into(tasks::table).values(bare_row)))?;
+                run!(c.execute(diesel::insert_into(tasks::table).values(full_row)))?;
                 run!(
-                    c,
-                    execute,
-                    diesel::insert_into(tasks::table).values(bare_row)
-                )
-                .map_err(db_error)?;
-                run!(
-                    c,
-                    execute,
-                    diesel::insert_into(tasks::table).values(full_row)
-                )
-                .map_err(db_error)?;
-                run!(
-                    c,
-                    execute,
-                    diesel::update(tasks::table.find(full.to_string())).set((
+                    c.execute(diesel::update(tasks::table.find(full.to_string())).set((
                         tasks::agent_id.eq("agent \"é\""),
                         tasks::unwinding.eq(1),
                         tasks::result.eq("{\"a\":[1,2]}"),
@@ -922,29 +846,23 @@ mod tests {
                         tasks::owner.eq(owner.to_string()),
                         tasks::started_at.eq(now + 1),
                         tasks::completed_at.eq(now + 2),
-                    ))
-                )
-                .map_err(db_error)?;
+                    )))
+                )?;
                 // Out of order: the log is read in the order of `seq`.
                 for (seq, action, outcome, detail) in [
                     (3, "undo", "done", None),
                     (1, "do", "done", None),
                     (2, "do", "failed", Some("disk \"busy\"")),
                 ] {
-                    run!(
-                        c,
-                        execute,
-                        diesel::insert_into(task_steps::table).values((
-                            task_steps::task_id.eq(full.to_string()),
-                            task_steps::seq.eq(seq),
-                            task_steps::name.eq("step"),
-                            task_steps::action.eq(action),
-                            task_steps::outcome.eq(outcome),
-                            task_steps::detail.eq(detail),
-                            task_steps::at.eq(seq),
-                        ))
-                    )
-                    .map_err(db_error)?;
+                    run!(c.execute(diesel::insert_into(task_steps::table).values((
+                        task_steps::task_id.eq(full.to_string()),
+                        task_steps::seq.eq(seq),
+                        task_steps::name.eq("step"),
+                        task_steps::action.eq(action),
+                        task_steps::outcome.eq(outcome),
+                        task_steps::detail.eq(detail),
+                        task_steps::at.eq(seq),
+                    ))))?;
                 }
                 Ok(())
             }))

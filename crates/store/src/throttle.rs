@@ -3,7 +3,7 @@
 //! their rows locked on PostgreSQL, so no two attempts on any node see
 //! the same count.
 
-use crate::door::{db_error, job, run, Conn};
+use crate::door::{job, run, Conn};
 use crate::tables::login_throttle;
 use crate::Store;
 use chrono::{DateTime, Utc};
@@ -62,35 +62,27 @@ impl Store {
                     sorted.sort();
                     let mut rows = Vec::with_capacity(keys.len());
                     for key in sorted {
-                        rows.push(
-                            run!(
-                                c,
-                                get_result,
-                                diesel::insert_into(login_throttle::table)
-                                    .values((
-                                        login_throttle::key.eq(key),
-                                        login_throttle::count.eq(0),
-                                        login_throttle::at.eq(0),
-                                    ))
-                                    .on_conflict(login_throttle::key)
-                                    .do_update()
-                                    .set(login_throttle::count.eq(login_throttle::count))
-                                    .returning(columns)
-                            )
-                            .map_err(db_error)?,
-                        );
+                        rows.push(run!(c.get_result(
+                            diesel::insert_into(login_throttle::table)
+                                .values((
+                                    login_throttle::key.eq(key),
+                                    login_throttle::count.eq(0),
+                                    login_throttle::at.eq(0),
+                                ))
+                                .on_conflict(login_throttle::key)
+                                .do_update()
+                                .set(login_throttle::count.eq(login_throttle::count))
+                                .returning(columns)
+                        ))?);
                     }
                     rows
                 }
                 // SQLite's one writer holds the whole database.
-                Conn::Sqlite(_) => run!(
-                    c,
-                    load,
+                Conn::Sqlite(_) => run!(c.load(
                     login_throttle::table
                         .select(columns)
                         .filter(login_throttle::key.eq_any(&keys))
-                )
-                .map_err(db_error)?,
+                ))?,
             };
             let mut counters = vec![Counter::default(); keys.len()];
             for (key, count, at, locked_until) in rows {
@@ -109,8 +101,7 @@ impl Store {
                     continue;
                 }
                 if *new == Counter::default() {
-                    run!(c, execute, diesel::delete(login_throttle::table.find(key)))
-                        .map_err(db_error)?;
+                    run!(c.execute(diesel::delete(login_throttle::table.find(key))))?;
                     continue;
                 }
                 let set = (
@@ -118,16 +109,13 @@ impl Store {
                     login_throttle::at.eq(to_micros(new.at)),
                     login_throttle::locked_until.eq(new.locked_until.map(to_micros)),
                 );
-                run!(
-                    c,
-                    execute,
+                run!(c.execute(
                     diesel::insert_into(login_throttle::table)
                         .values((login_throttle::key.eq(key), set))
                         .on_conflict(login_throttle::key)
                         .do_update()
                         .set(set)
-                )
-                .map_err(db_error)?;
+                ))?;
             }
             Ok(answer)
         }))
@@ -137,17 +125,14 @@ impl Store {
     /// The keys locked at `now`, with the end of each lock.
     pub async fn login_locks(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {
         let mut c = self.door.reader().await?;
-        let rows: Vec<(String, i64)> = run!(
-            c,
-            load,
+        let rows: Vec<(String, i64)> = run!(c.load(
             login_throttle::table
                 .select((
                     login_throttle::key,
                     login_throttle::locked_until.assume_not_null(),
                 ))
                 .filter(login_throttle::locked_until.gt(to_micros(now)))
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(rows
             .into_iter()
             .map(|(key, until)| (key, from_micros(until)))
@@ -169,9 +154,7 @@ impl Store {
             to_micros(known_before),
         );
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::delete(login_throttle::table).filter(
                     login_throttle::key
                         .like("known:%")
@@ -185,8 +168,7 @@ impl Store {
                                     .or(login_throttle::locked_until.le(now))
                             ))
                 )
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await

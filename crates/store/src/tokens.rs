@@ -1,7 +1,7 @@
 //! The token service's state: signing keys, refresh tokens and revoked
 //! access tokens.
 
-use crate::door::{db_error, job, lock_invariants, run, Conn};
+use crate::door::{job, lock_invariants, run, Conn};
 use crate::tables::{refresh_tokens, revoked_tokens, signing_keys};
 use crate::{RefreshOutcome, RefreshSpend, RefreshToken, RevokedToken, Store, StoredSigningKey};
 use chrono::{DateTime, Utc};
@@ -53,9 +53,7 @@ impl Store {
     /// Every key that may still verify a live token, oldest first.
     pub async fn live_signing_keys(&self, now: DateTime<Utc>) -> Result<Vec<StoredSigningKey>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            load,
+        run!(c.load(
             signing_keys::table
                 .select(StoredSigningKey::as_select())
                 .filter(
@@ -64,8 +62,7 @@ impl Store {
                         .or(signing_keys::expires_at.gt(to_micros(now)))
                 )
                 .order((signing_keys::created_at, signing_keys::id))
-        )
-        .map_err(db_error)
+        ))
     }
 
     /// Makes `new` the current key of its purpose, retiring `current`
@@ -80,54 +77,38 @@ impl Store {
         let new = new.clone();
         self.write(job!(|c| {
             lock_invariants(c).await?;
-            let active: Vec<String> = run!(
-                c,
-                load,
+            let active: Vec<String> = run!(c.load(
                 signing_keys::table
                     .select(signing_keys::id)
                     .filter(signing_keys::purpose.eq(&new.purpose))
                     .filter(signing_keys::retired_at.is_null())
-            )
-            .map_err(db_error)?;
+            ))?;
             let expected: Vec<String> = current.iter().map(|id| id.to_string()).collect();
             if active != expected {
                 return Ok(false);
             }
             let created_at = to_micros(new.created_at);
             if let Some(current) = current {
-                run!(
-                    c,
-                    execute,
+                run!(c.execute(
                     diesel::update(signing_keys::table.find(current.to_string())).set((
                         signing_keys::retired_at.eq(created_at),
                         signing_keys::expires_at.eq(to_micros(current_expires_at)),
                     ))
-                )
-                .map_err(db_error)?;
+                ))?;
             }
-            run!(
-                c,
-                execute,
-                diesel::insert_into(signing_keys::table).values((
-                    signing_keys::id.eq(new.id.to_string()),
-                    signing_keys::purpose.eq(&new.purpose),
-                    signing_keys::algorithm.eq(&new.algorithm),
-                    signing_keys::sealed_key.eq(&new.sealed_key),
-                    signing_keys::public_jwk.eq(&new.public_jwk),
-                    signing_keys::created_at.eq(created_at),
-                ))
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(
-                    signing_keys::table
-                        .filter(signing_keys::expires_at.is_not_null())
-                        .filter(signing_keys::expires_at.le(created_at))
-                )
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::insert_into(signing_keys::table).values((
+                signing_keys::id.eq(new.id.to_string()),
+                signing_keys::purpose.eq(&new.purpose),
+                signing_keys::algorithm.eq(&new.algorithm),
+                signing_keys::sealed_key.eq(&new.sealed_key),
+                signing_keys::public_jwk.eq(&new.public_jwk),
+                signing_keys::created_at.eq(created_at),
+            ))))?;
+            run!(c.execute(diesel::delete(
+                signing_keys::table
+                    .filter(signing_keys::expires_at.is_not_null())
+                    .filter(signing_keys::expires_at.le(created_at))
+            )))?;
             Ok(true)
         }))
         .await
@@ -139,9 +120,7 @@ impl Store {
         let hash = hash.to_owned();
         self.write(job!(|c| {
             run!(
-                c,
-                execute,
-                diesel::insert_into(refresh_tokens::table).values((
+                c.execute(diesel::insert_into(refresh_tokens::table).values((
                     refresh_tokens::id.eq(token.id.to_string()),
                     refresh_tokens::family_id.eq(token.family_id.to_string()),
                     refresh_tokens::token_hash.eq(&hash),
@@ -152,9 +131,8 @@ impl Store {
                     refresh_tokens::session_generation.eq(token.session_generation),
                     refresh_tokens::created_at.eq(to_micros(token.created_at)),
                     refresh_tokens::expires_at.eq(to_micros(token.expires_at)),
-                ))
-            )
-            .map_err(db_error)?;
+                )))
+            )?;
             Ok(())
         }))
         .await
@@ -184,9 +162,7 @@ impl Store {
                 let now = to_micros(spend.now);
                 let client = spend.client.map(|c| c.to_string());
                 if postgres {
-                    let next = run!(
-                        c,
-                        get_result,
+                    let next = run!(c.optional_get_result(
                         diesel::sql_query(&both)
                             .bind::<BigInt, _>(now)
                             .bind::<Text, _>(&spend.hash)
@@ -194,29 +170,21 @@ impl Store {
                             .bind::<Text, _>(spend.next_id.to_string())
                             .bind::<Text, _>(&spend.next_hash)
                             .bind::<BigInt, _>(to_micros(spend.next_expires))
-                    )
-                    .optional()
-                    .map_err(db_error)?;
+                    ))?;
                     successors.push(next);
                     continue;
                 }
-                let spent: Option<Spent> = run!(
-                    c,
-                    get_result,
+                let spent: Option<Spent> = run!(c.optional_get_result(
                     diesel::sql_query(SPEND)
                         .bind::<BigInt, _>(now)
                         .bind::<Text, _>(&spend.hash)
                         .bind::<Nullable<Text>, _>(&client)
-                )
-                .optional()
-                .map_err(db_error)?;
+                ))?;
                 let Some(parent) = spent else {
                     successors.push(None);
                     continue;
                 };
-                let next = run!(
-                    c,
-                    get_result,
+                let next = run!(c.get_result(
                     diesel::insert_into(refresh_tokens::table)
                         .values((
                             refresh_tokens::id.eq(spend.next_id.to_string()),
@@ -232,8 +200,7 @@ impl Store {
                             refresh_tokens::expires_at.eq(to_micros(spend.next_expires)),
                         ))
                         .returning(RefreshToken::as_returning())
-                )
-                .map_err(db_error)?;
+                ))?;
                 successors.push(Some(next));
             }
             Ok(successors)
@@ -265,15 +232,11 @@ impl Store {
 
     pub async fn refresh_token_by_hash(&self, hash: &str) -> Result<Option<RefreshToken>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             refresh_tokens::table
                 .select(RefreshToken::as_select())
                 .filter(refresh_tokens::token_hash.eq(hash))
-        )
-        .optional()
-        .map_err(db_error)
+        ))
     }
 
     /// Revokes every refresh token of a family.
@@ -283,17 +246,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(
                     refresh_tokens::table
                         .filter(refresh_tokens::family_id.eq(family.to_string()))
                         .filter(refresh_tokens::revoked_at.is_null())
                 )
                 .set(refresh_tokens::revoked_at.eq(to_micros(now)))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await
@@ -308,9 +268,7 @@ impl Store {
     ) -> Result<()> {
         let jti = jti.to_owned();
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::insert_into(revoked_tokens::table)
                     .values((
                         revoked_tokens::jti.eq(&jti),
@@ -319,8 +277,7 @@ impl Store {
                     ))
                     .on_conflict(revoked_tokens::jti)
                     .do_nothing()
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await
@@ -333,15 +290,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<RevokedToken>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            load,
+        run!(c.load(
             revoked_tokens::table
                 .select(RevokedToken::as_select())
                 .filter(revoked_tokens::revoked_at.ge(to_micros(since)))
                 .filter(revoked_tokens::expires_at.gt(to_micros(now)))
-        )
-        .map_err(db_error)
+        ))
     }
 
     /// Forgets what can no longer matter: revocations of expired access
@@ -349,18 +303,12 @@ impl Store {
     pub async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<()> {
         let now = to_micros(now);
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
-                diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.le(now)))
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now)))
-            )
-            .map_err(db_error)?;
+            run!(c.execute(diesel::delete(
+                revoked_tokens::table.filter(revoked_tokens::expires_at.le(now))
+            )))?;
+            run!(c.execute(diesel::delete(
+                refresh_tokens::table.filter(refresh_tokens::expires_at.le(now))
+            )))?;
             Ok(())
         }))
         .await
@@ -374,17 +322,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(job!(|c| {
-            run!(
-                c,
-                execute,
+            run!(c.execute(
                 diesel::update(
                     refresh_tokens::table
                         .filter(refresh_tokens::client_id.eq(client.to_string()))
                         .filter(refresh_tokens::revoked_at.is_null())
                 )
                 .set(refresh_tokens::revoked_at.eq(to_micros(now)))
-            )
-            .map_err(db_error)?;
+            ))?;
             Ok(())
         }))
         .await

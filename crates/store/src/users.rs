@@ -1,5 +1,5 @@
 use crate::columns::Parsed;
-use crate::door::{breaks_unique, db_error, job, run, Conn};
+use crate::door::{breaks_unique, db_error, job, run, run_raw, Conn};
 use crate::tables::{
     api_keys, datacenters, organizations, refresh_tokens, role_assignments, roles, users,
 };
@@ -31,47 +31,33 @@ async fn assign_roles(
     organization: OrganizationId,
     roles: &[RoleId],
 ) -> Result<()> {
-    run!(
-        c,
-        execute,
-        diesel::delete(
-            role_assignments::table.filter(role_assignments::user_id.eq(user.to_string()))
-        )
-    )
-    .map_err(db_error)?;
+    run!(c.execute(diesel::delete(
+        role_assignments::table.filter(role_assignments::user_id.eq(user.to_string()))
+    )))?;
     for role in roles {
         run!(
-            c,
-            execute,
-            diesel::insert_into(role_assignments::table).values((
+            c.execute(diesel::insert_into(role_assignments::table).values((
                 role_assignments::user_id.eq(user.to_string()),
                 role_assignments::role_id.eq(role.to_string()),
                 role_assignments::organization_id.eq(organization.to_string()),
-            ))
-        )
-        .map_err(db_error)?;
+            )))
+        )?;
     }
     Ok(())
 }
 
 /// Moves a user's session generation on and deletes its refresh tokens.
 async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
-    let done = run!(
-        c,
-        execute,
+    let done = run!(c.execute(
         diesel::update(users::table.find(id.to_string()))
             .set(users::session_generation.eq(users::session_generation + 1))
-    )
-    .map_err(db_error)?;
+    ))?;
     if done == 0 {
         return Err(Error::not_found("users", id));
     }
-    run!(
-        c,
-        execute,
-        diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(id.to_string())))
-    )
-    .map_err(db_error)?;
+    run!(c.execute(diesel::delete(
+        refresh_tokens::table.filter(refresh_tokens::user_id.eq(id.to_string()))
+    )))?;
     Ok(())
 }
 
@@ -79,12 +65,7 @@ async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
 /// sets it, which must hold the invariant lock: that orders this against
 /// [`Store::delete_datacenter`], which looks for users under the same lock.
 async fn check_home(c: &mut Conn, id: DatacenterId) -> Result<()> {
-    let found: i64 = run!(
-        c,
-        get_result,
-        datacenters::table.find(id.to_string()).count()
-    )
-    .map_err(db_error)?;
+    let found: i64 = run!(c.get_result(datacenters::table.find(id.to_string()).count()))?;
     if found == 0 {
         return Err(Error::invalid("datacenterId", "no such data center"));
     }
@@ -97,21 +78,17 @@ pub(crate) async fn add_user(c: &mut Conn, new: &NewUser, roles: &[RoleId]) -> R
     crate::door::lock_invariants(c).await?;
     check_home(c, new.datacenter_id).await?;
     let now = to_micros(new.now);
-    let inserted = run!(
-        c,
-        execute,
-        diesel::insert_into(users::table).values((
-            users::id.eq(new.id.to_string()),
-            users::organization_id.eq(new.organization_id.to_string()),
-            users::login.eq(new.login.as_str()),
-            users::email.eq(new.email.as_str()),
-            users::password_hash.eq(&new.password_hash),
-            users::datacenter_id.eq(new.datacenter_id.to_string()),
-            users::created_at.eq(now),
-            users::updated_at.eq(now),
-            users::version.eq(1),
-        ))
-    );
+    let inserted = run_raw!(c.execute(diesel::insert_into(users::table).values((
+        users::id.eq(new.id.to_string()),
+        users::organization_id.eq(new.organization_id.to_string()),
+        users::login.eq(new.login.as_str()),
+        users::email.eq(new.email.as_str()),
+        users::password_hash.eq(&new.password_hash),
+        users::datacenter_id.eq(new.datacenter_id.to_string()),
+        users::created_at.eq(now),
+        users::updated_at.eq(now),
+        users::version.eq(1),
+    ))));
     if let Err(e) = inserted {
         return Err(user_conflict(e, new.login.as_str(), new.email.as_str()));
     }
@@ -132,22 +109,14 @@ pub(crate) async fn add_user(c: &mut Conn, new: &NewUser, roles: &[RoleId]) -> R
 
 /// A user, read in a door transaction; 404 when it is gone.
 async fn user_in(c: &mut Conn, id: UserId) -> Result<User> {
-    run!(
-        c,
-        first,
-        users::table.find(id.to_string()).select(User::as_select())
-    )
-    .optional()
-    .map_err(db_error)?
-    .ok_or_else(|| Error::not_found("users", id))
+    run!(c.optional_first(users::table.find(id.to_string()).select(User::as_select())))?
+        .ok_or_else(|| Error::not_found("users", id))
 }
 
 /// Refuses a change that would leave the root organization without an
 /// admin: `user` is about to lose the admin role there (or to be deleted).
 async fn keep_a_root_admin(c: &mut Conn, user: &User) -> Result<()> {
-    let admins: Vec<String> = run!(
-        c,
-        load,
+    let admins: Vec<String> = run!(c.load(
         role_assignments::table
             .inner_join(
                 organizations::table.on(organizations::id.eq(role_assignments::organization_id))
@@ -155,8 +124,7 @@ async fn keep_a_root_admin(c: &mut Conn, user: &User) -> Result<()> {
             .filter(organizations::parent_id.is_null())
             .filter(role_assignments::role_id.eq(builtin_roles::ADMIN.to_string()))
             .select(role_assignments::user_id)
-    )
-    .map_err(db_error)?;
+    ))?;
     let id = user.id.to_string();
     if admins.len() == 1 && admins[0] == id {
         return Err(Error::wrong_state(
@@ -174,16 +142,13 @@ async fn role_names(c: &mut Conn, users: &[String]) -> Result<HashMap<String, Ve
     if users.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, String)> = run!(
-        c,
-        load,
+    let rows: Vec<(String, String)> = run!(c.load(
         role_assignments::table
             .inner_join(roles::table.on(roles::id.eq(role_assignments::role_id)))
             .filter(role_assignments::user_id.eq_any(users))
             .order(roles::name)
             .select((role_assignments::user_id, roles::name))
-    )
-    .map_err(db_error)?;
+    ))?;
     Ok(crate::roles::names_by_holder(rows))
 }
 
@@ -226,28 +191,18 @@ impl From<GrantRow> for RoleGrant {
 impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<User>> {
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
-            users::table.find(id.to_string()).select(User::as_select())
-        )
-        .optional()
-        .map_err(db_error)
+        run!(c.optional_first(users::table.find(id.to_string()).select(User::as_select())))
     }
 
     /// Looks a user up by login or e-mail (both stored lower-case).
     pub async fn user_by_login_or_email(&self, login_or_email: &str) -> Result<Option<User>> {
         let key = login_or_email.to_lowercase();
         let mut c = self.door.reader().await?;
-        run!(
-            c,
-            first,
+        run!(c.optional_first(
             users::table
                 .select(User::as_select())
                 .filter(users::login.eq(&key).or(users::email.eq(&key)))
-        )
-        .optional()
-        .map_err(db_error)
+        ))
     }
 
     /// The users of one organization, by id.
@@ -259,17 +214,14 @@ impl Store {
         // Every id is after the empty text.
         let after = page.after.clone().unwrap_or_default();
         let mut c = self.door.reader().await?;
-        let users = run!(
-            c,
-            load,
+        let users = run!(c.load(
             users::table
                 .select(User::as_select())
                 .filter(users::organization_id.eq(organization.to_string()))
                 .filter(users::id.gt(&after))
                 .order(users::id)
                 .limit(i64::from(page.limit) + 1)
-        )
-        .map_err(db_error)?;
+        ))?;
         let users = with_role_names(&mut c, users).await?;
         Ok(Page::from_rows(users, page.limit, |u| {
             u.user.id.to_string()
@@ -279,13 +231,8 @@ impl Store {
     /// A user with its role names.
     pub async fn user_detail(&self, id: UserId) -> Result<Option<UserDetail>> {
         let mut c = self.door.reader().await?;
-        let user = run!(
-            c,
-            first,
-            users::table.find(id.to_string()).select(User::as_select())
-        )
-        .optional()
-        .map_err(db_error)?;
+        let user =
+            run!(c.optional_first(users::table.find(id.to_string()).select(User::as_select())))?;
         match user {
             Some(user) => Ok(with_role_names(&mut c, vec![user]).await?.pop()),
             None => Ok(None),
@@ -338,16 +285,14 @@ impl Store {
                 version: current.version + 1,
                 ..current
             };
-            let done = run!(
-                c,
-                execute,
-                diesel::update(users::table.find(id.to_string())).set((
+            let done = run_raw!(
+                c.execute(diesel::update(users::table.find(id.to_string())).set((
                     users::login.eq(&updated.login),
                     users::email.eq(&updated.email),
                     users::datacenter_id.eq(updated.datacenter_id.to_string()),
                     users::updated_at.eq(to_micros(now)),
                     users::version.eq(updated.version),
-                ))
+                )))
             );
             if let Err(e) = done {
                 return Err(user_conflict(e, &updated.login, &updated.email));
@@ -363,15 +308,12 @@ impl Store {
         let hash = hash.to_owned();
         self.write(job!(|c| {
             let done = run!(
-                c,
-                execute,
-                diesel::update(users::table.find(id.to_string())).set((
+                c.execute(diesel::update(users::table.find(id.to_string())).set((
                     users::password_hash.eq(&hash),
                     users::updated_at.eq(to_micros(now)),
                     users::version.eq(users::version + 1),
-                ))
-            )
-            .map_err(db_error)?;
+                )))
+            )?;
             if done == 0 {
                 return Err(Error::not_found("users", id));
             }
@@ -399,25 +341,16 @@ impl Store {
             precondition.check(current.version)?;
             keep_a_root_admin(c, &current).await?;
             let key = id.to_string();
-            run!(
-                c,
-                execute,
-                diesel::delete(role_assignments::table.filter(role_assignments::user_id.eq(&key)))
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(api_keys::table.filter(api_keys::user_id.eq(&key)))
-            )
-            .map_err(db_error)?;
-            run!(
-                c,
-                execute,
-                diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(&key)))
-            )
-            .map_err(db_error)?;
-            run!(c, execute, diesel::delete(users::table.find(&key))).map_err(db_error)?;
+            run!(c.execute(diesel::delete(
+                role_assignments::table.filter(role_assignments::user_id.eq(&key))
+            )))?;
+            run!(c.execute(diesel::delete(
+                api_keys::table.filter(api_keys::user_id.eq(&key))
+            )))?;
+            run!(c.execute(diesel::delete(
+                refresh_tokens::table.filter(refresh_tokens::user_id.eq(&key))
+            )))?;
+            run!(c.execute(diesel::delete(users::table.find(&key))))?;
             Ok(())
         }))
         .await
@@ -427,9 +360,7 @@ impl Store {
     /// and its permissions.
     pub async fn role_grants(&self, user: UserId) -> Result<Vec<RoleGrant>> {
         let mut c = self.door.reader().await?;
-        let rows: Vec<GrantRow> = run!(
-            c,
-            load,
+        let rows: Vec<GrantRow> = run!(c.load(
             role_assignments::table
                 .inner_join(roles::table.on(roles::id.eq(role_assignments::role_id)))
                 .filter(role_assignments::user_id.eq(user.to_string()))
@@ -440,8 +371,7 @@ impl Store {
                     role_assignments::organization_id,
                     roles::permissions,
                 ))
-        )
-        .map_err(db_error)?;
+        ))?;
         Ok(rows.into_iter().map(RoleGrant::from).collect())
     }
 }
