@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, run, run_raw};
+use crate::door::{job, run, run_raw, unless_taken};
 use crate::tables::api_keys;
 use crate::{ApiKey, NewApiKey, Store};
 use chrono::{DateTime, Utc};
@@ -43,22 +43,21 @@ impl Store {
         let row = key.clone();
         let secret_hash = new.secret_hash.clone();
         self.write(job!(|c| {
-            let inserted = run_raw!(c.execute(diesel::insert_into(api_keys::table).values((
-                api_keys::id.eq(row.id.to_string()),
-                api_keys::user_id.eq(row.user_id.to_string()),
-                api_keys::name.eq(&row.name),
-                api_keys::prefix.eq(&row.prefix),
-                api_keys::secret_hash.eq(&secret_hash),
-                api_keys::created_at.eq(to_micros(row.created_at)),
-                api_keys::updated_at.eq(to_micros(row.updated_at)),
-                api_keys::version.eq(row.version),
-            ))));
-            match inserted {
-                Err(e) if breaks_unique(&e, "name") => {
-                    Err(Error::name_taken("api-keys", "name", &row.name))
-                }
-                done => done.map(drop).map_err(db_error),
-            }
+            unless_taken(
+                run_raw!(c.execute(diesel::insert_into(api_keys::table).values((
+                    api_keys::id.eq(row.id.to_string()),
+                    api_keys::user_id.eq(row.user_id.to_string()),
+                    api_keys::name.eq(&row.name),
+                    api_keys::prefix.eq(&row.prefix),
+                    api_keys::secret_hash.eq(&secret_hash),
+                    api_keys::created_at.eq(to_micros(row.created_at)),
+                    api_keys::updated_at.eq(to_micros(row.updated_at)),
+                    api_keys::version.eq(row.version),
+                )))),
+                "name",
+                || Error::name_taken("api-keys", "name", &row.name),
+            )
+            .map(drop)
         }))
         .await?;
         Ok(key)

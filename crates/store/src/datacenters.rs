@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, refuse_while_held, run, run_raw};
+use crate::door::{job, refuse_while_held, run, run_raw, unless_taken};
 use crate::tables::{datacenters, users};
 use crate::{Datacenter, NewDatacenter, Store};
 use diesel::prelude::*;
@@ -43,20 +43,19 @@ impl Store {
         };
         let row = made.clone();
         self.write(job!(|c| {
-            let inserted = run_raw!(c.execute(diesel::insert_into(datacenters::table).values((
-                datacenters::id.eq(row.id.to_string()),
-                datacenters::name.eq(&row.name),
-                datacenters::server_url.eq(&row.server_url),
-                datacenters::created_at.eq(to_micros(row.created_at)),
-                datacenters::updated_at.eq(to_micros(row.updated_at)),
-                datacenters::version.eq(row.version),
-            ))));
-            match inserted {
-                Err(e) if breaks_unique(&e, "name") => {
-                    Err(Error::name_taken("datacenters", "name", &row.name))
-                }
-                done => done.map(drop).map_err(db_error),
-            }
+            unless_taken(
+                run_raw!(c.execute(diesel::insert_into(datacenters::table).values((
+                    datacenters::id.eq(row.id.to_string()),
+                    datacenters::name.eq(&row.name),
+                    datacenters::server_url.eq(&row.server_url),
+                    datacenters::created_at.eq(to_micros(row.created_at)),
+                    datacenters::updated_at.eq(to_micros(row.updated_at)),
+                    datacenters::version.eq(row.version),
+                )))),
+                "name",
+                || Error::name_taken("datacenters", "name", &row.name),
+            )
+            .map(drop)
         }))
         .await?;
         Ok(made)

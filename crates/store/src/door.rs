@@ -512,6 +512,19 @@ pub fn breaks_unique(e: &DieselError, constraint: &str) -> bool {
     }
 }
 
+/// `done`, with a broken unique constraint named by `constraint` (see
+/// [`breaks_unique`]) answered by `taken`, and any other failure mapped.
+pub fn unless_taken<T>(
+    done: diesel::QueryResult<T>,
+    constraint: &str,
+    taken: impl FnOnce() -> Error,
+) -> Result<T> {
+    match done {
+        Err(e) if breaks_unique(&e, constraint) => Err(taken()),
+        done => done.map_err(db_error),
+    }
+}
+
 /// Serializes transactions that check an invariant spanning rows before
 /// they write (no cycle in the organization tree, the root keeps an
 /// admin, a user's home exists): on PostgreSQL two such transactions

@@ -1,4 +1,4 @@
-use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, run_raw, Conn};
+use crate::door::{job, lower, refuse_while_held, run, run_raw, unless_taken, Conn};
 use crate::tables::{
     api_clients, instances, organizations, quotas, role_assignments, roles, users,
 };
@@ -35,22 +35,18 @@ pub(crate) fn in_subtree(column: &str, root: String) -> InSubtree {
 /// Inserts an organization, in a door transaction.
 pub(crate) async fn add_organization(c: &mut Conn, new: &NewOrganization) -> Result<Organization> {
     let now = to_micros(new.now);
-    let inserted = run_raw!(c.execute(diesel::insert_into(organizations::table).values((
-        organizations::id.eq(new.id.to_string()),
-        organizations::parent_id.eq(new.parent_id.map(|p| p.to_string())),
-        organizations::name.eq(new.name.as_str()),
-        organizations::created_at.eq(now),
-        organizations::updated_at.eq(now),
-        organizations::version.eq(1),
-    ))));
-    match inserted {
-        Err(e) if breaks_unique(&e, "organizations") => Err(Error::name_taken(
-            "organizations",
-            "name",
-            new.name.as_str(),
-        )),
-        done => done.map(drop).map_err(db_error),
-    }?;
+    unless_taken(
+        run_raw!(c.execute(diesel::insert_into(organizations::table).values((
+            organizations::id.eq(new.id.to_string()),
+            organizations::parent_id.eq(new.parent_id.map(|p| p.to_string())),
+            organizations::name.eq(new.name.as_str()),
+            organizations::created_at.eq(now),
+            organizations::updated_at.eq(now),
+            organizations::version.eq(1),
+        )))),
+        "organizations",
+        || Error::name_taken("organizations", "name", new.name.as_str()),
+    )?;
     Ok(Organization {
         id: new.id,
         parent_id: new.parent_id,
@@ -229,20 +225,18 @@ impl Store {
                 return Ok(current);
             }
             check_sibling_name(c, new_parent, &new_name, Some(id)).await?;
-            let updated = run_raw!(c.execute(
-                diesel::update(organizations::table.find(id.to_string())).set((
-                    organizations::name.eq(&new_name),
-                    organizations::parent_id.eq(new_parent.map(|p| p.to_string())),
-                    organizations::updated_at.eq(to_micros(now)),
-                    organizations::version.eq(organizations::version + 1),
-                ))
-            ));
-            match updated {
-                Err(e) if breaks_unique(&e, "organizations") => {
-                    Err(Error::name_taken("organizations", "name", &new_name))
-                }
-                done => done.map(drop).map_err(db_error),
-            }?;
+            unless_taken(
+                run_raw!(c.execute(
+                    diesel::update(organizations::table.find(id.to_string())).set((
+                        organizations::name.eq(&new_name),
+                        organizations::parent_id.eq(new_parent.map(|p| p.to_string())),
+                        organizations::updated_at.eq(to_micros(now)),
+                        organizations::version.eq(organizations::version + 1),
+                    ))
+                )),
+                "organizations",
+                || Error::name_taken("organizations", "name", &new_name),
+            )?;
             Ok(Organization {
                 name: new_name,
                 parent_id: new_parent,

@@ -1,5 +1,5 @@
 use crate::columns::{MaybeParsed, Micros, Parsed};
-use crate::door::{breaks_unique, db_error, job, lower, refuse_while_held, run, run_raw, Conn};
+use crate::door::{job, lower, refuse_while_held, run, run_raw, unless_taken, Conn};
 use crate::tables::{client_role_assignments, role_assignments, roles};
 use crate::{NewRole, Role, Store};
 use chrono::{DateTime, Utc};
@@ -161,19 +161,20 @@ impl Store {
         let organization = new.organization_id;
         self.write(job!(|c| {
             check_name(c, organization, &row.name, None).await?;
-            let inserted = run_raw!(c.execute(diesel::insert_into(roles::table).values((
-                roles::id.eq(row.id.to_string()),
-                roles::organization_id.eq(organization.to_string()),
-                roles::name.eq(&row.name),
-                roles::permissions.eq(row.permissions.join(" ")),
-                roles::created_at.eq(to_micros(row.created_at)),
-                roles::updated_at.eq(to_micros(row.updated_at)),
-                roles::version.eq(row.version),
-            ))));
-            match inserted {
-                Err(e) if breaks_unique(&e, "name") => Err(name_taken(&row.name)),
-                done => done.map(drop).map_err(db_error),
-            }
+            unless_taken(
+                run_raw!(c.execute(diesel::insert_into(roles::table).values((
+                    roles::id.eq(row.id.to_string()),
+                    roles::organization_id.eq(organization.to_string()),
+                    roles::name.eq(&row.name),
+                    roles::permissions.eq(row.permissions.join(" ")),
+                    roles::created_at.eq(to_micros(row.created_at)),
+                    roles::updated_at.eq(to_micros(row.updated_at)),
+                    roles::version.eq(row.version),
+                )))),
+                "name",
+                || name_taken(&row.name),
+            )
+            .map(drop)
         }))
         .await?;
         Ok(role)
@@ -200,18 +201,18 @@ impl Store {
                 return Err(Error::internal("built-in roles are immutable"));
             };
             check_name(c, organization, &name, Some(id)).await?;
-            let updated = run_raw!(c.execute(
-                diesel::update(roles::table.find(id.to_string())).set((
-                    roles::name.eq(&name),
-                    roles::permissions.eq(permissions.join(" ")),
-                    roles::updated_at.eq(to_micros(now)),
-                    roles::version.eq(roles::version + 1),
-                ))
-            ));
-            match updated {
-                Err(e) if breaks_unique(&e, "name") => return Err(name_taken(&name)),
-                done => done.map_err(db_error)?,
-            };
+            unless_taken(
+                run_raw!(
+                    c.execute(diesel::update(roles::table.find(id.to_string())).set((
+                        roles::name.eq(&name),
+                        roles::permissions.eq(permissions.join(" ")),
+                        roles::updated_at.eq(to_micros(now)),
+                        roles::version.eq(roles::version + 1),
+                    )))
+                ),
+                "name",
+                || name_taken(&name),
+            )?;
             Ok(Role {
                 name,
                 permissions,

@@ -1,6 +1,6 @@
 //! First-run setup: the platform's one-time initialization.
 
-use crate::door::{breaks_unique, db_error, job, run, run_raw};
+use crate::door::{job, run, run_raw, unless_taken};
 use crate::organizations::add_organization;
 use crate::tables::{datacenters, platform_settings};
 use crate::users::add_user;
@@ -38,17 +38,17 @@ impl Store {
         let (org, admin) = (org.clone(), admin.clone());
         self.write(job!(|c| {
             let now = to_micros(org.now);
-            let marked = run_raw!(
-                c.execute(diesel::insert_into(platform_settings::table).values((
-                    platform_settings::key.eq(INITIALIZED),
-                    platform_settings::value.eq(org.id.to_string()),
-                    platform_settings::updated_at.eq(now),
-                )))
-            );
-            match marked {
-                Err(e) if breaks_unique(&e, "platform_settings") => return Err(already_set_up()),
-                done => done.map_err(db_error)?,
-            };
+            unless_taken(
+                run_raw!(
+                    c.execute(diesel::insert_into(platform_settings::table).values((
+                        platform_settings::key.eq(INITIALIZED),
+                        platform_settings::value.eq(org.id.to_string()),
+                        platform_settings::updated_at.eq(now),
+                    )))
+                ),
+                "platform_settings",
+                already_set_up,
+            )?;
             let organization = add_organization(c, &org).await?;
             // This server's data center was seeded by a migration; it dates
             // from setup.
