@@ -21,7 +21,11 @@ pub mod roles;
 pub mod rows;
 pub mod schema;
 pub mod setup;
-mod tables;
+/// The tables the migrations build, as diesel sees them: made from the
+/// SQLite migrations by `build.rs` (in `OUT_DIR/tables.rs`).
+mod tables {
+    include!(concat!(env!("OUT_DIR"), "/tables.rs"));
+}
 pub mod tasks;
 pub mod throttle;
 pub mod tokens;
