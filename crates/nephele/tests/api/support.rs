@@ -413,6 +413,18 @@ pub fn role_body(name: &str, permissions: &[&str]) -> api::RoleWrite {
     }
 }
 
+/// An API client's body: `client_secret_basic`, the default roles.
+pub fn api_client_body(name: &str) -> api::ApiClientCreate {
+    api::ApiClientCreate {
+        kind: Some("api_client".to_owned()),
+        token_endpoint_auth_method: Some("client_secret_basic".to_owned()),
+        data: Some(api::ApiClientData {
+            client_name: Some(name.to_owned()),
+        }),
+        ..Default::default()
+    }
+}
+
 impl TestServer {
     /// The typed client with `credentials`.
     pub fn client(&self, credentials: nephele_client::Credentials) -> nephele_client::Client {
