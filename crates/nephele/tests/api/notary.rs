@@ -76,13 +76,9 @@ async fn files_are_stored_notarized_and_proven_offline() {
     let id = report["id"].as_str().unwrap();
 
     // Not notarized yet: no certificate.
-    let r = s
-        .admin(Method::GET, &format!("{BASE}/{id}/certificate"))
-        .send()
-        .await
-        .unwrap();
-    let e = assert_error(r, 409, 2012).await;
-    assert_eq!(e["errors"][0]["context"]["currentState"], "Pending");
+    let pending = s.admin_client().certificate(id).await;
+    let errors = assert_refused(pending, 409, 2012);
+    assert_eq!(errors[0].context["currentState"], "Pending");
 
     // A multipart upload, and a hash registered without content.
     let form = reqwest::multipart::Form::new().part(
@@ -438,12 +434,8 @@ async fn bad_input_gets_contract_errors_and_leaves_nothing_half_written() {
 
     // Unknown and malformed ids.
     let missing = uuid::Uuid::now_v7();
-    let r = s
-        .admin(Method::GET, &format!("{BASE}/{missing}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    let client = s.admin_client();
+    assert_refused(client.stored_file(missing).await, 404, 2000);
     let r = s
         .admin(Method::GET, &format!("{BASE}/not-a-uuid"))
         .send()
