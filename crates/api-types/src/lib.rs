@@ -106,15 +106,17 @@ pub struct OrganizationCreate {
 
 /// PUT replaces the mutable fields (`name`, and `parentId` to move the
 /// organization); PATCH takes a JSON merge patch of the same shape.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "Customer A (EU)"})))]
 pub struct OrganizationUpdate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Move the organization below this one (not below itself or its own
     /// descendants). Absent: it stays where it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<Uuid>,
 }
 
@@ -169,32 +171,44 @@ pub struct UserCreate {
 /// PUT replaces the mutable fields (`login`, `email`, `roles` required;
 /// `datacenterId` optional); PATCH takes a JSON merge patch of the same
 /// shape. The password changes through `POST /api/v2/users/{id}/password`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"login": "bob", "email": "bob@acme.test", "roles": ["viewer"]})))]
 pub struct UserUpdate {
     #[schema(value_type = schema::Login, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
-    #[schema(value_type = String, format = Email, max_length = 254)]
+    #[schema(value_type = String, format = Email, max_length = 254, required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[schema(value_type = Vec<String>, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter_id: Option<Uuid>,
 }
 
 /// A password change. Changing your own password needs the current one.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"password": "another-password-456"})))]
 pub struct PasswordChange {
     /// Required to change your own password.
     #[schema(value_type = String, format = Password, required = false)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "schema::secret_as_text"
+    )]
     pub current_password: Option<Secret>,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "schema::secret_as_text"
+    )]
     pub password: Option<Secret>,
 }
 
@@ -216,15 +230,17 @@ pub struct Role {
 
 /// A custom role of the organization acted in (POST), or its new name and
 /// permissions (PUT: both required).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "ops", "permissions": ["instances:read", "tasks:read"]})))]
 pub struct RoleWrite {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[schema(value_type = Vec<schema::Permission>, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -342,15 +358,17 @@ pub struct StoredFile {
 }
 
 /// Registers a hash without content.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "contract.pdf", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})))]
 pub struct StoredFileRegistration {
     #[schema(value_type = schema::Sha256, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     #[schema(value_type = schema::FileName)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -388,12 +406,13 @@ pub struct VerifyUpload {
 }
 
 /// Asks whether a hash is notarized.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"})))]
 pub struct VerifyRequest {
     #[schema(value_type = schema::Sha256, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
 
@@ -494,15 +513,17 @@ pub struct Datacenter {
     pub version: i64,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"name": "eu-west", "serverUrl": "https://eu-west.cloud.example.com"})))]
 pub struct DatacenterCreate {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[schema(value_type = schema::HttpUrl, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
 }
 
@@ -564,19 +585,22 @@ pub struct InstanceCreate {
 
 /// A merge patch of an instance: `name` any time; `cpu` and `memoryMiB`
 /// only while it is `Stopped`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"cpu": 4})))]
 pub struct InstanceUpdate {
     #[schema(value_type = schema::Name, required = false)]
     #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[schema(value_type = i64, required = false, minimum = 1, maximum = 128)]
     #[serde(default, deserialize_with = "schema::present_whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = i64, required = false, minimum = 64, maximum = 1048576)]
     #[serde(default, deserialize_with = "schema::present_whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<i64>,
 }
 
@@ -655,19 +679,22 @@ pub struct Quota {
 
 /// New limits for an organization, set from its parent; a missing or
 /// `null` field is no limit (the parent's still applies as a ceiling).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(examples(json!({"instances": 10, "vcpus": 20, "memoryMiB": 40960})))]
 pub struct QuotaWrite {
     #[schema(value_type = Option<i64>, minimum = 0)]
     #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<i64>,
     #[schema(value_type = Option<i64>, minimum = 0)]
     #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vcpus: Option<i64>,
     #[serde(rename = "memoryMiB")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     #[serde(default, deserialize_with = "schema::whole_number")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<i64>,
 }
 
@@ -840,35 +867,43 @@ pub struct ApiClientData {
 }
 
 /// `POST /api/2/clients`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"type": "api_client", "token_endpoint_auth_method": "client_secret_basic", "data": {"client_name": "MyApp"}, "roles": ["admin"]})))]
 pub struct ApiClientCreate {
     /// `api_client` (the only type).
     #[serde(rename = "type")]
     #[schema(value_type = Option<schema::ClientType>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The organization the client acts in. Default: the caller's.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<Uuid>,
     /// `client_secret_basic` (default) or `client_secret_post`.
     #[schema(value_type = Option<schema::TokenEndpointAuthMethod>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
-    #[schema(value_type = ApiClientData)]
+    #[schema(value_type = ApiClientData, required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<ApiClientData>,
     /// Role names (built-in or the tenant's own) or ids. Default: `admin`.
     /// The caller must hold every permission they carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
 }
 
 /// `PUT /api/2/clients/{client_id}`: the name, the status, the roles.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"status": "disabled"})))]
 pub struct ApiClientUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<ApiClientData>,
     /// `enabled` or `disabled`.
     #[schema(value_type = Option<schema::ClientStatus>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
 }
 

@@ -13,6 +13,7 @@ use url::Url;
 pub use reqwest::Method;
 
 mod typed;
+pub use typed::Query;
 
 /// The header that carries an API key.
 pub const API_KEY_HEADER: &str = "MC-Api-Key";

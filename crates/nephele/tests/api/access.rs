@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use base64::Engine;
+use nephele_api_types as api;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -34,23 +35,13 @@ async fn users_are_created_read_updated_and_deleted() {
     assert!(!text.contains("password") && !text.contains("argon2"));
     let id = bob["id"].as_str().unwrap();
 
-    let list = data(
-        s.admin(Method::GET, &format!("/api/v2/users?org_id={child}"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    let client = s.admin_client();
+    let list = client.users(Some(&child)).await.unwrap().data;
+    assert_eq!(list.len(), 1);
     // The root's own list holds only the root's users.
-    let root_list = data(
-        s.admin(Method::GET, "/api/v2/users").send().await.unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(root_list[0]["login"], "admin");
-    assert_eq!(root_list.as_array().unwrap().len(), 1);
+    let root_list = client.users(None::<&str>).await.unwrap().data;
+    assert_eq!(root_list[0].login, "admin");
+    assert_eq!(root_list.len(), 1);
 
     let r = s
         .admin(Method::GET, &format!("/api/v2/users/{id}"))
@@ -58,37 +49,23 @@ async fn users_are_created_read_updated_and_deleted() {
         .await
         .unwrap();
     assert_eq!(r.headers()["etag"], "\"1\"");
-    let patched = data(
-        s.admin_json(
-            Method::PATCH,
-            &format!("/api/v2/users/{id}"),
-            &json!({"email": "robert@example.test", "roles": ["operator", "viewer"]}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(patched["email"], "robert@example.test");
-    assert_eq!(patched["login"], "bob");
-    assert_eq!(patched["roles"], json!(["operator", "viewer"]));
-    assert_eq!(patched["version"], 2);
+    let patch = api::UserUpdate {
+        email: Some("robert@example.test".into()),
+        ..roles_patch(&["operator", "viewer"])
+    };
+    let patched = client.patch_user(id, &patch).await.unwrap();
+    assert_eq!(patched.email, "robert@example.test");
+    assert_eq!(patched.login, "bob");
+    assert_eq!(patched.roles, ["operator", "viewer"]);
+    assert_eq!(patched.version, 2);
 
     // PUT needs every mutable field; read-only fields are unknown fields.
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/users/{id}"),
-            &json!({"email": "x@example.test"}),
-        )
-        .await;
-    let body = assert_error(r, 422, 3001).await;
-    let fields: Vec<_> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["context"]["field"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(fields, ["login", "roles"]);
+    let only_email = api::UserUpdate {
+        email: Some("x@example.test".into()),
+        ..Default::default()
+    };
+    let errors = assert_refused(client.update_user(id, &only_email).await, 422, 3001);
+    assert_eq!(fields_of(&errors), ["login", "roles"]);
     let r = s
         .admin_json(
             Method::PATCH,
@@ -98,18 +75,8 @@ async fn users_are_created_read_updated_and_deleted() {
         .await;
     assert_error(r, 422, 3001).await;
 
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/users/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/users/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    client.delete_user(id).await.unwrap();
+    assert_refused(client.user(id).await, 404, 2000);
     s.stop().await;
 }
 
@@ -147,12 +114,8 @@ async fn bad_user_input_is_refused_and_changes_nothing() {
     )
     .await;
     assert_error(r, 422, 3001).await;
-    let users = data(
-        s.admin(Method::GET, "/api/v2/users").send().await.unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(users.as_array().unwrap().len(), 2);
+    let users = s.admin_client().users(None::<&str>).await.unwrap();
+    assert_eq!(users.data.len(), 2);
     s.stop().await;
 }
 
@@ -160,85 +123,51 @@ async fn bad_user_input_is_refused_and_changes_nothing() {
 async fn nobody_grants_what_they_do_not_hold() {
     let s = TestServer::set_up().await;
     let root = s.root_org().await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            "/api/v2/roles",
-            &json!({"name": "user-manager", "permissions": ["users:read", "users:write", "roles:read", "roles:write"]}),
+    let client = s.admin_client();
+    let role = client
+        .create_role(
+            None::<&str>,
+            &role_body(
+                "user-manager",
+                &["users:read", "users:write", "roles:read", "roles:write"],
+            ),
         )
-        .await;
-    assert_eq!(data(r, 201).await["builtin"], false);
+        .await
+        .unwrap();
+    assert!(!role.builtin);
     s.create_user(&root, "manager", &["user-manager"]).await;
+    let manager = s.client_as("manager");
 
     // Creating a user with a role beyond the manager's own: 403.
-    let body = json!({"login": "eve", "email": "eve@example.test", "password": USER_PASSWORD, "roles": ["admin"]});
-    let r = s
-        .as_user(Method::POST, "/api/v2/users", "manager")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let err = assert_error(r, 403, 1003).await;
-    assert!(err["errors"][0]["context"]["permission"].is_string());
+    let made = manager
+        .create_user(None::<&str>, &user_body("eve", &["admin"]))
+        .await;
+    let errors = assert_refused(made, 403, 1003);
+    assert!(errors[0].context["permission"].is_string());
     // Within its own permissions: fine.
-    let body = json!({"login": "eve", "email": "eve@example.test", "password": USER_PASSWORD, "roles": ["user-manager"]});
-    let r = s
-        .as_user(Method::POST, "/api/v2/users", "manager")
-        .json(&body)
-        .send()
+    manager
+        .create_user(None::<&str>, &user_body("eve", &["user-manager"]))
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
     // A custom role beyond its own permissions: 403.
-    let r = s
-        .as_user(Method::POST, "/api/v2/roles", "manager")
-        .json(&json!({"name": "sneaky", "permissions": ["audit:read"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
+    let sneaky = manager
+        .create_role(None::<&str>, &role_body("sneaky", &["audit:read"]))
+        .await;
+    assert_refused(sneaky, 403, 1003);
     // Nor can it take over the admin: reset its password, demote or delete it.
-    let admins = data(
-        s.admin(Method::GET, "/api/v2/users").send().await.unwrap(),
-        200,
-    )
-    .await;
-    let admin = admins
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["login"] == "admin")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .as_user(
-            Method::POST,
-            &format!("/api/v2/users/{admin}/password"),
-            "manager",
-        )
-        .json(&json!({"password": "taken-over-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
-    let r = s
-        .as_user(Method::PATCH, &format!("/api/v2/users/{admin}"), "manager")
-        .json(&json!({"roles": ["viewer"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
-    let r = s
-        .as_user(Method::DELETE, &format!("/api/v2/users/{admin}"), "manager")
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
+    let admins = client.users(None::<&str>).await.unwrap().data;
+    let admin = admins.iter().find(|u| u.login == "admin").unwrap().id;
+    let reset = api::PasswordChange {
+        password: Some(nephele_common::Secret::new("taken-over-1")),
+        ..Default::default()
+    };
+    assert_refused(manager.change_password(admin, &reset).await, 403, 1003);
+    let demoted = manager.patch_user(admin, &roles_patch(&["viewer"])).await;
+    assert_refused(demoted, 403, 1003);
+    assert_refused(manager.delete_user(admin).await, 403, 1003);
     // The admin still signs in with its password.
-    let r = s.admin(Method::GET, "/api/v2/me").send().await.unwrap();
-    assert_eq!(data(r, 200).await["principal"]["roles"], json!(["admin"]));
+    let me = client.me().await.unwrap();
+    assert_eq!(me.principal.roles, ["admin"]);
     s.stop().await;
 }
 
@@ -250,34 +179,17 @@ async fn a_role_applies_in_its_organization_and_below_never_above_or_beside() {
     let grandchild = s.create_org("Grandchild", Some(&child)).await;
     let root = s.root_org().await;
     s.create_user(&child, "child-admin", &["admin"]).await;
-    let get = |path: String| {
-        let s = &s;
-        async move {
-            s.as_user(Method::GET, &path, "child-admin")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(get(format!("/api/v2/organizations/{child}")).await, 200);
-    assert_eq!(
-        get(format!("/api/v2/organizations/{grandchild}")).await,
-        200
-    );
-    assert_eq!(get(format!("/api/v2/organizations/{root}")).await, 404);
-    assert_eq!(get(format!("/api/v2/organizations/{sibling}")).await, 404);
-    assert_eq!(get(format!("/api/v2/users?org_id={grandchild}")).await, 200);
-    assert_eq!(get(format!("/api/v2/users?org_id={root}")).await, 404);
-    assert_eq!(get(format!("/api/v2/users?org_id={sibling}")).await, 404);
+    let child_admin = s.client_as("child-admin");
+    child_admin.organization(&child).await.unwrap();
+    child_admin.organization(&grandchild).await.unwrap();
+    assert_refused(child_admin.organization(&root).await, 404, 2000);
+    assert_refused(child_admin.organization(&sibling).await, 404, 2000);
+    child_admin.users(Some(&grandchild)).await.unwrap();
+    assert_refused(child_admin.users(Some(&root)).await, 404, 2000);
+    assert_refused(child_admin.users(Some(&sibling)).await, 404, 2000);
     // Its own list of organizations is its subtree.
-    let r = s
-        .as_user(Method::GET, "/api/v2/organizations", "child-admin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await.as_array().unwrap().len(), 2);
+    let own = child_admin.organizations(None::<&str>).await.unwrap();
+    assert_eq!(own.data.len(), 2);
     s.stop().await;
 }
 
@@ -288,47 +200,25 @@ async fn organizations_move_but_never_below_themselves() {
     let b = s.create_org("B", Some(&a)).await;
     let c = s.create_org("C", None).await;
     let root = s.root_org().await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{a}"),
-            &json!({"parentId": b}),
-        )
-        .await;
-    let body = assert_error(r, 409, 2012).await;
-    assert_eq!(body["errors"][0]["context"]["field"], "parentId");
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{a}"),
-            &json!({"parentId": a}),
-        )
-        .await;
-    assert_error(r, 409, 2012).await;
+    let client = s.admin_client();
+    let under = |parent: &str| api::OrganizationUpdate {
+        parent_id: Some(parent.parse().unwrap()),
+        ..Default::default()
+    };
+    let errors = assert_refused(client.patch_organization(&a, &under(&b)).await, 409, 2012);
+    assert_eq!(errors[0].context["field"], "parentId");
+    assert_refused(client.patch_organization(&a, &under(&a)).await, 409, 2012);
     // Nor is the root moved anywhere.
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{root}"),
-            &json!({"parentId": c}),
-        )
-        .await;
-    assert_error(r, 409, 2012).await;
+    assert_refused(
+        client.patch_organization(&root, &under(&c)).await,
+        409,
+        2012,
+    );
     // A legal move.
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{b}"),
-            &json!({"parentId": c}),
-        )
-        .await;
-    assert_eq!(data(r, 200).await["parentId"], c.as_str());
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/organizations/{a}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await["parentId"], root.as_str());
+    let moved = client.patch_organization(&b, &under(&c)).await.unwrap();
+    assert_eq!(moved.parent_id.unwrap().to_string(), c);
+    let unmoved = client.organization(&a).await.unwrap();
+    assert_eq!(unmoved.parent_id.unwrap().to_string(), root);
     s.stop().await;
 }
 
@@ -337,78 +227,44 @@ async fn you_cannot_delete_yourself_nor_leave_the_root_without_an_admin() {
     let s = TestServer::set_up().await;
     let root = s.root_org().await;
     let second = s.create_user(&root, "second", &["admin"]).await;
-    let me = data(
-        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
-        200,
-    )
-    .await["principal"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/users/{me}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2012).await;
+    let me = s.admin_id().await;
+    let client = s.admin_client();
+    assert_refused(client.delete_user(&me).await, 409, 2012);
     // Two admins: one may step down; then the other is the last.
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/users/{me}"),
-            &json!({"roles": ["viewer"]}),
-        )
+    client
+        .patch_user(&me, &roles_patch(&["viewer"]))
+        .await
+        .unwrap();
+    let as_second = s.client_as("second");
+    let stepped_down = as_second
+        .patch_user(&second, &roles_patch(&["operator"]))
         .await;
-    assert_eq!(r.status(), 200);
-    let r = s
-        .as_user(Method::PATCH, &format!("/api/v2/users/{second}"), "second")
-        .json(&json!({"roles": ["operator"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2012).await;
-    let r = s
-        .as_user(Method::GET, &format!("/api/v2/users/{second}"), "second")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await["roles"], json!(["admin"]));
+    assert_refused(stepped_down, 409, 2012);
+    let still = as_second.user(&second).await.unwrap();
+    assert_eq!(still.roles, ["admin"]);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn custom_roles_and_built_in_ones() {
     let s = TestServer::set_up().await;
-    let roles = data(
-        s.admin(Method::GET, "/api/v2/roles").send().await.unwrap(),
-        200,
-    )
-    .await;
-    let names: Vec<_> = roles
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let client = s.admin_client();
+    let roles = client.roles(None::<&str>).await.unwrap().data;
+    let names: Vec<_> = roles.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["admin", "operator", "viewer"]);
-    let admin_role = roles[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(roles[2]["builtin"], true);
-    assert!(roles[2]["permissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p.as_str().unwrap().ends_with(":read")));
+    let admin_role = roles[0].id;
+    assert!(roles[2].builtin);
+    assert!(roles[2].permissions.iter().all(|p| p.ends_with(":read")));
 
-    let r = s
-        .admin_json(
-            Method::POST,
-            "/api/v2/roles",
-            &json!({"name": "ops", "permissions": ["tasks:read", "instances:read", "tasks:read"]}),
+    let ops = client
+        .create_role(
+            None::<&str>,
+            &role_body("ops", &["tasks:read", "instances:read", "tasks:read"]),
         )
-        .await;
-    let ops = data(r, 201).await;
-    assert_eq!(ops["permissions"], json!(["instances:read", "tasks:read"]));
-    let id = ops["id"].as_str().unwrap().to_owned();
+        .await
+        .unwrap();
+    assert_eq!(ops.permissions, ["instances:read", "tasks:read"]);
+    let id = ops.id;
     for (body, status, code) in [
         (json!({"name": "Viewer", "permissions": []}), 409, 2020),
         (json!({"name": "OPS", "permissions": []}), 409, 2020),
@@ -429,55 +285,23 @@ async fn custom_roles_and_built_in_ones() {
         assert_error(r, status, code).await;
     }
     // Built-in roles never change.
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/roles/{admin_role}"),
-            &json!({"name": "admin", "permissions": []}),
-        )
+    let changed = client
+        .update_role(admin_role, &role_body("admin", &[]))
         .await;
-    assert_error(r, 403, 1003).await;
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/roles/{admin_role}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
+    assert_refused(changed, 403, 1003);
+    assert_refused(client.delete_role(admin_role).await, 403, 1003);
     // A held role cannot be deleted; then it can.
     let root = s.root_org().await;
     let holder = s.create_user(&root, "holder", &["ops"]).await;
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/roles/{id}"),
-            &json!({"name": "operations", "permissions": ["instances:read"]}),
-        )
+    let renamed = client
+        .update_role(id, &role_body("operations", &["instances:read"]))
         .await;
-    assert_eq!(data(r, 200).await["version"], 2);
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/roles/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2012).await;
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/users/{holder}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await["roles"], json!(["operations"]));
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/users/{holder}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/roles/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(renamed.unwrap().version, 2);
+    assert_refused(client.delete_role(id).await, 409, 2012);
+    let user = client.user(&holder).await.unwrap();
+    assert_eq!(user.roles, ["operations"]);
+    client.delete_user(&holder).await.unwrap();
+    client.delete_role(id).await.unwrap();
     s.stop().await;
 }
 
@@ -486,35 +310,21 @@ async fn api_keys_authenticate_and_are_shown_once() {
     let s = TestServer::set_up().await;
     let root = s.root_org().await;
     s.create_user(&root, "other", &["viewer"]).await;
-    let key = data(
-        s.admin_json(Method::POST, "/api/v2/api-keys", &json!({"name": "ci"}))
-            .await,
-        201,
-    )
-    .await;
-    let secret = key["secret"].as_str().unwrap().to_owned();
-    assert!(secret.starts_with("nph_key_"));
-    assert!(secret.starts_with(key["prefix"].as_str().unwrap()));
-    assert!(key["lastUsedAt"].is_null());
-    let id = key["id"].as_str().unwrap().to_owned();
-    let r = s
-        .admin_json(Method::POST, "/api/v2/api-keys", &json!({"name": "ci"}))
-        .await;
-    assert_error(r, 409, 2020).await;
-
-    let with_key = |secret: String| {
-        let s = &s;
-        async move {
-            s.request(Method::GET, "/api/v2/me")
-                .header("mc-api-key", secret)
-                .send()
-                .await
-                .unwrap()
-        }
+    let client = s.admin_client();
+    let ci = api::ApiKeyCreate {
+        name: Some("ci".into()),
     };
-    let me = data(with_key(secret.clone()).await, 200).await;
-    assert_eq!(me["authenticatedBy"], "api_key");
-    assert_eq!(me["principal"]["login"], "admin");
+    let key = client.create_api_key(&ci).await.unwrap();
+    let secret = key.secret.clone().unwrap();
+    assert!(secret.starts_with("nph_key_"));
+    assert!(secret.starts_with(&key.prefix));
+    assert!(key.last_used_at.is_none());
+    let id = key.id;
+    assert_refused(client.create_api_key(&ci).await, 409, 2020);
+
+    let me = s.client_with_key(&secret).me().await.unwrap();
+    assert_eq!(me.authenticated_by, "api_key");
+    assert_eq!(me.principal.login, "admin");
     // As HTTP Basic with the owner's e-mail; another user's e-mail fails.
     let r = s
         .request(Method::GET, "/api/v2/me")
@@ -531,7 +341,7 @@ async fn api_keys_authenticate_and_are_shown_once() {
         .unwrap();
     assert_error(r, 401, 1001).await;
 
-    // Listed without the secret, with its last use.
+    // Listed without the secret (not even as a null), with its last use.
     let list = data(
         s.admin(Method::GET, "/api/v2/api-keys")
             .send()
@@ -545,83 +355,47 @@ async fn api_keys_authenticate_and_are_shown_once() {
     assert!(list[0]["lastUsedAt"].is_string());
     assert!(!list.to_string().contains(&secret));
     // Another user sees none of them and cannot touch them.
-    let r = s
-        .as_user(Method::GET, "/api/v2/api-keys", "other")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await, json!([]));
-    let r = s
-        .as_user(Method::DELETE, &format!("/api/v2/api-keys/{id}"), "other")
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    let other = s.client_as("other");
+    assert!(other.api_keys().await.unwrap().data.is_empty());
+    assert_refused(other.delete_api_key(id).await, 404, 2000);
 
     // Regenerate: the old secret dies, the new one works.
-    let again = data(
-        s.admin(Method::POST, &format!("/api/v2/api-keys/{id}/regenerate"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    let new_secret = again["secret"].as_str().unwrap().to_owned();
+    let again = client.regenerate_api_key(id).await.unwrap();
+    let new_secret = again.secret.unwrap();
     assert_ne!(new_secret, secret);
-    assert_error(with_key(secret).await, 401, 1001).await;
-    assert_eq!(with_key(new_secret.clone()).await.status(), 200);
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/api-keys/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    assert_error(with_key(new_secret).await, 401, 1001).await;
+    assert_refused(s.client_with_key(&secret).me().await, 401, 1001);
+    s.client_with_key(&new_secret).me().await.unwrap();
+    client.delete_api_key(id).await.unwrap();
+    assert_refused(s.client_with_key(&new_secret).me().await, 401, 1001);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn a_changed_password_replaces_the_old_one_at_once() {
     let s = TestServer::set_up().await;
-    let me = data(
-        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
-        200,
-    )
-    .await;
-    let id = me["principal"]["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/v2/users/{id}/password");
-    let r = s
-        .admin_json(Method::POST, &path, &json!({"password": "new-password-1"}))
+    let id = s.admin_id().await;
+    let client = s.admin_client();
+    let change = |current: Option<&str>| api::PasswordChange {
+        current_password: current.map(nephele_common::Secret::new),
+        password: Some(nephele_common::Secret::new("new-password-1")),
+    };
+    assert_refused(client.change_password(&id, &change(None)).await, 422, 3001);
+    let wrong = client
+        .change_password(&id, &change(Some("not-it-at-all")))
         .await;
-    assert_error(r, 422, 3001).await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &path,
-            &json!({"currentPassword": "not-it-at-all", "password": "new-password-1"}),
-        )
-        .await;
-    let body = assert_error(r, 422, 3001).await;
-    assert_eq!(body["errors"][0]["context"]["field"], "currentPassword");
-    let r = s
-        .admin_json(
-            Method::POST,
-            &path,
-            &json!({"currentPassword": ADMIN_PASSWORD, "password": "new-password-1"}),
-        )
-        .await;
-    assert_eq!(r.status(), 204);
-    // The old password was verified (and remembered) before: it must fail now.
-    let r = s.admin(Method::GET, "/api/v2/me").send().await.unwrap();
-    assert_error(r, 401, 1001).await;
-    let r = s
-        .request(Method::GET, "/api/v2/me")
-        .basic_auth(ADMIN_LOGIN, Some("new-password-1"))
-        .send()
+    let errors = assert_refused(wrong, 422, 3001);
+    assert_eq!(errors[0].context["field"], "currentPassword");
+    client
+        .change_password(&id, &change(Some(ADMIN_PASSWORD)))
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    // The old password was verified (and remembered) before: it must fail now.
+    assert_refused(client.me().await, 401, 1001);
+    let renewed = s.client(nephele_client::Credentials::Basic {
+        login: ADMIN_LOGIN.into(),
+        password: nephele_common::Secret::new("new-password-1"),
+    });
+    renewed.me().await.unwrap();
     s.stop().await;
 }
 
@@ -674,79 +448,53 @@ async fn the_audit_log_records_changes_and_failed_sign_ins_per_subtree() {
         .await
         .unwrap();
     let auditor = data(r, 201).await["id"].as_str().unwrap().to_owned();
-    let r = s
-        .request(Method::GET, "/api/v2/organizations")
-        .basic_auth("auditor", Some("wrong-password"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 401, 1001).await;
-    let r = s
-        .as_user(Method::POST, "/api/v2/organizations", "auditor")
-        .json(&json!({"name": "Nope"}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
+    let wrong = s.client(nephele_client::Credentials::Basic {
+        login: "auditor".into(),
+        password: nephele_common::Secret::new("wrong-password"),
+    });
+    assert_refused(wrong.organizations(None::<&str>).await, 401, 1001);
+    let nope = api::OrganizationCreate {
+        name: Some("Nope".into()),
+        parent_id: None,
+    };
+    let made = s.client_as("auditor").create_organization(&nope).await;
+    assert_refused(made, 403, 1003);
 
-    let events = data(
-        s.admin(Method::GET, "/api/v2/audit-events")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    let events = events.as_array().unwrap();
-    let created = events
-        .iter()
-        .find(|e| e["action"] == "users.create")
-        .unwrap();
-    assert_eq!(created["targetId"], auditor.as_str());
-    assert_eq!(created["organizationId"], child.as_str());
-    assert_eq!(created["agentId"], "terraform/1.9");
-    assert_eq!(created["requestId"], "req-audit-1");
-    assert_eq!(created["actorName"], "admin");
-    assert_eq!(created["outcome"], "success");
-    assert_eq!(created["clientAddress"], "127.0.0.1");
+    let events = s.audit_events(&[]).await;
+    let created = events.iter().find(|e| e.action == "users.create").unwrap();
+    assert_eq!(created.target_id.as_deref(), Some(auditor.as_str()));
+    assert_eq!(created.organization_id.unwrap().to_string(), child);
+    assert_eq!(created.agent_id.as_deref(), Some("terraform/1.9"));
+    assert_eq!(created.request_id.as_deref(), Some("req-audit-1"));
+    assert_eq!(created.actor_name.as_deref(), Some("admin"));
+    assert_eq!(created.outcome, "success");
+    assert_eq!(created.client_address.as_deref(), Some("127.0.0.1"));
     let failed = events
         .iter()
-        .find(|e| e["action"] == "authentication")
+        .find(|e| e.action == "authentication")
         .unwrap();
-    assert_eq!(failed["actorName"], "auditor");
-    assert_eq!(failed["outcome"], "denied");
-    assert!(!events
-        .iter()
-        .any(|e| e.to_string().contains("wrong-password")));
+    assert_eq!(failed.actor_name.as_deref(), Some("auditor"));
+    assert_eq!(failed.outcome, "denied");
+    // Nowhere in the log, in any field, is the password tried.
+    let r = s
+        .admin(Method::GET, "/api/v2/audit-events")
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.text().await.unwrap().contains("wrong-password"));
     let denied = events
         .iter()
-        .find(|e| e["action"] == "organizations.create" && e["status"] == 403)
+        .find(|e| e.action == "organizations.create" && e.status == 403)
         .unwrap();
-    assert_eq!(denied["outcome"], "denied");
-    assert_eq!(denied["actorId"], auditor.as_str());
+    assert_eq!(denied.outcome, "denied");
+    assert_eq!(denied.actor_id.as_deref(), Some(auditor.as_str()));
 
     // Filters.
-    let r = s
-        .admin(Method::GET, "/api/v2/audit-events?action=users.create")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await.as_array().unwrap().len(), 1);
-    let r = s
-        .admin(Method::GET, "/api/v2/audit-events?actor=auditor")
-        .send()
-        .await
-        .unwrap();
-    assert!(!data(r, 200).await.as_array().unwrap().is_empty());
-    let r = s
-        .admin(
-            Method::GET,
-            "/api/v2/audit-events?since=2999-01-01T00:00:00Z",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await, json!([]));
+    let by_action = s.audit_events(&[("action", "users.create")]).await;
+    assert_eq!(by_action.len(), 1);
+    assert!(!s.audit_events(&[("actor", "auditor")]).await.is_empty());
+    let future = s.audit_events(&[("since", "2999-01-01T00:00:00Z")]).await;
+    assert!(future.is_empty());
     let r = s
         .admin(Method::GET, "/api/v2/audit-events?since=yesterday")
         .send()
@@ -755,72 +503,41 @@ async fn the_audit_log_records_changes_and_failed_sign_ins_per_subtree() {
     assert_error(r, 400, 3000).await;
 
     // The child's viewer sees the child's events only: not the root's.
-    let r = s
-        .as_user(Method::GET, "/api/v2/audit-events", "auditor")
-        .send()
-        .await
-        .unwrap();
-    let seen = data(r, 200).await;
-    let seen = seen.as_array().unwrap();
-    assert!(seen.iter().any(|e| e["action"] == "users.create"));
-    assert!(seen.iter().all(|e| e["organizationId"] == child.as_str()));
+    let seen = s.client_as("auditor").audit_events(&[]).await.unwrap().data;
+    assert!(seen.iter().any(|e| e.action == "users.create"));
+    assert!(seen
+        .iter()
+        .all(|e| e.organization_id.map(|o| o.to_string()) == Some(child.clone())));
     // Without audit:read: 403.
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/roles?org_id={child}"),
-            &json!({"name": "blind", "permissions": ["users:read"]}),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
+    s.create_role(Some(&child), "blind", &["users:read"]).await;
     s.create_user(&child, "blind", &["blind"]).await;
-    let r = s
-        .as_user(Method::GET, "/api/v2/audit-events", "blind")
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
+    let blind = s.client_as("blind").audit_events(&[]).await;
+    assert_refused(blind, 403, 1003);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn data_centers_are_managed_by_root_admins() {
     let s = TestServer::set_up().await;
-    let dcs = data(
-        s.admin(Method::GET, "/api/v2/datacenters")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(dcs[0]["local"], true);
-    assert_eq!(dcs[0]["serverUrl"], s.url.as_str());
-    let local = dcs[0]["id"].as_str().unwrap().to_owned();
+    let client = s.admin_client();
+    let dcs = client.datacenters().await.unwrap().data;
+    assert!(dcs[0].local);
+    assert_eq!(dcs[0].server_url, s.url);
+    let local = dcs[0].id;
 
     let child = s.create_org("Child", None).await;
     s.create_user(&child, "child-admin", &["admin"]).await;
-    let body = json!({"name": "eu-2", "serverUrl": "https://eu-2.example/"});
-    let r = s
-        .as_user(Method::POST, "/api/v2/datacenters", "child-admin")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
-    let dc = data(
-        s.admin_json(Method::POST, "/api/v2/datacenters", &body)
-            .await,
-        201,
-    )
-    .await;
-    assert_eq!(dc["serverUrl"], "https://eu-2.example");
-    assert_eq!(dc["local"], false);
-    let id = dc["id"].as_str().unwrap().to_owned();
-    let r = s
-        .admin_json(Method::POST, "/api/v2/datacenters", &body)
-        .await;
-    assert_error(r, 409, 2020).await;
+    let body = api::DatacenterCreate {
+        name: Some("eu-2".into()),
+        server_url: Some("https://eu-2.example/".into()),
+    };
+    let made = s.client_as("child-admin").create_datacenter(&body).await;
+    assert_refused(made, 403, 1003);
+    let dc = client.create_datacenter(&body).await.unwrap();
+    assert_eq!(dc.server_url, "https://eu-2.example");
+    assert!(!dc.local);
+    let id = dc.id;
+    assert_refused(client.create_datacenter(&body).await, 409, 2020);
     let r = s
         .admin_json(
             Method::POST,
@@ -838,34 +555,18 @@ async fn data_centers_are_managed_by_root_admins() {
         )
         .await;
     assert_error(r, 422, 3001).await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            "/api/v2/users",
-            &json!({"login": "far", "email": "far@example.test", "password": USER_PASSWORD, "datacenterId": id}),
-        )
-        .await;
-    let far = data(r, 201).await;
-    assert_eq!(far["datacenterId"], id.as_str());
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/datacenters/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2012).await;
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/datacenters/{local}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2012).await;
+    let far = api::UserCreate {
+        roles: None,
+        datacenter_id: Some(id),
+        ..user_body("far", &[])
+    };
+    let far = client.create_user(None::<&str>, &far).await.unwrap();
+    assert_eq!(far.datacenter_id, id);
+    assert_refused(client.delete_datacenter(id).await, 409, 2012);
+    assert_refused(client.delete_datacenter(local).await, 409, 2012);
     // A child organization's admin still reads the list.
-    let r = s
-        .as_user(Method::GET, "/api/v2/datacenters", "child-admin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(data(r, 200).await.as_array().unwrap().len(), 2);
+    let seen = s.client_as("child-admin").datacenters().await.unwrap();
+    assert_eq!(seen.data.len(), 2);
     s.stop().await;
 }
 
@@ -876,48 +577,25 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     let a = s.create_user(&root, "admin-a", &["admin"]).await;
     let b = s.create_user(&root, "admin-b", &["admin"]).await;
     // The setup admin steps down, leaving a and b.
-    let me = data(
-        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
-        200,
-    )
-    .await["principal"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .as_user(Method::PATCH, &format!("/api/v2/users/{me}"), "admin-a")
-        .json(&json!({"roles": ["viewer"]}))
-        .send()
+    let me = s.admin_id().await;
+    let (as_a, as_b) = (s.client_as("admin-a"), s.client_as("admin-b"));
+    as_a.patch_user(&me, &roles_patch(&["viewer"]))
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let demote = |who: &'static str, whom: String| {
-        s.as_user(Method::PATCH, &format!("/api/v2/users/{whom}"), who)
-            .json(&json!({"roles": ["viewer"]}))
-            .send()
+    let viewer = roles_patch(&["viewer"]);
+    let (ra, rb) = tokio::join!(as_a.patch_user(&b, &viewer), as_b.patch_user(&a, &viewer));
+    let status = |r: Result<api::User, nephele_client::Error>| match r {
+        Ok(_) => 200,
+        Err(e) => e.status().unwrap(),
     };
-    let (ra, rb) = tokio::join!(demote("admin-a", b.clone()), demote("admin-b", a.clone()));
-    let mut statuses = [ra.unwrap().status().as_u16(), rb.unwrap().status().as_u16()];
+    let mut statuses = [status(ra), status(rb)];
     statuses.sort_unstable();
     // The loser was either already demoted when it authenticated (403) or
     // lost the race inside the store (409); never do both succeed.
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!(matches!(statuses[1], 403 | 409), "{statuses:?}");
-    let users = data(
-        s.request(Method::GET, "/api/v2/users")
-            .basic_auth("admin-a", Some(USER_PASSWORD))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    let admins = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["roles"] == json!(["admin"]))
-        .count();
+    let users = as_a.users(None::<&str>).await.unwrap().data;
+    let admins = users.iter().filter(|u| u.roles == ["admin"]).count();
     assert_eq!(admins, 1);
     s.stop().await;
 }
@@ -927,7 +605,6 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
 #[tokio::test]
 async fn remembered_principals_follow_changes_at_once() {
     let s = TestServer::set_up().await;
-    let root = s.root_org().await;
     let org = s.create_org("cached", None).await;
     let user = s.create_user(&org, "carol", &["operator"]).await;
     let form = [
@@ -935,156 +612,71 @@ async fn remembered_principals_follow_changes_at_once() {
         ("username", "carol"),
         ("password", USER_PASSWORD),
     ];
-    let r = s
-        .request(Method::POST, "/api/2/idp/token")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let token = json_of(r, 200).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bearer = |method: Method, path: &str| s.request(method, path).bearer_auth(&token);
-    let create = json!({"name": "c-1", "image": "alpine-3.20"});
+    let tokens = s.client(Default::default()).token(&form).await.unwrap();
+    let bearer = s.client_with_token(&tokens.access_token);
+    let create = api::InstanceCreate {
+        name: Some("c-1".into()),
+        image: Some("alpine-3.20".into()),
+        ..Default::default()
+    };
+    let client = s.admin_client();
 
     // Remembered: an operator may create instances.
-    let r = bearer(Method::GET, "/api/v2/instances")
-        .send()
-        .await
-        .unwrap();
-    json_of(r, 200).await;
-    let r = bearer(Method::POST, "/api/v2/instances")
-        .json(&create)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    bearer.instances(&[]).await.unwrap();
+    bearer.create_instance(None::<&str>, &create).await.unwrap();
 
     // Roles changed to viewer: the next write is refused.
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/users/{user}?org_id={org}"),
-            &json!({"roles": ["viewer"]}),
-        )
-        .await;
-    json_of(r, 200).await;
-    let r = bearer(Method::POST, "/api/v2/instances")
-        .json(&create)
-        .send()
+    client
+        .patch_user(&user, &roles_patch(&["viewer"]))
         .await
         .unwrap();
-    assert_error(r, 403, 1003).await;
+    let refused = bearer.create_instance(None::<&str>, &create).await;
+    assert_refused(refused, 403, 1003);
 
     // A custom role's permissions shrink: the next read is refused.
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/roles?org_id={org}"),
-            &json!({"name": "readers", "permissions": ["instances:read"]}),
-        )
+    let role = s
+        .create_role(Some(&org), "readers", &["instances:read"])
         .await;
-    let role = json_of(r, 201).await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/users/{user}?org_id={org}"),
-            &json!({"roles": ["readers"]}),
-        )
-        .await;
-    json_of(r, 200).await;
-    let r = bearer(Method::GET, "/api/v2/instances")
-        .send()
+    client
+        .patch_user(&user, &roles_patch(&["readers"]))
         .await
         .unwrap();
-    json_of(r, 200).await;
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/roles/{role}?org_id={org}"),
-            &json!({"name": "readers", "permissions": ["tasks:read"]}),
-        )
-        .await;
-    json_of(r, 200).await;
-    let r = bearer(Method::GET, "/api/v2/instances")
-        .send()
+    bearer.instances(&[]).await.unwrap();
+    client
+        .update_role(&role, &role_body("readers", &["tasks:read"]))
         .await
         .unwrap();
-    assert_error(r, 403, 1003).await;
+    assert_refused(bearer.instances(&[]).await, 403, 1003);
 
     // An API key used once, then deleted: refused at once.
-    let r = s
-        .admin_json(Method::POST, "/api/v2/api-keys", &json!({"name": "k"}))
-        .await;
-    let key = json_of(r, 201).await["data"].clone();
-    let secret = key["secret"].as_str().unwrap();
-    let with_key = || {
-        s.request(Method::GET, "/api/v2/me")
-            .header("MC-Api-Key", secret)
-    };
-    json_of(with_key().send().await.unwrap(), 200).await;
-    let r = s
-        .admin(
-            Method::DELETE,
-            &format!("/api/v2/api-keys/{}", key["id"].as_str().unwrap()),
-        )
-        .send()
+    let key = client
+        .create_api_key(&api::ApiKeyCreate {
+            name: Some("k".into()),
+        })
         .await
         .unwrap();
-    assert_eq!(r.status(), 204);
-    assert_error(with_key().send().await.unwrap(), 401, 1001).await;
+    let with_key = s.client_with_key(key.secret.as_deref().unwrap());
+    with_key.me().await.unwrap();
+    client.delete_api_key(key.id).await.unwrap();
+    assert_refused(with_key.me().await, 401, 1001);
 
     // The user deleted: the token is refused at once.
-    let r = s
-        .admin(
-            Method::DELETE,
-            &format!("/api/v2/users/{user}?org_id={org}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let r = bearer(Method::GET, "/api/v2/me").send().await.unwrap();
-    assert_eq!(r.status(), 401);
+    client.delete_user(&user).await.unwrap();
+    let refused = bearer.me().await.unwrap_err();
+    assert_eq!(refused.status(), Some(401));
 
     // An organization moved under a sibling: its ancestry follows at once.
     let a = s.create_org("a", None).await;
     let b = s.create_org("b", None).await;
-    let admin_a = s.create_user(&a, "admin-a", &["admin"]).await;
-    let _ = admin_a;
+    s.create_user(&a, "admin-a", &["admin"]).await;
     let child = s.create_org("child", Some(&a)).await;
-    let r = s
-        .as_user(
-            Method::GET,
-            &format!("/api/v2/organizations/{child}"),
-            "admin-a",
-        )
-        .send()
-        .await
-        .unwrap();
-    json_of(r, 200).await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{child}"),
-            &json!({"parentId": b}),
-        )
-        .await;
-    json_of(r, 200).await;
-    let r = s
-        .as_user(
-            Method::GET,
-            &format!("/api/v2/organizations/{child}"),
-            "admin-a",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
-    let _ = root;
+    let admin_a = s.client_as("admin-a");
+    admin_a.organization(&child).await.unwrap();
+    let under_b = api::OrganizationUpdate {
+        parent_id: Some(b.parse().unwrap()),
+        ..Default::default()
+    };
+    client.patch_organization(&child, &under_b).await.unwrap();
+    assert_refused(admin_a.organization(&child).await, 404, 2000);
     s.stop().await;
 }

@@ -416,9 +416,9 @@ async fn a_task_past_its_last_step_ends_with_its_result() {
     let task = s
         .start_instance_creation(&org, "resumed", "debian-12")
         .await;
-    let t = s.finished_task(&task).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    let instance = t["resourceId"].as_str().unwrap().to_owned();
+    let t = s.ended_task(&task).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    let instance = t.resource_id;
     let db = pool(&s.database_url).await;
     // All three steps done and recorded, the end not yet written.
     sqlx::query(
@@ -429,10 +429,11 @@ async fn a_task_past_its_last_step_ends_with_its_result() {
     .execute(&db)
     .await
     .unwrap();
-    let t = s.finished_task(&task).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    assert_eq!(t["result"]["id"], instance.as_str(), "{t}");
-    assert_eq!(t["result"]["state"], "Running", "{t}");
+    let t = s.ended_task(&task).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    let result = t.result.as_ref().expect("the instance as it ended");
+    assert_eq!(result["id"], instance.as_str(), "{t:?}");
+    assert_eq!(result["state"], "Running", "{t:?}");
     let step: i64 = sqlx::query_scalar("SELECT step FROM tasks WHERE id = $1")
         .bind(&task)
         .fetch_one(&db)

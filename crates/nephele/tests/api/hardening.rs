@@ -4,8 +4,9 @@
 //! through sub-organizations, and password guesses raced or aimed at
 //! locking a victim out.
 
-use crate::identity::{client_body, client_token, create_client, password_tokens, token};
+use crate::identity::{client_token, create_client, password_tokens, token};
 use crate::support::*;
+use nephele_api_types as api;
 use reqwest::header::HeaderValue;
 use reqwest::Method;
 use serde_json::json;
@@ -15,8 +16,8 @@ const FILES: &str = "/api/notary/v2/stored-files";
 
 /// How many stored files the root organization has.
 async fn stored_files(s: &TestServer) -> usize {
-    let r = s.admin(Method::GET, FILES).send().await.unwrap();
-    json_of(r, 200).await["data"].as_array().unwrap().len()
+    let files = s.admin_client().stored_files(&[]).await;
+    files.unwrap().data.len()
 }
 
 #[tokio::test]
@@ -53,17 +54,11 @@ async fn an_idempotency_key_belongs_to_the_principal_not_to_the_credential() {
         .as_str()
         .unwrap()
         .to_owned();
-    let key = s
-        .admin_json(
-            Method::POST,
-            "/api/v2/api-keys",
-            &json!({"name": "retries"}),
-        )
-        .await;
-    let key = json_of(key, 201).await["data"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let retries_key = api::ApiKeyCreate {
+        name: Some("retries".into()),
+    };
+    let key = s.admin_client().create_api_key(&retries_key).await;
+    let key = key.unwrap().secret.unwrap();
     let retries = [
         s.request(Method::POST, "/api/v2/instances")
             .bearer_auth(bearer),
@@ -92,15 +87,8 @@ async fn an_idempotency_key_belongs_to_the_principal_not_to_the_credential() {
     )
     .await;
     assert_error(r, 401, 1001).await;
-    let list = s
-        .admin(Method::GET, "/api/v2/instances")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        json_of(list, 200).await["data"].as_array().unwrap().len(),
-        2
-    );
+    let list = s.admin_client().instances(&[]).await.unwrap();
+    assert_eq!(list.data.len(), 2);
 }
 
 #[tokio::test]
@@ -309,14 +297,8 @@ async fn the_data_directory_is_readable_by_its_owner_only() {
 #[tokio::test]
 async fn names_that_would_read_as_another_are_refused() {
     let s = TestServer::set_up().await;
-    let orgs = || async {
-        let r = s
-            .admin(Method::GET, "/api/v2/organizations")
-            .send()
-            .await
-            .unwrap();
-        json_of(r, 200).await["data"].as_array().unwrap().len()
-    };
+    let client = s.admin_client();
+    let orgs = || async { client.organizations(None::<&str>).await.unwrap().data.len() };
     let before = orgs().await;
     // "gro.emca" reversed on screen by U+202E: it shows as "acme.org".
     for name in [
@@ -582,7 +564,7 @@ async fn a_verified_token_never_outlives_its_key_or_the_lifetime() {
 
 #[tokio::test]
 async fn a_users_tokens_die_with_the_client_they_came_through() {
-    use crate::identity::{client_body, create_client};
+    use crate::identity::create_client;
     let s = TestServer::set_up().await;
     let me = |token: String| {
         let s = &s;
@@ -626,21 +608,19 @@ async fn a_users_tokens_die_with_the_client_they_came_through() {
     let access = |t: &serde_json::Value| t["access_token"].as_str().unwrap().to_owned();
 
     // Disabled, then enabled again: what was issued before stays dead.
-    let (id, secret) = create_client(&s, client_body("web")).await;
+    let (id, secret) = create_client(&s, &api_client_body("web")).await;
     let before = user_tokens(id.clone(), secret.clone()).await;
     json_of(me(access(&before)).await, 200).await;
+    let client = s.admin_client();
     let set_status = |status: &'static str| {
-        let s = &s;
-        let id = id.clone();
+        let (client, id) = (&client, id.clone());
         async move {
-            let r = s
-                .admin_json(
-                    Method::PUT,
-                    &format!("/api/2/clients/{id}"),
-                    &json!({"status": status}),
-                )
-                .await;
-            assert_eq!(json_of(r, 200).await["status"], status);
+            let update = api::ApiClientUpdate {
+                status: Some(status.into()),
+                ..Default::default()
+            };
+            let c = client.update_api_client(&id, &update).await.unwrap();
+            assert_eq!(c.status, status);
         }
     };
     set_status("disabled").await;
@@ -654,15 +634,8 @@ async fn a_users_tokens_die_with_the_client_they_came_through() {
     json_of(me(access(&after)).await, 200).await;
 
     // A secret reset ends the tokens issued with the old secret.
-    let r = s
-        .admin(Method::POST, &format!("/api/2/clients/{id}/secret"))
-        .send()
-        .await
-        .unwrap();
-    let new_secret = json_of(r, 200).await["client_secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reset = client.reset_api_client_secret(&id).await.unwrap();
+    let new_secret = reset.client_secret.unwrap();
     assert_error(me(access(&after)).await, 401, 1002).await;
     let r = refresh(&after, id.clone(), new_secret.clone()).await;
     assert_eq!(r.status(), 400, "a refresh token from before the reset");
@@ -670,12 +643,7 @@ async fn a_users_tokens_die_with_the_client_they_came_through() {
     json_of(me(access(&fresh)).await, 200).await;
 
     // Deleted: its tokens are refused.
-    let r = s
-        .admin(Method::DELETE, &format!("/api/2/clients/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    client.delete_api_client(&id).await.unwrap();
     assert_error(me(access(&fresh)).await, 401, 1002).await;
 }
 
@@ -684,151 +652,110 @@ async fn a_quota_holds_for_the_whole_subtree() {
     let s = TestServer::set_up().await;
     let reseller = s.create_org("Reseller", None).await;
     s.create_user(&reseller, "reseller-admin", &["admin"]).await;
-    let quota = |org: &str| format!("/api/v2/organizations/{org}/quota");
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &quota(&reseller),
-            &json!({"instances": 4, "vcpus": 4}),
-        )
-        .await;
-    json_of(r, 200).await;
+    let client = s.admin_client();
+    let reseller_admin = s.client_as("reseller-admin");
+    let vcpus = |vcpus| api::QuotaWrite {
+        vcpus: Some(vcpus),
+        ..Default::default()
+    };
+    let limits = api::QuotaWrite {
+        instances: Some(4),
+        ..vcpus(4)
+    };
+    client.set_quota(&reseller, &limits).await.unwrap();
 
     // The reseller's admin makes two sub-organizations with no quota of
     // their own and fills both at once: together they get the reseller's 4.
-    let as_reseller = |method: Method, path: &str| s.as_user(method, path, "reseller-admin");
+    let below_reseller = |name: &str| api::OrganizationCreate {
+        name: Some(name.into()),
+        parent_id: Some(reseller.parse().unwrap()),
+    };
     let mut shadows = Vec::new();
     for name in ["shadow-a", "shadow-b"] {
-        let r = as_reseller(Method::POST, "/api/v2/organizations")
-            .json(&json!({"name": name, "parentId": reseller}))
-            .send()
+        let org = reseller_admin
+            .create_organization(&below_reseller(name))
             .await
             .unwrap();
-        shadows.push(
-            json_of(r, 201).await["data"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        shadows.push(org.id.to_string());
     }
     let creates = (0..10).map(|i| {
-        let org = shadows[i % 2].clone();
-        let rb = as_reseller(Method::POST, &format!("/api/v2/instances?org_id={org}"));
+        let (org, reseller_admin) = (shadows[i % 2].clone(), &reseller_admin);
         async move {
-            let r = rb
-                .json(&json!({"name": format!("vm-{i}"), "image": "debian-12", "cpu": 1}))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<serde_json::Value>().await.unwrap())
+            let vm = api::InstanceCreate {
+                name: Some(format!("vm-{i}")),
+                image: Some("debian-12".into()),
+                cpu: Some(1),
+                ..Default::default()
+            };
+            reseller_admin.create_instance(Some(org), &vm).await
         }
     });
     let results = futures::future::join_all(creates).await;
-    let accepted = results.iter().filter(|(status, _)| *status == 202).count();
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(accepted, 4, "{results:?}");
-    for (status, body) in results.iter().filter(|(status, _)| *status != 202) {
-        assert_eq!(*status, 400, "{body}");
-        assert_eq!(body["errors"][0]["code"], 3004, "{body}");
-        assert_eq!(
-            body["errors"][0]["context"]["limitedBy"], "ancestor",
-            "{body}"
-        );
+    for refused in results.iter().filter(|r| r.is_err()) {
+        let Err(nephele_client::Error::Api { status, errors }) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(*status, 400, "{errors:?}");
+        assert_eq!(errors[0].code, 3004, "{errors:?}");
+        assert_eq!(errors[0].context["limitedBy"], "ancestor", "{errors:?}");
     }
-    let r = s
-        .admin(Method::GET, &quota(&reseller))
-        .send()
-        .await
-        .unwrap();
-    let usage = json_of(r, 200).await["data"]["usage"].clone();
-    assert_eq!(
-        (usage["instances"].clone(), usage["vcpus"].clone()),
-        (json!(4), json!(4))
-    );
+    let usage = client.quota(&reseller).await.unwrap().usage;
+    assert_eq!((usage.instances, usage.vcpus), (4, 4));
     // Which sibling got how many is the race's; together they got 4.
     let mut own = Vec::new();
     for shadow in &shadows {
-        let r = s.admin(Method::GET, &quota(shadow)).send().await.unwrap();
-        let q = json_of(r, 200).await["data"].clone();
-        assert_eq!(q["instances"], json!(null), "{q}");
-        own.push(q["usage"]["vcpus"].as_i64().unwrap());
+        let q = client.quota(shadow).await.unwrap();
+        assert_eq!(q.instances, None, "{q:?}");
+        own.push(q.usage.vcpus);
     }
     assert_eq!(own.iter().sum::<i64>(), 4, "{own:?}");
 
     // A sub-organization's own quota stays within what its parent leaves.
-    let r = as_reseller(Method::POST, "/api/v2/organizations")
-        .json(&json!({"name": "shadow-c", "parentId": reseller}))
-        .send()
+    let third = reseller_admin
+        .create_organization(&below_reseller("shadow-c"))
         .await
-        .unwrap();
-    let third = json_of(r, 201).await["data"]["id"]
-        .as_str()
         .unwrap()
-        .to_owned();
-    let r = as_reseller(Method::PUT, &quota(&third))
-        .json(&json!({"vcpus": 1}))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_error(r, 422, 3001).await;
-    assert_eq!(body["errors"][0]["context"]["field"], "vcpus");
+        .id;
+    let errors = assert_refused(reseller_admin.set_quota(third, &vcpus(1)).await, 422, 3001);
+    assert_eq!(errors[0].context["field"], "vcpus");
     // The reseller is full: a sibling may keep what it uses, no more.
-    let r = as_reseller(Method::PUT, &quota(&shadows[0]))
-        .json(&json!({"vcpus": own[0]}))
-        .send()
+    reseller_admin
+        .set_quota(&shadows[0], &vcpus(own[0]))
         .await
         .unwrap();
-    json_of(r, 200).await;
-    let r = as_reseller(Method::PUT, &quota(&shadows[0]))
-        .json(&json!({"vcpus": own[0] + 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 422, 3001).await;
+    let over = reseller_admin
+        .set_quota(&shadows[0], &vcpus(own[0] + 1))
+        .await;
+    assert_refused(over, 422, 3001);
 
     // A resize in a sub-organization counts against the reseller's quota.
     let task = results
         .iter()
-        .find(|(status, _)| *status == 202)
-        .map(|(_, body)| body["taskId"].as_str().unwrap().to_owned())
-        .unwrap();
-    let first = s.finished_task(&task).await["resourceId"]
-        .as_str()
+        .find_map(|r| r.as_ref().ok())
         .unwrap()
-        .to_owned();
-    let r = s
-        .admin(Method::POST, &format!("/api/v2/instances/{first}/stop"))
-        .send()
-        .await
-        .unwrap();
-    s.finished_task(&accepted_task(r).await).await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/instances/{first}"),
-            &json!({"cpu": 2}),
-        )
-        .await;
-    let body = assert_error(r, 400, 3004).await;
-    assert_eq!(body["errors"][0]["context"]["quota"], "vcpus");
+        .task_id;
+    let first = s.ended_task(&task.to_string()).await.resource_id;
+    s.ended(client.instance_action(&first, "stop").await).await;
+    let resize = api::InstanceUpdate {
+        cpu: Some(2),
+        ..Default::default()
+    };
+    let errors = assert_refused(client.update_instance(&first, &resize).await, 400, 3004);
+    assert_eq!(errors[0].context["quota"], "vcpus");
 
     // An organization with instances cannot be moved in to go over it.
     let outside = s.create_org("Outside", None).await;
     s.create_instance(&outside, "out-1").await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{outside}"),
-            &json!({"parentId": reseller}),
-        )
-        .await;
-    assert_error(r, 400, 3004).await;
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/organizations/{outside}"))
-        .send()
-        .await
-        .unwrap();
-    assert_ne!(json_of(r, 200).await["data"]["parentId"], json!(reseller));
+    let move_in = api::OrganizationUpdate {
+        parent_id: Some(reseller.parse().unwrap()),
+        ..Default::default()
+    };
+    let moved = client.patch_organization(&outside, &move_in).await;
+    assert_refused(moved, 400, 3004);
+    let org = client.organization(&outside).await.unwrap();
+    assert_ne!(org.parent_id.map(|p| p.to_string()), Some(reseller));
     s.stop().await;
 }
 
@@ -1016,14 +943,7 @@ async fn a_users_sessions_end_when_they_should() {
     let peer = s.peer().await;
     let root = s.root_org().await;
     let alice = s.create_user(&root, "alice", &["viewer"]).await;
-    let admin = json_of(
-        s.admin(Method::GET, "/api/v2/me").send().await.unwrap(),
-        200,
-    )
-    .await["data"]["principal"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = s.admin_id().await;
 
     // Alice changes her own password: both her sessions end, a rotated
     // refresh token with them; the new password starts a new one.
@@ -1046,24 +966,21 @@ async fn a_users_sessions_end_when_they_should() {
     for (access, _) in [&first, &second] {
         assert_eq!(me_with(&peer, access).await, 200);
     }
-    let r = s
-        .as_user(
-            Method::POST,
-            &format!("/api/v2/users/{alice}/password"),
-            "alice",
-        )
-        .json(&json!({"password": "a-new-password-1", "currentPassword": USER_PASSWORD}))
-        .send()
+    let own_change = api::PasswordChange {
+        current_password: Some(nephele_common::Secret::new(USER_PASSWORD)),
+        password: Some(nephele_common::Secret::new("a-new-password-1")),
+    };
+    s.client_as("alice")
+        .change_password(&alice, &own_change)
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
     assert_ended(&s, &peer, &first).await;
     assert_ended(&s, &peer, &second).await;
     let third = session(&s, "alice", "a-new-password-1").await;
     assert_eq!(me_with(&peer, &third.0).await, 200);
 
     // An introspecting client sees the session live, then ended.
-    let (client, secret) = create_client(&s, client_body("resource-server")).await;
+    let (client, secret) = create_client(&s, &api_client_body("resource-server")).await;
     let active = |token: String| {
         let (s, client, secret) = (&s, client.clone(), secret.clone());
         async move {
@@ -1081,25 +998,10 @@ async fn a_users_sessions_end_when_they_should() {
     assert_eq!(active(third.1.clone()).await, json!(true));
 
     // A viewer cannot end the admin's sessions; an admin ends Alice's.
-    let r = s
-        .request(
-            Method::POST,
-            &format!("/api/v2/users/{admin}/sessions/revoke"),
-        )
-        .bearer_auth(&third.0)
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 403, 1003).await;
-    let r = s
-        .admin(
-            Method::POST,
-            &format!("/api/v2/users/{alice}/sessions/revoke"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    let as_alice = s.client_with_token(&third.0);
+    assert_refused(as_alice.revoke_sessions(&admin).await, 403, 1003);
+    let client = s.admin_client();
+    client.revoke_sessions(&alice).await.unwrap();
     assert_ended(&s, &peer, &third).await;
     assert_eq!(active(third.0.clone()).await, json!(false));
     assert_eq!(active(third.1.clone()).await, json!(false));
@@ -1107,23 +1009,15 @@ async fn a_users_sessions_end_when_they_should() {
     // An admin's reset of her password ends them too, and so does her
     // deletion.
     let fourth = session(&s, "alice", "a-new-password-1").await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/users/{alice}/password"),
-            &json!({"password": "reset-by-admin-1"}),
-        )
-        .await;
-    assert_eq!(r.status().as_u16(), 204);
+    let reset = api::PasswordChange {
+        password: Some(nephele_common::Secret::new("reset-by-admin-1")),
+        ..Default::default()
+    };
+    client.change_password(&alice, &reset).await.unwrap();
     assert_ended(&s, &peer, &fourth).await;
     let fifth = session(&s, "alice", "reset-by-admin-1").await;
     assert_eq!(me_with(&peer, &fifth.0).await, 200);
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/users/{alice}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    client.delete_user(&alice).await.unwrap();
     assert_ended(&s, &peer, &fifth).await;
     peer.stop().await;
     s.stop().await;

@@ -2,25 +2,35 @@
 //! their undo, quotas, cancellation, long-polls and bad input.
 
 use crate::support::*;
+use nephele_api_types as api;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn instance(s: &TestServer, id: &str) -> (Value, String) {
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
-    (json_of(r, 200).await["data"].clone(), etag)
+/// A resize (or rename) of an instance.
+fn resize(cpu: Option<i64>, memory_mib: Option<i64>) -> api::InstanceUpdate {
+    api::InstanceUpdate {
+        cpu,
+        memory_mib,
+        ..Default::default()
+    }
 }
 
-async fn operate(s: &TestServer, id: &str, op: &str) -> reqwest::Response {
-    s.admin(Method::POST, &format!("/api/v2/instances/{id}/{op}"))
-        .send()
-        .await
-        .unwrap()
+fn rename(name: &str) -> api::InstanceUpdate {
+    api::InstanceUpdate {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// An instance of `image` (1 vCPU, 256 MiB unless `cpu` says otherwise).
+fn instance_body(name: &str, image: &str, cpu: Option<i64>) -> api::InstanceCreate {
+    api::InstanceCreate {
+        name: Some(name.to_owned()),
+        image: Some(image.to_owned()),
+        cpu,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -35,122 +45,82 @@ async fn an_instance_lives_its_whole_life_through_tasks() {
         .await
         .unwrap();
     let task = accepted_task(r).await;
-    let t = s.finished_task(&task).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    assert_eq!(t["operation"], "create");
-    assert_eq!(t["resourceType"], "instances");
-    assert_eq!(t["agentId"], "agent-7");
-    assert_eq!(t["progress"], 100);
-    assert_eq!(t["organizationId"], root.as_str());
-    assert!(t["startedAt"].is_string() && t["completedAt"].is_string());
-    assert_eq!(t["result"]["state"], "Running");
-    assert!(t["error"].is_null());
-    let steps: Vec<&str> = t["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(steps, ["create machine", "start machine", "mark running"]);
-    let id = t["resourceId"].as_str().unwrap().to_owned();
+    let t = s.ended_task(&task).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    assert_eq!(t.operation, "create");
+    assert_eq!(t.resource_type, "instances");
+    assert_eq!(t.agent_id.as_deref(), Some("agent-7"));
+    assert_eq!(t.progress, 100);
+    assert_eq!(t.organization_id.to_string(), root);
+    assert!(t.started_at.is_some() && t.completed_at.is_some());
+    assert_eq!(t.result.as_ref().unwrap()["state"], "Running");
+    assert!(t.error.is_none());
+    assert_eq!(
+        step_names(&t),
+        ["create machine", "start machine", "mark running"]
+    );
+    let id = t.resource_id.clone();
 
-    let (vm, etag) = instance(&s, &id).await;
-    assert_eq!(vm["state"], "Running");
-    assert_eq!(vm["name"], "web-1");
-    assert_eq!(vm["cpu"], 2);
-    assert_eq!(vm["memoryMiB"], 2048);
-    assert_eq!(vm["diskGiB"], 10);
-    assert_eq!(vm["image"], "ubuntu-24.04");
-    assert_eq!(vm["organizationId"], root.as_str());
-    assert!(vm["datacenter"].is_string());
-    assert_eq!(etag, format!("\"{}\"", vm["version"]));
+    let client = s.admin_client();
+    let vm = client.instance(&id).await.unwrap();
+    assert_eq!(vm.state, "Running");
+    assert_eq!(vm.name, "web-1");
+    assert_eq!((vm.cpu, vm.memory_mib, vm.disk_gib), (2, 2048, 10));
+    assert_eq!(vm.image, "ubuntu-24.04");
+    assert_eq!(vm.organization_id.to_string(), root);
+    // The ETag is the version.
+    let r = s
+        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["etag"], format!("\"{}\"", vm.version).as_str());
 
     // Lists filter by state and name.
-    let list = |q: &'static str| {
-        let s = &s;
-        async move {
-            let r = s
-                .admin(Method::GET, &format!("/api/v2/instances{q}"))
-                .send()
-                .await
-                .unwrap();
-            json_of(r, 200).await["data"].as_array().unwrap().len()
-        }
+    let list = |q: &'static [(&'static str, &'static str)]| {
+        let client = &client;
+        async move { client.instances(q).await.unwrap().data.len() }
     };
-    assert_eq!(list("").await, 1);
-    assert_eq!(list("?state=Running").await, 1);
-    assert_eq!(list("?state=Stopped").await, 0);
-    assert_eq!(list("?name=web-1").await, 1);
-    assert_eq!(list("?name=web-2").await, 0);
+    assert_eq!(list(&[]).await, 1);
+    assert_eq!(list(&[("state", "Running")]).await, 1);
+    assert_eq!(list(&[("state", "Stopped")]).await, 0);
+    assert_eq!(list(&[("name", "web-1")]).await, 1);
+    assert_eq!(list(&[("name", "web-2")]).await, 0);
 
     // Resizing needs Stopped.
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/instances/{id}"),
-            &json!({"cpu": 4}),
-        )
-        .await;
-    let body = assert_error(r, 409, 2012).await;
-    assert_eq!(body["errors"][0]["context"]["currentState"], "Running");
-    assert_eq!(
-        body["errors"][0]["context"]["expectedStates"],
-        json!(["Stopped"])
-    );
+    let refused = client.update_instance(&id, &resize(Some(4), None)).await;
+    let errors = assert_refused(refused, 409, 2012);
+    assert_eq!(errors[0].context["currentState"], "Running");
+    assert_eq!(errors[0].context["expectedStates"], json!(["Stopped"]));
     // Renaming does not.
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/instances/{id}"),
-            &json!({"name": "web-one"}),
-        )
-        .await;
-    assert_eq!(json_of(r, 200).await["data"]["name"], "web-one");
+    let renamed = client.update_instance(&id, &rename("web-one")).await;
+    assert_eq!(renamed.unwrap().name, "web-one");
 
     // Start needs Stopped.
-    let body = assert_error(operate(&s, &id, "start").await, 409, 2012).await;
-    assert_eq!(body["errors"][0]["context"]["type"], "instances");
-    assert_eq!(body["errors"][0]["context"]["id"], id.as_str());
-    assert_eq!(
-        body["errors"][0]["context"]["expectedStates"],
-        json!(["Stopped"])
-    );
+    let errors = assert_refused(client.instance_action(&id, "start").await, 409, 2012);
+    assert_eq!(errors[0].context["type"], "instances");
+    assert_eq!(errors[0].context["id"], id.as_str());
+    assert_eq!(errors[0].context["expectedStates"], json!(["Stopped"]));
 
-    let t = s
-        .finished_task(&accepted_task(operate(&s, &id, "reboot").await).await)
-        .await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    assert_eq!(t["result"]["state"], "Running");
+    let t = s.ended(client.instance_action(&id, "reboot").await).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    assert_eq!(t.result.as_ref().unwrap()["state"], "Running");
 
-    let t = s
-        .finished_task(&accepted_task(operate(&s, &id, "stop").await).await)
-        .await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    assert_eq!(instance(&s, &id).await.0["state"], "Stopped");
-    let body = assert_error(operate(&s, &id, "stop").await, 409, 2012).await;
-    assert_eq!(body["errors"][0]["context"]["currentState"], "Stopped");
-    assert_eq!(
-        body["errors"][0]["context"]["expectedStates"],
-        json!(["Running"])
-    );
+    let t = s.ended(client.instance_action(&id, "stop").await).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    assert_eq!(client.instance(&id).await.unwrap().state, "Stopped");
+    let errors = assert_refused(client.instance_action(&id, "stop").await, 409, 2012);
+    assert_eq!(errors[0].context["currentState"], "Stopped");
+    assert_eq!(errors[0].context["expectedStates"], json!(["Running"]));
 
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/instances/{id}"),
-            &json!({"cpu": 4, "memoryMiB": 4096}),
-        )
-        .await;
-    let vm = json_of(r, 200).await["data"].clone();
-    assert_eq!(
-        (vm["cpu"].clone(), vm["memoryMiB"].clone()),
-        (json!(4), json!(4096))
-    );
+    let vm = client
+        .update_instance(&id, &resize(Some(4), Some(4096)))
+        .await
+        .unwrap();
+    assert_eq!((vm.cpu, vm.memory_mib), (4, 4096));
 
-    let t = s
-        .finished_task(&accepted_task(operate(&s, &id, "start").await).await)
-        .await;
-    assert_eq!(t["result"]["cpu"], 4);
+    let t = s.ended(client.instance_action(&id, "start").await).await;
+    assert_eq!(t.result.as_ref().unwrap()["cpu"], 4);
 
     // A stale If-Match refuses the delete; the right one lets it through.
     let r = s
@@ -165,35 +135,17 @@ async fn an_instance_lives_its_whole_life_through_tasks() {
         .send()
         .await
         .unwrap();
-    let t = s.finished_task(&accepted_task(r).await).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    assert!(t["result"].is_null());
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    let t = s.ended_task(&accepted_task(r).await).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    assert!(t.result.is_none());
+    assert_refused(client.instance(&id).await, 404, 2000);
 
     // Every task of the instance, newest first, filtered.
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/tasks?resourceId={id}"))
-        .send()
-        .await
-        .unwrap();
-    let ops: Vec<String> = json_of(r, 200).await["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["operation"].as_str().unwrap().to_owned())
-        .collect();
+    let tasks = client.tasks(&[("resourceId", &id)]).await.unwrap().data;
+    let ops: Vec<&str> = tasks.iter().map(|t| t.operation.as_str()).collect();
     assert_eq!(ops, ["delete", "start", "stop", "reboot", "create"]);
-    let r = s
-        .admin(Method::GET, "/api/v2/tasks?status=FAILED")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"], json!([]));
+    let failed = client.tasks(&[("status", "FAILED")]).await.unwrap();
+    assert!(failed.data.is_empty());
 
     // Metrics count the tasks; the audit log has one event per operation.
     let metrics = s.get("/metrics").await.text().await.unwrap();
@@ -202,14 +154,9 @@ async fn an_instance_lives_its_whole_life_through_tasks() {
         "{metrics}"
     );
     assert!(metrics.contains("nephele_task_duration_seconds_bucket"));
-    let r = s
-        .admin(Method::GET, "/api/v2/audit-events?action=instances.create")
-        .send()
-        .await
-        .unwrap();
-    let events = json_of(r, 200).await["data"].clone();
-    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
-    assert_eq!(events[0]["agentId"], "agent-7");
+    let events = s.audit_events(&[("action", "instances.create")]).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].agent_id.as_deref(), Some("agent-7"));
     s.stop().await;
 }
 
@@ -219,45 +166,31 @@ async fn one_operation_at_a_time_and_the_running_task_is_named() {
     s.post("/occm/setup/init", &setup_body()).await;
     let root = s.root_org().await;
     let task = s.start_instance_creation(&root, "slow", "debian-12").await;
-    let id = s.task(&task).await["resourceId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(instance(&s, &id).await.0["state"], "Provisioning");
+    let client = s.admin_client();
+    let id = client.task(&task, None).await.unwrap().resource_id;
+    assert_eq!(client.instance(&id).await.unwrap().state, "Provisioning");
     for op in ["stop", "start", "reboot"] {
-        let body = assert_error(operate(&s, &id, op).await, 409, 2013).await;
-        assert_eq!(
-            body["errors"][0]["context"]["taskId"],
-            task.as_str(),
-            "{op}"
-        );
+        let errors = assert_refused(client.instance_action(&id, op).await, 409, 2013);
+        assert_eq!(errors[0].context["taskId"], task.as_str(), "{op}");
     }
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2013).await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/instances/{id}"),
-            &json!({"cpu": 2}),
-        )
-        .await;
-    assert_error(r, 409, 2013).await;
+    assert_refused(client.delete_instance(&id).await, 409, 2013);
+    let resized = client.update_instance(&id, &resize(Some(2), None)).await;
+    assert_refused(resized, 409, 2013);
     // A long-poll that ends before the task does answers PENDING.
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/tasks/{task}?wait=0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"]["taskStatus"], "PENDING");
-    let t = s.finished_task(&task).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    let t = client.task(&task, Some(0)).await.unwrap();
+    assert_eq!(t.task_status, "PENDING");
+    let t = s.ended_task(&task).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
     // Two operations raced: exactly one is accepted.
-    let (a, b) = tokio::join!(operate(&s, &id, "stop"), operate(&s, &id, "reboot"));
-    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    let (a, b) = tokio::join!(
+        client.instance_action(&id, "stop"),
+        client.instance_action(&id, "reboot")
+    );
+    let status = |r: Result<api::TaskAccepted, nephele_client::Error>| match r {
+        Ok(_) => 202,
+        Err(e) => e.status().unwrap(),
+    };
+    let mut statuses = [status(a), status(b)];
     statuses.sort();
     assert_eq!(statuses, [202, 409]);
     s.stop().await;
@@ -273,20 +206,16 @@ async fn a_slow_task_shows_each_step_done_while_the_next_runs() {
     let task = s
         .start_instance_creation(&root, "watched", "debian-12")
         .await;
+    let client = s.admin_client();
     let mut seen = Vec::new();
     loop {
-        let t = s.task(&task).await;
-        if t["taskStatus"] != "PENDING" {
-            assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+        let t = client.task(&task, None).await.unwrap();
+        if t.task_status != "PENDING" {
+            assert_eq!(t.task_status, "SUCCESS", "{t:?}");
             break;
         }
-        let steps: Vec<String> = t["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["name"].as_str().unwrap().to_owned())
-            .collect();
-        let progress = t["progress"].as_i64().unwrap();
+        let steps: Vec<String> = step_names(&t).into_iter().map(str::to_owned).collect();
+        let progress = t.progress;
         if seen.last() != Some(&(progress, steps.clone())) {
             seen.push((progress, steps));
         }
@@ -316,26 +245,18 @@ async fn a_failed_step_is_undone_and_the_instance_ends_in_a_defined_state() {
     let task = s
         .start_instance_creation(&root, "doomed", "fail-on-start")
         .await;
-    let t = s.finished_task(&task).await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
-    assert_eq!(t["error"]["code"], 5003);
-    assert!(
-        t["error"]["message"].as_str().unwrap().contains("start"),
-        "{t}"
-    );
-    assert!(t["result"].is_null());
-    let log: Vec<String> = t["steps"]
-        .as_array()
+    let t = s.ended_task(&task).await;
+    assert_eq!(t.task_status, "FAILED", "{t:?}");
+    let error = t.error.as_ref().unwrap();
+    assert_eq!(error.code, 5003);
+    assert!(error.message.contains("start"), "{t:?}");
+    assert!(t.result.is_none());
+    let log: Vec<String> = t
+        .steps
+        .as_ref()
         .unwrap()
         .iter()
-        .map(|s| {
-            format!(
-                "{} {} {}",
-                s["action"].as_str().unwrap(),
-                s["name"].as_str().unwrap(),
-                s["outcome"].as_str().unwrap()
-            )
-        })
+        .map(|s| format!("{} {} {}", s.action, s.name, s.outcome))
         .collect();
     assert_eq!(
         log,
@@ -346,42 +267,34 @@ async fn a_failed_step_is_undone_and_the_instance_ends_in_a_defined_state() {
             "undo create machine done"
         ]
     );
-    let id = t["resourceId"].as_str().unwrap();
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    let client = s.admin_client();
+    assert_refused(client.instance(&t.resource_id).await, 404, 2000);
 
     // When the undo fails too, the instance is left in Error.
     let task = s
         .start_instance_creation(&root, "broken", "fail-on-start+fail-on-delete")
         .await;
-    let t = s.finished_task(&task).await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
-    assert_eq!(t["error"]["context"]["undoFailed"], true, "{t}");
-    let broken = t["resourceId"].as_str().unwrap().to_owned();
-    assert_eq!(instance(&s, &broken).await.0["state"], "Error");
+    let t = s.ended_task(&task).await;
+    assert_eq!(t.task_status, "FAILED", "{t:?}");
+    assert_eq!(
+        t.error.as_ref().unwrap().context["undoFailed"],
+        true,
+        "{t:?}"
+    );
+    let broken = client.instance(&t.resource_id).await.unwrap();
+    assert_eq!(broken.state, "Error");
 
     // A failed stop leaves it running.
     let task = s
         .start_instance_creation(&root, "sticky", "fail-on-stop")
         .await;
-    let t = s.finished_task(&task).await;
-    let id = t["resourceId"].as_str().unwrap().to_owned();
-    let t = s
-        .finished_task(&accepted_task(operate(&s, &id, "stop").await).await)
-        .await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
-    assert_eq!(instance(&s, &id).await.0["state"], "Running");
+    let id = s.ended_task(&task).await.resource_id;
+    let t = s.ended(client.instance_action(&id, "stop").await).await;
+    assert_eq!(t.task_status, "FAILED", "{t:?}");
+    assert_eq!(client.instance(&id).await.unwrap().state, "Running");
 
-    let r = s
-        .admin(Method::GET, "/api/v2/tasks?status=FAILED")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"].as_array().unwrap().len(), 3);
+    let failed = client.tasks(&[("status", "FAILED")]).await.unwrap();
+    assert_eq!(failed.data.len(), 3);
     s.stop().await;
 }
 
@@ -394,74 +307,44 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
 
     // The root's admin limits the reseller; the reseller's admin cannot
     // raise its own quota.
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/organizations/{reseller}/quota"),
-            &json!({"instances": 2, "vcpus": 3, "memoryMiB": 4096}),
-        )
-        .await;
-    let q = json_of(r, 200).await["data"].clone();
-    assert_eq!(
-        (q["instances"].clone(), q["vcpus"].clone()),
-        (json!(2), json!(3))
-    );
-    let r = s
-        .as_user(
-            Method::PUT,
-            &format!("/api/v2/organizations/{reseller}/quota"),
-            "reseller-admin",
-        )
-        .json(&json!({"instances": 100}))
-        .send()
+    let client = s.admin_client();
+    let reseller_admin = s.client_as("reseller-admin");
+    let quota = |instances, vcpus, memory_mib| api::QuotaWrite {
+        instances,
+        vcpus,
+        memory_mib,
+    };
+    let q = client
+        .set_quota(&reseller, &quota(Some(2), Some(3), Some(4096)))
         .await
         .unwrap();
-    assert_error(r, 403, 1003).await;
+    assert_eq!((q.instances, q.vcpus), (Some(2), Some(3)));
+    let raised = reseller_admin
+        .set_quota(&reseller, &quota(Some(100), None, None))
+        .await;
+    assert_refused(raised, 403, 1003);
     // … but sets its customer's, never above its own.
-    let r = s
-        .as_user(
-            Method::PUT,
-            &format!("/api/v2/organizations/{customer}/quota"),
-            "reseller-admin",
-        )
-        .json(&json!({"instances": 5, "vcpus": 1}))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_error(r, 422, 3001).await;
-    assert_eq!(body["errors"][0]["context"]["field"], "instances");
-    let r = s
-        .as_user(
-            Method::PUT,
-            &format!("/api/v2/organizations/{customer}/quota"),
-            "reseller-admin",
-        )
-        .json(&json!({"instances": 1, "vcpus": 1}))
-        .send()
-        .await
-        .unwrap();
-    let q = json_of(r, 200).await["data"].clone();
-    assert_eq!(q["memoryMiB"], json!(null), "a missing limit is none: {q}");
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/organizations/{}/quota", s.root_org().await),
-            &json!({}),
-        )
+    let above = reseller_admin
+        .set_quota(&customer, &quota(Some(5), Some(1), None))
         .await;
-    assert_error(r, 403, 1003).await;
+    let errors = assert_refused(above, 422, 3001);
+    assert_eq!(errors[0].context["field"], "instances");
+    let q = reseller_admin
+        .set_quota(&customer, &quota(Some(1), Some(1), None))
+        .await
+        .unwrap();
+    assert_eq!(q.memory_mib, None, "a missing limit is none: {q:?}");
+    let root = s.root_org().await;
+    let own = client.set_quota(&root, &quota(None, None, None)).await;
+    assert_refused(own, 403, 1003);
 
     // Within the quota, then over it.
     let r1 = s.create_instance(&reseller, "r1").await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/instances?org_id={reseller}"),
-            &json!({"name": "r2", "image": "debian-12", "cpu": 4}),
-        )
+    let over = client
+        .create_instance(Some(&reseller), &instance_body("r2", "debian-12", Some(4)))
         .await;
-    let body = assert_error(r, 400, 3004).await;
-    let ctx = &body["errors"][0]["context"];
+    let errors = assert_refused(over, 400, 3004);
+    let ctx = &errors[0].context;
     assert_eq!(
         (
             ctx["quota"].clone(),
@@ -471,76 +354,36 @@ async fn quotas_are_set_from_above_and_never_exceeded() {
         (json!("vcpus"), json!(3), json!(4))
     );
     let r2 = s.create_instance(&reseller, "r2").await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/instances?org_id={reseller}"),
-            &json!({"name": "r3", "image": "debian-12"}),
-        )
+    let over = client
+        .create_instance(Some(&reseller), &instance_body("r3", "debian-12", None))
         .await;
-    let body = assert_error(r, 400, 3004).await;
-    assert_eq!(body["errors"][0]["context"]["quota"], "instances");
-    let r = s
-        .admin(
-            Method::GET,
-            &format!("/api/v2/organizations/{reseller}/quota"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let q = json_of(r, 200).await["data"].clone();
+    let errors = assert_refused(over, 400, 3004);
+    assert_eq!(errors[0].context["quota"], "instances");
+    let usage = client.quota(&reseller).await.unwrap().usage;
     assert_eq!(
-        q["usage"],
-        json!({"instances": 2, "vcpus": 2, "memoryMiB": 512})
+        (usage.instances, usage.vcpus, usage.memory_mib),
+        (2, 2, 512)
     );
 
     // Resizing counts too; an organization holding instances is not deleted.
-    s.finished_task(&accepted_task(operate(&s, &r1, "stop").await).await)
-        .await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/instances/{r1}"),
-            &json!({"cpu": 3}),
-        )
-        .await;
-    assert_error(r, 400, 3004).await;
+    s.ended(client.instance_action(&r1, "stop").await).await;
+    let resized = client.update_instance(&r1, &resize(Some(3), None)).await;
+    assert_refused(resized, 400, 3004);
     // The customer's instances count in the reseller's quota.
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/instances?org_id={customer}"),
-            &json!({"name": "c1", "image": "debian-12"}),
-        )
+    let over = client
+        .create_instance(Some(&customer), &instance_body("c1", "debian-12", None))
         .await;
-    let body = assert_error(r, 400, 3004).await;
+    let errors = assert_refused(over, 400, 3004);
     assert_eq!(
-        body["errors"][0]["context"],
+        Value::Object(errors[0].context.clone()),
         json!({"quota": "instances", "limitedBy": "ancestor", "available": 0, "requested": 1})
     );
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/instances/{r2}"))
-        .send()
-        .await
-        .unwrap();
-    s.finished_task(&accepted_task(r).await).await;
+    s.ended(client.delete_instance(&r2).await).await;
     s.create_instance(&customer, "c1").await;
-    let r = s
-        .admin(
-            Method::GET,
-            &format!("/api/v2/organizations/{reseller}/quota"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"]["usage"]["instances"], 2);
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/organizations/{customer}"))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_error(r, 409, 2012).await;
-    assert_eq!(body["errors"][0]["context"]["instances"], 1);
+    let usage = client.quota(&reseller).await.unwrap().usage;
+    assert_eq!(usage.instances, 2);
+    let errors = assert_refused(client.delete_organization(&customer).await, 409, 2012);
+    assert_eq!(errors[0].context["instances"], 1);
     s.stop().await;
 }
 
@@ -558,41 +401,21 @@ async fn a_task_not_yet_started_can_be_cancelled_and_nothing_else() {
     let second = s
         .start_instance_creation(&root, "second", "debian-12")
         .await;
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/tasks/{second}"))
-        .send()
-        .await
-        .unwrap();
-    let t = json_of(r, 200).await["data"].clone();
-    assert_eq!(t["taskStatus"], "FAILED");
-    assert_eq!(t["error"]["context"]["currentState"], "CANCELLED");
-    let id = t["resourceId"].as_str().unwrap();
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
-
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/tasks/{first}"))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_error(r, 409, 2012).await;
+    let client = s.admin_client();
+    let t = client.cancel_task(&second).await.unwrap();
+    assert_eq!(t.task_status, "FAILED");
     assert_eq!(
-        body["errors"][0]["context"]["expectedStates"],
-        json!(["PENDING"])
+        t.error.as_ref().unwrap().context["currentState"],
+        "CANCELLED"
     );
-    let t = s.finished_task(&first).await;
-    assert_eq!(t["taskStatus"], "SUCCESS");
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/tasks/{first}"))
-        .send()
-        .await
-        .unwrap();
-    let body = assert_error(r, 409, 2012).await;
-    assert_eq!(body["errors"][0]["context"]["currentState"], "SUCCESS");
+    assert_refused(client.instance(&t.resource_id).await, 404, 2000);
+
+    let errors = assert_refused(client.cancel_task(&first).await, 409, 2012);
+    assert_eq!(errors[0].context["expectedStates"], json!(["PENDING"]));
+    let t = s.ended_task(&first).await;
+    assert_eq!(t.task_status, "SUCCESS");
+    let errors = assert_refused(client.cancel_task(&first).await, 409, 2012);
+    assert_eq!(errors[0].context["currentState"], "SUCCESS");
     s.stop().await;
 }
 
@@ -612,21 +435,23 @@ async fn tasks_beyond_the_free_workers_wait_their_turn_and_each_runs_once() {
         let name = format!("queued-{n}");
         tasks.push(s.start_instance_creation(&root, &name, "debian-12").await);
     }
+    let client = s.admin_client();
     let mut started = Vec::new();
     for task in &tasks {
-        let t = s.task(task).await;
-        assert_eq!(t["taskStatus"], "PENDING", "{t}");
-        started.push(t["startedAt"].is_string());
+        let t = client.task(task, None).await.unwrap();
+        assert_eq!(t.task_status, "PENDING", "{t:?}");
+        started.push(t.started_at.is_some());
     }
     assert_eq!(started, [true, true, false, false, false]);
     for task in &tasks {
-        let t = s.finished_task(task).await;
-        assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-        let steps: Vec<(&str, &str)> = t["steps"]
-            .as_array()
+        let t = s.ended_task(task).await;
+        assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+        let steps: Vec<(&str, &str)> = t
+            .steps
+            .as_ref()
             .unwrap()
             .iter()
-            .map(|s| (s["name"].as_str().unwrap(), s["action"].as_str().unwrap()))
+            .map(|s| (s.name.as_str(), s.action.as_str()))
             .collect();
         assert_eq!(
             steps,
@@ -653,13 +478,9 @@ async fn the_same_idempotency_key_returns_the_same_task() {
     let again = send().await.unwrap();
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(accepted_task(again).await, first);
-    s.finished_task(&first).await;
-    let r = s
-        .admin(Method::GET, "/api/v2/instances")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"].as_array().unwrap().len(), 1);
+    s.ended_task(&first).await;
+    let instances = s.admin_client().instances(&[]).await.unwrap();
+    assert_eq!(instances.data.len(), 1);
     // Past its retention the key is purged (every ten minutes, in the
     // background), and the same key then starts a new task.
     let day_later = s.app().clock().now() + chrono::Duration::hours(25);
@@ -699,14 +520,9 @@ async fn bad_input_gets_contract_errors_and_creates_nothing() {
     let r = create(json!({"name": "x", "image": "debian-12", "datacenter": uuid::Uuid::now_v7()}))
         .await;
     assert_error(r, 422, 3001).await;
-    let r = s
-        .admin(Method::GET, "/api/v2/instances")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"], json!([]));
-    let r = s.admin(Method::GET, "/api/v2/tasks").send().await.unwrap();
-    assert_eq!(json_of(r, 200).await["data"], json!([]));
+    let client = s.admin_client();
+    assert!(client.instances(&[]).await.unwrap().data.is_empty());
+    assert!(client.tasks(&[]).await.unwrap().data.is_empty());
 
     let r = s
         .admin(Method::GET, "/api/v2/tasks/not-a-uuid")
@@ -727,11 +543,7 @@ async fn bad_input_gets_contract_errors_and_creates_nothing() {
         .unwrap();
     assert_error(r, 422, 3001).await;
     let id = s.create_instance(&s.root_org().await, "real").await;
-    let r = s.admin(Method::GET, "/api/v2/tasks").send().await.unwrap();
-    let task = json_of(r, 200).await["data"][0]["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let task = client.tasks(&[]).await.unwrap().data[0].task_id;
     for wait in ["61", "-1", "soon"] {
         let r = s
             .admin(Method::GET, &format!("/api/v2/tasks/{task}?wait={wait}"))
@@ -766,58 +578,36 @@ async fn moving_an_organization_keeps_every_quota_above_it() {
     let s = TestServer::set_up().await;
     let full = s.create_org("Full", None).await;
     let mover = s.create_org("Mover", None).await;
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/organizations/{full}/quota"),
-            &json!({"instances": 1}),
-        )
-        .await;
-    json_of(r, 200).await;
+    let client = s.admin_client();
+    let limit = |instances| api::QuotaWrite {
+        instances: Some(instances),
+        ..Default::default()
+    };
+    client.set_quota(&full, &limit(1)).await.unwrap();
     s.create_instance(&full, "f1").await;
     s.create_instance(&mover, "m1").await;
 
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{mover}"),
-            &json!({"parentId": full}),
-        )
-        .await;
-    let body = assert_error(r, 400, 3004).await;
-    assert_eq!(body["errors"][0]["context"]["quota"], "instances");
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/organizations/{mover}"))
-        .send()
-        .await
-        .unwrap();
+    let under_full = api::OrganizationUpdate {
+        parent_id: Some(full.parse().unwrap()),
+        ..Default::default()
+    };
+    let moved = client.patch_organization(&mover, &under_full).await;
+    let errors = assert_refused(moved, 400, 3004);
+    assert_eq!(errors[0].context["quota"], "instances");
+    let org = client.organization(&mover).await.unwrap();
     assert_ne!(
-        json_of(r, 200).await["data"]["parentId"],
-        json!(full),
+        org.parent_id.map(|p| p.to_string()),
+        Some(full.clone()),
         "refused: not moved"
     );
 
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/v2/organizations/{full}/quota"),
-            &json!({"instances": 2}),
-        )
-        .await;
-    json_of(r, 200).await;
-    let r = s
-        .admin_json(
-            Method::PATCH,
-            &format!("/api/v2/organizations/{mover}"),
-            &json!({"parentId": full}),
-        )
-        .await;
-    assert_eq!(json_of(r, 200).await["data"]["parentId"], json!(full));
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/organizations/{full}/quota"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(r, 200).await["data"]["usage"]["instances"], 2);
+    client.set_quota(&full, &limit(2)).await.unwrap();
+    let org = client.patch_organization(&mover, &under_full).await;
+    assert_eq!(
+        org.unwrap().parent_id.map(|p| p.to_string()),
+        Some(full.clone())
+    );
+    let usage = client.quota(&full).await.unwrap().usage;
+    assert_eq!(usage.instances, 2);
     s.stop().await;
 }

@@ -3,7 +3,7 @@
 //! verifies them offline against the JWKS; and RFC 8725-style forgeries and
 //! mutations of valid tokens are each refused with 401.
 
-use crate::identity::{client_body, client_token, create_client, password_tokens};
+use crate::identity::{client_token, create_client, password_tokens};
 use crate::support::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -25,12 +25,11 @@ async fn the_oauth2_crate_gets_client_credentials_tokens() {
         ("client_secret_basic", AuthType::BasicAuth),
         ("client_secret_post", AuthType::RequestBody),
     ] {
-        let (id, secret) = create_client(
-            &s,
-            json!({"type": "api_client", "token_endpoint_auth_method": method,
-                   "data": {"client_name": method}}),
-        )
-        .await;
+        let body = nephele_api_types::ApiClientCreate {
+            token_endpoint_auth_method: Some(method.into()),
+            ..api_client_body(method)
+        };
+        let (id, secret) = create_client(&s, &body).await;
         let client = BasicClient::new(ClientId::new(id))
             .set_client_secret(ClientSecret::new(secret))
             .set_auth_type(auth_type)
@@ -221,17 +220,12 @@ async fn forged_and_mutated_tokens_are_each_refused() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/users/{gone}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    s.admin_client().delete_user(&gone).await.unwrap();
     let admin_id = payload_of(t["access_token"].as_str().unwrap())["sub"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (disabled_id, _) = create_client(&s, client_body("soon-disabled")).await;
+    let (disabled_id, _) = create_client(&s, &api_client_body("soon-disabled")).await;
 
     let cases: Vec<(&str, String)> = vec![
         ("alg none", unsigned("none")),
@@ -305,14 +299,15 @@ async fn forged_and_mutated_tokens_are_each_refused() {
         ("whitespace inside", format!("{h0} .{p0}.{sig0}")),
     ];
     // Disable the client only now, so its case is about the state, not the key.
-    let r = s
-        .admin_json(
-            Method::PUT,
-            &format!("/api/2/clients/{disabled_id}"),
-            &json!({"status": "disabled"}),
-        )
+    let disable = nephele_api_types::ApiClientUpdate {
+        status: Some("disabled".into()),
+        ..Default::default()
+    };
+    let disabled = s
+        .admin_client()
+        .update_api_client(&disabled_id, &disable)
         .await;
-    json_of(r, 200).await;
+    assert_eq!(disabled.unwrap().status, "disabled");
     assert!(cases.len() >= 50, "{} cases", cases.len());
     for (name, token) in &cases {
         let r = s

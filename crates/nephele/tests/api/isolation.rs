@@ -5,6 +5,7 @@
 //! route cannot be forgotten.
 
 use crate::support::*;
+use nephele_api_types as api;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -798,60 +799,36 @@ async fn world() -> World {
     s.create_user(&tenant_b, "b-admin", &["admin"]).await;
     s.create_user(&child_a, "c-admin", &["admin"]).await;
     let user = s.create_user(&tenant_a, "a-target", &["viewer"]).await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/roles?org_id={tenant_a}"),
-            &json!({"name": "a-role", "permissions": ["users:read"]}),
-        )
+    let role = s
+        .create_role(Some(&tenant_a), "a-role", &["users:read"])
         .await;
-    let role = json_of(r, 201).await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .as_user(Method::POST, "/api/v2/api-keys", "a-admin")
-        .json(&json!({"name": "victim"}))
-        .send()
+    let key = s
+        .client_as("a-admin")
+        .create_api_key(&api::ApiKeyCreate {
+            name: Some("victim".into()),
+        })
         .await
-        .unwrap();
-    let key = json_of(r, 201).await["data"]["id"]
-        .as_str()
         .unwrap()
-        .to_owned();
-    let r = s
-        .admin_json(
-            Method::POST,
-            "/api/v2/datacenters",
-            &json!({"name": "victim-dc", "serverUrl": "https://victim.example"}),
-        )
+        .id
+        .to_string();
+    let datacenter = s
+        .create_datacenter("victim-dc", "https://victim.example")
         .await;
-    let datacenter = json_of(r, 201).await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = s
-        .admin_json(
-            Method::POST,
-            "/api/2/clients",
-            &json!({"type": "api_client", "tenant_id": tenant_a,
-                    "data": {"client_name": "victim-client"}}),
-        )
-        .await;
-    let client = json_of(r, 201).await["client_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let client = s
+        .create_api_client(&api::ApiClientCreate {
+            kind: Some("api_client".into()),
+            tenant_id: Some(tenant_a.parse().unwrap()),
+            data: Some(api::ApiClientData {
+                client_name: Some("victim-client".into()),
+            }),
+            ..Default::default()
+        })
+        .await
+        .client_id
+        .to_string();
     let instance = s.create_instance(&tenant_a, "victim-vm").await;
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/tasks?org_id={tenant_a}"))
-        .send()
-        .await
-        .unwrap();
-    let task = json_of(r, 200).await["data"][0]["taskId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tasks = s.admin_client().tasks(&[("org_id", &tenant_a)]).await;
+    let task = tasks.unwrap().data[0].task_id.to_string();
     let r = s
         .admin(
             Method::POST,

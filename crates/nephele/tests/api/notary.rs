@@ -4,6 +4,7 @@
 use crate::binary::set_up_with;
 use crate::durability::{serve, TOKEN};
 use crate::support::*;
+use nephele_api_types as api;
 use nephele_notary::certificate::{verify, Certificate, NotaryKey, VerifyError};
 use nephele_notary::merkle;
 use reqwest::Method;
@@ -19,6 +20,11 @@ fn sha256_hex(data: &[u8]) -> String {
 
 fn digest(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
+}
+
+/// A hex hash of the log.
+fn hash32(hex_hash: &str) -> [u8; 32] {
+    hex::decode(hex_hash).unwrap().try_into().unwrap()
 }
 
 async fn upload(s: &TestServer, name: &str, data: &'static [u8]) -> Value {
@@ -70,13 +76,9 @@ async fn files_are_stored_notarized_and_proven_offline() {
     let id = report["id"].as_str().unwrap();
 
     // Not notarized yet: no certificate.
-    let r = s
-        .admin(Method::GET, &format!("{BASE}/{id}/certificate"))
-        .send()
-        .await
-        .unwrap();
-    let e = assert_error(r, 409, 2012).await;
-    assert_eq!(e["errors"][0]["context"]["currentState"], "Pending");
+    let pending = s.admin_client().certificate(id).await;
+    let errors = assert_refused(pending, 409, 2012);
+    assert_eq!(errors[0].context["currentState"], "Pending");
 
     // A multipart upload, and a hash registered without content.
     let form = reqwest::multipart::Form::new().part(
@@ -107,10 +109,11 @@ async fn files_are_stored_notarized_and_proven_offline() {
     assert!(contract.get("sizeBytes").is_none());
 
     assert_eq!(s.app().notarize_pending().await.unwrap(), Some(3));
-    let report = get(&s, &format!("{BASE}/{id}")).await["data"].clone();
-    assert_eq!(report["status"], "NOTARIZED");
-    assert_eq!(report["leafIndex"], 0);
-    assert!(report["notarizedAt"].is_string());
+    let client = s.admin_client();
+    let stored = client.stored_file(id).await.unwrap();
+    assert_eq!(stored.status, "NOTARIZED");
+    assert_eq!(stored.leaf_index, Some(0));
+    assert!(stored.notarized_at.is_some());
 
     // Every certificate proves its file with the published key, offline.
     let keys = keys(&s).await;
@@ -131,13 +134,13 @@ async fn files_are_stored_notarized_and_proven_offline() {
     }
 
     // Lists filter by hash and name.
-    let by_hash = get(&s, &format!("{BASE}?sha256={elsewhere}")).await;
-    assert_eq!(by_hash["data"].as_array().unwrap().len(), 1);
-    let by_name = get(&s, &format!("{BASE}?name=minutes.txt")).await;
-    assert_eq!(by_name["data"][0]["id"], minutes["id"]);
-    let page = get(&s, &format!("{BASE}?limit=2")).await;
-    assert_eq!(page["data"].as_array().unwrap().len(), 2);
-    assert!(page["nextPage"].is_string());
+    let by_hash = client.stored_files(&[("sha256", &elsewhere)]).await;
+    assert_eq!(by_hash.unwrap().data.len(), 1);
+    let by_name = client.stored_files(&[("name", "minutes.txt")]).await;
+    assert_eq!(by_name.unwrap().data[0].id.to_string(), minutes["id"]);
+    let page = client.stored_files(&[("limit", "2")]).await.unwrap();
+    assert_eq!(page.data.len(), 2);
+    assert!(page.next_page.is_some());
 
     // The content comes back as stored.
     let r = s
@@ -217,30 +220,12 @@ async fn files_are_stored_notarized_and_proven_offline() {
     // A second batch extends the first: the consistency proof says so.
     upload(&s, "later.txt", b"a later file").await;
     assert_eq!(s.app().notarize_pending().await.unwrap(), Some(4));
-    let heads = get(&s, "/api/notary/v2/tree-heads").await["data"].clone();
+    let heads = client.tree_heads().await.unwrap().data;
     let (first, second) = (&heads[0], &heads[1]);
-    assert_eq!(
-        (first["treeSize"].as_u64(), second["treeSize"].as_u64()),
-        (Some(3), Some(4))
-    );
-    assert_eq!(second["previousSize"], 3);
-    let root = |h: &Value| -> [u8; 32] {
-        hex::decode(h["rootHash"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap()
-    };
-    let proof: Vec<[u8; 32]> = second["consistencyProof"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
+    assert_eq!((first.head.tree_size, second.head.tree_size), (3, 4));
+    assert_eq!(second.previous_size, 3);
+    let root = |h: &api::LoggedTreeHead| hash32(&h.head.root_hash);
+    let proof: Vec<[u8; 32]> = second.consistency_proof.iter().map(|h| hash32(h)).collect();
     assert!(merkle::verify_consistency(
         3,
         4,
@@ -257,15 +242,10 @@ async fn files_are_stored_notarized_and_proven_offline() {
     ));
 
     // Deleting removes the content, not the record or its proof.
-    let r = s
-        .admin(Method::DELETE, &format!("{BASE}/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let report = get(&s, &format!("{BASE}/{id}")).await["data"].clone();
-    assert_eq!(report["content"], "deleted");
-    assert_eq!(report["status"], "NOTARIZED");
+    client.delete_stored_file(id).await.unwrap();
+    let stored = client.stored_file(id).await.unwrap();
+    assert_eq!(stored.content, "deleted");
+    assert_eq!(stored.status, "NOTARIZED");
     assert!(!s.data_dir().join("notary/files").join(id).exists());
     let r = s
         .admin(Method::GET, &format!("{BASE}/{id}/content"))
@@ -454,12 +434,8 @@ async fn bad_input_gets_contract_errors_and_leaves_nothing_half_written() {
 
     // Unknown and malformed ids.
     let missing = uuid::Uuid::now_v7();
-    let r = s
-        .admin(Method::GET, &format!("{BASE}/{missing}"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    let client = s.admin_client();
+    assert_refused(client.stored_file(missing).await, 404, 2000);
     let r = s
         .admin(Method::GET, &format!("{BASE}/not-a-uuid"))
         .send()
@@ -504,13 +480,8 @@ async fn bad_input_gets_contract_errors_and_leaves_nothing_half_written() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let list = get(&s, BASE).await;
-    let names: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let list = s.admin_client().stored_files(&[]).await.unwrap().data;
+    let names: Vec<&str> = list.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["h"]);
     assert_eq!(
         std::fs::read_dir(s.data_dir().join("notary/files"))
@@ -735,7 +706,8 @@ async fn uploads_past_the_request_body_limit_stream_even_with_an_idempotency_key
         .unwrap();
     let e = assert_error(r, 413, 3000).await;
     assert_eq!(e["errors"][0]["context"]["limit"], 1000);
-    assert_eq!(get(&s, BASE).await["data"].as_array().unwrap().len(), 0);
+    let files = s.admin_client().stored_files(&[]).await.unwrap();
+    assert!(files.data.is_empty());
     // A verification hashes no more than a file may hold, declared or
     // streamed (chunked, no Content-Length).
     let r = s
@@ -789,41 +761,29 @@ async fn a_backlog_is_notarized_in_batches_of_the_batch_size_each_extending_the_
     }
     // The batcher wakes at two pending and may cut some batches itself.
     s.app().notarize_pending().await.unwrap();
-    let heads = get(&s, "/api/notary/v2/tree-heads").await["data"].clone();
-    let sizes: Vec<u64> = heads
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["treeSize"].as_u64().unwrap())
-        .collect();
-    assert_eq!(sizes.last(), Some(&5), "{heads}");
+    let heads = s.admin_client().tree_heads().await.unwrap().data;
+    let sizes: Vec<u64> = heads.iter().map(|h| h.head.tree_size).collect();
+    assert_eq!(sizes.last(), Some(&5), "{heads:?}");
     assert!(
         sizes.len() >= 3 && sizes[0] <= 2,
         "batches of at most 2: {sizes:?}"
     );
-    for pair in heads.as_array().unwrap().windows(2) {
-        let added = pair[1]["treeSize"].as_u64().unwrap() - pair[0]["treeSize"].as_u64().unwrap();
+    for pair in heads.windows(2) {
+        let added = pair[1].head.tree_size - pair[0].head.tree_size;
         assert!((1..=2).contains(&added), "{sizes:?}");
-        assert_eq!(pair[1]["previousSize"], pair[0]["treeSize"]);
+        assert_eq!(pair[1].previous_size, pair[0].head.tree_size);
     }
-    let hash = |v: &Value| -> [u8; 32] {
-        hex::decode(v.as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap()
-    };
-    for pair in heads.as_array().unwrap().windows(2) {
-        let proof: Vec<[u8; 32]> = pair[1]["consistencyProof"]
-            .as_array()
-            .unwrap()
+    for pair in heads.windows(2) {
+        let proof: Vec<[u8; 32]> = pair[1]
+            .consistency_proof
             .iter()
-            .map(hash)
+            .map(|h| hash32(h))
             .collect();
         assert!(merkle::verify_consistency(
-            pair[0]["treeSize"].as_u64().unwrap(),
-            pair[1]["treeSize"].as_u64().unwrap(),
-            &hash(&pair[0]["rootHash"]),
-            &hash(&pair[1]["rootHash"]),
+            pair[0].head.tree_size,
+            pair[1].head.tree_size,
+            &hash32(&pair[0].head.root_hash),
+            &hash32(&pair[1].head.root_hash),
             &proof
         ));
     }

@@ -3,25 +3,7 @@
 
 use crate::support::*;
 use reqwest::Method;
-use serde_json::{json, Value};
-
-async fn create(s: &TestServer, name: &str, parent: Option<&str>) -> Value {
-    let mut body = json!({"name": name});
-    if let Some(p) = parent {
-        body["parentId"] = json!(p);
-    }
-    let r = s
-        .admin(Method::POST, "/api/v2/organizations")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .starts_with("/api/v2/organizations/"));
-    json_of(r, 201).await["data"].clone()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn requests_without_valid_credentials_are_401() {
@@ -55,7 +37,7 @@ async fn requests_without_valid_credentials_are_401() {
 async fn lists_page_through_the_subtree() {
     let s = TestServer::set_up().await;
     for i in 0..4 {
-        create(&s, &format!("Child {i}"), None).await;
+        s.create_org(&format!("Child {i}"), None).await;
     }
     let mut seen = Vec::new();
     let mut path = "/api/v2/organizations?limit=2".to_owned();
@@ -87,7 +69,7 @@ async fn lists_page_through_the_subtree() {
 #[tokio::test]
 async fn lists_render_as_xml_with_singular_items() {
     let s = TestServer::set_up().await;
-    create(&s, "Child", None).await;
+    s.create_org("Child", None).await;
     let r = s
         .admin(Method::GET, "/api/v2/organizations.xml?limit=1")
         .send()
@@ -108,8 +90,8 @@ async fn lists_render_as_xml_with_singular_items() {
 #[tokio::test]
 async fn etags_and_if_match_guard_updates() {
     let s = TestServer::set_up().await;
-    let org = create(&s, "Child", None).await;
-    let path = format!("/api/v2/organizations/{}", org["id"].as_str().unwrap());
+    let org = s.create_org("Child", None).await;
+    let path = format!("/api/v2/organizations/{org}");
     let r = s.admin(Method::GET, &path).send().await.unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     assert_eq!(etag, "\"1\"");
@@ -131,8 +113,8 @@ async fn etags_and_if_match_guard_updates() {
         .unwrap();
     assert_error(broken, 400, 3000).await;
     // Nothing changed.
-    let r = s.admin(Method::GET, &path).send().await.unwrap();
-    assert_eq!(json_of(r, 200).await["data"]["name"], "Child");
+    let client = s.admin_client();
+    assert_eq!(client.organization(&org).await.unwrap().name, "Child");
 
     let ok = s
         .admin(Method::PATCH, &path)
@@ -154,17 +136,16 @@ async fn etags_and_if_match_guard_updates() {
         .await
         .unwrap();
     assert_error(del, 412, 2021).await;
-    let del = s.admin(Method::DELETE, &path).send().await.unwrap();
-    assert_eq!(del.status(), 204);
-    assert_error(s.admin(Method::GET, &path).send().await.unwrap(), 404, 2000).await;
+    client.delete_organization(&org).await.unwrap();
+    assert_refused(client.organization(&org).await, 404, 2000);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn prefer_return_minimal_gives_204() {
     let s = TestServer::set_up().await;
-    let org = create(&s, "Child", None).await;
-    let path = format!("/api/v2/organizations/{}", org["id"].as_str().unwrap());
+    let org = s.create_org("Child", None).await;
+    let path = format!("/api/v2/organizations/{org}");
     let r = s
         .admin(Method::PUT, &path)
         .header("prefer", "return=minimal")
@@ -182,7 +163,18 @@ async fn prefer_return_minimal_gives_204() {
 #[tokio::test]
 async fn names_are_validated_and_unique_among_siblings() {
     let s = TestServer::set_up().await;
-    create(&s, "Child", None).await;
+    // A 201 says where the new organization is.
+    let r = s
+        .admin(Method::POST, "/api/v2/organizations")
+        .json(&json!({"name": "Child"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/api/v2/organizations/"));
+    json_of(r, 201).await;
     let r = s
         .admin(Method::POST, "/api/v2/organizations")
         .json(&json!({"name": "child"}))
@@ -211,18 +203,10 @@ async fn names_are_validated_and_unique_among_siblings() {
 #[tokio::test]
 async fn an_organization_with_children_cannot_be_deleted() {
     let s = TestServer::set_up().await;
-    let parent = create(&s, "Parent", None).await;
-    let parent_id = parent["id"].as_str().unwrap();
-    create(&s, "Kid", Some(parent_id)).await;
-    let r = s
-        .admin(
-            Method::DELETE,
-            &format!("/api/v2/organizations/{parent_id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 409, 2012).await;
+    let parent = s.create_org("Parent", None).await;
+    s.create_org("Kid", Some(&parent)).await;
+    let deleted = s.admin_client().delete_organization(&parent).await;
+    assert_refused(deleted, 409, 2012);
     s.stop().await;
 }
 
@@ -238,15 +222,8 @@ async fn idempotent_creation_returns_the_same_organization() {
     let a = json_of(send().await.unwrap(), 201).await;
     let b = json_of(send().await.unwrap(), 201).await;
     assert_eq!(a, b);
-    let list = json_of(
-        s.admin(Method::GET, "/api/v2/organizations")
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    let list = s.admin_client().organizations(None::<&str>).await.unwrap();
+    assert_eq!(list.data.len(), 2);
     s.stop().await;
 }
 
@@ -254,15 +231,8 @@ async fn idempotent_creation_returns_the_same_organization() {
 async fn acting_in_an_unknown_organization_is_404() {
     let s = TestServer::set_up().await;
     let missing = uuid::Uuid::now_v7();
-    let r = s
-        .admin(
-            Method::GET,
-            &format!("/api/v2/organizations?org_id={missing}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_error(r, 404, 2000).await;
+    let listed = s.admin_client().organizations(Some(missing)).await;
+    assert_refused(listed, 404, 2000);
     let r = s
         .admin(
             Method::POST,

@@ -7,12 +7,11 @@
 //! kind itself, so a step added is a step tested.
 
 use crate::support::*;
+use nephele_api_types as api;
 use nephele_app::instances::{InstanceTask, InstanceTasks, Operation};
 use nephele_common::ids::InstanceId;
 use nephele_drivers::Power;
 use nephele_tasks::{Faults, TaskKind};
-use reqwest::Method;
-use serde_json::Value;
 
 /// Each instance operation: its name, the state it starts from (`None`:
 /// no instance yet) and the state it ends in (`None`: no instance left).
@@ -49,7 +48,7 @@ async fn instance_in(s: &TestServer, org: &str, name: &str, state: &str) -> Stri
     let id = s.create_instance(org, name).await;
     if state == "Stopped" {
         let t = operate(s, org, &id, "stop").await;
-        assert_eq!(s.finished_task(&t).await["taskStatus"], "SUCCESS");
+        assert_eq!(s.ended_task(&t).await.task_status, "SUCCESS");
     }
     id
 }
@@ -57,20 +56,16 @@ async fn instance_in(s: &TestServer, org: &str, name: &str, state: &str) -> Stri
 /// Starts operation `op` (the instance's creation: `id` is ignored);
 /// the task id.
 async fn operate(s: &TestServer, org: &str, id: &str, op: &str) -> String {
-    let r = match op {
+    let client = s.admin_client();
+    let accepted = match op {
         "create" => return s.start_instance_creation(org, "made", "debian-12").await,
-        "delete" => s
-            .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-            .send()
-            .await
-            .unwrap(),
-        _ => s
-            .admin(Method::POST, &format!("/api/v2/instances/{id}/{op}"))
-            .send()
-            .await
-            .unwrap(),
+        "delete" => client.delete_instance(id).await,
+        _ => client.instance_action(id, op).await,
     };
-    accepted_task(r).await
+    accepted
+        .expect("the operation accepted")
+        .task_id
+        .to_string()
 }
 
 /// Puts an instance in the state `op` starts from (`from`), sets a
@@ -81,7 +76,7 @@ async fn run_with(
     name: &str,
     (op, from): (&str, Option<&str>),
     fault: impl FnOnce(&Faults),
-) -> Value {
+) -> api::Task {
     let id = match from {
         Some(state) => instance_in(s, org, name, state).await,
         None => String::new(),
@@ -89,16 +84,15 @@ async fn run_with(
     let faults = s.app().engine().unwrap().faults();
     fault(faults);
     let t = operate(s, org, &id, op).await;
-    let ended = s.finished_task(&t).await;
+    let ended = s.ended_task(&t).await;
     faults.clear();
     ended
 }
 
 /// The state of the task's instance (`None`: no record), once checked
 /// against its machine: the two must tell the same story.
-async fn settled(s: &TestServer, name: &str, ended: &Value) -> Option<String> {
-    let id = ended["resourceId"].as_str().unwrap();
-    let (state, machine) = observed(s, id).await;
+async fn settled(s: &TestServer, name: &str, ended: &api::Task) -> Option<String> {
+    let (state, machine) = observed(s, &ended.resource_id).await;
     assert!(
         consistent(state.as_deref(), machine),
         "{name}: recorded {state:?}, machine {machine:?}"
@@ -108,19 +102,10 @@ async fn settled(s: &TestServer, name: &str, ended: &Value) -> Option<String> {
 
 /// The instance's recorded state (`None`: no record) and its machine's.
 async fn observed(s: &TestServer, id: &str) -> (Option<String>, Option<Power>) {
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let state = match r.status().as_u16() {
-        404 => None,
-        _ => Some(
-            json_of(r, 200).await["data"]["state"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ),
+    let state = match s.admin_client().instance(id).await {
+        Ok(instance) => Some(instance.state),
+        Err(e) if e.status() == Some(404) => None,
+        Err(e) => panic!("{id}: {e}"),
     };
     let machine = s
         .app()
@@ -150,13 +135,15 @@ async fn a_failure_at_any_step_unwinds_to_the_defined_state() {
         for step in 0..InstanceTasks::steps(task).len() {
             let name = format!("{op}-{step}");
             let ended = run_with(&s, &org, &name, (op, from), |f| f.fail_step(op, step)).await;
-            assert_eq!(ended["taskStatus"], "FAILED", "{name}: {ended}");
+            assert_eq!(ended.task_status, "FAILED", "{name}: {ended:?}");
             assert!(
-                ended["error"]["message"]
-                    .as_str()
+                ended
+                    .error
+                    .as_ref()
                     .unwrap()
+                    .message
                     .contains("Injected failure"),
-                "{name}: {ended}"
+                "{name}: {ended:?}"
             );
             let state = settled(&s, &name, &ended).await;
             // Back where it was, or marked broken when it cannot be.
@@ -165,11 +152,12 @@ async fn a_failure_at_any_step_unwinds_to_the_defined_state() {
                 "{name}: {state:?}, was {from:?}"
             );
             // The failed step and every one before it were undone.
-            let log = s.task(ended["taskId"].as_str().unwrap()).await;
-            let undone = log["steps"]
-                .as_array()
-                .map_or(0, |s| s.iter().filter(|e| e["action"] == "undo").count());
-            assert_eq!(undone, step + 1, "{name}: {log}");
+            let log = s.admin_client().task(ended.task_id, None).await.unwrap();
+            let undone = log
+                .steps
+                .as_ref()
+                .map_or(0, |s| s.iter().filter(|e| e.action == "undo").count());
+            assert_eq!(undone, step + 1, "{name}: {log:?}");
         }
     }
     s.stop().await;
@@ -183,7 +171,7 @@ async fn every_step_run_twice_has_the_effect_of_once() {
     for (task, op, from, to) in OPERATIONS {
         let before = faults.repeated();
         let ended = run_with(&s, &org, op, (op, from), Faults::repeat_steps).await;
-        assert_eq!(ended["taskStatus"], "SUCCESS", "{op}: {ended}");
+        assert_eq!(ended.task_status, "SUCCESS", "{op}: {ended:?}");
         let steps = InstanceTasks::steps(task).len();
         assert_eq!(faults.repeated() - before, steps, "{op}: every step twice");
         assert_eq!(settled(&s, op, &ended).await.as_deref(), to, "{op}");
@@ -202,7 +190,7 @@ async fn a_crash_between_any_two_steps_recovers() {
             let name = format!("{op}-{step}");
             let before = faults.halted();
             let ended = run_with(&s, &org, &name, (op, from), |f| f.halt_after(op, step)).await;
-            assert_eq!(ended["taskStatus"], "SUCCESS", "{name}: {ended}");
+            assert_eq!(ended.task_status, "SUCCESS", "{name}: {ended:?}");
             assert_eq!(faults.halted(), before + 1, "{name}: the node did not halt");
             assert_eq!(settled(&s, &name, &ended).await.as_deref(), to, "{name}");
         }

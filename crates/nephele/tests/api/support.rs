@@ -256,12 +256,10 @@ impl TestServer {
 
     /// The typed client, as the root admin.
     pub fn admin_client(&self) -> nephele_client::Client {
-        nephele_client::Client::new(&self.url, false, None)
-            .expect("client")
-            .with_credentials(nephele_client::Credentials::Basic {
-                login: ADMIN_LOGIN.to_owned(),
-                password: nephele_common::Secret::new(ADMIN_PASSWORD),
-            })
+        self.client(nephele_client::Credentials::Basic {
+            login: ADMIN_LOGIN.to_owned(),
+            password: nephele_common::Secret::new(ADMIN_PASSWORD),
+        })
     }
 
     /// A sub-organization (of the root when `parent` is `None`); its id.
@@ -276,24 +274,15 @@ impl TestServer {
 
     /// A user of `org` with `roles` and [`USER_PASSWORD`]; its id.
     pub async fn create_user(&self, org: &str, login: &str, roles: &[&str]) -> String {
-        let user = api::UserCreate {
-            login: Some(login.to_owned()),
-            email: Some(format!("{login}@example.test")),
-            password: Some(nephele_common::Secret::new(USER_PASSWORD)),
-            roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
-            datacenter_id: None,
-        };
+        let user = user_body(login, roles);
         let made = self.admin_client().create_user(Some(org), &user).await;
         made.expect("user made").id.to_string()
     }
 
     /// The root organization's id.
     pub async fn root_org(&self) -> String {
-        let r = self.admin(Method::GET, "/api/v2/me").send().await.unwrap();
-        json_of(r, 200).await["data"]["organization"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let me = self.admin_client().me().await.expect("me");
+        me.organization.id.to_string()
     }
 }
 
@@ -322,16 +311,6 @@ impl TestServer {
             )
             .await;
         accepted_task(r).await
-    }
-
-    /// A task as it is now (`data` of `GET /api/v2/tasks/{id}`).
-    pub async fn task(&self, task: &str) -> Value {
-        let r = self
-            .admin(Method::GET, &format!("/api/v2/tasks/{task}"))
-            .send()
-            .await
-            .unwrap();
-        json_of(r, 200).await["data"].clone()
     }
 
     /// Waits (up to 60 s) for a task to finish; the task.
@@ -374,4 +353,158 @@ impl TestServer {
         assert_eq!(t.task_status, "SUCCESS", "{t:?}");
         t.resource_id
     }
+}
+
+// ---- The typed client, per resource. ----
+
+/// A typed call's refusal, checked like [`assert_error`]: its status, and
+/// the code of its first error (which has a message).
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, nephele_client::Error>,
+    status: u16,
+    code: u16,
+) -> Vec<nephele_common::ErrorDetail> {
+    match result {
+        Err(nephele_client::Error::Api {
+            status: got,
+            errors,
+        }) => {
+            assert_eq!(got, status, "{errors:?}");
+            assert_eq!(errors.first().map(|e| e.code), Some(code), "{errors:?}");
+            assert!(!errors[0].message.is_empty(), "{errors:?}");
+            errors
+        }
+        other => panic!("expected a refusal {status} ({code}), got {other:?}"),
+    }
+}
+
+/// The `field` of each error's context, in order.
+pub fn fields_of(errors: &[nephele_common::ErrorDetail]) -> Vec<String> {
+    errors
+        .iter()
+        .map(|e| e.context["field"].as_str().expect("a field").to_owned())
+        .collect()
+}
+
+/// A new user's body: `login@example.test`, [`USER_PASSWORD`], `roles`.
+pub fn user_body(login: &str, roles: &[&str]) -> api::UserCreate {
+    api::UserCreate {
+        login: Some(login.to_owned()),
+        email: Some(format!("{login}@example.test")),
+        password: Some(nephele_common::Secret::new(USER_PASSWORD)),
+        roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+        datacenter_id: None,
+    }
+}
+
+/// A merge patch of a user's roles.
+pub fn roles_patch(roles: &[&str]) -> api::UserUpdate {
+    api::UserUpdate {
+        roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+        ..Default::default()
+    }
+}
+
+/// A custom role's body.
+pub fn role_body(name: &str, permissions: &[&str]) -> api::RoleWrite {
+    api::RoleWrite {
+        name: Some(name.to_owned()),
+        permissions: Some(permissions.iter().map(|p| (*p).to_owned()).collect()),
+    }
+}
+
+/// An API client's body: `client_secret_basic`, the default roles.
+pub fn api_client_body(name: &str) -> api::ApiClientCreate {
+    api::ApiClientCreate {
+        kind: Some("api_client".to_owned()),
+        token_endpoint_auth_method: Some("client_secret_basic".to_owned()),
+        data: Some(api::ApiClientData {
+            client_name: Some(name.to_owned()),
+        }),
+        ..Default::default()
+    }
+}
+
+impl TestServer {
+    /// The typed client with `credentials`.
+    pub fn client(&self, credentials: nephele_client::Credentials) -> nephele_client::Client {
+        nephele_client::Client::new(&self.url, false, None)
+            .expect("client")
+            .with_credentials(credentials)
+    }
+
+    /// The typed client as a user made by [`TestServer::create_user`]
+    /// (HTTP Basic with [`USER_PASSWORD`]).
+    pub fn client_as(&self, login: &str) -> nephele_client::Client {
+        self.client(nephele_client::Credentials::Basic {
+            login: login.to_owned(),
+            password: nephele_common::Secret::new(USER_PASSWORD),
+        })
+    }
+
+    /// The typed client with an API key's secret.
+    pub fn client_with_key(&self, secret: &str) -> nephele_client::Client {
+        self.client(nephele_client::Credentials::ApiKey(secret.to_owned()))
+    }
+
+    /// The typed client with a bearer token.
+    pub fn client_with_token(&self, token: &str) -> nephele_client::Client {
+        self.client(nephele_client::Credentials::Bearer(token.to_owned()))
+    }
+
+    /// The root admin's user id.
+    pub async fn admin_id(&self) -> String {
+        let me = self.admin_client().me().await.expect("me");
+        me.principal.id.to_string()
+    }
+
+    /// A custom role of `org` (the root's when `None`); its id.
+    pub async fn create_role(&self, org: Option<&str>, name: &str, permissions: &[&str]) -> String {
+        let made = self
+            .admin_client()
+            .create_role(org, &role_body(name, permissions))
+            .await;
+        made.expect("role made").id.to_string()
+    }
+
+    /// An API client made by the root admin, with its secret.
+    pub async fn create_api_client(&self, client: &api::ApiClientCreate) -> api::ApiClient {
+        let made = self.admin_client().create_api_client(client).await;
+        made.expect("API client made")
+    }
+
+    /// A data center; its id.
+    pub async fn create_datacenter(&self, name: &str, server_url: &str) -> String {
+        let dc = api::DatacenterCreate {
+            name: Some(name.to_owned()),
+            server_url: Some(server_url.to_owned()),
+        };
+        let made = self.admin_client().create_datacenter(&dc).await;
+        made.expect("data center made").id.to_string()
+    }
+
+    /// The first page of the audit log as the root admin, filtered.
+    pub async fn audit_events(&self, query: nephele_client::Query<'_>) -> Vec<api::AuditEvent> {
+        let events = self.admin_client().audit_events(query).await;
+        events.expect("audit events").data
+    }
+}
+
+impl TestServer {
+    /// Waits for the task of an operation the typed client started; the
+    /// task, once it ended.
+    pub async fn ended(
+        &self,
+        accepted: Result<api::TaskAccepted, nephele_client::Error>,
+    ) -> api::Task {
+        let accepted = accepted.expect("the operation accepted");
+        assert_eq!(accepted.task_status, "PENDING", "{accepted:?}");
+        self.ended_task(&accepted.task_id.to_string()).await
+    }
+}
+
+/// The names of a task's steps.
+pub fn step_names(t: &api::Task) -> Vec<&str> {
+    let steps = t.steps.as_deref().expect("a step log");
+    steps.iter().map(|s| s.name.as_str()).collect()
 }
