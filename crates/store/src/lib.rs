@@ -19,7 +19,6 @@ pub mod notary;
 pub mod organizations;
 pub mod roles;
 pub mod rows;
-pub mod schema;
 pub mod setup;
 /// The tables the migrations build, as diesel sees them: made from the
 /// SQLite migrations by `build.rs` (in `OUT_DIR/tables.rs`).
