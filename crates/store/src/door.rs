@@ -43,7 +43,7 @@ pub enum Conn {
 
 /// Runs a diesel query on a [`Conn`]: `run!(conn.method(query))`, where
 /// `method` is one of `RunQueryDsl`'s (`execute`, `load`, `get_result`,
-/// `first`, …), and `run!(conn.optional_first(query))` answers `None`
+/// `first`, …); `optional_first` and `optional_get_result` answer `None`
 /// for no row. The query is written once and compiled for each backend;
 /// a failure is mapped by [`db_error`]. On SQLite it never suspends.
 #[macro_export]
