@@ -7,8 +7,8 @@
 
 use crate::support::*;
 use nephele::config::{DriverKind, QemuAccel, ServerConfig};
-use reqwest::Method;
-use serde_json::{json, Value};
+use nephele_api_types as api;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -91,15 +91,11 @@ async fn wait_gone(pid: u32) {
 }
 
 async fn state(s: &TestServer, id: &str) -> String {
-    let r = s
-        .admin(Method::GET, &format!("/api/v2/instances/{id}"))
-        .send()
+    s.admin_client()
+        .instance(id)
         .await
-        .unwrap();
-    json_of(r, 200).await["data"]["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+        .expect("the instance")
+        .state
 }
 
 async fn wait_state(s: &TestServer, id: &str, wanted: &str) {
@@ -116,13 +112,8 @@ async fn wait_state(s: &TestServer, id: &str, wanted: &str) {
 
 /// Deletes an instance and waits for the task to succeed.
 async fn delete(s: &TestServer, id: &str) {
-    let r = s
-        .admin(Method::DELETE, &format!("/api/v2/instances/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let t = s.finished_task(&accepted_task(r).await).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    let t = s.ended(s.admin_client().delete_instance(id).await).await;
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
 }
 
 /// `qemu-img info` of a disk (shared: QEMU may hold it open).
@@ -136,31 +127,41 @@ fn disk_info(disk: &Path) -> Value {
 }
 
 /// Runs an operation and waits for its task; the task.
-async fn operate(s: &TestServer, id: &str, op: &str) -> Value {
-    let r = s
-        .admin(Method::POST, &format!("/api/v2/instances/{id}/{op}"))
-        .send()
+async fn operate(s: &TestServer, id: &str, op: &str) -> api::Task {
+    s.ended(s.admin_client().instance_action(id, op).await)
         .await
-        .unwrap();
-    s.finished_task(&accepted_task(r).await).await
 }
 
-async fn create(s: &TestServer, name: &str, image: &str) -> Value {
+/// Asks for an instance in the root organization; the task, once ended.
+async fn create_as(s: &TestServer, instance: &api::InstanceCreate) -> api::Task {
     let root = s.root_org().await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/instances?org_id={root}"),
-            &json!({"name": name, "image": image, "cpu": 1, "memoryMiB": 64, "diskGiB": 1}),
-        )
-        .await;
-    s.finished_task(&accepted_task(r).await).await
+    let accepted = s.admin_client().create_instance(Some(root), instance).await;
+    s.ended(accepted).await
+}
+
+/// A small machine: 1 CPU, 64 MiB, 1 GiB of disk.
+async fn create(s: &TestServer, name: &str, image: &str) -> api::Task {
+    let instance = api::InstanceCreate {
+        name: Some(name.to_owned()),
+        image: Some(image.to_owned()),
+        cpu: Some(1),
+        memory_mib: Some(64),
+        disk_gib: Some(1),
+        ..Default::default()
+    };
+    create_as(s, &instance).await
+}
+
+/// The message of a failed task's error.
+fn failure(t: &api::Task) -> &str {
+    assert_eq!(t.task_status, "FAILED", "{t:?}");
+    &t.error.as_ref().expect("a failed task's error").message
 }
 
 async fn running_machine(s: &TestServer, name: &str, image: &str) -> String {
     let t = create(s, name, image).await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
-    t["resourceId"].as_str().unwrap().to_owned()
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
+    t.resource_id
 }
 
 /// What the driver's QMP `query-status` says of the machine.
@@ -192,27 +193,22 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
     assert!(made.success());
     std::fs::write(images.join("notes.txt"), "not an image").unwrap();
 
-    let r = s.admin(Method::GET, "/api/v2/images").send().await.unwrap();
-    let list = json_of(r, 200).await;
-    let names: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["blank", "tiny"], "{list}");
-    assert_eq!(list["data"][1]["format"], "qcow2");
+    let images = s.admin_client().images().await.expect("the images").data;
+    let names: Vec<&str> = images.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["blank", "tiny"], "{images:?}");
+    assert_eq!(images[1].format, "qcow2");
 
     let root = s.root_org().await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/instances?org_id={root}"),
-            &json!({"name": "x", "image": "debian-12", "cpu": 1, "memoryMiB": 64}),
-        )
-        .await;
-    let e = assert_error(r, 422, 3001).await;
-    assert_eq!(e["errors"][0]["context"]["field"], "image", "{e}");
+    let unknown = api::InstanceCreate {
+        name: Some("x".to_owned()),
+        image: Some("debian-12".to_owned()),
+        cpu: Some(1),
+        memory_mib: Some(64),
+        ..Default::default()
+    };
+    let refused = s.admin_client().create_instance(Some(root), &unknown).await;
+    let errors = assert_refused(refused, 422, 3001);
+    assert_eq!(fields_of(&errors), ["image"]);
 
     // Created: an overlay of the image, running under QEMU.
     let id = running_machine(&s, "vm-1", "tiny").await;
@@ -234,7 +230,7 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
 
     // Stopped: the process and its socket are gone, the disk stays.
     let t = operate(&s, &id, "stop").await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
     assert_eq!(state(&s, &id).await, "Stopped");
     wait_gone(pid).await;
     assert!(!dir.join("qmp.sock").exists());
@@ -242,11 +238,11 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
     assert_eq!(power(&s, &id).await, Some(nephele_drivers::Power::Stopped));
 
     let t = operate(&s, &id, "start").await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
     let pid = pid_of(&s, &id);
     assert!(alive(pid));
     let t = operate(&s, &id, "reboot").await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
     assert_eq!(state(&s, &id).await, "Running");
     assert_eq!(pid_of(&s, &id), pid, "a reboot keeps the process");
 
@@ -257,7 +253,7 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
         .unwrap();
     wait_state(&s, &id, "Stopped").await;
     let t = operate(&s, &id, "start").await;
-    assert_eq!(t["taskStatus"], "SUCCESS", "{t}");
+    assert_eq!(t.task_status, "SUCCESS", "{t:?}");
     let pid = pid_of(&s, &id);
 
     // Deleted: nothing left.
@@ -349,11 +345,11 @@ async fn qemu_that_cannot_start_fails_the_task_with_its_own_words_and_leaves_not
     assert_eq!(r.status(), 201);
 
     let t = create(&s, "doomed", "blank").await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
-    let message = t["error"]["message"].as_str().unwrap();
-    assert!(message.contains("something is badly wrong"), "{t}");
-    let id = t["resourceId"].as_str().unwrap();
-    assert!(!machine_dir(&s, id).exists(), "the disk is removed again");
+    assert!(failure(&t).contains("something is badly wrong"), "{t:?}");
+    assert!(
+        !machine_dir(&s, &t.resource_id).exists(),
+        "the disk is removed again"
+    );
 
     // An image qemu-img cannot read: its own words, no disk left.
     std::fs::write(
@@ -362,30 +358,22 @@ async fn qemu_that_cannot_start_fails_the_task_with_its_own_words_and_leaves_not
     )
     .unwrap();
     let t = create(&s, "garbled", "garbled").await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
-    let message = t["error"]["message"].as_str().unwrap();
-    assert!(message.contains("qemu-img"), "{t}");
-    let id = t["resourceId"].as_str().unwrap();
-    assert!(!machine_dir(&s, id).exists(), "the disk is removed again");
+    assert!(failure(&t).contains("qemu-img"), "{t:?}");
+    assert!(
+        !machine_dir(&s, &t.resource_id).exists(),
+        "the disk is removed again"
+    );
 
     // More memory than the host has: refused before QEMU runs.
-    let root = s.root_org().await;
-    let r = s
-        .admin_json(
-            Method::POST,
-            &format!("/api/v2/instances?org_id={root}"),
-            &json!({"name": "huge", "image": "blank", "cpu": 1, "memoryMiB": 1_000_000}),
-        )
-        .await;
-    let t = s.finished_task(&accepted_task(r).await).await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
-    assert!(
-        t["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("MiB of memory"),
-        "{t}"
-    );
+    let huge = api::InstanceCreate {
+        name: Some("huge".to_owned()),
+        image: Some("blank".to_owned()),
+        cpu: Some(1),
+        memory_mib: Some(1_000_000),
+        ..Default::default()
+    };
+    let t = create_as(&s, &huge).await;
+    assert!(failure(&t).contains("MiB of memory"), "{t:?}");
     s.stop().await;
 
     // No QEMU at all.
@@ -397,13 +385,9 @@ async fn qemu_that_cannot_start_fails_the_task_with_its_own_words_and_leaves_not
     let r = s.post("/occm/setup/init", &setup_body()).await;
     assert_eq!(r.status(), 201);
     let t = create(&s, "nothing", "blank").await;
-    assert_eq!(t["taskStatus"], "FAILED", "{t}");
     assert!(
-        t["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("/nonexistent/qemu-system-x86_64"),
-        "{t}"
+        failure(&t).contains("/nonexistent/qemu-system-x86_64"),
+        "{t:?}"
     );
     s.stop().await;
 }

@@ -314,11 +314,6 @@ impl TestServer {
     }
 
     /// Waits (up to 60 s) for a task to finish; the task.
-    pub async fn finished_task(&self, task: &str) -> Value {
-        serde_json::to_value(self.ended_task(task).await).expect("a task as JSON")
-    }
-
-    /// Waits (up to 60 s) for a task to finish; the task.
     pub async fn ended_task(&self, task: &str) -> api::Task {
         let client = self.admin_client();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
