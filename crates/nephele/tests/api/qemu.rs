@@ -139,15 +139,22 @@ async fn create_as(s: &TestServer, instance: &api::InstanceCreate) -> api::Task 
     s.ended(accepted).await
 }
 
-/// A small machine: 1 CPU, 64 MiB, 1 GiB of disk.
-async fn create(s: &TestServer, name: &str, image: &str) -> api::Task {
-    let instance = api::InstanceCreate {
+/// A machine of one CPU and `memory_mib`.
+fn machine(name: &str, image: &str, memory_mib: i64) -> api::InstanceCreate {
+    api::InstanceCreate {
         name: Some(name.to_owned()),
         image: Some(image.to_owned()),
         cpu: Some(1),
-        memory_mib: Some(64),
-        disk_gib: Some(1),
+        memory_mib: Some(memory_mib),
         ..Default::default()
+    }
+}
+
+/// A small machine: 1 CPU, 64 MiB, 1 GiB of disk.
+async fn create(s: &TestServer, name: &str, image: &str) -> api::Task {
+    let instance = api::InstanceCreate {
+        disk_gib: Some(1),
+        ..machine(name, image, 64)
     };
     create_as(s, &instance).await
 }
@@ -199,13 +206,7 @@ async fn a_machine_is_created_stopped_started_rebooted_and_deleted_through_qmp()
     assert_eq!(images[1].format, "qcow2");
 
     let root = s.root_org().await;
-    let unknown = api::InstanceCreate {
-        name: Some("x".to_owned()),
-        image: Some("debian-12".to_owned()),
-        cpu: Some(1),
-        memory_mib: Some(64),
-        ..Default::default()
-    };
+    let unknown = machine("x", "debian-12", 64);
     let refused = s.admin_client().create_instance(Some(root), &unknown).await;
     let errors = assert_refused(refused, 422, 3001);
     assert_eq!(fields_of(&errors), ["image"]);
@@ -365,14 +366,7 @@ async fn qemu_that_cannot_start_fails_the_task_with_its_own_words_and_leaves_not
     );
 
     // More memory than the host has: refused before QEMU runs.
-    let huge = api::InstanceCreate {
-        name: Some("huge".to_owned()),
-        image: Some("blank".to_owned()),
-        cpu: Some(1),
-        memory_mib: Some(1_000_000),
-        ..Default::default()
-    };
-    let t = create_as(&s, &huge).await;
+    let t = create_as(&s, &machine("huge", "blank", 1_000_000)).await;
     assert!(failure(&t).contains("MiB of memory"), "{t:?}");
     s.stop().await;
 
