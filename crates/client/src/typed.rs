@@ -27,17 +27,6 @@ impl Request {
 }
 
 impl Client {
-    /// Sends `request`; its answer decoded as `T`.
-    pub async fn typed<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
-        let reply = self.send(request).await?;
-        self.decode(reply, &request.path)
-    }
-
-    /// Sends `request`; the `data` of its answer.
-    pub async fn data<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
-        Ok(self.typed::<api::Data<T>>(request).await?.data)
-    }
-
     /// `GET /api/v2/me`.
     pub async fn me(&self) -> Result<api::Me, Error> {
         self.ok(&Request::get("/api/v2/me")).await
@@ -113,10 +102,19 @@ impl Client {
         Ok(reply)
     }
 
+    /// Sends `request`, whose answer must have `status`; its body as `T`.
+    async fn answered<T: DeserializeOwned>(
+        &self,
+        request: &Request,
+        status: u16,
+    ) -> Result<T, Error> {
+        let reply = self.answer(request, status).await?;
+        self.decode(reply, &request.path)
+    }
+
     /// A 200's body as `T`.
     async fn ok_bare<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
-        let reply = self.answer(request, 200).await?;
-        self.decode(reply, &request.path)
+        self.answered(request, 200).await
     }
 
     /// The `data` of a 200.
@@ -126,8 +124,7 @@ impl Client {
 
     /// A 201's body as `T`.
     async fn created_bare<T: DeserializeOwned>(&self, request: &Request) -> Result<T, Error> {
-        let reply = self.answer(request, 201).await?;
-        self.decode(reply, &request.path)
+        self.answered(request, 201).await
     }
 
     /// The `data` of a 201.
@@ -137,8 +134,7 @@ impl Client {
 
     /// A 202's task.
     async fn accepted(&self, request: &Request) -> Result<api::TaskAccepted, Error> {
-        let reply = self.answer(request, 202).await?;
-        self.decode(reply, &request.path)
+        self.answered(request, 202).await
     }
 
     // ---- Organizations and quotas. ----
