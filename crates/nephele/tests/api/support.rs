@@ -342,9 +342,7 @@ impl TestServer {
             .admin_client()
             .create_instance(Some(org), &instance)
             .await;
-        let t = self
-            .ended_task(&accepted.expect("accepted").task_id.to_string())
-            .await;
+        let t = self.ended(accepted).await;
         assert_eq!(t.task_status, "SUCCESS", "{t:?}");
         t.resource_id
     }
