@@ -85,6 +85,10 @@ pub struct Organization {
     pub name: String,
     /// The organization above this one; `null` for the root.
     pub parent_id: Option<Uuid>,
+    /// `suspended`: its principals and those of every organization below
+    /// it are refused, and its instances cannot be started.
+    #[schema(value_type = schema::OrganizationStatus)]
+    pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Increases with every change; the `ETag` is derived from it.
@@ -118,6 +122,11 @@ pub struct OrganizationUpdate {
     /// descendants). Absent: it stays where it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<Uuid>,
+    /// `active` or `suspended`; set by an administrator of an organization
+    /// above this one. Absent: unchanged.
+    #[schema(value_type = Option<schema::OrganizationStatus>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -131,6 +140,9 @@ pub struct User {
     pub roles: Vec<String>,
     /// The user's home data center.
     pub datacenter_id: Uuid,
+    /// Only an `enabled` user authenticates.
+    #[schema(value_type = schema::UserStatus)]
+    pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -188,6 +200,11 @@ pub struct UserUpdate {
     pub roles: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datacenter_id: Option<Uuid>,
+    /// `enabled` or `disabled` (which ends the user's sessions); an
+    /// `invited` user is enabled by setting a password. Absent: unchanged.
+    #[schema(value_type = Option<schema::UserStatus>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// A password change. Changing your own password needs the current one.

@@ -192,6 +192,24 @@ pub enum ClientStatus {
     Disabled,
 }
 
+/// Whether a user may sign in: `invited` users have not set a password
+/// yet.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum UserStatus {
+    Enabled,
+    Disabled,
+    Invited,
+}
+
+/// Whether an organization's principals (and those below it) may act.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum OrganizationStatus {
+    Active,
+    Suspended,
+}
+
 /// The kind of an OAuth2 client: there is one.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]

@@ -5,8 +5,9 @@ use crate::credentials::{hash_api_key, looks_like_api_key};
 use crate::App;
 use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions, PrincipalId};
 use nephele_common::ids::{ClientId, OrganizationId, UserId};
+use nephele_common::status::UserStatus;
 use nephele_common::{Error, ErrorCode, Result, Secret};
-use nephele_store::{ApiClient, ApiKey, Role, RoleGrant, User};
+use nephele_store::{ApiClient, ApiKey, Lineage, Role, RoleGrant, User};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ pub(crate) struct AccessCache {
     /// With a user's session generation (0 for a client).
     actors: Memory<PrincipalId, (Actor, i64)>,
     api_keys: Memory<String, (ApiKey, Actor)>,
-    ancestry: Memory<OrganizationId, Vec<OrganizationId>>,
+    ancestry: Memory<OrganizationId, Lineage>,
     /// The token endpoint's clients with their secret's hash.
     pub(crate) clients: Memory<ClientId, Option<Arc<(ApiClient, String)>>>,
 }
@@ -121,6 +122,12 @@ pub struct OpCtx {
     /// The `Idempotency-Key` the request holds: an operation that queues a
     /// task records it under the key in the same transaction.
     pub idempotency: Option<nephele_store::idempotency::IdempotencyKey>,
+}
+
+/// 401 (1002): the credentials were good, but their subject may no
+/// longer act.
+pub(crate) fn refused(message: &str) -> Error {
+    Error::new(ErrorCode::TokenExpired, message)
 }
 
 pub fn invalid_credentials() -> Error {
@@ -230,7 +237,10 @@ impl App {
         Ok(Some(actor))
     }
 
+    /// The actor of an enabled user in good standing; a disabled or
+    /// invited user, or one of a suspended organization, is refused.
     pub(crate) async fn actor_for(&self, user: User, method: AuthMethod) -> Result<Actor> {
+        self.ensure_may_act(&user).await?;
         let grants = grants_of(self.store().role_grants(user.id).await?);
         Ok(Actor {
             principal: PrincipalId::User(user.id),
@@ -259,7 +269,7 @@ impl App {
         ctx: &OpCtx,
         org: OrganizationId,
     ) -> Result<Option<Permissions>> {
-        let ancestry = self.ancestry(org).await?;
+        let ancestry = self.ancestry(org).await?.chain;
         if ancestry.is_empty() || !ctx.actor.can_see(&ancestry) {
             return Ok(None);
         }
@@ -296,14 +306,32 @@ impl App {
 
     /// `org` and the organizations above it, nearest first; empty when
     /// there is no such organization.
-    async fn ancestry(&self, org: OrganizationId) -> Result<Vec<OrganizationId>> {
+    pub(crate) async fn ancestry(&self, org: OrganizationId) -> Result<Lineage> {
         self.remember(
             &self.access_cache().ancestry,
             org,
-            |ancestry| !ancestry.is_empty(),
-            self.store().organization_ancestry(org),
+            |lineage| !lineage.chain.is_empty(),
+            self.store().organization_lineage(org),
         )
         .await
+    }
+
+    /// Refuses (401, 1002) a user who is not enabled or whose
+    /// organization is suspended.
+    pub(crate) async fn ensure_may_act(&self, user: &User) -> Result<()> {
+        if user.status != UserStatus::Enabled {
+            return Err(refused("This account is disabled"));
+        }
+        self.ensure_not_suspended(user.organization_id).await
+    }
+
+    /// Refuses (401, 1002) a principal of `org` when it, or one above it,
+    /// is suspended.
+    pub(crate) async fn ensure_not_suspended(&self, org: OrganizationId) -> Result<()> {
+        if self.ancestry(org).await?.suspended.is_some() {
+            return Err(refused("This organization is suspended"));
+        }
+        Ok(())
     }
 
     /// The actor of a principal a token names, remembered: see

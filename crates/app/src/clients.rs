@@ -140,6 +140,7 @@ impl App {
         client: ApiClient,
         method: AuthMethod,
     ) -> Result<Actor> {
+        self.ensure_not_suspended(client.organization_id).await?;
         let grants = grants_of(self.store().client_grants(client.id).await?);
         Ok(Actor {
             principal: PrincipalId::Client(client.id),

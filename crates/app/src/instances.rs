@@ -158,6 +158,7 @@ impl App {
     ) -> Result<Task> {
         let org = self.acting_organization(ctx, acting);
         self.authorize(ctx, org, Permission::InstancesWrite).await?;
+        self.refuse_in_suspended(org).await?;
         let mut v = Validator::new();
         let name = v.require("name", request.name, |n| Name::parse(&n));
         let image = v.require("image", request.image, |i| Name::parse(&i));
@@ -301,6 +302,21 @@ impl App {
             .await
     }
 
+    /// A suspended organization's instances are not made or started, not
+    /// even by an administrator above it (409, 2012).
+    async fn refuse_in_suspended(&self, org: OrganizationId) -> Result<()> {
+        if let Some(suspended) = self.ancestry(org).await?.suspended {
+            return Err(Error::wrong_state(
+                "organizations",
+                suspended,
+                "The organization is suspended: its instances cannot be created or started",
+            )
+            .with("currentState", "suspended")
+            .with("expectedStates", vec!["active"]));
+        }
+        Ok(())
+    }
+
     /// Starts, stops, reboots or deletes an instance: the task is returned.
     pub async fn operate_instance(
         &self,
@@ -312,6 +328,9 @@ impl App {
         let instance = self
             .visible_instance(ctx, id, operation.permission())
             .await?;
+        if operation == Operation::Start {
+            self.refuse_in_suspended(instance.organization_id).await?;
+        }
         // The state to restore is the one found when the operation is
         // accepted, inside the store's transaction.
         let task = self.new_task(ctx, instance.organization_id, operation.as_str(), id, None);

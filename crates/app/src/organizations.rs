@@ -8,8 +8,9 @@ use nephele_common::error::Validator;
 use nephele_common::ids::OrganizationId;
 use nephele_common::names::Name;
 use nephele_common::page::{Page, PageRequest};
+use nephele_common::status::OrganizationStatus;
 use nephele_common::{Error, Precondition, Result};
-use nephele_store::{NewOrganization, Organization};
+use nephele_store::{NewOrganization, Organization, OrganizationChanges};
 
 impl App {
     pub async fn list_organizations(
@@ -62,9 +63,12 @@ impl App {
             .await
     }
 
-    /// PUT and PATCH: `name` and `parentId` are mutable. For PUT `name` is
-    /// required; for PATCH (a merge patch) an absent field is unchanged.
-    /// `parentId` moves the organization; absent (or `null`) leaves it.
+    /// PUT and PATCH: `name`, `parentId` and `status` are mutable. For PUT
+    /// `name` is required; for PATCH (a merge patch) an absent field is
+    /// unchanged. `parentId` moves the organization; absent (or `null`)
+    /// leaves it. `status` is set from above: it needs
+    /// `organizations:write` in the parent, so nobody suspends (or
+    /// reactivates) their own organization.
     pub async fn update_organization(
         &self,
         ctx: &OpCtx,
@@ -75,6 +79,9 @@ impl App {
     ) -> Result<Organization> {
         let mut v = Validator::new();
         let name = v.field("name", request.name, replace, |n| Name::parse(&n));
+        let status = v.field("status", request.status, false, |s| {
+            s.parse::<OrganizationStatus>()
+        });
         v.finish()?;
         self.authorize(ctx, id, Permission::OrganizationsWrite)
             .await?;
@@ -83,11 +90,37 @@ impl App {
             self.authorize(ctx, parent, Permission::OrganizationsWrite)
                 .await?;
         }
+        let current = self
+            .store()
+            .organization(id)
+            .await?
+            .ok_or_else(|| Error::not_found("organizations", id))?;
+        if status.is_some_and(|s| s != current.status) {
+            let from_above = match current.parent_id {
+                Some(above) => self
+                    .permissions_in(ctx, above)
+                    .await?
+                    .is_some_and(|held| held.contains(Permission::OrganizationsWrite)),
+                // The store refuses, in words: the root has nothing above.
+                None => true,
+            };
+            if !from_above {
+                let mut missing = nephele_auth::Permissions::default();
+                missing.insert(Permission::OrganizationsWrite);
+                return Err(crate::access::forbidden(missing).with(
+                    "reason",
+                    "an organization's status is set from the one above it",
+                ));
+            }
+        }
         self.store()
             .update_organization(
                 id,
-                name.as_ref().map(Name::as_str),
-                parent,
+                &OrganizationChanges {
+                    name,
+                    parent_id: parent,
+                    status,
+                },
                 precondition,
                 self.clock().now(),
             )

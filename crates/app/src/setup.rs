@@ -138,6 +138,7 @@ impl App {
             login,
             email,
             password_hash,
+            status: nephele_common::status::UserStatus::Enabled,
             datacenter_id: Datacenter::LOCAL,
             now,
         };

@@ -399,6 +399,9 @@ impl App {
             .into_iter()
             .filter(|s| *s != "openid")
             .collect();
+        self.ensure_not_suspended(client.organization_id)
+            .await
+            .map_err(refused_grant)?;
         self.note_client_access(client.id);
         let refresh = if scopes.contains(&"offline_access") {
             Some(
@@ -479,6 +482,7 @@ impl App {
                 }
                 _ => TokenError::Internal(e),
             })?;
+        self.ensure_may_act(&user).await.map_err(refused_grant)?;
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
@@ -608,6 +612,11 @@ impl App {
                 .map_or(0, |c| c.token_generation);
             (id, generation)
         });
+        // Spent all the same: a suspended organization's sessions do not
+        // outlive the suspension.
+        self.ensure_not_suspended(successor.organization_id)
+            .await
+            .map_err(refused_grant)?;
         let principal = refresh_subject(&successor).ok_or_else(invalid)?;
         let sessions = successor.user_id.map(|_| successor.session_generation);
         // The user's row is read only for a new id token; a client's own
@@ -1074,6 +1083,15 @@ impl App {
             }
             _ => Err(crate::access::invalid_credentials()),
         }
+    }
+}
+
+/// A grant to a subject that may no longer act (disabled, suspended),
+/// in the words of the refusal.
+fn refused_grant(e: Error) -> TokenError {
+    match e.code() {
+        ErrorCode::TokenExpired => TokenError::invalid_grant(e.message()),
+        _ => TokenError::Internal(e),
     }
 }
 

@@ -13,6 +13,7 @@ use nephele_common::error::Validator;
 use nephele_common::ids::{DatacenterId, OrganizationId, RoleId, UserId};
 use nephele_common::names::{check_password, Email, Login};
 use nephele_common::page::{Page, PageRequest};
+use nephele_common::status::UserStatus;
 use nephele_common::{Error, Precondition, Result, Secret};
 use nephele_store::{Datacenter, NewUser, Role, UserChanges, UserDetail};
 
@@ -145,6 +146,7 @@ impl App {
                     login,
                     email,
                     password_hash,
+                    status: UserStatus::Enabled,
                     datacenter_id: request
                         .datacenter_id
                         .map_or(Datacenter::LOCAL, DatacenterId),
@@ -174,7 +176,16 @@ impl App {
         if replace && request.roles.is_none() {
             v.push("roles", "is required");
         }
+        let status = v.field("status", request.status, false, |s| {
+            match s.parse::<UserStatus>()? {
+                UserStatus::Invited => Err("an invited user cannot be made again".to_owned()),
+                status => Ok(status),
+            }
+        });
         let (user, held, assignable) = self.managed_user(ctx, id).await?;
+        if status == Some(UserStatus::Disabled) && Some(id) == ctx.actor.user_id() {
+            return Err(Error::wrong_state(TYPE, id, "You cannot disable yourself"));
+        }
         let roles = request
             .roles
             .as_ref()
@@ -189,6 +200,7 @@ impl App {
             email,
             datacenter_id: request.datacenter_id.map(DatacenterId),
             roles: roles.map(|(ids, _)| ids),
+            status,
         };
         let now = self.clock().now();
         self.store()

@@ -9,6 +9,7 @@ pub mod names;
 pub mod page;
 pub mod precondition;
 pub mod secret;
+pub mod status;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorCode, ErrorDetail, FieldError, Result};

@@ -147,5 +147,7 @@ parsed!(
     nephele_common::names::Login,
     nephele_common::names::Email,
     crate::tasks::TaskStatus,
+    nephele_common::status::UserStatus,
+    nephele_common::status::OrganizationStatus,
     crate::instances::InstanceState,
 );

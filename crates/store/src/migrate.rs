@@ -67,6 +67,7 @@ pub(crate) const STORE: Migrations = store_migrations!(
     "0010_public_verify",
     "0011_backends_agree",
     "0012_sim_leaves_the_store",
+    "0013_account_states",
 );
 
 #[derive(QueryableByName)]

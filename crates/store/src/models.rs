@@ -11,6 +11,7 @@ use nephele_common::ids::{
     SigningKeyId, UserId,
 };
 use nephele_common::names::{Email, Login, Name};
+use nephele_common::status::{OrganizationStatus, UserStatus};
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = tables::organizations, check_for_backend(Sqlite, Pg))]
@@ -20,11 +21,33 @@ pub struct Organization {
     #[diesel(deserialize_as = MaybeParsed<OrganizationId>)]
     pub parent_id: Option<OrganizationId>,
     pub name: String,
+    #[diesel(deserialize_as = Parsed<OrganizationStatus>)]
+    pub status: OrganizationStatus,
     #[diesel(deserialize_as = Micros)]
     pub created_at: DateTime<Utc>,
     #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+}
+
+/// An organization and the organizations above it, nearest first; empty
+/// when there is no such organization.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lineage {
+    pub chain: Vec<OrganizationId>,
+    /// The nearest organization of the chain that is suspended: all of
+    /// the chain's principals are refused while there is one.
+    pub suspended: Option<OrganizationId>,
+}
+
+/// What an update of an organization changes; `None` leaves a field as
+/// it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationChanges {
+    pub name: Option<Name>,
+    /// Moves the organization below this one.
+    pub parent_id: Option<OrganizationId>,
+    pub status: Option<OrganizationStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +68,8 @@ pub struct User {
     pub login: String,
     pub email: String,
     pub password_hash: String,
+    #[diesel(deserialize_as = Parsed<UserStatus>)]
+    pub status: UserStatus,
     /// The user's home data center.
     #[diesel(deserialize_as = Parsed<DatacenterId>)]
     pub datacenter_id: DatacenterId,
@@ -65,6 +90,8 @@ pub struct NewUser {
     pub login: Login,
     pub email: Email,
     pub password_hash: String,
+    /// `Enabled`, or `Invited` for a user who sets a password later.
+    pub status: UserStatus,
     pub datacenter_id: DatacenterId,
     pub now: DateTime<Utc>,
 }
@@ -91,6 +118,8 @@ pub struct UserChanges {
     pub email: Option<Email>,
     pub datacenter_id: Option<DatacenterId>,
     pub roles: Option<Vec<RoleId>>,
+    /// `Enabled` or `Disabled`; disabling ends the user's sessions.
+    pub status: Option<UserStatus>,
 }
 
 /// A role: built-in (no organization) or an organization's own.

@@ -2,7 +2,7 @@ use crate::door::{job, lower, refuse_while_held, run, run_raw, unless_taken, Con
 use crate::tables::{
     api_clients, instances, organizations, quotas, role_assignments, roles, users,
 };
-use crate::{NewOrganization, Organization, Store};
+use crate::{Lineage, NewOrganization, Organization, OrganizationChanges, Store};
 use diesel::dsl::sql;
 use diesel::expression::{AsExpression, SqlLiteral, UncheckedBind};
 use diesel::prelude::*;
@@ -10,6 +10,7 @@ use diesel::sql_types::{Bool, Text};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
+use nephele_common::status::OrganizationStatus;
 use nephele_common::{Error, Precondition, Result};
 
 /// `column IN` the ids of the subtree rooted at `root` (itself included).
@@ -51,6 +52,7 @@ pub(crate) async fn add_organization(c: &mut Conn, new: &NewOrganization) -> Res
         id: new.id,
         parent_id: new.parent_id,
         name: new.name.to_string(),
+        status: OrganizationStatus::Active,
         created_at: new.now,
         updated_at: new.now,
         version: 1,
@@ -100,23 +102,37 @@ impl Store {
 
     /// The organization and all its ancestors, nearest first.
     pub async fn organization_ancestry(&self, id: OrganizationId) -> Result<Vec<OrganizationId>> {
+        Ok(self.organization_lineage(id).await?.chain)
+    }
+
+    /// [`Store::organization_ancestry`] with the nearest organization on
+    /// it that is suspended.
+    pub async fn organization_lineage(&self, id: OrganizationId) -> Result<Lineage> {
         #[derive(QueryableByName)]
         struct Up {
             #[diesel(sql_type = Text, deserialize_as = crate::columns::Parsed<OrganizationId>)]
             id: OrganizationId,
+            #[diesel(sql_type = Text, deserialize_as = crate::columns::Parsed<OrganizationStatus>)]
+            status: OrganizationStatus,
         }
         let mut c = self.door.reader().await?;
         let rows: Vec<Up> = run!(c.load(
             diesel::sql_query(
-                "WITH RECURSIVE up(id, parent_id, depth) AS ( \
-                   SELECT id, parent_id, 0 FROM organizations WHERE id = $1 \
+                "WITH RECURSIVE up(id, parent_id, status, depth) AS ( \
+                   SELECT id, parent_id, status, 0 FROM organizations WHERE id = $1 \
                    UNION ALL \
-                   SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o JOIN up ON o.id = up.parent_id \
-                 ) SELECT id FROM up ORDER BY depth",
+                   SELECT o.id, o.parent_id, o.status, up.depth + 1 FROM organizations o JOIN up ON o.id = up.parent_id \
+                 ) SELECT id, status FROM up ORDER BY depth",
             )
             .bind::<Text, _>(id.to_string())
         ))?;
-        Ok(rows.into_iter().map(|r| r.id).collect())
+        Ok(Lineage {
+            suspended: rows
+                .iter()
+                .find(|r| r.status == OrganizationStatus::Suspended)
+                .map(|r| r.id),
+            chain: rows.into_iter().map(|r| r.id).collect(),
+        })
     }
 
     /// Organizations in the subtree rooted at `root` (itself included), by id,
@@ -170,15 +186,17 @@ impl Store {
     pub async fn update_organization(
         &self,
         id: OrganizationId,
-        name: Option<&str>,
-        parent: Option<OrganizationId>,
+        changes: &OrganizationChanges,
         precondition: &Precondition,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Organization> {
         let _change = self.access_change();
-        let name = name.map(str::to_owned);
-        let precondition = precondition.clone();
+        let (changes, precondition) = (changes.clone(), precondition.clone());
         self.write(job!(|c| {
+            let (name, parent) = (
+                changes.name.as_ref().map(|n| n.to_string()),
+                changes.parent_id,
+            );
             if parent.is_some() {
                 crate::door::lock_invariants(c).await?;
             }
@@ -221,7 +239,19 @@ impl Store {
                 }
                 _ => current.parent_id,
             };
-            if new_name == current.name && new_parent == current.parent_id {
+            let new_status = changes.status.unwrap_or(current.status);
+            if new_status != current.status && current.parent_id.is_none() {
+                return Err(Error::wrong_state(
+                    "organizations",
+                    id,
+                    "The root organization cannot be suspended",
+                )
+                .with("field", "status"));
+            }
+            if new_name == current.name
+                && new_parent == current.parent_id
+                && new_status == current.status
+            {
                 return Ok(current);
             }
             check_sibling_name(c, new_parent, &new_name, Some(id)).await?;
@@ -230,6 +260,7 @@ impl Store {
                     diesel::update(organizations::table.find(id.to_string())).set((
                         organizations::name.eq(&new_name),
                         organizations::parent_id.eq(new_parent.map(|p| p.to_string())),
+                        organizations::status.eq(new_status.as_str()),
                         organizations::updated_at.eq(to_micros(now)),
                         organizations::version.eq(organizations::version + 1),
                     ))
@@ -240,6 +271,7 @@ impl Store {
             Ok(Organization {
                 name: new_name,
                 parent_id: new_parent,
+                status: new_status,
                 updated_at: now,
                 version: current.version + 1,
                 ..current

@@ -10,6 +10,7 @@ use diesel::result::Error as DieselError;
 use nephele_common::clock::to_micros;
 use nephele_common::ids::{DatacenterId, OrganizationId, RoleId, UserId};
 use nephele_common::page::{Page, PageRequest};
+use nephele_common::status::UserStatus;
 use nephele_common::{Error, Precondition, Result};
 use std::collections::HashMap;
 
@@ -84,6 +85,7 @@ pub(crate) async fn add_user(c: &mut Conn, new: &NewUser, roles: &[RoleId]) -> R
         users::login.eq(new.login.as_str()),
         users::email.eq(new.email.as_str()),
         users::password_hash.eq(&new.password_hash),
+        users::status.eq(new.status.as_str()),
         users::datacenter_id.eq(new.datacenter_id.to_string()),
         users::created_at.eq(now),
         users::updated_at.eq(now),
@@ -99,6 +101,7 @@ pub(crate) async fn add_user(c: &mut Conn, new: &NewUser, roles: &[RoleId]) -> R
         login: new.login.to_string(),
         email: new.email.to_string(),
         password_hash: new.password_hash.clone(),
+        status: new.status,
         datacenter_id: new.datacenter_id,
         session_generation: 0,
         created_at: new.now,
@@ -114,15 +117,18 @@ async fn user_in(c: &mut Conn, id: UserId) -> Result<User> {
 }
 
 /// Refuses a change that would leave the root organization without an
-/// admin: `user` is about to lose the admin role there (or to be deleted).
+/// enabled admin: `user` is about to lose the admin role there, to be
+/// disabled or to be deleted.
 async fn keep_a_root_admin(c: &mut Conn, user: &User) -> Result<()> {
     let admins: Vec<String> = run!(c.load(
         role_assignments::table
             .inner_join(
                 organizations::table.on(organizations::id.eq(role_assignments::organization_id))
             )
+            .inner_join(users::table.on(users::id.eq(role_assignments::user_id)))
             .filter(organizations::parent_id.is_null())
             .filter(role_assignments::role_id.eq(builtin_roles::ADMIN.to_string()))
+            .filter(users::status.eq(UserStatus::Enabled.as_str()))
             .select(role_assignments::user_id)
     ))?;
     let id = user.id.to_string();
@@ -246,7 +252,8 @@ impl Store {
     }
 
     /// Applies `changes` to a user in one transaction. Refuses to take the
-    /// admin role from the root organization's last admin.
+    /// admin role from the root organization's last enabled admin, or to
+    /// disable that admin. Disabling ends the user's sessions.
     pub async fn update_user(
         &self,
         id: UserId,
@@ -257,7 +264,8 @@ impl Store {
         let _change = self.access_change();
         let (changes, precondition) = (changes.clone(), precondition.clone());
         self.write(job!(|c| {
-            if changes.roles.is_some() || changes.datacenter_id.is_some() {
+            let disabling = changes.status == Some(UserStatus::Disabled);
+            if changes.roles.is_some() || changes.datacenter_id.is_some() || disabling {
                 crate::door::lock_invariants(c).await?;
             }
             if let Some(home) = changes.datacenter_id {
@@ -265,11 +273,32 @@ impl Store {
             }
             let current = user_in(c, id).await?;
             precondition.check(current.version)?;
-            if let Some(roles) = &changes.roles {
-                if !roles.contains(&builtin_roles::ADMIN) {
-                    keep_a_root_admin(c, &current).await?;
+            let status = match changes.status {
+                // An invited user becomes enabled by setting a password.
+                Some(UserStatus::Enabled) if current.status == UserStatus::Invited => {
+                    return Err(Error::wrong_state(
+                        "users",
+                        id,
+                        "An invited user is enabled by setting a password",
+                    )
+                    .with("currentState", current.status.as_str())
+                    .with("field", "status"));
                 }
+                Some(status) => status,
+                None => current.status,
+            };
+            let dropping_admin = changes
+                .roles
+                .as_ref()
+                .is_some_and(|roles| !roles.contains(&builtin_roles::ADMIN));
+            if dropping_admin || (disabling && current.status == UserStatus::Enabled) {
+                keep_a_root_admin(c, &current).await?;
+            }
+            if let Some(roles) = &changes.roles {
                 assign_roles(c, id, current.organization_id, roles).await?;
+            }
+            if disabling && current.status != UserStatus::Disabled {
+                end_sessions(c, id).await?;
             }
             let updated = User {
                 login: changes
@@ -281,6 +310,7 @@ impl Store {
                     .as_ref()
                     .map_or(current.email.clone(), |e| e.to_string()),
                 datacenter_id: changes.datacenter_id.unwrap_or(current.datacenter_id),
+                status,
                 updated_at: now,
                 version: current.version + 1,
                 ..current
@@ -290,6 +320,7 @@ impl Store {
                     users::login.eq(&updated.login),
                     users::email.eq(&updated.email),
                     users::datacenter_id.eq(updated.datacenter_id.to_string()),
+                    users::status.eq(updated.status.as_str()),
                     users::updated_at.eq(to_micros(now)),
                     users::version.eq(updated.version),
                 )))
@@ -303,10 +334,19 @@ impl Store {
     }
 
     /// Sets a user's password and ends its sessions, in one transaction.
+    /// An invited user is enabled by it.
     pub async fn set_password(&self, id: UserId, hash: &str, now: DateTime<Utc>) -> Result<()> {
         let _change = self.access_change();
         let hash = hash.to_owned();
         self.write(job!(|c| {
+            run!(c.execute(
+                diesel::update(
+                    users::table
+                        .find(id.to_string())
+                        .filter(users::status.eq(UserStatus::Invited.as_str()))
+                )
+                .set(users::status.eq(UserStatus::Enabled.as_str()))
+            ))?;
             let done = run!(
                 c.execute(diesel::update(users::table.find(id.to_string())).set((
                     users::password_hash.eq(&hash),

@@ -32,6 +32,7 @@ pub const ORGANIZATION: Kind = Kind {
         ("ID", "/id"),
         ("NAME", "/name"),
         ("PARENT", "/parentId"),
+        ("STATUS", "/status"),
         ("CREATED", "/createdAt"),
     ],
 };
@@ -43,6 +44,7 @@ pub const USER: Kind = Kind {
         ("LOGIN", "/login"),
         ("EMAIL", "/email"),
         ("ROLES", "/roles"),
+        ("STATUS", "/status"),
     ],
 };
 pub const ROLE: Kind = Kind {

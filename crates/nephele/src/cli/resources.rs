@@ -124,6 +124,19 @@ pub enum OrgCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Suspend an organization (by an admin above it): its principals and
+    /// those below it are refused, its instances cannot be started
+    #[command(after_help = "Examples:\n  nephele org suspend 0192…")]
+    Suspend {
+        /// The organization's id
+        id: Uuid,
+    },
+    /// Reactivate a suspended organization (by an admin above it)
+    #[command(after_help = "Examples:\n  nephele org reactivate 0192…")]
+    Reactivate {
+        /// The organization's id
+        id: Uuid,
+    },
     /// Delete an organization that holds no instances or sub-organizations
     #[command(after_help = "Examples:\n  nephele org delete 0192…")]
     Delete {
@@ -183,6 +196,15 @@ pub async fn org(global: &Global, command: OrgCommand, out: Output) -> Result<()
                 out,
             )
             .await
+        }
+        OrgCommand::Suspend { id } | OrgCommand::Reactivate { id } => {
+            let status = match command {
+                OrgCommand::Suspend { .. } => "suspended",
+                _ => "active",
+            };
+            let body = json!({ "status": status });
+            let path = format!("{base}/{id}");
+            write(&mut s, Method::PATCH, path, &body, &ORGANIZATION, out).await
         }
         OrgCommand::Delete { id } => {
             delete(&mut s, format!("{base}/{id}"), "organization", out).await
@@ -260,6 +282,18 @@ pub enum UserCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Disable a user: refused on every scheme, its sessions end
+    #[command(after_help = "Examples:\n  nephele user disable 0192…")]
+    Disable {
+        /// The user's id
+        id: Uuid,
+    },
+    /// Enable a disabled user again
+    #[command(after_help = "Examples:\n  nephele user enable 0192…")]
+    Enable {
+        /// The user's id
+        id: Uuid,
+    },
     /// Delete a user
     #[command(after_help = "Examples:\n  nephele user delete 0192…")]
     Delete {
@@ -331,6 +365,15 @@ pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<
                 out,
             )
             .await
+        }
+        UserCommand::Disable { id } | UserCommand::Enable { id } => {
+            let status = match command {
+                UserCommand::Disable { .. } => "disabled",
+                _ => "enabled",
+            };
+            let body = json!({ "status": status });
+            let path = format!("{base}/{id}");
+            write(&mut s, Method::PATCH, path, &body, &USER, out).await
         }
         UserCommand::Delete { id } => delete(&mut s, format!("{base}/{id}"), "user", out).await,
         UserCommand::SetPassword { id, password_stdin } => {

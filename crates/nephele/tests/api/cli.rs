@@ -506,6 +506,32 @@ async fn setup_and_the_synchronous_resources() {
         .await
         .ok();
     bob.run(&["user", "list", "-q"]).await.failed(3);
+    let bob_login = ["login", "--url", &url, "-u", "bob", "--password-stdin"];
+    let bob_signs_in = || bob.run_with_stdin(&bob_login, "bob-password-123\n");
+    // A disabled user is signed out and cannot sign in until enabled.
+    bob_signs_in().await.ok();
+    let disabled = cli
+        .run(&["user", "disable", bob_id, "--org", org, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(disabled["status"], "disabled");
+    bob.run(&["user", "list", "-q"]).await.failed(3);
+    bob_signs_in().await.failed(3);
+    cli.run(&["user", "enable", bob_id, "--org", org, "-q"])
+        .await
+        .ok();
+    bob_signs_in().await.ok();
+    // So is everyone of a suspended organization, until it is reactivated.
+    let suspended = cli
+        .run(&["org", "suspend", org, "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(suspended["status"], "suspended");
+    bob.run(&["user", "list", "-q"]).await.failed(3);
+    cli.run(&["org", "reactivate", org, "-q"]).await.ok();
+    bob.run(&["user", "list", "-q"]).await.ok();
 
     // Roles.
     let role = cli

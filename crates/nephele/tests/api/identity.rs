@@ -61,7 +61,7 @@ pub async fn password_tokens(s: &TestServer, login: &str, password: &str, scope:
     json_of(r, 200).await
 }
 
-async fn oauth_error(r: Response, status: u16, error: &str) -> Value {
+pub async fn oauth_error(r: Response, status: u16, error: &str) -> Value {
     let got = r.status().as_u16();
     let cache = r
         .headers()
