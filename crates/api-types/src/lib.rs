@@ -288,6 +288,25 @@ pub struct ApiKeyCreate {
     pub name: Option<String>,
 }
 
+/// A browser's session with the identity provider (`GET
+/// /api/v2/me/sessions`): the user's signed-in browsers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInSession {
+    /// Also the id token's `sid`.
+    pub id: Uuid,
+    /// How the user signed in: `pwd`, `otp`.
+    pub amr: Vec<String>,
+    pub auth_time: DateTime<Utc>,
+    pub user_agent: String,
+    /// The address it began from.
+    pub address: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// When it ends, used or not (it also ends when unused for 12 hours).
+    pub expires_at: DateTime<Utc>,
+}
+
 /// `GET /api/v2/me`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -839,6 +858,8 @@ pub struct OpenIdConfiguration {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub userinfo_endpoint: String,
+    pub authorization_endpoint: String,
+    pub end_session_endpoint: String,
     pub grant_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
@@ -846,8 +867,13 @@ pub struct OpenIdConfiguration {
     pub scopes_supported: Vec<String>,
     pub id_token_signing_alg_values_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
+    pub response_modes_supported: Vec<String>,
     pub subject_types_supported: Vec<String>,
     pub claims_supported: Vec<String>,
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: the authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    pub prompt_values_supported: Vec<String>,
 }
 
 /// An API client (SPEC §5). The secret appears only in the answer to its
@@ -881,6 +907,25 @@ pub struct ApiClientData {
     #[schema(value_type = schema::Name, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
     pub client_name: Option<String>,
+    /// Where the authorization endpoint may send a code: absolute `https`
+    /// URIs, or `http` on a loopback address (any port, RFC 8252 §7.3);
+    /// matched exactly, no wildcards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uris: Option<Vec<String>>,
+    /// Where RP-initiated logout may send the browser back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Of `authorization_code`, `client_credentials`, `password`,
+    /// `refresh_token`. Default: `client_credentials`, `password`,
+    /// `refresh_token`, and `authorization_code` with redirect URIs; a
+    /// public client, `authorization_code` and `refresh_token` only.
+    #[schema(value_type = Option<Vec<schema::GrantType>>)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<Vec<String>>,
+    /// The platform's own application (only the root organization's
+    /// clients): its users are asked for no consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_party: Option<bool>,
 }
 
 /// `POST /api/2/clients`.
@@ -896,7 +941,8 @@ pub struct ApiClientCreate {
     /// The organization the client acts in. Default: the caller's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<Uuid>,
-    /// `client_secret_basic` (default) or `client_secret_post`.
+    /// `client_secret_basic` (default), `client_secret_post`, or `none`
+    /// for a public client (no secret; PKCE only).
     #[schema(value_type = Option<schema::TokenEndpointAuthMethod>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
@@ -952,6 +998,45 @@ pub struct TokenForm {
     pub client_id: Option<String>,
     #[schema(min_length = 1)]
     pub client_secret: Option<String>,
+}
+
+/// The login and consent forms of `POST /api/2/idp/authorize`: the
+/// authorization request's parameters again, the browser's `form_token`,
+/// and the step's own fields.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"response_type": "code", "client_id": "01a23abd-0588-7003-82b3-bf23c84c8f39", "redirect_uri": "https://app.example/callback", "scope": "openid email", "state": "af0ifjsldkj", "nonce": "n-0S6_WzA2Mj", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256", "form_token": "…", "action": "login", "username": "bob", "password": "…"})))]
+pub struct SignInForm {
+    pub response_type: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Option<String>,
+    pub state: String,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub code_challenge_method: String,
+    pub max_age: Option<u32>,
+    /// From the page: binds the form to the browser's cookie.
+    pub form_token: String,
+    /// `login` or `consent`.
+    pub action: String,
+    /// For `login`.
+    pub username: Option<String>,
+    /// For `login`.
+    pub password: Option<String>,
+    /// For `consent`: `allow` or `deny`.
+    pub decision: Option<String>,
+}
+
+/// The form of `POST /api/2/idp/logout`: RP-initiated logout's
+/// parameters, or the confirmation page's `form_token`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"id_token_hint": "eyJ…", "post_logout_redirect_uri": "https://app.example/signed-out", "state": "bye"})))]
+pub struct LogoutForm {
+    pub id_token_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub form_token: Option<String>,
 }
 
 /// The form of `POST /api/2/idp/revoke` and `/api/2/idp/introspect`.

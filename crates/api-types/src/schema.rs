@@ -173,12 +173,14 @@ impl ToSchema for Permission {}
 pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    None,
 }
 
 /// The grants of the token endpoint.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub enum GrantType {
+    AuthorizationCode,
     Password,
     ClientCredentials,
     RefreshToken,

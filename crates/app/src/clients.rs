@@ -6,7 +6,7 @@
 //! holds: resetting a secret hands over the client's power.
 
 use crate::access::{ensure_grantable, grants_of, OpCtx};
-use crate::tokens::{ClientCredentials, TokenError};
+use crate::tokens::{ClientAuthMethod, ClientCredentials, TokenError};
 use crate::users::{held_permissions, resolve_roles};
 use crate::App;
 use hmac::{Hmac, Mac};
@@ -29,7 +29,7 @@ const TYPE: &str = "clients";
 pub const CLIENT_SECRET_PREFIX: &str = "nph_sec_";
 /// 40 of 62 symbols ≈ 238 bits.
 const CLIENT_SECRET_RANDOM_CHARS: usize = 40;
-const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 const STATUSES: [&str; 2] = ["enabled", "disabled"];
 
 /// Hashes client secrets with HMAC-SHA256 under a key derived from the
@@ -85,12 +85,18 @@ impl App {
         let Ok(id) = credentials.client_id.parse::<ClientId>() else {
             return Err(TokenError::invalid_client());
         };
-        let presented = self.secret_hasher().hash(credentials.secret.expose());
         let Some(entry) = self.client_entry(id).await? else {
             return Err(TokenError::invalid_client());
         };
         let (client, stored) = (&entry.0, &entry.1);
-        let matches: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
+        // A public client has no secret to compare: it proves itself with
+        // PKCE, in the one grant it may use.
+        let matches: bool = if credentials.method == ClientAuthMethod::None {
+            client.is_public()
+        } else {
+            let presented = self.secret_hasher().hash(credentials.secret.expose());
+            !client.is_public() && bool::from(presented.as_bytes().ct_eq(stored.as_bytes()))
+        };
         if !matches || !client.is_enabled() {
             return Err(TokenError::invalid_client());
         }
@@ -221,14 +227,17 @@ impl App {
         if !AUTH_METHODS.contains(&auth_method.as_str()) {
             v.push(
                 "token_endpoint_auth_method",
-                "must be client_secret_basic or client_secret_post",
+                "must be client_secret_basic, client_secret_post or none",
             );
         }
-        let name = v.require(
-            "data.client_name",
-            request.data.and_then(|d| d.client_name),
-            |n| Name::parse(&n),
-        );
+        let data = request.data.unwrap_or_default();
+        let root = self
+            .store()
+            .organization(org)
+            .await?
+            .is_some_and(|o| o.parent_id.is_none());
+        let sign_in = crate::signin::registration(&mut v, &data, &auth_method, root, None);
+        let name = v.require("data.client_name", data.client_name, |n| Name::parse(&n));
         let held = self.authorize(ctx, org, Permission::ClientsWrite).await?;
         let assignable = self.store().assignable_roles(org).await?;
         let wanted = request.roles.unwrap_or_else(|| vec!["admin".to_owned()]);
@@ -249,6 +258,7 @@ impl App {
                 secret_hash: self.secret_hasher().hash(secret.expose()),
                 created_by: ctx.actor.user_id(),
                 roles,
+                sign_in,
                 now: self.clock().now(),
             })
             .await?;
@@ -265,9 +275,24 @@ impl App {
         request: ApiClientUpdate,
         precondition: &Precondition,
     ) -> Result<ApiClient> {
-        let (_, held, assignable) = self.managed_client(ctx, id).await?;
+        let (current, held, assignable) = self.managed_client(ctx, id).await?;
         let mut v = Validator::new();
-        // `data`, when sent, is whole: it has the name.
+        // `data`, when sent, is whole: it has the name; a sign-in field it
+        // leaves out keeps its value.
+        let root = self
+            .store()
+            .organization(current.organization_id)
+            .await?
+            .is_some_and(|o| o.parent_id.is_none());
+        let sign_in = request.data.as_ref().map(|d| {
+            crate::signin::registration(
+                &mut v,
+                d,
+                &current.auth_method,
+                root,
+                Some(&current.sign_in),
+            )
+        });
         let name = request
             .data
             .and_then(|d| v.require("data.client_name", d.client_name, |n| Name::parse(&n)));
@@ -292,6 +317,7 @@ impl App {
                     name,
                     status: request.status.clone(),
                     roles: roles.map(|(ids, _)| ids),
+                    sign_in,
                 },
                 precondition,
                 now,

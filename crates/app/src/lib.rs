@@ -21,6 +21,7 @@ pub mod passwords;
 pub mod quotas;
 pub mod roles;
 pub mod setup;
+pub mod signin;
 pub mod tasks;
 pub mod tokens;
 pub mod users;

@@ -35,6 +35,14 @@ pub const REFRESH_TOKEN_PREFIX: &str = "nph_rt_";
 pub const PUBLIC_AUDIENCE: &str = "nephele";
 /// The scopes the token service knows.
 pub const SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// The grants a client may register for (SPEC §5).
+pub const GRANT_TYPES: [&str; 4] = [
+    "authorization_code",
+    "client_credentials",
+    "password",
+    "refresh_token",
+];
 /// How far in the future `nbf` may be, for clocks a little apart.
 const NBF_LEEWAY_SECONDS: i64 = 5;
 
@@ -47,13 +55,13 @@ pub struct TokenConfig {
 
 /// Whom an access token is issued to.
 #[derive(Debug, Clone, Copy)]
-struct Subject {
-    principal: PrincipalId,
+pub(crate) struct Subject {
+    pub(crate) principal: PrincipalId,
     /// A user's session generation.
-    sessions: Option<i64>,
-    tenant: OrganizationId,
+    pub(crate) sessions: Option<i64>,
+    pub(crate) tenant: OrganizationId,
     /// The client it came through, with the client's token generation.
-    client: Option<(ClientId, i64)>,
+    pub(crate) client: Option<(ClientId, i64)>,
 }
 
 /// The claims of an access token.
@@ -132,6 +140,25 @@ struct IdClaims<'a> {
     preferred_username: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    amr: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+}
+
+/// How the user of an id token signed in: what the id token says beyond
+/// who they are.
+#[derive(Debug, Clone, Default)]
+pub struct SignInFacts {
+    /// When the user last authenticated; `None`: now.
+    pub auth_time: Option<DateTime<Utc>>,
+    /// RFC 8176 methods; empty: `pwd`.
+    pub amr: Vec<String>,
+    pub nonce: Option<String>,
+    /// The SSO session (`sid`).
+    pub session: Option<nephele_common::ids::SsoSessionId>,
 }
 
 /// An OAuth2 error (RFC 6749 §5.2), or a failure of the server itself.
@@ -170,7 +197,7 @@ impl TokenError {
         TokenError::oauth("invalid_client", "Client authentication failed")
     }
 
-    fn invalid_grant(description: impl Into<String>) -> TokenError {
+    pub(crate) fn invalid_grant(description: impl Into<String>) -> TokenError {
         TokenError::oauth("invalid_grant", description)
     }
 
@@ -190,6 +217,8 @@ type TokenResult<T> = std::result::Result<T, TokenError>;
 pub enum ClientAuthMethod {
     Basic,
     Post,
+    /// A public client names itself with `client_id` alone.
+    None,
 }
 
 impl ClientAuthMethod {
@@ -197,6 +226,7 @@ impl ClientAuthMethod {
         match self {
             ClientAuthMethod::Basic => "client_secret_basic",
             ClientAuthMethod::Post => "client_secret_post",
+            ClientAuthMethod::None => "none",
         }
     }
 }
@@ -217,6 +247,10 @@ pub struct TokenRequest {
     pub password: Option<Secret>,
     pub scope: Option<String>,
     pub refresh_token: Option<Secret>,
+    /// For `authorization_code`.
+    pub code: Option<Secret>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<Secret>,
     pub client: Option<ClientCredentials>,
 }
 
@@ -224,12 +258,12 @@ pub struct TokenRequest {
 /// subject of a bearer access token.
 #[derive(Debug)]
 pub enum RevocationCaller {
-    Client(ApiClient),
+    Client(ClientId),
     Subject(PrincipalId),
 }
 
 /// Parses a requested scope: known scopes only, each once.
-fn parse_scope(scope: Option<&str>) -> TokenResult<Vec<&'static str>> {
+pub(crate) fn parse_scope(scope: Option<&str>) -> TokenResult<Vec<&'static str>> {
     let mut granted = Vec::new();
     for s in scope.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
         match SCOPES.iter().find(|k| **k == s) {
@@ -339,7 +373,7 @@ impl Revocations {
             .unwrap_or(true)
     }
 
-    fn insert(&self, jti: String, expires_at: DateTime<Utc>) {
+    pub(crate) fn insert(&self, jti: String, expires_at: DateTime<Utc>) {
         if let Ok(mut j) = self.jtis.write() {
             j.insert(jti, expires_at);
         }
@@ -369,7 +403,16 @@ impl App {
             Some(credentials) => Some(self.authenticate_client(credentials).await?),
             None => None,
         };
+        if let Some(c) = &client {
+            if !c.allows_grant(grant_type) && GRANT_TYPES.contains(&grant_type) {
+                return Err(TokenError::oauth(
+                    "unauthorized_client",
+                    format!("This client may not use the {grant_type} grant"),
+                ));
+            }
+        }
         match grant_type {
+            "authorization_code" => self.code_grant(client, request).await,
             "client_credentials" => {
                 let client = client.ok_or_else(TokenError::invalid_client)?;
                 self.client_credentials_grant(client, request.scope.as_deref())
@@ -426,13 +469,27 @@ impl App {
 
     /// Stores the first refresh token of a new family: a user's (through
     /// `client`, or none), or with no user the client's own.
-    async fn issue_refresh_token(
+    pub(crate) async fn issue_refresh_token(
         &self,
         user: Option<&User>,
         organization: OrganizationId,
         client: Option<ClientId>,
         scopes: &[&str],
     ) -> Result<String> {
+        Ok(self
+            .issue_refresh_family(user, organization, client, scopes)
+            .await?
+            .0)
+    }
+
+    /// [`App::issue_refresh_token`], with the family the token begins.
+    pub(crate) async fn issue_refresh_family(
+        &self,
+        user: Option<&User>,
+        organization: OrganizationId,
+        client: Option<ClientId>,
+        scopes: &[&str],
+    ) -> Result<(String, RefreshTokenId)> {
         let token = new_refresh_token();
         let now = self.clock().now();
         let id = RefreshTokenId::new();
@@ -454,7 +511,7 @@ impl App {
                 &hash_token(&token),
             )
             .await?;
-        Ok(token)
+        Ok((token, id))
     }
 
     async fn password_grant(
@@ -521,16 +578,37 @@ impl App {
         id_user: Option<&User>,
         refresh_token: Option<String>,
     ) -> TokenResult<TokenResponse> {
+        let facts = SignInFacts::default();
+        let id_user = id_user.map(|u| (u, &facts));
+        Ok(self
+            .issue_tokens(subject, scopes, id_user, refresh_token)?
+            .0)
+    }
+
+    /// [`App::tokens_for`] with what the id token tells of the sign-in;
+    /// also the access token's `jti` and expiry.
+    pub(crate) fn issue_tokens(
+        &self,
+        subject: &Subject,
+        scopes: &[&str],
+        id_user: Option<(&User, &SignInFacts)>,
+        refresh_token: Option<String>,
+    ) -> TokenResult<(TokenResponse, String, i64)> {
         let scope = scopes.join(" ");
         let keys = self.key_ring().keys()?;
-        let (access_token, expires_on) = self.sign_access_token(&keys, subject, &scope)?;
+        let (access_token, jti, expires_on) = self.sign_access_token(&keys, subject, &scope)?;
         let id_token = match id_user {
-            Some(u) if scopes.contains(&"openid") => {
-                Some(self.sign_id_token(&keys, u, subject.client.map(|(c, _)| c), scopes)?)
-            }
+            Some((u, facts)) if scopes.contains(&"openid") => Some(self.sign_id_token(
+                &keys,
+                u,
+                subject.client.map(|(c, _)| c),
+                scopes,
+                facts,
+                &access_token,
+            )?),
             _ => None,
         };
-        Ok(TokenResponse {
+        let response = TokenResponse {
             access_token,
             token_type: "bearer".into(),
             expires_in: self.access_ttl().as_secs(),
@@ -538,7 +616,8 @@ impl App {
             scope,
             id_token,
             refresh_token,
-        })
+        };
+        Ok((response, jti, expires_on))
     }
 
     async fn refresh_grant(
@@ -646,7 +725,7 @@ impl App {
         keys: &KeySet,
         subject: &Subject,
         scope: &str,
-    ) -> Result<(String, i64)> {
+    ) -> Result<(String, String, i64)> {
         let Subject {
             principal,
             sessions,
@@ -655,6 +734,7 @@ impl App {
         } = *subject;
         let iat = self.clock().now().timestamp();
         let exp = iat + self.access_ttl().as_secs() as i64;
+        let jti = uuid::Uuid::new_v4().to_string();
         let claims = AccessClaims {
             iss: self.issuer().to_owned(),
             sub: principal.to_string(),
@@ -662,7 +742,7 @@ impl App {
             exp,
             iat,
             nbf: Some(iat),
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti.clone(),
             tenant_id: tenant.to_string(),
             scope: scope.to_owned(),
             client_id: client.map(|(c, _)| c.to_string()),
@@ -676,7 +756,7 @@ impl App {
             .key
             .sign(&keys.access.header, &payload)
             .map_err(|e| Error::internal(format!("signing: {e}")))?;
-        Ok((token, exp))
+        Ok((token, jti, exp))
     }
 
     fn sign_id_token(
@@ -685,18 +765,29 @@ impl App {
         user: &User,
         client: Option<ClientId>,
         scopes: &[&str],
+        facts: &SignInFacts,
+        access_token: &str,
     ) -> Result<String> {
         let now = self.clock().now().timestamp();
+        let amr = if facts.amr.is_empty() {
+            vec!["pwd"]
+        } else {
+            facts.amr.iter().map(String::as_str).collect()
+        };
         let claims = IdClaims {
             iss: self.issuer(),
             sub: user.id.to_string(),
             aud: client.map_or_else(|| PUBLIC_AUDIENCE.to_owned(), |c| c.to_string()),
             exp: now + self.access_ttl().as_secs() as i64,
             iat: now,
-            auth_time: now,
+            auth_time: facts.auth_time.map_or(now, |t| t.timestamp()),
             tenant_id: user.organization_id.to_string(),
             preferred_username: &user.login,
             email: scopes.contains(&"email").then_some(user.email.as_str()),
+            nonce: facts.nonce.as_deref(),
+            at_hash: token_hash_claim(keys.id.key.algorithm(), access_token),
+            amr,
+            sid: facts.session.map(|s| s.to_string()),
         };
         let payload =
             serde_json::to_vec(&claims).map_err(|e| Error::internal(format!("claims: {e}")))?;
@@ -861,7 +952,7 @@ impl App {
     ) -> Result<()> {
         let now = self.clock().now();
         let may = |principal: Option<PrincipalId>, client: Option<ClientId>| match caller {
-            RevocationCaller::Client(c) => client == Some(c.id),
+            RevocationCaller::Client(c) => client == Some(*c),
             RevocationCaller::Subject(p) => principal == Some(*p),
         };
         if hint != Some("refresh_token") || !token.starts_with(REFRESH_TOKEN_PREFIX) {
@@ -1084,6 +1175,18 @@ impl App {
             _ => Err(crate::access::invalid_credentials()),
         }
     }
+}
+
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the access token's
+/// hash, by the hash of the id token's algorithm, base64url.
+fn token_hash_claim(algorithm: jws::Algorithm, token: &str) -> String {
+    use base64::Engine as _;
+    let digest: Vec<u8> = match algorithm {
+        // Ed25519 signs with SHA-512 (OIDC's rule for EdDSA).
+        jws::Algorithm::EdDSA => sha2::Sha512::digest(token.as_bytes()).to_vec(),
+        jws::Algorithm::ES256 | jws::Algorithm::RS256 => Sha256::digest(token.as_bytes()).to_vec(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
 /// A grant to a subject that may no longer act (disabled, suspended),

@@ -136,12 +136,19 @@ pub fn me(m: &crate::me::Me, method: &str) -> api::Me {
 pub fn api_client(c: &model::ApiClient, secret: Option<&Secret>) -> api::ApiClient {
     api::ApiClient {
         client_id: c.id.0,
-        client_secret: secret.map(|s| s.expose().to_owned()),
+        // A public client has no secret to show.
+        client_secret: secret
+            .filter(|_| !c.is_public())
+            .map(|s| s.expose().to_owned()),
         kind: "api_client".into(),
         tenant_id: c.organization_id.0,
         token_endpoint_auth_method: c.auth_method.clone(),
         data: api::ApiClientData {
             client_name: Some(c.name.clone()),
+            redirect_uris: Some(c.sign_in.redirect_uris.clone()),
+            post_logout_redirect_uris: Some(c.sign_in.post_logout_redirect_uris.clone()),
+            grant_types: Some(c.sign_in.grant_types.clone()),
+            first_party: Some(c.sign_in.first_party),
         },
         roles: c.roles.clone(),
         status: c.status.clone(),
@@ -262,4 +269,17 @@ pub fn same_shape<T: serde::Serialize, U: serde::de::DeserializeOwned>(
     serde_json::to_value(value)
         .and_then(serde_json::from_value)
         .map_err(|e| nephele_common::Error::internal(format!("notary wire shape: {e}")))
+}
+
+pub fn sign_in_session(s: &model::SsoSession) -> api::SignInSession {
+    api::SignInSession {
+        id: s.id.0,
+        amr: s.amr.split(' ').map(str::to_owned).collect(),
+        auth_time: s.auth_time,
+        user_agent: s.user_agent.clone(),
+        address: s.address.clone(),
+        created_at: s.created_at,
+        last_seen_at: s.last_seen_at,
+        expires_at: s.expires_at,
+    }
 }

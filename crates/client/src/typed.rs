@@ -298,6 +298,22 @@ impl Client {
         self.no_content(&Request::new(Method::DELETE, path)).await
     }
 
+    // ---- Sign-in sessions. ----
+
+    /// `GET /api/v2/me/sessions`: one's signed-in browsers.
+    pub async fn sign_in_sessions(&self) -> Result<api::List<api::SignInSession>, Error> {
+        self.ok_bare(&Request::get("/api/v2/me/sessions")).await
+    }
+
+    /// `DELETE /api/v2/me/sessions/{id}`, or every session with `None`.
+    pub async fn end_sign_in_sessions(&self, id: Option<impl Display>) -> Result<(), Error> {
+        let path = match id {
+            Some(id) => format!("/api/v2/me/sessions/{id}"),
+            None => "/api/v2/me/sessions".to_owned(),
+        };
+        self.no_content(&Request::new(Method::DELETE, path)).await
+    }
+
     // ---- API keys. ----
 
     /// `GET /api/v2/api-keys`: one's own keys, without their secrets.

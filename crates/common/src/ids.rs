@@ -120,3 +120,7 @@ mod tests {
         assert!(a < b);
     }
 }
+typed_id!(
+    /// A browser's session with the identity provider (the id token's `sid`).
+    SsoSessionId
+);

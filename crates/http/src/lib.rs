@@ -36,8 +36,8 @@ use utoipa_axum::routes;
 macro_rules! every_route {
     ($router:expr, $group:ident) => {{
         use routes::{
-            accounts, api_keys, audit_events, clients, datacenters, idp, images, instances, me,
-            notary, ops, organizations, roles, setup, tasks, users,
+            accounts, api_keys, audit_events, authorize, clients, datacenters, idp, images,
+            instances, me, notary, ops, organizations, roles, setup, tasks, users,
         };
         $router
             .routes($group!(ops::healthz))
@@ -55,6 +55,8 @@ macro_rules! every_route {
                 organizations::delete
             ))
             .routes($group!(me::get))
+            .routes($group!(me::sessions, me::end_sessions))
+            .routes($group!(me::end_session))
             .routes($group!(users::list, users::create))
             .routes($group!(users::get, users::put, users::patch, users::delete))
             .routes($group!(users::password))
@@ -69,6 +71,8 @@ macro_rules! every_route {
             .routes($group!(datacenters::delete))
             .routes($group!(images::list))
             .routes($group!(accounts::get))
+            .routes($group!(authorize::authorize, authorize::submit))
+            .routes($group!(authorize::logout, authorize::logout_post))
             .routes($group!(idp::token))
             .routes($group!(idp::revoke))
             .routes($group!(idp::introspect))

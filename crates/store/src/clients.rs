@@ -1,10 +1,10 @@
 //! OAuth2 API clients and the roles they act with.
 
-use crate::columns::{MaybeMicros, MaybeParsed, Micros, Parsed};
+use crate::columns::{Flag, MaybeMicros, MaybeParsed, Micros, Parsed};
 use crate::door::{job, run, Conn};
 use crate::roles::permission_list;
 use crate::tables::{api_clients, client_role_assignments, refresh_tokens, roles};
-use crate::{ApiClient, ClientChanges, NewApiClient, RoleGrant, Store};
+use crate::{ApiClient, ClientChanges, ClientSignIn, NewApiClient, RoleGrant, Store};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -39,6 +39,16 @@ struct ClientRow {
     last_access_at: Option<DateTime<Utc>>,
     version: i64,
     token_generation: i64,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    #[diesel(deserialize_as = Flag)]
+    first_party: bool,
+}
+
+/// A space-separated list, as stored.
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
 }
 
 /// A client from its row and the names of its roles.
@@ -56,6 +66,12 @@ fn client(r: ClientRow, roles: Vec<String>) -> ApiClient {
         version: r.version,
         token_generation: r.token_generation,
         roles,
+        sign_in: ClientSignIn {
+            redirect_uris: words(&r.redirect_uris),
+            post_logout_redirect_uris: words(&r.post_logout_redirect_uris),
+            grant_types: words(&r.grant_types),
+            first_party: r.first_party,
+        },
     }
 }
 
@@ -193,19 +209,26 @@ impl Store {
         let new = new.clone();
         self.write(job!(|c| {
             let now = to_micros(new.now);
-            run!(c.execute(diesel::insert_into(api_clients::table).values((
-                api_clients::id.eq(new.id.to_string()),
-                api_clients::organization_id.eq(new.organization_id.to_string()),
-                api_clients::name.eq(new.name.as_str()),
-                api_clients::auth_method.eq(&new.auth_method),
-                api_clients::status.eq("enabled"),
-                api_clients::secret_hash.eq(&new.secret_hash),
-                api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
-                api_clients::created_at.eq(now),
-                api_clients::updated_at.eq(now),
-                api_clients::last_access_at.eq(None::<i64>),
-                api_clients::version.eq(1),
-            ))))?;
+            run!(c.execute(
+                diesel::insert_into(api_clients::table).values((
+                    api_clients::id.eq(new.id.to_string()),
+                    api_clients::organization_id.eq(new.organization_id.to_string()),
+                    api_clients::name.eq(new.name.as_str()),
+                    api_clients::auth_method.eq(&new.auth_method),
+                    api_clients::status.eq("enabled"),
+                    api_clients::secret_hash.eq(&new.secret_hash),
+                    api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
+                    api_clients::created_at.eq(now),
+                    api_clients::updated_at.eq(now),
+                    api_clients::last_access_at.eq(None::<i64>),
+                    api_clients::version.eq(1),
+                    api_clients::redirect_uris.eq(new.sign_in.redirect_uris.join(" ")),
+                    api_clients::post_logout_redirect_uris
+                        .eq(new.sign_in.post_logout_redirect_uris.join(" ")),
+                    api_clients::grant_types.eq(new.sign_in.grant_types.join(" ")),
+                    api_clients::first_party.eq(i64::from(new.sign_in.first_party)),
+                ))
+            ))?;
             set_roles(c, new.id, &new.roles).await?;
             written_client(c, new.id).await
         }))
@@ -239,6 +262,17 @@ impl Store {
             ))?;
             if disabling {
                 end_client_sessions(c, id).await?;
+            }
+            if let Some(sign_in) = &changes.sign_in {
+                run!(c.execute(
+                    diesel::update(api_clients::table.find(id.to_string())).set((
+                        api_clients::redirect_uris.eq(sign_in.redirect_uris.join(" ")),
+                        api_clients::post_logout_redirect_uris
+                            .eq(sign_in.post_logout_redirect_uris.join(" ")),
+                        api_clients::grant_types.eq(sign_in.grant_types.join(" ")),
+                        api_clients::first_party.eq(i64::from(sign_in.first_party)),
+                    ))
+                ))?;
             }
             if let Some(roles) = &changes.roles {
                 set_roles(c, id, roles).await?;

@@ -143,6 +143,7 @@ parsed!(
     InstanceId,
     NodeId,
     StoredFileId,
+    SsoSessionId,
     nephele_common::names::Name,
     nephele_common::names::Login,
     nephele_common::names::Email,

@@ -20,6 +20,7 @@ pub mod organizations;
 pub mod roles;
 pub mod rows;
 pub mod setup;
+pub mod signin;
 /// The tables the migrations build, as diesel sees them: made from the
 /// SQLite migrations by `build.rs` (in `OUT_DIR/tables.rs`).
 mod tables {

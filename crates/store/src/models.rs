@@ -8,7 +8,7 @@ use diesel::sqlite::Sqlite;
 use diesel::{Queryable, QueryableByName, Selectable};
 use nephele_common::ids::{
     ApiKeyId, AuditEventId, ClientId, DatacenterId, OrganizationId, RefreshTokenId, RoleId,
-    SigningKeyId, UserId,
+    SigningKeyId, SsoSessionId, UserId,
 };
 use nephele_common::names::{Email, Login, Name};
 use nephele_common::status::{OrganizationStatus, UserStatus};
@@ -281,12 +281,34 @@ pub struct ApiClient {
     pub token_generation: i64,
     /// The names of the roles it acts with.
     pub roles: Vec<String>,
+    pub sign_in: ClientSignIn,
 }
 
 impl ApiClient {
     pub fn is_enabled(&self) -> bool {
         self.status == "enabled"
     }
+
+    /// A public client (`none`) has no secret: PKCE is all it proves.
+    pub fn is_public(&self) -> bool {
+        self.auth_method == "none"
+    }
+
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.sign_in.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+/// What a client registers for signing people in (SPEC §5).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientSignIn {
+    /// Where the authorization endpoint may send a code: exact URIs.
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to.
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// The platform's own applications ask for no consent.
+    pub first_party: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +320,7 @@ pub struct NewApiClient {
     pub secret_hash: String,
     pub created_by: Option<UserId>,
     pub roles: Vec<RoleId>,
+    pub sign_in: ClientSignIn,
     pub now: DateTime<Utc>,
 }
 
@@ -307,6 +330,7 @@ pub struct ClientChanges {
     pub name: Option<Name>,
     pub status: Option<String>,
     pub roles: Option<Vec<RoleId>>,
+    pub sign_in: Option<ClientSignIn>,
 }
 
 /// A token-signing key as stored: the private half sealed.
@@ -396,4 +420,70 @@ pub struct RevokedToken {
     pub expires_at: DateTime<Utc>,
     #[diesel(deserialize_as = Micros)]
     pub revoked_at: DateTime<Utc>,
+}
+
+/// A browser's session with the identity provider. Its cookie is never
+/// stored, only the SHA-256 of it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::sso_sessions, check_for_backend(Sqlite, Pg))]
+pub struct SsoSession {
+    #[diesel(deserialize_as = Parsed<SsoSessionId>)]
+    pub id: SsoSessionId,
+    #[diesel(deserialize_as = Parsed<UserId>)]
+    pub user_id: UserId,
+    /// The user's session generation when it began: it ends with them.
+    pub session_generation: i64,
+    /// Space-separated RFC 8176 methods (`pwd`, `pwd otp`).
+    pub amr: String,
+    #[diesel(deserialize_as = Micros)]
+    pub auth_time: DateTime<Utc>,
+    pub user_agent: String,
+    pub address: String,
+    #[diesel(deserialize_as = Micros)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    pub last_seen_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An authorization code as stored (by the SHA-256 of the code).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = tables::authorization_codes, check_for_backend(Sqlite, Pg))]
+pub struct AuthorizationCode {
+    #[diesel(deserialize_as = Parsed<ClientId>)]
+    pub client_id: ClientId,
+    #[diesel(deserialize_as = Parsed<UserId>)]
+    pub user_id: UserId,
+    #[diesel(deserialize_as = Parsed<SsoSessionId>)]
+    pub session_id: SsoSessionId,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    pub amr: String,
+    #[diesel(deserialize_as = Micros)]
+    pub auth_time: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(deserialize_as = Micros)]
+    pub expires_at: DateTime<Utc>,
+    /// The access token it was exchanged for, and its expiry.
+    pub access_jti: Option<String>,
+    #[diesel(deserialize_as = MaybeMicros)]
+    pub access_expires_at: Option<DateTime<Utc>>,
+    /// The refresh-token family it began.
+    #[diesel(deserialize_as = MaybeParsed<RefreshTokenId>)]
+    pub refresh_family_id: Option<RefreshTokenId>,
+}
+
+/// What presenting an authorization code found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeSpend {
+    /// Unused until now: it is spent.
+    Fresh(AuthorizationCode),
+    /// Spent before: what it issued must be revoked.
+    Replayed(AuthorizationCode),
+    Unknown,
 }

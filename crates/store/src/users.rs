@@ -1,7 +1,8 @@
 use crate::columns::Parsed;
 use crate::door::{breaks_unique, db_error, job, run, run_raw, Conn};
 use crate::tables::{
-    api_keys, datacenters, organizations, refresh_tokens, role_assignments, roles, users,
+    api_keys, datacenters, organizations, refresh_tokens, role_assignments, roles, sso_sessions,
+    users,
 };
 use crate::{builtin_roles, NewUser, RoleGrant, Store, User, UserChanges, UserDetail};
 use chrono::{DateTime, Utc};
@@ -58,6 +59,9 @@ async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
     }
     run!(c.execute(diesel::delete(
         refresh_tokens::table.filter(refresh_tokens::user_id.eq(id.to_string()))
+    )))?;
+    run!(c.execute(diesel::delete(
+        sso_sessions::table.filter(sso_sessions::user_id.eq(id.to_string()))
     )))?;
     Ok(())
 }

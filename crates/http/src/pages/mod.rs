@@ -9,6 +9,7 @@
 
 pub mod docs;
 pub mod notary;
+pub mod signin;
 
 use std::sync::OnceLock;
 
@@ -23,13 +24,23 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone)]
 pub struct Page {
     html: String,
-    csp: &'static HeaderValue,
+    csp: HeaderValue,
 }
 
 impl Page {
     /// The page's markup, as sent.
     pub fn as_str(&self) -> &str {
         &self.html
+    }
+
+    /// Lets the page's forms end at `origin` too: a browser applies
+    /// `form-action` to the redirects after a form's submission, and a
+    /// sign-in form's answer redirects to the application.
+    pub fn allowing_form_redirect_to(mut self, style: &'static Style, origin: &str) -> Page {
+        if let Ok(csp) = HeaderValue::from_str(&style.policy(&format!("'self' {origin}"))) {
+            self.csp = csp;
+        }
+        self
     }
 }
 
@@ -64,13 +75,18 @@ impl Style {
     /// host; only this sheet, and forms that post back to this origin.
     fn csp(&'static self) -> &'static HeaderValue {
         self.csp.get_or_init(|| {
-            let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(self.css));
-            let policy = format!(
-                "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
-                 base-uri 'none'; frame-ancestors 'none'"
-            );
-            HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+            HeaderValue::from_str(&self.policy("'self'"))
+                .unwrap_or(HeaderValue::from_static("default-src 'none'"))
         })
+    }
+
+    /// The policy, with forms allowed to post to `form_action`.
+    fn policy(&self, form_action: &str) -> String {
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(self.css));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; form-action {form_action}; \
+             base-uri 'none'; frame-ancestors 'none'"
+        )
     }
 }
 
@@ -90,7 +106,7 @@ pub fn document(title: &str, style: &'static Style, body: Markup) -> Page {
     };
     Page {
         html: html.into_string(),
-        csp: style.csp(),
+        csp: style.csp().clone(),
     }
 }
 

@@ -20,7 +20,8 @@ use nephele_api_types::{
 use nephele_app::access::Credentials;
 use nephele_app::keys::KeySet;
 use nephele_app::tokens::{
-    ClientAuthMethod, ClientCredentials, RevocationCaller, TokenError, TokenRequest, SCOPES,
+    ClientAuthMethod, ClientCredentials, RevocationCaller, TokenError, TokenRequest, GRANT_TYPES,
+    SCOPES,
 };
 use nephele_app::App;
 use nephele_common::Secret;
@@ -171,7 +172,12 @@ fn client_credentials(
             secret: Secret::new(secret),
             method: ClientAuthMethod::Post,
         })),
-        (None, Some(_), None) => Err(TokenError::invalid_client().into()),
+        // A public client names itself and proves nothing else here.
+        (None, Some(client_id), None) => Ok(Some(ClientCredentials {
+            client_id,
+            secret: Secret::new(String::new()),
+            method: ClientAuthMethod::None,
+        })),
         // A secret of no client authenticates no one (RFC 6749 §5.2).
         (None, None, Some(_)) => Err(TokenError::invalid_client().into()),
         (None, None, None) => Ok(None),
@@ -202,6 +208,9 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
         password: form.take("password").map(Secret::new),
         scope: form.take("scope"),
         refresh_token: form.take("refresh_token").map(Secret::new),
+        code: form.take("code").map(Secret::new),
+        redirect_uri: form.take("redirect_uri"),
+        code_verifier: form.take("code_verifier").map(Secret::new),
         client,
     };
     let attempted = token_request
@@ -244,7 +253,7 @@ async fn revocation_caller(
 ) -> OAuthResult<RevocationCaller> {
     if let Some(client) = client_credentials(authorization, form)? {
         return Ok(RevocationCaller::Client(
-            app.authenticate_client(&client).await?,
+            app.authenticate_client(&client).await?.id,
         ));
     }
     let bearer = authorization
@@ -427,7 +436,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> HttpResult<R
     let url = |path: &str| format!("{}{path}", issuer.trim_end_matches('/'));
     let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let keys = state.app.key_ring().config();
-    let auth_methods = strings(&["client_secret_basic", "client_secret_post"]);
+    let secret_methods = strings(&["client_secret_basic", "client_secret_post"]);
     Ok(Reply::bare(
         StatusCode::OK,
         &OpenIdConfiguration {
@@ -436,15 +445,23 @@ pub async fn openid_configuration(State(state): State<AppState>) -> HttpResult<R
             revocation_endpoint: url("/api/2/idp/revoke"),
             introspection_endpoint: url("/api/2/idp/introspect"),
             userinfo_endpoint: url("/api/2/idp/userinfo"),
-            grant_types_supported: strings(&["password", "client_credentials", "refresh_token"]),
-            token_endpoint_auth_methods_supported: auth_methods.clone(),
-            revocation_endpoint_auth_methods_supported: auth_methods.clone(),
-            introspection_endpoint_auth_methods_supported: auth_methods,
+            authorization_endpoint: url("/api/2/idp/authorize"),
+            end_session_endpoint: url("/api/2/idp/logout"),
+            grant_types_supported: strings(&GRANT_TYPES),
+            token_endpoint_auth_methods_supported: strings(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            revocation_endpoint_auth_methods_supported: secret_methods.clone(),
+            introspection_endpoint_auth_methods_supported: secret_methods,
+            code_challenge_methods_supported: strings(&["S256"]),
+            authorization_response_iss_parameter_supported: true,
+            prompt_values_supported: strings(&["none", "login", "consent"]),
             scopes_supported: strings(&SCOPES),
             id_token_signing_alg_values_supported: vec![keys.id_algorithm.to_string()],
-            // No authorization endpoint yet: no response type is served
-            // (the password, client-credentials and refresh grants use none).
-            response_types_supported: Vec::new(),
+            response_types_supported: strings(&["code"]),
+            response_modes_supported: strings(&["query"]),
             subject_types_supported: strings(&["public"]),
             claims_supported: strings(&[
                 "iss",
@@ -453,6 +470,10 @@ pub async fn openid_configuration(State(state): State<AppState>) -> HttpResult<R
                 "exp",
                 "iat",
                 "auth_time",
+                "nonce",
+                "at_hash",
+                "amr",
+                "sid",
                 "tenant_id",
                 "preferred_username",
                 "name",

@@ -1,6 +1,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit_events;
+pub mod authorize;
 pub mod clients;
 pub mod datacenters;
 pub mod idp;

@@ -246,9 +246,21 @@ async fn malformed_token_requests_get_rfc6749_errors() {
     let basic = Some((id.as_str(), secret.as_str()));
     oauth_error(token(&s, &[], basic).await, 400, "invalid_request").await;
     oauth_error(
-        token(&s, &[("grant_type", "authorization_code")], basic).await,
+        token(
+            &s,
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            basic,
+        )
+        .await,
         400,
         "unsupported_grant_type",
+    )
+    .await;
+    // A grant the client did not register for.
+    oauth_error(
+        token(&s, &[("grant_type", "authorization_code")], basic).await,
+        400,
+        "unauthorized_client",
     )
     .await;
     oauth_error(
@@ -867,6 +879,7 @@ async fn api_clients_are_managed_per_tenant_and_never_grant_more_than_held() {
     let rename = api::ApiClientUpdate {
         data: Some(api::ApiClientData {
             client_name: Some("renamed".into()),
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -975,8 +988,27 @@ async fn discovery_keys_userinfo_and_accounts() {
     ] {
         assert!(!c[field].is_null(), "{field}");
     }
-    // Only what is served: no authorization endpoint, so no response type.
-    assert_eq!(c["response_types_supported"], json!([]));
+    // Only what is served: the authorization code flow with PKCE (S256).
+    assert_eq!(c["response_types_supported"], json!(["code"]));
+    assert_eq!(c["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(c["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        c["authorization_endpoint"],
+        format!("{}/api/2/idp/authorize", s.url)
+    );
+    assert_eq!(
+        c["end_session_endpoint"],
+        format!("{}/api/2/idp/logout", s.url)
+    );
+    assert_eq!(
+        c["grant_types_supported"],
+        json!([
+            "authorization_code",
+            "client_credentials",
+            "password",
+            "refresh_token"
+        ])
+    );
     let claims = c["claims_supported"].as_array().unwrap();
     for claim in ["auth_time", "name", "preferred_username", "tenant_id"] {
         assert!(claims.contains(&json!(claim)), "{claim}");

@@ -63,6 +63,8 @@ struct World {
     instance: String,
     task: String,
     stored_file: String,
+    /// A signed-in browser of `a-admin`.
+    session: String,
 }
 
 /// One route of the table. `request` builds the path and body for a victim
@@ -110,6 +112,38 @@ fn routes() -> Vec<Route> {
             sibling: Allowed,
             viewer: Allowed,
             child_admin: Allowed,
+        },
+        // The caller's own signed-in browsers: each sees and ends only its
+        // own; another user's session is as unknown as none.
+        Route {
+            method: Method::GET,
+            template: "/api/v2/me/sessions",
+            victim: org,
+            request: |_| ("/api/v2/me/sessions".into(), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/me/sessions",
+            victim: org,
+            request: |_| ("/api/v2/me/sessions".into(), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/me/sessions/{id}",
+            victim: |w| w.session.clone(),
+            request: |id| (format!("/api/v2/me/sessions/{id}"), None),
+            reread: |_| ("/api/v2/me/sessions".into(), "a-admin"),
+            sibling: Hidden,
+            viewer: Hidden,
+            child_admin: Hidden,
         },
         Route {
             method: Method::GET,
@@ -820,6 +854,7 @@ async fn world() -> World {
             tenant_id: Some(tenant_a.parse().unwrap()),
             data: Some(api::ApiClientData {
                 client_name: Some("victim-client".into()),
+                ..Default::default()
             }),
             ..Default::default()
         })
@@ -844,8 +879,21 @@ async fn world() -> World {
         .unwrap()
         .to_owned();
     s.app().notarize_pending().await.unwrap();
+    let password = nephele_common::Secret::new(USER_PASSWORD);
+    let a_admin = s
+        .app()
+        .sign_in_password("a-admin", &password, None)
+        .await
+        .unwrap();
+    let (signed_in, _) = s
+        .app()
+        .start_session(&a_admin, &["pwd"], "test", None)
+        .await
+        .unwrap();
+    let session = signed_in.session.id.to_string();
     World {
         s,
+        session,
         stored_file,
         tenant_a,
         user,

@@ -23,4 +23,5 @@ mod qemu;
 mod sagas;
 mod schema;
 mod setup;
+mod signin;
 mod support;

@@ -413,6 +413,7 @@ pub fn api_client_body(name: &str) -> api::ApiClientCreate {
         token_endpoint_auth_method: Some("client_secret_basic".to_owned()),
         data: Some(api::ApiClientData {
             client_name: Some(name.to_owned()),
+            ..Default::default()
         }),
         ..Default::default()
     }
