@@ -132,6 +132,10 @@ struct IdClaims<'a> {
     preferred_username: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
+    /// How the user proved who it is (RFC 8176): `pwd`, and `otp` when a
+    /// second factor was given too. Absent from a refresh's id token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr: Option<&'a [&'a str]>,
 }
 
 /// An OAuth2 error (RFC 6749 §5.2), or a failure of the server itself.
@@ -215,6 +219,8 @@ pub struct TokenRequest {
     pub grant_type: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The password grant's second factor: a TOTP code or a recovery code.
+    pub otp: Option<Secret>,
     pub scope: Option<String>,
     pub refresh_token: Option<Secret>,
     pub client: Option<ClientCredentials>,
@@ -483,6 +489,9 @@ impl App {
                 _ => TokenError::Internal(e),
             })?;
         self.ensure_may_act(&user).await.map_err(refused_grant)?;
+        let amr = self
+            .password_grant_second_factor(user.id, request.otp.as_ref())
+            .await?;
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
@@ -507,27 +516,59 @@ impl App {
                 client: client.as_ref().map(|c| (c.id, c.token_generation)),
             },
             &scopes,
-            Some(&user),
+            Some((&user, amr)),
             refresh,
         )
     }
 
+    /// The password grant's second factor (SPEC §5): a user with MFA
+    /// enrolled must send `otp`, a current code or an unused recovery
+    /// code; `invalid_grant` with `mfa_required` without one, and a clear
+    /// description for a wrong one (counted toward the code lockout: 429
+    /// once locked). The id token's `amr`.
+    async fn password_grant_second_factor(
+        &self,
+        user: nephele_common::ids::UserId,
+        otp: Option<&Secret>,
+    ) -> TokenResult<&'static [&'static str]> {
+        if !self.mfa_enrolled(user).await? {
+            return Ok(&["pwd"]);
+        }
+        let Some(otp) = otp.filter(|o| !o.expose().is_empty()) else {
+            return Err(TokenError::invalid_grant("mfa_required"));
+        };
+        match self.verify_second_factor(user, otp.expose()).await {
+            Ok(_) => Ok(&["pwd", "otp"]),
+            Err(e) => Err(match e.code() {
+                ErrorCode::LockedOut => TokenError::locked(e.retry_after().unwrap_or(1)),
+                ErrorCode::InvalidCredentials => TokenError::invalid_grant(
+                    "invalid_otp: the one-time code is wrong or has already been used",
+                ),
+                _ => TokenError::Internal(e),
+            }),
+        }
+    }
+
     /// An access token, and an id token when `id_user` is given and
-    /// `openid` granted.
+    /// `openid` granted (with the user's `amr` when it signed in now).
     fn tokens_for(
         &self,
         subject: &Subject,
         scopes: &[&str],
-        id_user: Option<&User>,
+        id_user: Option<(&User, &[&str])>,
         refresh_token: Option<String>,
     ) -> TokenResult<TokenResponse> {
         let scope = scopes.join(" ");
         let keys = self.key_ring().keys()?;
         let (access_token, expires_on) = self.sign_access_token(&keys, subject, &scope)?;
         let id_token = match id_user {
-            Some(u) if scopes.contains(&"openid") => {
-                Some(self.sign_id_token(&keys, u, subject.client.map(|(c, _)| c), scopes)?)
-            }
+            Some((u, amr)) if scopes.contains(&"openid") => Some(self.sign_id_token(
+                &keys,
+                u,
+                subject.client.map(|(c, _)| c),
+                scopes,
+                (!amr.is_empty()).then_some(amr),
+            )?),
             _ => None,
         };
         Ok(TokenResponse {
@@ -636,7 +677,7 @@ impl App {
                 client: bound,
             },
             &scopes,
-            id_user.as_ref(),
+            id_user.as_ref().map(|u| (u, &[][..])),
             Some(next),
         )
     }
@@ -685,6 +726,7 @@ impl App {
         user: &User,
         client: Option<ClientId>,
         scopes: &[&str],
+        amr: Option<&[&str]>,
     ) -> Result<String> {
         let now = self.clock().now().timestamp();
         let claims = IdClaims {
@@ -697,6 +739,7 @@ impl App {
             tenant_id: user.organization_id.to_string(),
             preferred_username: &user.login,
             email: scopes.contains(&"email").then_some(user.email.as_str()),
+            amr,
         };
         let payload =
             serde_json::to_vec(&claims).map_err(|e| Error::internal(format!("claims: {e}")))?;

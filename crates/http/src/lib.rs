@@ -55,6 +55,8 @@ macro_rules! every_route {
                 organizations::delete
             ))
             .routes($group!(me::get))
+            .routes($group!(me::enrol_totp, me::remove_totp))
+            .routes($group!(me::confirm_totp))
             .routes($group!(users::list, users::create))
             .routes($group!(users::get, users::put, users::patch, users::delete))
             .routes($group!(users::password))
