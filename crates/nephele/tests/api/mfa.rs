@@ -12,7 +12,7 @@ use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
 /// The code of the time step `offset` steps from now.
-fn code(secret: &str, offset: i64) -> String {
+pub fn code(secret: &str, offset: i64) -> String {
     let bytes = totp_rs::Secret::Encoded(secret.to_owned())
         .to_bytes()
         .expect("a base32 secret");
