@@ -93,6 +93,9 @@ pub struct Organization {
     pub updated_at: DateTime<Utc>,
     /// Increases with every change; the `ETag` is derived from it.
     pub version: i64,
+    /// Its users, and those of every organization below it, must enrol in
+    /// MFA before anything but enrolment works.
+    pub mfa_required: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
@@ -127,6 +130,12 @@ pub struct OrganizationUpdate {
     #[schema(value_type = Option<schema::OrganizationStatus>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Require MFA of the organization's users and of those below it.
+    /// Turned on by an administrator of the organization or above it;
+    /// turned off only by one above it (for the root, by its own).
+    /// Absent: unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_required: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -318,6 +327,68 @@ pub struct Me {
     pub permissions: Vec<String>,
     /// How this request authenticated: `password`, `api_key` or `bearer`.
     pub authenticated_by: String,
+    /// The user has an active TOTP second factor (always `false` for an
+    /// API client).
+    pub mfa_enabled: bool,
+    /// The user's organization, or one above it, requires MFA. Without
+    /// `mfaEnabled`, only this and enrolment (`/api/v2/me/mfa/totp`) work.
+    pub mfa_required: bool,
+}
+
+/// A new TOTP enrolment, pending until confirmed; shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(examples(json!({"secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "otpauthUri": "otpauth://totp/Nephele:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Nephele", "qrSvg": "<svg …>…</svg>"})))]
+pub struct TotpEnrolment {
+    /// The shared secret, base32 (for typing into an authenticator app).
+    pub secret: String,
+    /// The same as an `otpauth://totp/` URI (RFC 6238: SHA-1, 6 digits,
+    /// 30 s), issuer `Nephele`, account the login.
+    pub otpauth_uri: String,
+    /// `otpauthUri` as a QR code: an SVG document to inline in a page.
+    pub qr_svg: String,
+}
+
+/// Confirms a pending enrolment with a current code of its secret.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"code": "123456"})))]
+pub struct TotpConfirm {
+    /// The 6-digit code the authenticator shows now.
+    #[schema(required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The one-time recovery codes of a confirmed enrolment, shown this once.
+/// Each stands in for a TOTP code once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(examples(json!({"recoveryCodes": ["k7m2p-xq9ra", "…"]})))]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// Removes the caller's TOTP: the password, and a current code or an
+/// unused recovery code. Both are required; for a pending enrolment the
+/// code is not checked.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(examples(json!({"password": "correct-horse-1", "code": "123456"})))]
+pub struct TotpRemoval {
+    #[schema(value_type = String, format = Password, required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "schema::secret_as_text"
+    )]
+    pub password: Option<Secret>,
+    /// A current TOTP code or an unused recovery code.
+    #[schema(required = true)]
+    #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -989,6 +1060,10 @@ pub struct TokenForm {
     pub username: Option<String>,
     /// For `password`.
     pub password: Option<String>,
+    /// For `password`, when the user has MFA: a current TOTP code or an
+    /// unused recovery code. Without it such a user gets `invalid_grant`
+    /// with `error_description` `mfa_required`.
+    pub otp: Option<String>,
     /// Space-separated: `openid`, `profile`, `email`, `offline_access`.
     pub scope: Option<String>,
     /// For `refresh_token`.

@@ -3,7 +3,7 @@
 
 use crate::credentials::{hash_api_key, looks_like_api_key};
 use crate::App;
-use nephele_auth::{Actor, AuthMethod, Grant, Permission, Permissions, PrincipalId};
+use nephele_auth::{Actor, AuthMethod, Grant, Mfa, Permission, Permissions, PrincipalId};
 use nephele_common::ids::{ClientId, OrganizationId, UserId};
 use nephele_common::status::UserStatus;
 use nephele_common::{Error, ErrorCode, Result, Secret};
@@ -172,6 +172,11 @@ impl App {
         }
     }
 
+    /// HTTP Basic with a password. A user with MFA enrolled is refused
+    /// (401, 1001) even with the right password: Basic has no place for a
+    /// second factor, and an API key still works. The check reads the
+    /// user's standing anew on every request (the actor is never cached
+    /// here), so the verified-password cache cannot outlive an enrolment.
     async fn authenticate_password(
         &self,
         login: &str,
@@ -179,7 +184,15 @@ impl App {
         address: Option<IpAddr>,
     ) -> Result<Actor> {
         let user = self.verify_password(login, password, address).await?;
-        self.actor_for(user, AuthMethod::Password).await
+        let actor = self.actor_for(user, AuthMethod::Password).await?;
+        if actor.mfa == Mfa::Enrolled {
+            return Err(Error::new(
+                ErrorCode::InvalidCredentials,
+                "This user has MFA enabled: a password cannot be used over HTTP Basic; \
+                 use a bearer token or an API key",
+            ));
+        }
+        Ok(actor)
     }
 
     /// `None` when no key has this secret, or when `username` is given and
@@ -237,17 +250,21 @@ impl App {
         Ok(Some(actor))
     }
 
-    /// The actor of an enabled user in good standing; a disabled or
-    /// invited user, or one of a suspended organization, is refused.
+    /// The actor of an enabled user in good standing (a disabled or
+    /// invited user, or one of a suspended organization, is refused), with
+    /// its role grants and where it stands with MFA.
     pub(crate) async fn actor_for(&self, user: User, method: AuthMethod) -> Result<Actor> {
         self.ensure_may_act(&user).await?;
         let grants = grants_of(self.store().role_grants(user.id).await?);
+        let required = self.ancestry(user.organization_id).await?.mfa_required;
+        let enrolled = self.store().totp_active(user.id).await?;
         Ok(Actor {
             principal: PrincipalId::User(user.id),
             name: user.login,
             organization_id: user.organization_id,
             grants,
             method,
+            mfa: mfa_of(enrolled, required.is_some()),
         })
     }
 
@@ -400,6 +417,27 @@ impl App {
     ) -> OrganizationId {
         org_id.unwrap_or(ctx.actor.organization_id)
     }
+}
+
+/// What a user's MFA standing means for its requests: `enrolled` (an
+/// active TOTP), and whether its organization or one above it requires
+/// MFA.
+pub(crate) fn mfa_of(enrolled: bool, required: bool) -> Mfa {
+    match (enrolled, required) {
+        (true, _) => Mfa::Enrolled,
+        (false, true) => Mfa::MustEnrol,
+        (false, false) => Mfa::Off,
+    }
+}
+
+/// The 403 (1003) of a user who must enrol in MFA before anything else.
+pub fn enrolment_required() -> Error {
+    Error::new(
+        ErrorCode::Forbidden,
+        "MFA enrolment is required: your organization requires a second factor; \
+         enrol with POST /api/v2/me/mfa/totp first",
+    )
+    .with("reason", "mfa_enrolment_required")
 }
 
 /// Stored role grants as the actor holds them.

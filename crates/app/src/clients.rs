@@ -45,10 +45,17 @@ impl std::fmt::Debug for SecretHasher {
 }
 
 impl SecretHasher {
+    /// The hasher of client secrets.
     pub fn new(secret_key: &[u8; 32]) -> Result<SecretHasher> {
+        SecretHasher::for_purpose(secret_key, b"nephele client secrets v1")
+    }
+
+    /// A hasher under a key of its own for `purpose`, derived from the
+    /// secret key: one purpose's hashes say nothing of another's.
+    pub fn for_purpose(secret_key: &[u8; 32], purpose: &[u8]) -> Result<SecretHasher> {
         let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(secret_key)
             .map_err(|e| Error::internal(format!("hmac key: {e}")))?;
-        derive.update(b"nephele client secrets v1");
+        derive.update(purpose);
         let key = derive.finalize().into_bytes();
         <Hmac<Sha256> as Mac>::new_from_slice(&key)
             .map(SecretHasher)
@@ -154,6 +161,7 @@ impl App {
             organization_id: client.organization_id,
             grants,
             method,
+            mfa: nephele_auth::Mfa::Off,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lockout;
 pub mod machines;
 pub mod me;
+pub mod mfa;
 pub mod notary;
 pub mod organizations;
 pub mod passwords;
@@ -108,6 +109,7 @@ struct Inner {
     audit_log: AuditLog,
     key_ring: KeyRing,
     secret_hasher: SecretHasher,
+    recovery_hasher: SecretHasher,
     record_sealer: Sealer,
     verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<tokens::VerifiedToken>>,
     revocations: Revocations,
@@ -138,6 +140,10 @@ impl App {
                     config.keys.clone(),
                 ),
                 secret_hasher: SecretHasher::new(&config.secret_key.0)?,
+                recovery_hasher: SecretHasher::for_purpose(
+                    &config.secret_key.0,
+                    b"nephele recovery codes v1",
+                )?,
                 record_sealer: Sealer::new(&config.secret_key.0)?,
                 verified_tokens: quick_cache::sync::Cache::new(VERIFIED_TOKENS_CAPACITY),
                 revocations: Revocations::default(),
@@ -192,6 +198,14 @@ impl App {
 
     pub(crate) fn secret_hasher(&self) -> &SecretHasher {
         &self.inner.secret_hasher
+    }
+
+    pub(crate) fn recovery_hasher(&self) -> &SecretHasher {
+        &self.inner.recovery_hasher
+    }
+
+    pub(crate) fn record_sealer(&self) -> &Sealer {
+        &self.inner.record_sealer
     }
 
     pub(crate) fn verified_tokens(

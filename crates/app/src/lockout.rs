@@ -36,6 +36,9 @@ pub struct LockoutPolicy {
     pub address_threshold: u32,
     /// Failures one account may have, from all addresses.
     pub account_threshold: u32,
+    /// Wrong second-factor codes one user may enter before its codes are
+    /// locked (the lock grows as a password lock does).
+    pub code_threshold: u32,
     /// The first lock's length; each further failure doubles it.
     pub base: Duration,
     pub max: Duration,
@@ -54,6 +57,7 @@ impl Default for LockoutPolicy {
             pair_threshold: 5,
             address_threshold: 50,
             account_threshold: 20,
+            code_threshold: 5,
             base: Duration::seconds(30),
             max: Duration::minutes(15),
             window: Duration::minutes(15),
@@ -116,14 +120,17 @@ pub(crate) enum Verdict {
     Check(std::time::Duration),
 }
 
-fn wait(c: &Counter, now: DateTime<Utc>) -> Option<u64> {
+/// The seconds a counter's lock still holds at `now`, if it holds.
+pub(crate) fn wait(c: &Counter, now: DateTime<Utc>) -> Option<u64> {
     c.locked_until
         .filter(|until| *until > now)
         .map(|until| (until - now).num_seconds().max(1) as u64)
 }
 
 impl LockoutPolicy {
-    fn count_failure(&self, c: &mut Counter, threshold: u32, now: DateTime<Utc>) {
+    /// Counts one failure: the lock begins at `threshold` failures within
+    /// the window and doubles with each further one.
+    pub(crate) fn count_failure(&self, c: &mut Counter, threshold: u32, now: DateTime<Utc>) {
         if c.at + self.window <= now {
             c.count = 0;
         }
@@ -244,7 +251,7 @@ impl Locks {
     }
 }
 
-fn locked_out(wait: u64) -> Error {
+pub(crate) fn locked_out(wait: u64) -> Error {
     Error::new(
         ErrorCode::LockedOut,
         "Too many failed logins; try again later",

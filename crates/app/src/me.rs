@@ -19,6 +19,11 @@ pub struct Me {
     pub organization: Organization,
     /// Effective permissions in the principal's own organization.
     pub permissions: Permissions,
+    /// The user has an active TOTP (`false` for an API client).
+    pub mfa_enabled: bool,
+    /// The user's organization, or one above it, requires MFA (`false`
+    /// for an API client).
+    pub mfa_required: bool,
 }
 
 impl App {
@@ -44,10 +49,19 @@ impl App {
             .await?
             .ok_or_else(|| Error::not_found("organizations", org))?;
         let permissions = self.permissions_in(ctx, org).await?.unwrap_or_default();
+        let (mfa_enabled, mfa_required) = match ctx.actor.principal {
+            PrincipalId::User(id) => (
+                self.store().totp_active(id).await?,
+                self.ancestry(org).await?.mfa_required.is_some(),
+            ),
+            PrincipalId::Client(_) => (false, false),
+        };
         Ok(Me {
             principal,
             organization,
             permissions,
+            mfa_enabled,
+            mfa_required,
         })
     }
 }

@@ -63,12 +63,16 @@ impl App {
             .await
     }
 
-    /// PUT and PATCH: `name`, `parentId` and `status` are mutable. For PUT
-    /// `name` is required; for PATCH (a merge patch) an absent field is
-    /// unchanged. `parentId` moves the organization; absent (or `null`)
-    /// leaves it. `status` is set from above: it needs
+    /// PUT and PATCH: `name`, `parentId`, `status` and `mfaRequired` are
+    /// mutable. For PUT `name` is required; for PATCH (a merge patch) an
+    /// absent field is unchanged. `parentId` moves the organization;
+    /// absent (or `null`) leaves it. `status` is set from above: it needs
     /// `organizations:write` in the parent, so nobody suspends (or
-    /// reactivates) their own organization.
+    /// reactivates) their own organization. `mfaRequired` is turned on
+    /// with `organizations:write` on the organization (its own
+    /// administrators or those above) but turned off only from above, as
+    /// `status` is: a requirement set from above cannot be lifted from
+    /// below. (The root's own administrators decide both of the root.)
     pub async fn update_organization(
         &self,
         ctx: &OpCtx,
@@ -95,7 +99,9 @@ impl App {
             .organization(id)
             .await?
             .ok_or_else(|| Error::not_found("organizations", id))?;
-        if status.is_some_and(|s| s != current.status) {
+        let changes_status = status.is_some_and(|s| s != current.status);
+        let lifts_mfa = request.mfa_required == Some(false) && current.mfa_required;
+        if changes_status || lifts_mfa {
             let from_above = match current.parent_id {
                 Some(above) => self
                     .permissions_in(ctx, above)
@@ -107,10 +113,20 @@ impl App {
             if !from_above {
                 let mut missing = nephele_auth::Permissions::default();
                 missing.insert(Permission::OrganizationsWrite);
-                return Err(crate::access::forbidden(missing).with(
-                    "reason",
-                    "an organization's status is set from the one above it",
-                ));
+                let (field, reason) = if changes_status {
+                    (
+                        "status",
+                        "an organization's status is set from the one above it",
+                    )
+                } else {
+                    (
+                        "mfaRequired",
+                        "an organization's MFA requirement is lifted from the one above it",
+                    )
+                };
+                return Err(crate::access::forbidden(missing)
+                    .with("reason", reason)
+                    .with("field", field));
             }
         }
         self.store()
@@ -120,6 +136,7 @@ impl App {
                     name,
                     parent_id: parent,
                     status,
+                    mfa_required: request.mfa_required,
                 },
                 precondition,
                 self.clock().now(),

@@ -143,7 +143,10 @@ struct IdClaims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     at_hash: String,
-    amr: Vec<&'a str>,
+    /// How the user proved who it is (RFC 8176): `pwd`, and `otp` when a
+    /// second factor was given too. Absent from a refresh's id token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
 }
@@ -154,7 +157,7 @@ struct IdClaims<'a> {
 pub struct SignInFacts {
     /// When the user last authenticated; `None`: now.
     pub auth_time: Option<DateTime<Utc>>,
-    /// RFC 8176 methods; empty: `pwd`.
+    /// RFC 8176 methods; empty (a refresh): no `amr` claim.
     pub amr: Vec<String>,
     pub nonce: Option<String>,
     /// The SSO session (`sid`).
@@ -245,6 +248,8 @@ pub struct TokenRequest {
     pub grant_type: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// The password grant's second factor: a TOTP code or a recovery code.
+    pub otp: Option<Secret>,
     pub scope: Option<String>,
     pub refresh_token: Option<Secret>,
     /// For `authorization_code`.
@@ -540,6 +545,9 @@ impl App {
                 _ => TokenError::Internal(e),
             })?;
         self.ensure_may_act(&user).await.map_err(refused_grant)?;
+        let amr = self
+            .password_grant_second_factor(user.id, request.otp.as_ref())
+            .await?;
         if let Some(c) = &client {
             self.note_client_access(c.id);
         }
@@ -564,22 +572,55 @@ impl App {
                 client: client.as_ref().map(|c| (c.id, c.token_generation)),
             },
             &scopes,
-            Some(&user),
+            Some((&user, amr)),
             refresh,
         )
     }
 
+    /// The password grant's second factor (SPEC §5): a user with MFA
+    /// enrolled must send `otp`, a current code or an unused recovery
+    /// code; `invalid_grant` with `mfa_required` without one, and a clear
+    /// description for a wrong one (counted toward the code lockout: 429
+    /// once locked). The id token's `amr`.
+    async fn password_grant_second_factor(
+        &self,
+        user: nephele_common::ids::UserId,
+        otp: Option<&Secret>,
+    ) -> TokenResult<&'static [&'static str]> {
+        if !self.mfa_enrolled(user).await? {
+            return Ok(&["pwd"]);
+        }
+        let Some(otp) = otp.filter(|o| !o.expose().is_empty()) else {
+            return Err(TokenError::invalid_grant("mfa_required"));
+        };
+        match self.verify_second_factor(user, otp.expose()).await {
+            Ok(_) => Ok(&["pwd", "otp"]),
+            Err(e) => Err(match e.code() {
+                ErrorCode::LockedOut => TokenError::locked(e.retry_after().unwrap_or(1)),
+                ErrorCode::InvalidCredentials => TokenError::invalid_grant(
+                    "invalid_otp: the one-time code is wrong or has already been used",
+                ),
+                _ => TokenError::Internal(e),
+            }),
+        }
+    }
+
     /// An access token, and an id token when `id_user` is given and
-    /// `openid` granted.
+    /// `openid` granted (with the user's `amr` when it signed in now).
     fn tokens_for(
         &self,
         subject: &Subject,
         scopes: &[&str],
-        id_user: Option<&User>,
+        id_user: Option<(&User, &[&str])>,
         refresh_token: Option<String>,
     ) -> TokenResult<TokenResponse> {
-        let facts = SignInFacts::default();
-        let id_user = id_user.map(|u| (u, &facts));
+        let facts = SignInFacts {
+            amr: id_user.map_or_else(Vec::new, |(_, amr)| {
+                amr.iter().map(|m| (*m).to_owned()).collect()
+            }),
+            ..SignInFacts::default()
+        };
+        let id_user = id_user.map(|(u, _)| (u, &facts));
         Ok(self
             .issue_tokens(subject, scopes, id_user, refresh_token)?
             .0)
@@ -715,7 +756,7 @@ impl App {
                 client: bound,
             },
             &scopes,
-            id_user.as_ref(),
+            id_user.as_ref().map(|u| (u, &[][..])),
             Some(next),
         )
     }
@@ -769,11 +810,7 @@ impl App {
         access_token: &str,
     ) -> Result<String> {
         let now = self.clock().now().timestamp();
-        let amr = if facts.amr.is_empty() {
-            vec!["pwd"]
-        } else {
-            facts.amr.iter().map(String::as_str).collect()
-        };
+        let amr = (!facts.amr.is_empty()).then(|| facts.amr.iter().map(String::as_str).collect());
         let claims = IdClaims {
             iss: self.issuer(),
             sub: user.id.to_string(),

@@ -16,6 +16,7 @@ pub fn organization(o: &model::Organization) -> api::Organization {
         created_at: o.created_at,
         updated_at: o.updated_at,
         version: o.version,
+        mfa_required: o.mfa_required,
     }
 }
 
@@ -130,6 +131,22 @@ pub fn me(m: &crate::me::Me, method: &str) -> api::Me {
             .map(|p| p.as_str().to_owned())
             .collect(),
         authenticated_by: method.to_owned(),
+        mfa_enabled: m.mfa_enabled,
+        mfa_required: m.mfa_required,
+    }
+}
+
+pub fn totp_enrolment(e: &crate::mfa::TotpEnrolment) -> api::TotpEnrolment {
+    api::TotpEnrolment {
+        secret: e.secret.expose().to_owned(),
+        otpauth_uri: e.otpauth_uri.expose().to_owned(),
+        qr_svg: e.qr_svg.clone(),
+    }
+}
+
+pub fn recovery_codes(codes: &[Secret]) -> api::RecoveryCodes {
+    api::RecoveryCodes {
+        recovery_codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
     }
 }
 

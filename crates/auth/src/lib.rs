@@ -198,6 +198,21 @@ impl fmt::Display for PrincipalId {
     }
 }
 
+/// Where a principal stands with multi-factor authentication (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mfa {
+    /// No second factor, and none required (every API client).
+    #[default]
+    Off,
+    /// A user with an active TOTP: a password alone no longer proves who
+    /// it is (no HTTP Basic with a password).
+    Enrolled,
+    /// A user without one whose organization, or one above it, requires
+    /// MFA: nothing but its own `GET /api/v2/me` and enrolment works
+    /// until it enrols.
+    MustEnrol,
+}
+
 /// An authenticated principal.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -208,6 +223,7 @@ pub struct Actor {
     pub organization_id: OrganizationId,
     pub grants: Vec<Grant>,
     pub method: AuthMethod,
+    pub mfa: Mfa,
 }
 
 impl Actor {
@@ -262,6 +278,7 @@ mod tests {
                 permissions: Permissions::from_names(["organizations:write"]),
             }],
             method: AuthMethod::Password,
+            mfa: Mfa::Off,
         };
         let grandchild = OrganizationId::new();
         assert!(actor

@@ -32,6 +32,29 @@ impl Client {
         self.ok(&Request::get("/api/v2/me")).await
     }
 
+    /// `POST /api/v2/me/mfa/totp`: a new pending TOTP secret, shown once.
+    pub async fn enrol_totp(&self) -> Result<api::TotpEnrolment, Error> {
+        self.created(&Request::new(Method::POST, "/api/v2/me/mfa/totp"))
+            .await
+    }
+
+    /// `POST /api/v2/me/mfa/totp/confirm`: enables MFA; the recovery
+    /// codes, shown once.
+    pub async fn confirm_totp(&self, code: &str) -> Result<api::RecoveryCodes, Error> {
+        let body = api::TotpConfirm {
+            code: Some(code.to_owned()),
+        };
+        self.ok(&Request::new(Method::POST, "/api/v2/me/mfa/totp/confirm").body(&body))
+            .await
+    }
+
+    /// `DELETE /api/v2/me/mfa/totp` with the password and a current or
+    /// recovery code.
+    pub async fn remove_totp(&self, removal: &api::TotpRemoval) -> Result<(), Error> {
+        self.no_content(&Request::new(Method::DELETE, "/api/v2/me/mfa/totp").body(removal))
+            .await
+    }
+
     /// `POST /api/v2/organizations`.
     pub async fn create_organization(
         &self,

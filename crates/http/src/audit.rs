@@ -28,6 +28,16 @@ pub struct Request<'a> {
 /// `api-keys.regenerate`; `POST /api/notary/v2/stored-files` is
 /// `stored-files.create`.
 pub fn action(method: &Method, route: &str, path: &str) -> (String, String, Option<String>) {
+    // The caller's own second factor, named for what is done to it.
+    let mfa = match (method, route) {
+        (&Method::POST, "/api/v2/me/mfa/totp") => Some("mfa.enrol"),
+        (&Method::POST, "/api/v2/me/mfa/totp/confirm") => Some("mfa.confirm"),
+        (&Method::DELETE, "/api/v2/me/mfa/totp") => Some("mfa.remove"),
+        _ => None,
+    };
+    if let Some(action) = mfa {
+        return (action.to_owned(), "mfa".to_owned(), None);
+    }
     let strip = |p: &'static str| route.strip_prefix(p);
     let rest = strip("/api/notary/v2/")
         .or_else(|| strip("/api/v2/"))
@@ -154,6 +164,11 @@ mod tests {
             action(&Method::POST, "/occm/setup/init", "/occm/setup/init").0,
             "setup.init"
         );
+        let totp = "/api/v2/me/mfa/totp";
+        assert_eq!(action(&Method::POST, totp, totp).0, "mfa.enrol");
+        assert_eq!(action(&Method::DELETE, totp, totp).0, "mfa.remove");
+        let confirm = "/api/v2/me/mfa/totp/confirm";
+        assert_eq!(action(&Method::POST, confirm, confirm).0, "mfa.confirm");
         assert_eq!(
             action(
                 &Method::DELETE,

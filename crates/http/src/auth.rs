@@ -5,14 +5,16 @@
 use crate::error::HttpError;
 use crate::request::{Principal, PrincipalSlot, RequestContext};
 use crate::state::AppState;
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
+use axum::extract::{FromRef, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
+use axum::http::{header, Method};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use nephele_app::access::{invalid_credentials, AuditScope, Credentials, OpCtx};
+use nephele_app::access::{
+    enrolment_required, invalid_credentials, AuditScope, Credentials, OpCtx,
+};
 use nephele_app::idempotency::IdempotencyKey;
-use nephele_auth::Actor;
+use nephele_auth::{Actor, Mfa};
 use nephele_common::{Error, ErrorCode, Secret};
 
 /// The authenticated caller.
@@ -157,6 +159,9 @@ where
             Some(Authenticated(actor)) => actor.clone(),
             None => authenticate(parts, &state).await?,
         };
+        if actor.mfa == Mfa::MustEnrol && !open_before_enrolment(parts) {
+            return Err(enrolment_required().into());
+        }
         let ctx = parts.extensions.get::<RequestContext>();
         Ok(Auth(OpCtx {
             actor,
@@ -170,6 +175,25 @@ where
             idempotency: parts.extensions.get::<IdempotencyKey>().cloned(),
         }))
     }
+}
+
+/// What a user who must enrol in MFA may still call: its own `GET
+/// /api/v2/me` and the enrolment routes (SPEC §5). The caller's actor
+/// says whether it must (remembered with the rest of the actor), so the
+/// check costs no query.
+const OPEN_BEFORE_ENROLMENT: [(&str, Option<Method>); 3] = [
+    ("/api/v2/me", Some(Method::GET)),
+    ("/api/v2/me/mfa/totp", None),
+    ("/api/v2/me/mfa/totp/confirm", None),
+];
+
+fn open_before_enrolment(parts: &Parts) -> bool {
+    let Some(route) = parts.extensions.get::<MatchedPath>() else {
+        return false;
+    };
+    OPEN_BEFORE_ENROLMENT.iter().any(|(path, method)| {
+        *path == route.as_str() && method.as_ref().is_none_or(|m| *m == parts.method)
+    })
 }
 
 /// The caller's context when the request carries credentials (which must

@@ -57,6 +57,8 @@ macro_rules! every_route {
             .routes($group!(me::get))
             .routes($group!(me::sessions, me::end_sessions))
             .routes($group!(me::end_session))
+            .routes($group!(me::enrol_totp, me::remove_totp))
+            .routes($group!(me::confirm_totp))
             .routes($group!(users::list, users::create))
             .routes($group!(users::get, users::put, users::patch, users::delete))
             .routes($group!(users::password))

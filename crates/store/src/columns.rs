@@ -151,4 +151,5 @@ parsed!(
     nephele_common::status::UserStatus,
     nephele_common::status::OrganizationStatus,
     crate::instances::InstanceState,
+    crate::mfa::TotpState,
 );

@@ -68,6 +68,7 @@ pub(crate) const STORE: Migrations = store_migrations!(
     "0011_backends_agree",
     "0012_sim_leaves_the_store",
     "0013_account_states",
+    "0014_mfa",
     "0015_sign_in",
 );
 

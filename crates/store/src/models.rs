@@ -28,6 +28,10 @@ pub struct Organization {
     #[diesel(deserialize_as = Micros)]
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Its users, and those of every organization below it, must enrol
+    /// in MFA before anything but enrolment works.
+    #[diesel(deserialize_as = Flag)]
+    pub mfa_required: bool,
 }
 
 /// An organization and the organizations above it, nearest first; empty
@@ -38,6 +42,9 @@ pub struct Lineage {
     /// The nearest organization of the chain that is suspended: all of
     /// the chain's principals are refused while there is one.
     pub suspended: Option<OrganizationId>,
+    /// The nearest organization of the chain that requires MFA: all of
+    /// the chain's users must enrol while there is one.
+    pub mfa_required: Option<OrganizationId>,
 }
 
 /// What an update of an organization changes; `None` leaves a field as
@@ -48,6 +55,8 @@ pub struct OrganizationChanges {
     /// Moves the organization below this one.
     pub parent_id: Option<OrganizationId>,
     pub status: Option<OrganizationStatus>,
+    /// Requires MFA of its users and those below it.
+    pub mfa_required: Option<bool>,
 }
 
 #[derive(Debug, Clone)]

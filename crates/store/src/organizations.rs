@@ -6,7 +6,7 @@ use crate::{Lineage, NewOrganization, Organization, OrganizationChanges, Store};
 use diesel::dsl::sql;
 use diesel::expression::{AsExpression, SqlLiteral, UncheckedBind};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{BigInt, Bool, Text};
 use nephele_common::clock::to_micros;
 use nephele_common::ids::OrganizationId;
 use nephele_common::page::{Page, PageRequest};
@@ -56,6 +56,7 @@ pub(crate) async fn add_organization(c: &mut Conn, new: &NewOrganization) -> Res
         created_at: new.now,
         updated_at: new.now,
         version: 1,
+        mfa_required: false,
     })
 }
 
@@ -114,15 +115,18 @@ impl Store {
             id: OrganizationId,
             #[diesel(sql_type = Text, deserialize_as = crate::columns::Parsed<OrganizationStatus>)]
             status: OrganizationStatus,
+            #[diesel(sql_type = BigInt)]
+            mfa_required: i64,
         }
         let mut c = self.door.reader().await?;
         let rows: Vec<Up> = run!(c.load(
             diesel::sql_query(
-                "WITH RECURSIVE up(id, parent_id, status, depth) AS ( \
-                   SELECT id, parent_id, status, 0 FROM organizations WHERE id = $1 \
+                "WITH RECURSIVE up(id, parent_id, status, mfa_required, depth) AS ( \
+                   SELECT id, parent_id, status, mfa_required, 0 FROM organizations WHERE id = $1 \
                    UNION ALL \
-                   SELECT o.id, o.parent_id, o.status, up.depth + 1 FROM organizations o JOIN up ON o.id = up.parent_id \
-                 ) SELECT id, status FROM up ORDER BY depth",
+                   SELECT o.id, o.parent_id, o.status, o.mfa_required, up.depth + 1 \
+                     FROM organizations o JOIN up ON o.id = up.parent_id \
+                 ) SELECT id, status, mfa_required FROM up ORDER BY depth",
             )
             .bind::<Text, _>(id.to_string())
         ))?;
@@ -131,6 +135,7 @@ impl Store {
                 .iter()
                 .find(|r| r.status == OrganizationStatus::Suspended)
                 .map(|r| r.id),
+            mfa_required: rows.iter().find(|r| r.mfa_required != 0).map(|r| r.id),
             chain: rows.into_iter().map(|r| r.id).collect(),
         })
     }
@@ -179,10 +184,11 @@ impl Store {
         .await
     }
 
-    /// Renames and/or moves an organization, in one transaction. The
-    /// `If-Match` precondition must hold for the stored version. A move
-    /// below the organization itself or one of its descendants would make
-    /// a cycle and is refused (422), as is moving the root.
+    /// Renames and/or moves an organization, and sets its status and
+    /// whether it requires MFA, in one transaction. The `If-Match`
+    /// precondition must hold for the stored version. A move below the
+    /// organization itself or one of its descendants would make a cycle
+    /// and is refused (422), as is moving the root.
     pub async fn update_organization(
         &self,
         id: OrganizationId,
@@ -248,9 +254,11 @@ impl Store {
                 )
                 .with("field", "status"));
             }
+            let new_mfa_required = changes.mfa_required.unwrap_or(current.mfa_required);
             if new_name == current.name
                 && new_parent == current.parent_id
                 && new_status == current.status
+                && new_mfa_required == current.mfa_required
             {
                 return Ok(current);
             }
@@ -261,6 +269,7 @@ impl Store {
                         organizations::name.eq(&new_name),
                         organizations::parent_id.eq(new_parent.map(|p| p.to_string())),
                         organizations::status.eq(new_status.as_str()),
+                        organizations::mfa_required.eq(i64::from(new_mfa_required)),
                         organizations::updated_at.eq(to_micros(now)),
                         organizations::version.eq(organizations::version + 1),
                     ))
@@ -272,6 +281,7 @@ impl Store {
                 name: new_name,
                 parent_id: new_parent,
                 status: new_status,
+                mfa_required: new_mfa_required,
                 updated_at: now,
                 version: current.version + 1,
                 ..current

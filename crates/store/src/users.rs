@@ -394,6 +394,7 @@ impl Store {
             run!(c.execute(diesel::delete(
                 refresh_tokens::table.filter(refresh_tokens::user_id.eq(&key))
             )))?;
+            crate::mfa::delete_for_user(c, &key).await?;
             run!(c.execute(diesel::delete(users::table.find(&key))))?;
             Ok(())
         }))

@@ -206,6 +206,7 @@ pub async fn token(State(state): State<AppState>, request: Request) -> OAuthResu
         grant_type: grant_type.clone(),
         username: form.take("username"),
         password: form.take("password").map(Secret::new),
+        otp: form.take("otp").map(Secret::new),
         scope: form.take("scope"),
         refresh_token: form.take("refresh_token").map(Secret::new),
         code: form.take("code").map(Secret::new),

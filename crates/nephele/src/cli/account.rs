@@ -35,6 +35,10 @@ pub struct LoginArgs {
     /// Read the password from the first line of stdin
     #[arg(long, requires = "username")]
     password_stdin: bool,
+    /// A one-time code (TOTP or recovery code) for a user with MFA; asked
+    /// for on a terminal when the server wants one
+    #[arg(long, requires = "username")]
+    otp: Option<String>,
     /// Sign in with an API key
     #[arg(
         long,
@@ -80,16 +84,46 @@ impl TlsArgs {
     }
 }
 
-/// The password grant at `url`: a profile holding its tokens.
-async fn password_login(client: &Client, login: &str, password: &str) -> Result<Profile, Failure> {
-    let token = client
-        .token(&[
-            ("grant_type", "password"),
-            ("username", login),
-            ("password", password),
-            ("scope", LOGIN_SCOPE),
-        ])
-        .await?;
+/// The password grant, with `otp` when given.
+async fn password_grant(
+    client: &Client,
+    login: &str,
+    password: &str,
+    otp: Option<&str>,
+) -> Result<nephele_api_types::TokenResponse, nephele_client::Error> {
+    let mut form = vec![
+        ("grant_type", "password"),
+        ("username", login),
+        ("password", password),
+        ("scope", LOGIN_SCOPE),
+    ];
+    if let Some(otp) = otp {
+        form.push(("otp", otp));
+    }
+    client.token(&form).await
+}
+
+/// The password grant at `url`: a profile holding its tokens. A user with
+/// MFA sends `otp`; without one, the server's `mfa_required` is answered
+/// from a prompt when there is a terminal.
+async fn password_login(
+    client: &Client,
+    login: &str,
+    password: &str,
+    otp: Option<String>,
+) -> Result<Profile, Failure> {
+    let token = match password_grant(client, login, password, otp.as_deref()).await {
+        Err(nephele_client::Error::OAuth { description, .. })
+            if otp.is_none()
+                && description.as_deref() == Some("mfa_required")
+                && std::io::IsTerminal::is_terminal(&std::io::stdin()) =>
+        {
+            let code = rpassword::prompt_password(format!("One-time code for {login}: "))
+                .map_err(|e| Failure::new(Exit::Usage, format!("cannot read the code: {e}")))?;
+            password_grant(client, login, password, Some(code.trim())).await?
+        }
+        other => other?,
+    };
     Ok(Profile {
         url: client.base_url(),
         login: Login::Password {
@@ -121,7 +155,7 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
         };
         let password = read_password(args.password_stdin, &format!("Password for {username}: "))?;
         (
-            password_login(&home, username, &password).await?,
+            password_login(&home, username, &password, args.otp.clone()).await?,
             username.clone(),
         )
     } else if let Some(api_key) = args.api_key {
@@ -305,7 +339,7 @@ pub async fn setup(global: &Global, args: SetupArgs, out: Output) -> Result<(), 
         "url": client.base_url(),
     });
     if !args.no_login {
-        let mut profile = password_login(&client, &args.login, &password).await?;
+        let mut profile = password_login(&client, &args.login, &password, None).await?;
         profile.cacert = cacert;
         store.put(&global.profile, profile)?;
         shown["profile"] = Value::String(global.profile.clone());

@@ -9,6 +9,7 @@
 
 mod account;
 pub(crate) mod instances;
+mod mfa;
 mod notary;
 mod output;
 mod profile;
@@ -131,6 +132,12 @@ pub enum Command {
     /// Set up a new server: its root organization and first admin
     #[command(after_help = account::SETUP_EXAMPLES)]
     Setup(account::SetupArgs),
+    /// Your second factor (TOTP): enrol, confirm, disable
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  nephele mfa enrol\n  nephele mfa confirm 123456\n  nephele mfa disable --code 123456"
+    )]
+    Mfa(mfa::MfaCommand),
     /// Organizations and their quotas
     #[command(
         subcommand,
@@ -207,6 +214,7 @@ pub async fn run(global: Global, command: Command) -> ExitCode {
         Command::Logout => account::logout(&global).await,
         Command::Whoami => account::whoami(&global, out).await,
         Command::Setup(args) => account::setup(&global, args, out).await,
+        Command::Mfa(c) => mfa::mfa(&global, c, out).await,
         Command::Org(c) => resources::org(&global, c, out).await,
         Command::User(c) => resources::user(&global, c, out).await,
         Command::Role(c) => resources::role(&global, c, out).await,

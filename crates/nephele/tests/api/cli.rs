@@ -1168,3 +1168,52 @@ async fn bench_smoke_runs_every_scenario() {
     assert!(line.contains("cannot reach"), "{line}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn mfa_from_enrolment_to_a_login_with_a_code() {
+    let s = TestServer::set_up().await;
+    let cli = Cli::new();
+    cli.login_admin(&s.url).await;
+    let enrolment = cli.run(&["mfa", "enrol", "-o", "json"]).await.ok().json();
+    let secret = enrolment["secret"].as_str().unwrap().to_owned();
+    assert!(enrolment["otpauthUri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/Nephele:admin?"));
+    // The table shows the secret and the URI, not the SVG.
+    let shown = cli.run(&["mfa", "enrol", "-o", "table"]).await.ok();
+    assert!(
+        shown.stdout.contains("otpauth URI: otpauth://"),
+        "{shown:?}"
+    );
+    assert!(!shown.stdout.contains("<svg"), "{shown:?}");
+    let secret_now = shown
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Secret:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(secret_now, secret, "enrolling again replaces the secret");
+
+    let code = crate::mfa::code(&secret_now, 0);
+    let confirmed = cli.run(&["mfa", "confirm", &code, "-q"]).await.ok();
+    let recovery: Vec<&str> = confirmed.stdout.lines().collect();
+    assert_eq!(recovery.len(), 10, "{confirmed:?}");
+
+    // Without a code (and no terminal to ask on) the login is refused.
+    let refused = login_at(&cli, &s.url, &[], &[]).await.failed(3);
+    assert!(refused.contains("mfa_required"), "{refused}");
+    let next = crate::mfa::code(&secret_now, 1);
+    login_at(&cli, &s.url, &["--otp", &next], &[]).await.ok();
+    let who = cli.run(&["whoami", "-o", "json"]).await.ok().json();
+    assert_eq!(who["login"], ADMIN_LOGIN);
+
+    cli.run_with_stdin(
+        &["mfa", "disable", "--code", recovery[0], "--password-stdin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    )
+    .await
+    .ok();
+    login_at(&cli, &s.url, &[], &[]).await.ok();
+}

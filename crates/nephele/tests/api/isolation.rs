@@ -49,6 +49,9 @@ enum Expect {
     Forbidden,
     /// Allowed: its own view or its own credentials (2xx).
     Allowed,
+    /// Its own, but refused on its merits: 422 (3001), as a wrong code
+    /// or password is.
+    Invalid,
 }
 
 /// The tenants, principals and victim objects.
@@ -144,6 +147,48 @@ fn routes() -> Vec<Route> {
             sibling: Hidden,
             viewer: Hidden,
             child_admin: Hidden,
+        },
+        // The caller's own second factor: anyone may start enrolling;
+        // nobody confirms or removes one without its codes.
+        Route {
+            method: Method::POST,
+            template: "/api/v2/me/mfa/totp",
+            victim: org,
+            request: |_| ("/api/v2/me/mfa/totp".into(), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        Route {
+            method: Method::POST,
+            template: "/api/v2/me/mfa/totp/confirm",
+            victim: org,
+            request: |_| {
+                (
+                    "/api/v2/me/mfa/totp/confirm".into(),
+                    Some(json!({"code": "not-a-code"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Invalid,
+            viewer: Invalid,
+            child_admin: Invalid,
+        },
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/me/mfa/totp",
+            victim: org,
+            request: |_| {
+                (
+                    "/api/v2/me/mfa/totp".into(),
+                    Some(json!({"password": "not-the-password", "code": "000000"})),
+                )
+            },
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Invalid,
+            viewer: Invalid,
+            child_admin: Invalid,
         },
         Route {
             method: Method::GET,
@@ -1040,6 +1085,11 @@ async fn every_route_refuses_every_principal_that_must_not_pass() {
                 }
                 Some(Expect::Allowed) => {
                     assert!((200..300).contains(&status), "{label}: {status} {body}");
+                }
+                Some(Expect::Invalid) => {
+                    assert_eq!(status, 422, "{label}: {body}");
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(v["errors"][0]["code"], 3001, "{label}: {body}");
                 }
             }
             assert_eq!(

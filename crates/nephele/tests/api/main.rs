@@ -16,6 +16,7 @@ mod identity;
 mod instances;
 mod interop;
 mod isolation;
+mod mfa;
 mod notary;
 mod ops;
 mod organizations;
