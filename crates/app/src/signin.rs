@@ -17,7 +17,8 @@ use nephele_common::error::Validator;
 use nephele_common::ids::{ClientId, SsoSessionId, UserId};
 use nephele_common::{Error, Result, Secret};
 use nephele_store::signin::NewCode;
-use nephele_store::{ApiClient, AuthorizationCode, ClientSignIn, CodeSpend, SsoSession, User};
+pub use nephele_store::User;
+use nephele_store::{ApiClient, AuthorizationCode, ClientSignIn, CodeSpend, SsoSession};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
@@ -29,6 +30,8 @@ const CODE_TTL: Duration = Duration::seconds(60);
 pub const SESSION_IDLE: Duration = Duration::hours(12);
 /// A session ends this long after it began, used or not.
 pub const SESSION_LIFETIME: Duration = Duration::days(7);
+/// The second step of a sign-in must follow the first within this time.
+const MFA_TICKET_TTL: Duration = Duration::minutes(5);
 /// A session's `last_seen_at` is written at most this often.
 const SESSION_TOUCH: Duration = Duration::seconds(60);
 const MAX_REDIRECT_URIS: usize = 16;
@@ -612,6 +615,46 @@ impl App {
             }
             _ => false,
         }
+    }
+
+    /// Proof, for the login page's second step, that this browser gave
+    /// `user`'s right password a moment ago: the user, an expiry and a
+    /// keyed hash of both and of the browser's cookie.
+    pub fn mfa_ticket(&self, browser: &str, user: UserId) -> String {
+        let expires = (self.clock().now() + MFA_TICKET_TTL).timestamp();
+        let mac = self.ticket_mac(browser, user, expires);
+        format!("{user}.{expires}.{mac}")
+    }
+
+    fn ticket_mac(&self, browser: &str, user: UserId, expires: i64) -> String {
+        self.secret_hasher()
+            .hash(&format!("mfa ticket\0{browser}\0{user}\0{expires}"))
+    }
+
+    /// The user a ticket of this browser names, while it is fresh.
+    pub fn mfa_ticket_user(&self, browser: Option<&str>, ticket: &str) -> Option<UserId> {
+        let browser = browser.filter(|b| !b.is_empty())?;
+        let mut parts = ticket.splitn(3, '.');
+        let user: UserId = parts.next()?.parse().ok()?;
+        let expires: i64 = parts.next()?.parse().ok()?;
+        let mac = parts.next()?;
+        let expected = self.ticket_mac(browser, user, expires);
+        let genuine: bool = expected.as_bytes().ct_eq(mac.as_bytes()).into();
+        (genuine && expires > self.clock().now().timestamp()).then_some(user)
+    }
+
+    /// The second step of a sign-in: the ticket's user, and its code
+    /// (a current TOTP code or an unused recovery code). Wrong codes count
+    /// toward the code lockout.
+    pub async fn sign_in_second_factor(&self, user: UserId, code: &str) -> Result<User> {
+        let user = self
+            .store()
+            .user(user)
+            .await?
+            .ok_or_else(crate::access::invalid_credentials)?;
+        self.ensure_may_act(&user).await?;
+        self.verify_second_factor(user.id, code).await?;
+        Ok(user)
     }
 
     /// A fresh value for the browser's form cookie.

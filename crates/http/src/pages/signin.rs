@@ -91,6 +91,33 @@ pub fn login(form: &Form<'_>, login_hint: Option<&str>, error: Option<&str>) -> 
     .allowing_form_redirect_to(&STYLE, form.redirect_origin)
 }
 
+/// The second step: a code from the authenticator app, or a recovery
+/// code. `ticket` proves the first step.
+pub fn second_factor(form: &Form<'_>, ticket: &str, error: Option<&str>) -> Page {
+    document(
+        "Two-factor authentication · Nephele",
+        &STYLE,
+        html! {
+            main {
+                p.brand { "Nephele" }
+                h1 { "Two-factor authentication" }
+                p.sub { "Enter the code from your authenticator app, or a recovery code." }
+                (alert(error))
+                form method="post" action=(AUTHORIZE_PATH) {
+                    (hidden(form, "otp"))
+                    input type="hidden" name="ticket" value=(ticket);
+                    label for="otp" { "Code" }
+                    input #otp name="otp" type="text" inputmode="numeric"
+                        autocomplete="one-time-code" autocapitalize="none" spellcheck="false"
+                        maxlength="16" required autofocus;
+                    button type="submit" { "Verify" }
+                }
+            }
+        },
+    )
+    .allowing_form_redirect_to(&STYLE, form.redirect_origin)
+}
+
 /// A third-party client asks to act for the user.
 pub fn consent(form: &Form<'_>, user: &str, scopes: &[&str]) -> Page {
     let explain = |scope: &str| match scope {

@@ -148,6 +148,18 @@ async fn checked(
     Ok((request, form))
 }
 
+/// Notes a sign-in attempt for the audit log, once.
+fn note_attempt(slot: Option<PrincipalSlot>, name: &str, failed: bool) {
+    if let Some(slot) = slot {
+        let _ = slot.0.set(Principal {
+            kind: "user",
+            name: Some(name.chars().take(320).collect()),
+            failed,
+            ..Principal::default()
+        });
+    }
+}
+
 /// The origin (`scheme://host[:port]`) of a URI, for `form-action`.
 fn origin(uri: &str) -> String {
     url::Url::parse(uri)
@@ -211,6 +223,83 @@ impl Flow {
         };
         let hint = hint.or(self.request.login_hint.as_deref());
         self.render(status, pages::login(&form, hint, error))
+    }
+
+    fn second_factor_page(
+        &self,
+        state: &AppState,
+        status: StatusCode,
+        ticket: &str,
+        error: Option<&str>,
+    ) -> Response {
+        let token = state.app.form_token(&self.browser);
+        let form = pages::Form {
+            client_name: &self.request.client.name,
+            params: &self.params,
+            form_token: &token,
+            redirect_origin: &origin(&self.request.redirect_uri),
+        };
+        self.render(status, pages::second_factor(&form, ticket, error))
+    }
+
+    /// A step of the sign-in refused: `again` shows its page with the
+    /// reason and the status; a lockout adds `Retry-After`.
+    fn refused(
+        &self,
+        _state: &AppState,
+        e: nephele_common::Error,
+        again: impl FnOnce(&Flow, StatusCode, &str) -> Response,
+    ) -> Response {
+        let (status, message) = match e.code() {
+            ErrorCode::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                match e.message() {
+                    m if m.contains("code") => format!("{m}."),
+                    _ => "Wrong username or password.".to_owned(),
+                },
+            ),
+            ErrorCode::LockedOut => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed attempts. Try again later.".to_owned(),
+            ),
+            ErrorCode::TokenExpired => (StatusCode::FORBIDDEN, format!("{}.", e.message())),
+            _ => return HttpError(e).into_response(),
+        };
+        let mut response = again(self, status, &message);
+        if let Some(seconds) = e.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+
+    /// Signed in: a new SSO session (and its cookie), then on.
+    async fn start(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        address: Option<std::net::IpAddr>,
+        user: &nephele_app::signin::User,
+        amr: &[&str],
+    ) -> Response {
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (signed_in, cookie) = match state
+            .app
+            .start_session(user, amr, user_agent, address)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => return HttpError(e).into_response(),
+        };
+        let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
+        let set = self
+            .cookies
+            .set(self.cookies.session_name(), cookie.expose(), max_age);
+        self.finish(state, &signed_in, Some(set)).await
     }
 
     /// With a session: the consent page if the client needs one, else the
@@ -349,58 +438,50 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
                 .app
                 .sign_in_password(&username, &password, address)
                 .await;
-            if let Some(slot) = slot {
-                let _ = slot.0.set(Principal {
-                    kind: "user",
-                    name: Some(username.chars().take(320).collect()),
-                    failed: result.is_err(),
-                    ..Principal::default()
-                });
-            }
             let user = match result {
                 Ok(user) => user,
                 Err(e) => {
-                    let (status, message) = match e.code() {
-                        ErrorCode::InvalidCredentials => (
-                            StatusCode::UNAUTHORIZED,
-                            "Wrong username or password.".to_owned(),
-                        ),
-                        ErrorCode::LockedOut => (
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "Too many failed attempts. Try again later.".to_owned(),
-                        ),
-                        ErrorCode::TokenExpired => {
-                            (StatusCode::FORBIDDEN, format!("{}.", e.message()))
-                        }
-                        _ => return HttpError(e).into_response(),
-                    };
-                    let mut response =
-                        flow.login_page(&state, status, Some(&message), Some(&username));
-                    if let Some(seconds) = e.retry_after() {
-                        response
-                            .headers_mut()
-                            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                    }
-                    return response;
+                    note_attempt(slot, &username, true);
+                    return flow.refused(&state, e, |flow, status, message| {
+                        flow.login_page(&state, status, Some(message), Some(&username))
+                    });
                 }
             };
-            let user_agent = headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let (signed_in, cookie) = match state
-                .app
-                .start_session(&user, &["pwd"], user_agent, address)
-                .await
-            {
-                Ok(s) => s,
+            match state.app.mfa_enrolled(user.id).await {
+                Ok(true) => {
+                    // The password was right; the sign-in is not done yet.
+                    let ticket = state.app.mfa_ticket(&flow.browser, user.id);
+                    return flow.second_factor_page(&state, StatusCode::OK, &ticket, None);
+                }
+                Ok(false) => {}
                 Err(e) => return HttpError(e).into_response(),
+            }
+            note_attempt(slot, &username, false);
+            flow.start(&state, &headers, address, &user, &["pwd"]).await
+        }
+        Some("otp") => {
+            let ticket = form.remove("ticket").unwrap_or_default();
+            let Some(user) = state.app.mfa_ticket_user(browser, &ticket) else {
+                return flow.login_page(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    Some("This sign-in has expired. Please sign in again."),
+                    None,
+                );
             };
-            let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
-            let set = flow
-                .cookies
-                .set(flow.cookies.session_name(), cookie.expose(), max_age);
-            flow.finish(&state, &signed_in, Some(set)).await
+            let code = form.remove("otp").unwrap_or_default();
+            let user = match state.app.sign_in_second_factor(user, &code).await {
+                Ok(user) => user,
+                Err(e) => {
+                    note_attempt(slot, &user.to_string(), true);
+                    return flow.refused(&state, e, |flow, status, message| {
+                        flow.second_factor_page(&state, status, &ticket, Some(message))
+                    });
+                }
+            };
+            note_attempt(slot, &user.login, false);
+            flow.start(&state, &headers, address, &user, &["pwd", "otp"])
+                .await
         }
         Some("consent") => {
             let session = cookie(&headers, flow.cookies.session_name());

@@ -34,14 +34,14 @@ pub fn code(secret: &str, offset: i64) -> String {
 }
 
 /// A code that is surely not the right one.
-fn wrong(right: &str) -> String {
+pub fn wrong(right: &str) -> String {
     let n: u32 = right.parse().unwrap();
     format!("{:06}", (n + 500_000) % 1_000_000)
 }
 
 /// `login` enrols and confirms with the current code; the secret and the
 /// recovery codes.
-async fn enrolled(s: &TestServer, login: &str) -> (String, Vec<String>) {
+pub async fn enrolled(s: &TestServer, login: &str) -> (String, Vec<String>) {
     let user = s.client_as(login);
     let enrolment = user.enrol_totp().await.expect("enrolment");
     let codes = user

@@ -710,3 +710,76 @@ async fn sessions_end_with_their_user_and_with_logout() {
     assert_eq!(out.status, 200);
     assert!(out.location.is_none());
 }
+
+#[tokio::test]
+async fn a_user_with_mfa_signs_in_in_two_steps() {
+    use crate::mfa::{code, enrolled, wrong};
+    let s = TestServer::set_up().await;
+    let org = s.create_org("Customer", None).await;
+    s.create_user(&org, "bob", &["viewer"]).await;
+    let (secret, recovery) = enrolled(&s, "bob").await;
+    let (client_id, client_secret) = sign_in_client(&s, "Portal", "client_secret_post", true).await;
+    let (verifier, challenge) = pkce();
+    let mut browser = Browser::default();
+    let login = browser
+        .get(&authorize_url(&s, &client_id, &challenge, &[]))
+        .await;
+    let step = browser.sign_in(&s, &login, "bob", USER_PASSWORD).await;
+    assert_eq!(step.status, 200, "{}", step.body);
+    assert!(
+        step.body
+            .contains(r#"name="otp" type="text" inputmode="numeric" autocomplete="one-time-code""#),
+        "{}",
+        step.body
+    );
+    assert!(!browser.has_session(), "the password alone signs nobody in");
+    let otp_form = |page: &Answer, otp: &str| {
+        let mut form = page.hidden_fields();
+        form.push(("otp".into(), otp.into()));
+        form
+    };
+    let authorize = format!("{}/api/2/idp/authorize", s.url);
+
+    // Another browser cannot use this browser's ticket.
+    let mut stranger = Browser::default();
+    let stolen = stranger
+        .post(&authorize, &otp_form(&step, &code(&secret, 1)))
+        .await;
+    assert_eq!(stolen.status, 400);
+
+    let current = code(&secret, 1);
+    let again = browser
+        .post(&authorize, &otp_form(&step, &wrong(&current)))
+        .await;
+    assert_eq!(again.status, 401);
+    assert!(again.body.contains("The code is wrong"), "{}", again.body);
+    let done = browser.post(&authorize, &otp_form(&again, &current)).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert!(browser.has_session());
+    let back = done.redirect_params();
+    let (status, tokens) = exchange(
+        &s,
+        (&client_id, client_secret.as_deref()),
+        &back["code"],
+        &verifier,
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        claims_of(tokens["id_token"].as_str().unwrap())["amr"],
+        serde_json::json!(["pwd", "otp"])
+    );
+
+    // The same code again, in a new sign-in: no replay. A recovery code works.
+    let mut other = Browser::default();
+    let login = other
+        .get(&authorize_url(&s, &client_id, &challenge, &[]))
+        .await;
+    let step = other.sign_in(&s, &login, "bob", USER_PASSWORD).await;
+    let replay = other.post(&authorize, &otp_form(&step, &current)).await;
+    assert_eq!(replay.status, 401);
+    let done = other
+        .post(&authorize, &otp_form(&replay, &recovery[0]))
+        .await;
+    assert_eq!(done.status, 302, "{}", done.body);
+}
