@@ -8,6 +8,7 @@
 mod access;
 mod accounts;
 mod binary;
+mod browser;
 mod cli;
 mod conventions;
 mod durability;
