@@ -28,6 +28,9 @@ pub enum Scenario {
     CreateInstance,
     /// 60 % get-instance, 25 % list-instances, 10 % client-credentials tokens, 5 % create-instance
     Mixed,
+    /// A browserless sign-in: `GET /api/2/idp/authorize` (the login page),
+    /// the login form posted (→ 302 with a code), the code exchanged
+    LoginCode,
 }
 
 impl Scenario {
@@ -44,6 +47,13 @@ impl Scenario {
         )
     }
 }
+
+/// Where the login-code scenario's client gets its codes (never contacted).
+const LOGIN_REDIRECT: &str = "https://bench.invalid/callback";
+/// The login-code scenario's PKCE verifier and its S256 challenge
+/// (RFC 7636 Appendix B): codes are single use, the pair need not change.
+const PKCE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const PKCE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// The result of one scenario step: an HTTP status, or what went wrong
 /// without one.
@@ -93,11 +103,17 @@ impl Fixture {
                        "password": password, "roles": ["operator"]}),
             ))
             .await?;
+        let mut data = json!({"client_name": format!("nephele-bench-{tag}")});
+        if args.scenario == Scenario::LoginCode {
+            // A first-party web app: no consent page in the measured flow.
+            data["redirect_uris"] = json!([LOGIN_REDIRECT]);
+            data["first_party"] = json!(true);
+        }
         let client = session
             .send(Request::post(
                 "/api/2/clients",
                 json!({"type": "api_client", "token_endpoint_auth_method": "client_secret_basic",
-                       "data": {"client_name": format!("nephele-bench-{tag}")}, "roles": ["operator"]}),
+                       "data": data, "roles": ["operator"]}),
             ))
             .await?
             .body;
@@ -219,6 +235,7 @@ pub struct Worker<'f> {
 impl<'f> Worker<'f> {
     pub fn new(fixture: &'f Fixture) -> Result<Worker<'f>, Failure> {
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(1)
             .timeout(std::time::Duration::from_secs(70))
             .build()
@@ -312,7 +329,82 @@ impl<'f> Worker<'f> {
                 .await
             }
             Scenario::CreateInstance | Scenario::Mixed => self.create_instance().await,
+            Scenario::LoginCode => self.login_code().await,
         }
+    }
+
+    /// A whole sign-in, as a browser and its web app make it: the login
+    /// page, the form (its hidden fields read back from the page, with the
+    /// browser's cookie), the redirect's code, the token exchange.
+    async fn login_code(&mut self) -> Outcome {
+        let f = self.fixture;
+        let params = [
+            ("response_type", "code"),
+            ("client_id", f.client_id.as_str()),
+            ("redirect_uri", LOGIN_REDIRECT),
+            ("scope", "openid"),
+            ("state", "bench"),
+            ("code_challenge", PKCE_CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        let mut url = self.url("/api/2/idp/authorize");
+        url.query_pairs_mut().extend_pairs(params);
+        let page = self.http.get(url).send().await.map_err(|e| transport(&e))?;
+        if page.status() != 200 {
+            return Ok(page.status().as_u16());
+        }
+        let cookie = page
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.split(';').next().filter(|p| p.contains("_browser=")))
+            .map(str::to_owned)
+            .ok_or("no-browser-cookie")?;
+        let html = page.text().await.map_err(|e| transport(&e))?;
+        let marker = r#"name="form_token" value=""#;
+        let start = html.find(marker).ok_or("no-form-token")? + marker.len();
+        let token = html[start..].split('"').next().unwrap_or_default();
+        let mut form: Vec<(&str, &str)> = params.to_vec();
+        form.extend([
+            ("form_token", token),
+            ("action", "login"),
+            ("username", f.login.as_str()),
+            ("password", f.password.as_str()),
+        ]);
+        let posted = self
+            .http
+            .post(self.url("/api/2/idp/authorize"))
+            .header(reqwest::header::COOKIE, cookie)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        if posted.status() != 302 {
+            return Ok(posted.status().as_u16());
+        }
+        let location = posted
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| reqwest::Url::parse(l).ok())
+            .ok_or("no-redirect")?;
+        let code = location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .ok_or("no-code")?;
+        let exchange = self
+            .http
+            .post(self.url("/api/2/idp/token"))
+            .basic_auth(&f.client_id, Some(&f.client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", LOGIN_REDIRECT),
+                ("code_verifier", PKCE_VERIFIER),
+            ]);
+        status(exchange.send().await).await
     }
 
     async fn password_grant(&self, scope: Option<&str>) -> Result<(u16, Value), &'static str> {

@@ -1126,6 +1126,7 @@ async fn bench_smoke_runs_every_scenario() {
         &["list-instances"],
         &["create-instance"],
         &["mixed"],
+        &["login-code"],
     ];
     for run in runs {
         let mut args = vec!["bench"];
