@@ -316,6 +316,17 @@ pub struct SignInSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A third-party client the user allowed (`GET /api/v2/me/consents`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Consent {
+    pub client_id: Uuid,
+    pub client_name: String,
+    /// The scopes allowed.
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// `GET /api/v2/me`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -749,6 +749,29 @@ impl App {
         }
     }
 
+    /// The clients the user allowed (third-party consents).
+    pub async fn my_consents(
+        &self,
+        ctx: &crate::access::OpCtx,
+    ) -> Result<Vec<nephele_store::signin::Consent>> {
+        let user = self.acting_user(ctx)?;
+        self.store().consents(user).await
+    }
+
+    /// Takes a consent back: the client asks again next time. Its tokens
+    /// are not touched (revoke them, or end the sessions, for that).
+    pub async fn revoke_my_consent(
+        &self,
+        ctx: &crate::access::OpCtx,
+        client: ClientId,
+    ) -> Result<()> {
+        let user = self.acting_user(ctx)?;
+        if !self.store().revoke_consent(user, client).await? {
+            return Err(Error::not_found("consents", client));
+        }
+        Ok(())
+    }
+
     /// The authorization-code grant (RFC 6749 §4.1.3 with PKCE): a code
     /// is spent once; presented again, what it issued is revoked.
     pub(crate) async fn code_grant(

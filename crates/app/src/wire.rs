@@ -300,3 +300,17 @@ pub fn sign_in_session(s: &model::SsoSession) -> api::SignInSession {
         expires_at: s.expires_at,
     }
 }
+
+pub fn consent(c: &model::signin::Consent) -> api::Consent {
+    api::Consent {
+        client_id: c.client_id.0,
+        client_name: c.client_name.clone(),
+        scopes: c
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        created_at: c.created_at,
+    }
+}

@@ -337,6 +337,17 @@ impl Client {
         self.no_content(&Request::new(Method::DELETE, path)).await
     }
 
+    /// `GET /api/v2/me/consents`: the third-party clients one allowed.
+    pub async fn consents(&self) -> Result<api::List<api::Consent>, Error> {
+        self.ok_bare(&Request::get("/api/v2/me/consents")).await
+    }
+
+    /// `DELETE /api/v2/me/consents/{client_id}`.
+    pub async fn revoke_consent(&self, client: impl Display) -> Result<(), Error> {
+        let path = format!("/api/v2/me/consents/{client}");
+        self.no_content(&Request::new(Method::DELETE, path)).await
+    }
+
     // ---- API keys. ----
 
     /// `GET /api/v2/api-keys`: one's own keys, without their secrets.

@@ -57,6 +57,8 @@ macro_rules! every_route {
             .routes($group!(me::get))
             .routes($group!(me::sessions, me::end_sessions))
             .routes($group!(me::end_session))
+            .routes($group!(me::consents))
+            .routes($group!(me::revoke_consent))
             .routes($group!(me::enrol_totp, me::remove_totp))
             .routes($group!(me::confirm_totp))
             .routes($group!(users::list, users::create))

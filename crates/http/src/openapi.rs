@@ -137,6 +137,12 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/api/v2/me/sessions", "listMySignInSessions"),
     ("delete", "/api/v2/me/sessions", "endMySignInSessions"),
     ("delete", "/api/v2/me/sessions/{id}", "endMySignInSession"),
+    ("get", "/api/v2/me/consents", "listMyConsents"),
+    (
+        "delete",
+        "/api/v2/me/consents/{client_id}",
+        "revokeMyConsent",
+    ),
     ("post", "/api/v2/me/mfa/totp", "enrolTotp"),
     ("delete", "/api/v2/me/mfa/totp", "removeTotp"),
     ("post", "/api/v2/me/mfa/totp/confirm", "confirmTotp"),

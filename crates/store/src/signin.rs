@@ -2,7 +2,7 @@
 //! codes and consents.
 
 use crate::door::{job, run};
-use crate::tables::{authorization_codes, consents, sso_sessions, users};
+use crate::tables::{api_clients, authorization_codes, consents, sso_sessions, users};
 use crate::{AuthorizationCode, CodeSpend, SsoSession, Store};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -220,4 +220,42 @@ impl Store {
         }))
         .await
     }
+
+    /// What a user allowed, client by client: `(client, its name, scope,
+    /// when)`, newest first.
+    pub async fn consents(&self, user: UserId) -> Result<Vec<Consent>> {
+        let mut c = self.door.reader().await?;
+        run!(c.load(
+            consents::table
+                .inner_join(api_clients::table.on(api_clients::id.eq(consents::client_id)))
+                .filter(consents::user_id.eq(user.to_string()))
+                .order(consents::created_at.desc())
+                .select((
+                    consents::client_id,
+                    api_clients::name,
+                    consents::scope,
+                    consents::created_at
+                ))
+        ))
+    }
+
+    /// Forgets a consent; whether there was one.
+    pub async fn revoke_consent(&self, user: UserId, client: ClientId) -> Result<bool> {
+        self.write(job!(|c| {
+            let key = (user.to_string(), client.to_string());
+            Ok(run!(c.execute(diesel::delete(consents::table.find(key))))? > 0)
+        }))
+        .await
+    }
+}
+
+/// A consent a user gave a client.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct Consent {
+    #[diesel(deserialize_as = crate::columns::Parsed<ClientId>)]
+    pub client_id: ClientId,
+    pub client_name: String,
+    pub scope: String,
+    #[diesel(deserialize_as = crate::columns::Micros)]
+    pub created_at: DateTime<Utc>,
 }

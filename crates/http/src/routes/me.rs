@@ -9,7 +9,7 @@ use crate::reply::Reply;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use nephele_api_types::{
-    Data, ErrorBody, List, Me, RecoveryCodes, SignInSession, TotpConfirm, TotpEnrolment,
+    Consent, Data, ErrorBody, List, Me, RecoveryCodes, SignInSession, TotpConfirm, TotpEnrolment,
     TotpRemoval,
 };
 use nephele_app::wire;
@@ -56,6 +56,33 @@ pub async fn end_session(
 ) -> HttpResult<Reply> {
     let id = parse_path_id("sessions", &id)?;
     state.app.end_my_sessions(&ctx, Some(id)).await?;
+    Ok(Reply::no_content())
+}
+
+/// The third-party applications the caller allowed.
+#[utoipa::path(get, path = "/api/v2/me/consents", tag = "me",
+    responses((status = 200, description = "The consents", body = List<Consent>)))]
+pub async fn consents(State(state): State<AppState>, Auth(ctx): Auth) -> HttpResult<Reply> {
+    let consents = state.app.my_consents(&ctx).await?;
+    let page = Page {
+        items: consents.iter().map(wire::consent).collect(),
+        next: None,
+    };
+    Ok(Reply::list("consent", page)?)
+}
+
+/// Takes back what the caller allowed a client: it asks again next time.
+#[utoipa::path(delete, path = "/api/v2/me/consents/{client_id}", tag = "me",
+    params(("client_id" = String, Path, description = "The client's id")),
+    responses((status = 204, description = "Revoked"),
+              (status = 404, description = "No consent for that client", body = ErrorBody)))]
+pub async fn revoke_consent(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(client_id): Path<String>,
+) -> HttpResult<Reply> {
+    let client = parse_path_id("consents", &client_id)?;
+    state.app.revoke_my_consent(&ctx, client).await?;
     Ok(Reply::no_content())
 }
 

@@ -148,6 +148,27 @@ fn routes() -> Vec<Route> {
             viewer: Hidden,
             child_admin: Hidden,
         },
+        Route {
+            method: Method::GET,
+            template: "/api/v2/me/consents",
+            victim: org,
+            request: |_| ("/api/v2/me/consents".into(), None),
+            reread: |w| as_root(format!("/api/v2/organizations/{}", w.tenant_a)),
+            sibling: Allowed,
+            viewer: Allowed,
+            child_admin: Allowed,
+        },
+        // Another user's consent is as unknown as none.
+        Route {
+            method: Method::DELETE,
+            template: "/api/v2/me/consents/{client_id}",
+            victim: |w| w.client.clone(),
+            request: |id| (format!("/api/v2/me/consents/{id}"), None),
+            reread: |_| ("/api/v2/me/consents".into(), "a-admin"),
+            sibling: Hidden,
+            viewer: Hidden,
+            child_admin: Hidden,
+        },
         // The caller's own second factor: anyone may start enrolling;
         // nobody confirms or removes one without its codes.
         Route {

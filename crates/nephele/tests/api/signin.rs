@@ -612,6 +612,19 @@ async fn a_public_client_uses_pkce_and_a_third_party_asks_for_consent_once() {
         .await;
     assert_eq!(again.status, 302);
     assert!(again.redirect_params().contains_key("code"));
+    // Until bob takes it back.
+    let bob = s.client_as("bob");
+    let consents = bob.consents().await.unwrap().data;
+    assert_eq!(consents.len(), 1);
+    assert_eq!(consents[0].client_name, "Phone app");
+    assert_eq!(consents[0].scopes, ["openid", "email", "offline_access"]);
+    bob.revoke_consent(&public).await.unwrap();
+    assert_refused(bob.revoke_consent(&public).await, 404, 2000);
+    let asks = browser
+        .get(&authorize_url(&s, &public, &challenge, &[]))
+        .await;
+    assert_eq!(asks.status, 200);
+    assert!(asks.body.contains("Allow Phone app?"));
     // A public client has no secret to use for other grants.
     let r = s
         .request(Method::POST, "/api/2/idp/token")
