@@ -155,6 +155,12 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Only in the answer that created an invited user when the server
+    /// sends no mail: the one-time link (72 h) with which the user sets a
+    /// password. Never shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uri)]
+    pub activation_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -174,7 +180,10 @@ pub struct UserCreate {
     #[schema(value_type = String, format = Email, max_length = 254, required = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024, required = true)]
+    /// Without one the user is `invited`: it gets a one-time link by mail
+    /// (or, when the server sends no mail, the answer carries it as
+    /// `activationUrl`) to set its password.
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "schema::secret_as_text"
@@ -1111,6 +1120,31 @@ pub struct SignInForm {
     pub password: Option<String>,
     /// For `consent`: `allow` or `deny`.
     pub decision: Option<String>,
+}
+
+/// `POST /api/2/idp/password-reset`: the account's login or e-mail.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"login": "bob@acme.test"})))]
+pub struct PasswordResetRequest {
+    #[schema(required = true, min_length = 1, max_length = 320)]
+    #[serde(default, deserialize_with = "schema::present")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+}
+
+/// The form of `POST /api/2/idp/activate` and `/api/2/idp/reset`: the
+/// link's token and the new password, twice.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({"token": "…", "form_token": "…", "username": "bob", "password": "a-new-password", "password_confirmation": "a-new-password"})))]
+pub struct PasswordLinkForm {
+    pub token: String,
+    /// From the page: binds the form to the browser's cookie.
+    pub form_token: String,
+    /// Ignored (for password managers).
+    pub username: Option<String>,
+    pub password: String,
+    pub password_confirmation: String,
 }
 
 /// The form of `POST /api/2/idp/logout`: RP-initiated logout's

@@ -12,8 +12,10 @@ pub mod datacenters;
 pub mod idempotency;
 pub mod instances;
 pub mod keys;
+pub mod links;
 pub mod lockout;
 pub mod machines;
+pub mod mail;
 pub mod me;
 pub mod mfa;
 pub mod notary;
@@ -91,6 +93,8 @@ pub struct AppConfig {
     pub engine: EngineConfig,
     pub driver: machines::DriverConfig,
     pub notary: notary::NotaryConfig,
+    /// Sends invitations and password reset links; `None`: no mail.
+    pub mailer: Option<Arc<dyn mail::Mailer>>,
 }
 
 /// The application: every domain service hangs off this. Cheap to clone.
@@ -110,6 +114,7 @@ struct Inner {
     key_ring: KeyRing,
     secret_hasher: SecretHasher,
     recovery_hasher: SecretHasher,
+    link_hasher: SecretHasher,
     record_sealer: Sealer,
     verified_tokens: quick_cache::sync::Cache<[u8; 32], Arc<tokens::VerifiedToken>>,
     revocations: Revocations,
@@ -143,6 +148,10 @@ impl App {
                 recovery_hasher: SecretHasher::for_purpose(
                     &config.secret_key.0,
                     b"nephele recovery codes v1",
+                )?,
+                link_hasher: SecretHasher::for_purpose(
+                    &config.secret_key.0,
+                    b"nephele one-time links v1",
                 )?,
                 record_sealer: Sealer::new(&config.secret_key.0)?,
                 verified_tokens: quick_cache::sync::Cache::new(VERIFIED_TOKENS_CAPACITY),
@@ -202,6 +211,10 @@ impl App {
 
     pub(crate) fn recovery_hasher(&self) -> &SecretHasher {
         &self.inner.recovery_hasher
+    }
+
+    pub(crate) fn link_hasher(&self) -> &SecretHasher {
+        &self.inner.link_hasher
     }
 
     pub(crate) fn record_sealer(&self) -> &Sealer {
@@ -288,6 +301,7 @@ impl App {
         every(weak, TOKEN_PURGE, |app| async move {
             let now = app.clock().now();
             app.store().purge_expired_tokens(now).await?;
+            app.store().purge_expired_links(now).await?;
             app.purge_idempotency_keys(now).await?;
             app.purge_login_counters().await
         });

@@ -15,9 +15,18 @@ use nephele_common::names::{check_password, Email, Login};
 use nephele_common::page::{Page, PageRequest};
 use nephele_common::status::UserStatus;
 use nephele_common::{Error, Precondition, Result, Secret};
+use nephele_store::links::LinkPurpose;
 use nephele_store::{Datacenter, NewUser, Role, UserChanges, UserDetail};
 
 const TYPE: &str = "users";
+
+/// A user just made, and for an invited user with no mail server to send
+/// it, its activation link (shown this once).
+#[derive(Debug, Clone)]
+pub struct CreatedUser {
+    pub user: UserDetail,
+    pub activation_url: Option<Secret>,
+}
 
 /// Roles named in a request, resolved in the organization they are
 /// assigned in: built-in or its own, by name (case-insensitive) or id.
@@ -113,17 +122,20 @@ impl App {
         Ok(())
     }
 
+    /// Creates a user. Without a password the user is `invited`: an
+    /// activation link is made in the same transaction and mailed to it,
+    /// or, with no mail server configured, answered here (once).
     pub async fn create_user(
         &self,
         ctx: &OpCtx,
         acting: Option<OrganizationId>,
         request: UserCreate,
-    ) -> Result<UserDetail> {
+    ) -> Result<CreatedUser> {
         let org = self.acting_organization(ctx, acting);
         let mut v = Validator::new();
         let login = v.require("login", request.login, |l| Login::parse(&l));
         let email = v.require("email", request.email, |e| Email::parse(&e));
-        let password = v.require("password", request.password, |p| {
+        let password = v.field("password", request.password, false, |p| {
             check_password(p.expose()).map(|()| p)
         });
         let held = self.authorize(ctx, org, Permission::UsersWrite).await?;
@@ -132,33 +144,55 @@ impl App {
         let (roles, granted) = resolve_roles(&mut v, &assignable, &wanted);
         self.check_datacenter(&mut v, request.datacenter_id).await?;
         v.finish()?;
-        let (Some(login), Some(email), Some(password)) = (login, email, password) else {
+        let (Some(login), Some(email)) = (login, email) else {
             return Err(Error::internal("validated user incomplete"));
         };
         ensure_grantable(held, granted)?;
+        let invited = password.is_none();
+        // An invited user has a password nobody knows until the link sets one.
+        let password = password.unwrap_or_else(|| Secret::new(crate::signin::random_token()));
         let password_hash = self.passwords().hash(&password).await?;
+        let new = NewUser {
+            id: UserId::new(),
+            organization_id: org,
+            login,
+            email,
+            password_hash,
+            status: if invited {
+                UserStatus::Invited
+            } else {
+                UserStatus::Enabled
+            },
+            datacenter_id: request
+                .datacenter_id
+                .map_or(Datacenter::LOCAL, DatacenterId),
+            now: self.clock().now(),
+        };
+        let mut activation_url = None;
+        let user = if invited {
+            let (url, link) = self.new_link(new.id, LinkPurpose::Activate);
+            let user = self
+                .store()
+                .create_invited_user(&new, &roles, &link)
+                .await?;
+            if self.sends_mail() {
+                self.mail_link(&user, LinkPurpose::Activate, &url).await;
+            } else {
+                activation_url = Some(url);
+            }
+            user
+        } else {
+            self.store().create_user(&new, &roles).await?
+        };
         let user = self
             .store()
-            .create_user(
-                &NewUser {
-                    id: UserId::new(),
-                    organization_id: org,
-                    login,
-                    email,
-                    password_hash,
-                    status: UserStatus::Enabled,
-                    datacenter_id: request
-                        .datacenter_id
-                        .map_or(Datacenter::LOCAL, DatacenterId),
-                    now: self.clock().now(),
-                },
-                &roles,
-            )
-            .await?;
-        self.store()
             .user_detail(user.id)
             .await?
-            .ok_or_else(|| Error::not_found(TYPE, user.id))
+            .ok_or_else(|| Error::not_found(TYPE, user.id))?;
+        Ok(CreatedUser {
+            user,
+            activation_url,
+        })
     }
 
     /// PUT (`replace`: `login`, `email` and `roles` required) and PATCH.

@@ -34,6 +34,7 @@ pub fn user(u: &model::UserDetail) -> api::User {
         created_at: u.created_at,
         updated_at: u.updated_at,
         version: u.version,
+        activation_url: None,
     }
 }
 

@@ -107,6 +107,17 @@ impl Client {
             .await
     }
 
+    /// `POST /api/2/idp/password-reset`: asks for a reset link by mail for
+    /// a login or e-mail. The answer (202) is the same whether or not the
+    /// account exists.
+    pub async fn request_password_reset(&self, login: &str) -> Result<(), Error> {
+        let body = api::PasswordResetRequest {
+            login: Some(login.to_owned()),
+        };
+        let request = Request::new(Method::POST, "/api/2/idp/password-reset").body(&body);
+        self.answer(&request, 202).await.map(|_| ())
+    }
+
     /// Sends `request`, whose answer must be a 204 (No Content).
     pub async fn no_content(&self, request: &Request) -> Result<(), Error> {
         self.answer(request, 204).await.map(|_| ())

@@ -38,6 +38,16 @@ pub fn action(method: &Method, route: &str, path: &str) -> (String, String, Opti
     if let Some(action) = mfa {
         return (action.to_owned(), "mfa".to_owned(), None);
     }
+    // The one-time links: what is done to the user's password.
+    let link = match (method, route) {
+        (&Method::POST, "/api/2/idp/activate") => Some("users.activate"),
+        (&Method::POST, "/api/2/idp/reset") => Some("users.reset-password"),
+        (&Method::POST, "/api/2/idp/password-reset") => Some("users.request-password-reset"),
+        _ => None,
+    };
+    if let Some(action) = link {
+        return (action.to_owned(), "users".to_owned(), None);
+    }
     let strip = |p: &'static str| route.strip_prefix(p);
     let rest = strip("/api/notary/v2/")
         .or_else(|| strip("/api/v2/"))
@@ -84,6 +94,10 @@ pub fn event(app: &App, r: Request<'_>) -> AuditEvent {
         ("authentication".to_owned(), None, None)
     } else {
         let (action, resource, mut target) = action(r.method, r.route, r.path);
+        // A link's user is the one it acted on (and the one who acted).
+        if r.route.starts_with("/api/2/idp/") && resource == "users" {
+            target = r.principal.and_then(|p| p.id.clone());
+        }
         // A create names its target in `Location` (an asynchronous one
         // names its task there, not its target).
         if target.is_none() {

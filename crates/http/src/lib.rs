@@ -36,7 +36,7 @@ use utoipa_axum::routes;
 macro_rules! every_route {
     ($router:expr, $group:ident) => {{
         use routes::{
-            accounts, api_keys, audit_events, authorize, clients, datacenters, idp, images,
+            accounts, api_keys, audit_events, authorize, clients, datacenters, idp, images, links,
             instances, me, notary, ops, organizations, roles, setup, tasks, users,
         };
         $router
@@ -77,6 +77,9 @@ macro_rules! every_route {
             .routes($group!(accounts::get))
             .routes($group!(authorize::authorize, authorize::submit))
             .routes($group!(authorize::logout, authorize::logout_post))
+            .routes($group!(links::activate_page, links::activate))
+            .routes($group!(links::reset_page, links::reset))
+            .routes($group!(links::password_reset))
             .routes($group!(idp::token))
             .routes($group!(idp::revoke))
             .routes($group!(idp::introspect))

@@ -85,6 +85,11 @@ impl Reply {
         Ok(r)
     }
 
+    /// 202 with no body: accepted, and nothing to tell.
+    pub fn accepted_empty() -> Reply {
+        Reply::new(StatusCode::ACCEPTED, None)
+    }
+
     /// 204.
     pub fn no_content() -> Reply {
         Reply::new(StatusCode::NO_CONTENT, None)

@@ -162,6 +162,15 @@ pub struct ServeArgs {
     /// Notarize as soon as this many hashes are pending [default: 1000]
     #[arg(long, env = "NEPHELE_NOTARY_BATCH_SIZE")]
     pub notary_batch_size: Option<usize>,
+    /// Mail server for invitations and password reset links:
+    /// smtp://HOST[:PORT] (plain), smtp://HOST[:PORT]?tls=required
+    /// (STARTTLS), smtps://HOST[:PORT] (implicit TLS); user:password@ for
+    /// SMTP AUTH [default: none, no mail is sent]
+    #[arg(long, env = "NEPHELE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of that mail [default: nephele@ + the public URL's host]
+    #[arg(long, env = "NEPHELE_SMTP_FROM")]
+    pub smtp_from: Option<String>,
     /// TOML configuration file (keys as the flags, with underscores)
     #[arg(long, env = "NEPHELE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -207,6 +216,8 @@ pub struct FileConfig {
     pub notary_max_file_bytes: Option<u64>,
     pub notary_batch_interval: Option<String>,
     pub notary_batch_size: Option<usize>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 /// An IP address or a CIDR block.
@@ -294,6 +305,9 @@ pub struct ServerConfig {
     pub notary_max_file_bytes: u64,
     pub notary_batch_interval: Duration,
     pub notary_batch_size: usize,
+    /// `None`: no mail is sent.
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 const DEFAULT_NOTARY_MAX_FILE_BYTES: u64 = 8 * 1024 * 1024 * 1024;
@@ -549,6 +563,8 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_NOTARY_MAX_FILE_BYTES),
             notary_batch_interval,
             notary_batch_size,
+            smtp_url: args.smtp_url.or(file.smtp_url),
+            smtp_from: args.smtp_from.or(file.smtp_from),
         })
     }
 
@@ -589,6 +605,8 @@ impl ServerConfig {
             notary_max_file_bytes: DEFAULT_NOTARY_MAX_FILE_BYTES,
             notary_batch_interval: Duration::from_secs(10),
             notary_batch_size: 1000,
+            smtp_url: None,
+            smtp_from: None,
         }
     }
 }

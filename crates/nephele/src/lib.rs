@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod mailer;
 mod private_file;
 pub mod server;
 mod sim_state;

@@ -259,6 +259,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         .is_empty();
     let secret_key = secret_key(&config, sealed)?;
     let driver = driver_config(&config, &store).await?;
+    let mailer: Option<std::sync::Arc<dyn nephele_app::mail::Mailer>> = match &config.smtp_url {
+        Some(url) => {
+            let mailer =
+                crate::mailer::SmtpMailer::new(url, config.smtp_from.as_deref(), &public_url)?;
+            tracing::info!(?mailer, "invitations and password reset links go by mail");
+            Some(std::sync::Arc::new(mailer))
+        }
+        None => None,
+    };
     let app = App::new(
         store,
         Arc::new(SystemClock),
@@ -294,6 +303,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 batch_interval: config.notary_batch_interval,
                 batch_size: config.notary_batch_size,
             },
+            mailer,
         },
     )?;
     app.start()

@@ -13,6 +13,7 @@ mod db;
 pub mod door;
 pub mod idempotency;
 pub mod instances;
+pub mod links;
 pub mod mfa;
 pub mod migrate;
 pub mod models;

@@ -1,8 +1,8 @@
 use crate::columns::Parsed;
 use crate::door::{breaks_unique, db_error, job, run, run_raw, Conn};
 use crate::tables::{
-    api_keys, datacenters, organizations, refresh_tokens, role_assignments, roles, sso_sessions,
-    users,
+    api_keys, datacenters, link_tokens, organizations, refresh_tokens, role_assignments, roles,
+    sso_sessions, users,
 };
 use crate::{builtin_roles, NewUser, RoleGrant, Store, User, UserChanges, UserDetail};
 use chrono::{DateTime, Utc};
@@ -49,7 +49,7 @@ async fn assign_roles(
 }
 
 /// Moves a user's session generation on and deletes its refresh tokens.
-async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
+pub(crate) async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
     let done = run!(c.execute(
         diesel::update(users::table.find(id.to_string()))
             .set(users::session_generation.eq(users::session_generation + 1))
@@ -303,6 +303,10 @@ impl Store {
             }
             if disabling && current.status != UserStatus::Disabled {
                 end_sessions(c, id).await?;
+                // Nor may a link sent before set its password later.
+                run!(c.execute(diesel::delete(
+                    link_tokens::table.filter(link_tokens::user_id.eq(id.to_string()))
+                )))?;
             }
             let updated = User {
                 login: changes

@@ -8,6 +8,7 @@
 //! Content-Security-Policy that allows exactly its own style sheet.
 
 pub mod docs;
+pub mod links;
 pub mod notary;
 pub mod signin;
 

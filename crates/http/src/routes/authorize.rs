@@ -18,12 +18,12 @@ use std::collections::HashMap;
 /// The cookie of the identity provider's session, and of the browser
 /// that forms are bound to. `__Host-` (Secure, no Domain, Path=/) when the
 /// server is reached over HTTPS.
-struct Cookies {
+pub(crate) struct Cookies {
     secure: bool,
 }
 
 impl Cookies {
-    fn of(state: &AppState) -> Cookies {
+    pub(crate) fn of(state: &AppState) -> Cookies {
         Cookies {
             secure: state.app.config().public_url.starts_with("https://"),
         }
@@ -37,7 +37,7 @@ impl Cookies {
         }
     }
 
-    fn browser_name(&self) -> &'static str {
+    pub(crate) fn browser_name(&self) -> &'static str {
         if self.secure {
             "__Host-nephele_browser"
         } else {
@@ -45,7 +45,7 @@ impl Cookies {
         }
     }
 
-    fn set(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    pub(crate) fn set(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let cookie =
             format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
@@ -54,7 +54,7 @@ impl Cookies {
 }
 
 /// A cookie's value from the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -85,7 +85,7 @@ fn found(location: &str) -> Response {
     private(response)
 }
 
-fn page(status: StatusCode, page: crate::pages::Page) -> Response {
+pub(crate) fn page(status: StatusCode, page: crate::pages::Page) -> Response {
     let mut response = page.into_response();
     *response.status_mut() = status;
     private(response)
@@ -96,7 +96,7 @@ fn error_page(message: &str) -> Response {
 }
 
 /// Parameters from a query or a form body, each at most once.
-fn params(raw: &[u8]) -> Result<HashMap<String, String>, AuthorizeError> {
+pub(crate) fn params(raw: &[u8]) -> Result<HashMap<String, String>, AuthorizeError> {
     let mut map = HashMap::new();
     for (k, v) in form_urlencoded::parse(raw) {
         if map.insert(k.to_string(), v.into_owned()).is_some() {

@@ -7,6 +7,7 @@ pub mod datacenters;
 pub mod idp;
 pub mod images;
 pub mod instances;
+pub mod links;
 pub mod me;
 pub mod notary;
 pub mod ops;

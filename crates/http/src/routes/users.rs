@@ -31,7 +31,10 @@ pub async fn list(
 }
 
 /// Creates a user in the organization acted in. Granting a role needs
-/// every permission it carries.
+/// every permission it carries. Without a `password` the user is
+/// `invited`: a one-time link (72 h) to set one goes to its e-mail
+/// address, or, when the server sends no mail, comes back once as
+/// `activationUrl`.
 #[utoipa::path(post, path = "/api/v2/users", tag = "users",
     params(OrgScope),
     request_body(content = UserCreate, content_type = "application/json"),
@@ -43,12 +46,15 @@ pub async fn create(
     Query(scope): Query<OrgScope>,
     Body(request): Body<UserCreate>,
 ) -> HttpResult<Reply> {
-    let user = state
+    let created = state
         .app
         .create_user(&ctx, scope.org_id.map(OrganizationId), request)
         .await?;
+    let user = &created.user;
     let location = format!("/api/v2/users/{}", user.user.id);
-    Ok(Reply::created(wire::user(&user), location)?.with_version(user.user.version))
+    let mut body = wire::user(user);
+    body.activation_url = created.activation_url.map(|u| u.expose().to_owned());
+    Ok(Reply::created(body, location)?.with_version(user.user.version))
 }
 
 /// One user.

@@ -248,9 +248,10 @@ pub enum UserCommand {
         /// The user's id
         id: Uuid,
     },
-    /// A new user; the password is asked for (or read with --password-stdin)
+    /// A new user; the password is asked for (or read with --password-stdin),
+    /// or with --invite the user sets it through a one-time link
     #[command(
-        after_help = "Examples:\n  nephele user create bob --email bob@acme.test --role operator\n  echo \"$PW\" | nephele user create ci --email ci@acme.test --role viewer --password-stdin"
+        after_help = "Examples:\n  nephele user create bob --email bob@acme.test --role operator\n  echo \"$PW\" | nephele user create ci --email ci@acme.test --role viewer --password-stdin\n  nephele user create carol --email carol@acme.test --role viewer --invite"
     )]
     Create {
         /// The login: letters, digits and . _ - @
@@ -262,8 +263,12 @@ pub enum UserCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
         /// Read the password from stdin instead of asking for it
-        #[arg(long)]
+        #[arg(long, conflicts_with = "invite")]
         password_stdin: bool,
+        /// No password: the user is invited and sets one through a link
+        /// (72 h) sent by mail, or printed here when the server sends none
+        #[arg(long)]
+        invite: bool,
     },
     /// Change a user's login, email or roles
     #[command(
@@ -333,16 +338,34 @@ pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<
             email,
             roles,
             password_stdin,
+            invite,
         } => {
-            let password = read_password(password_stdin, &format!("Password for {login}: "))?;
+            let password = if invite {
+                None
+            } else {
+                let password = read_password(password_stdin, &format!("Password for {login}: "))?;
+                Some(Secret::new(password))
+            };
             let body = api::UserCreate {
                 login: Some(login),
                 email: Some(email),
-                password: Some(Secret::new(password)),
+                password,
                 roles: Some(roles),
                 datacenter_id: None,
             };
-            write(&mut s, Method::POST, base.into(), &body, &USER, out).await
+            let value = s
+                .data(Request::new(Method::POST, base).body(&body))
+                .await?;
+            out.item(&value, &USER)?;
+            if invite && !out.quiet {
+                match value.get("activationUrl").and_then(Value::as_str) {
+                    Some(_) => eprintln!(
+                        "The server sends no mail: give the user its activationUrl (it works once, for 72 hours)"
+                    ),
+                    None => eprintln!("Invited: a link to set the password is on its way by mail"),
+                }
+            }
+            Ok(())
         }
         UserCommand::Update {
             id,

@@ -17,6 +17,7 @@ mod identity;
 mod instances;
 mod interop;
 mod isolation;
+mod mail;
 mod mfa;
 mod notary;
 mod ops;

@@ -169,7 +169,12 @@ impl TestServer {
 
     /// A new server, set up with the root organization `Acme` and its admin.
     pub async fn set_up() -> TestServer {
-        let s = Self::start().await;
+        Self::set_up_with(|_| {}).await
+    }
+
+    /// [`TestServer::set_up`], configured by `configure` first.
+    pub async fn set_up_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let s = Self::start_with(configure).await;
         let r = s.post("/occm/setup/init", &setup_body()).await;
         assert_eq!(r.status(), 201, "setup: {}", r.text().await.unwrap());
         s

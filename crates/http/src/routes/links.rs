@@ -1,0 +1,233 @@
+//! Invitations and password reset (SPEC §5): asking for a reset link,
+//! and the pages of the one-time links sent by mail. Every decision is
+//! the app's (`nephele_app::links`); this module reads the request, keeps
+//! the browser's form cookie and renders the pages.
+
+use crate::error::{HttpError, HttpResult};
+use crate::extract::{read_body, Body};
+use crate::pages::links::{self as pages, LinkPage};
+use crate::reply::Reply;
+use crate::request::{Principal, PrincipalSlot};
+use crate::routes::authorize::{cookie, page, params, Cookies};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use nephele_api_types::PasswordResetRequest;
+use nephele_app::links::{LinkState, LinkUse, Purpose, ACTIVATE_PATH, RESET_PATH};
+use nephele_common::Secret;
+
+/// What the holder of an unusable link is told: no more than that.
+const INVALID: &str =
+    "This link is not valid: it is unknown, has expired, or has been used already.";
+
+fn words(purpose: Purpose) -> LinkPage<'static> {
+    match purpose {
+        Purpose::Activate => LinkPage {
+            action: ACTIVATE_PATH,
+            title: "Choose your password",
+            intro: "Welcome! Choose the password of your new account",
+            button: "Set password",
+        },
+        Purpose::Reset => LinkPage {
+            action: RESET_PATH,
+            title: "Choose a new password",
+            intro: "A new password for",
+            button: "Set new password",
+        },
+    }
+}
+
+/// The browser's form cookie, and whether it is new (to be set).
+fn browser(state: &AppState, headers: &HeaderMap) -> (String, bool) {
+    let cookies = Cookies::of(state);
+    match cookie(headers, cookies.browser_name()).filter(|c| !c.is_empty() && c.len() <= 64) {
+        Some(c) => (c.to_owned(), false),
+        None => (state.app.new_browser_token(), true),
+    }
+}
+
+/// The link's form, for `login`, bound to the browser.
+fn form(
+    state: &AppState,
+    headers: &HeaderMap,
+    purpose: Purpose,
+    status: StatusCode,
+    login: &str,
+    token: &str,
+    error: Option<&str>,
+) -> Response {
+    let (browser, new) = browser(state, headers);
+    let form_token = state.app.form_token(&browser);
+    let rendered = pages::password_form(&words(purpose), login, token, &form_token, error);
+    let mut response = page(status, rendered);
+    if new {
+        let cookies = Cookies::of(state);
+        let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
+        let set = cookies.set(cookies.browser_name(), &browser, max_age);
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    response
+}
+
+/// The answer to a link that does not work.
+fn unusable(state: LinkState) -> Response {
+    match state {
+        LinkState::Refused(why) => page(StatusCode::FORBIDDEN, pages::unusable(&format!("{why}."))),
+        _ => page(StatusCode::BAD_REQUEST, pages::unusable(INVALID)),
+    }
+}
+
+/// Shows a link's form. Nothing is spent: mail scanners fetch links.
+async fn show(state: &AppState, purpose: Purpose, request: &Request) -> Response {
+    let query = request.uri().query().unwrap_or("").as_bytes();
+    let Ok(mut query) = params(query) else {
+        return unusable(LinkState::Invalid);
+    };
+    let token = query.remove("token").unwrap_or_default();
+    match state.app.link_state(purpose, &token).await {
+        Ok(LinkState::Live(user)) => form(
+            state,
+            request.headers(),
+            purpose,
+            StatusCode::OK,
+            &user.login,
+            &token,
+            None,
+        ),
+        Ok(other) => unusable(other),
+        Err(e) => HttpError(e).into_response(),
+    }
+}
+
+/// Sets the password from a link's form.
+async fn submit(state: &AppState, purpose: Purpose, request: Request) -> Response {
+    let slot = request.extensions().get::<PrincipalSlot>().cloned();
+    let headers = request.headers().clone();
+    let body = match read_body(request.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return HttpError(e).into_response(),
+    };
+    let Ok(mut fields) = params(&body) else {
+        return unusable(LinkState::Invalid);
+    };
+    let token = fields.remove("token").unwrap_or_default();
+    let user = match state.app.link_state(purpose, &token).await {
+        Ok(LinkState::Live(user)) => user,
+        Ok(other) => return unusable(other),
+        Err(e) => return HttpError(e).into_response(),
+    };
+    let cookies = Cookies::of(state);
+    let presented = fields.get("form_token").map(String::as_str);
+    let browser = cookie(&headers, cookies.browser_name());
+    if !state.app.form_token_matches(browser, presented) {
+        return form(
+            state,
+            &headers,
+            purpose,
+            StatusCode::BAD_REQUEST,
+            &user.login,
+            &token,
+            Some("This form has expired. Please enter the password again."),
+        );
+    }
+    let password = Secret::new(fields.remove("password").unwrap_or_default());
+    let confirmation = Secret::new(fields.remove("password_confirmation").unwrap_or_default());
+    match state
+        .app
+        .use_link(purpose, &token, &password, &confirmation)
+        .await
+    {
+        Ok(LinkUse::Done(user)) => {
+            if let Some(slot) = slot {
+                let _ = slot.0.set(Principal {
+                    kind: "user",
+                    id: Some(user.id.to_string()),
+                    name: Some(user.login.clone()),
+                    organization_id: Some(user.organization_id),
+                    failed: false,
+                });
+            }
+            page(StatusCode::OK, pages::done(&user.login))
+        }
+        Ok(LinkUse::Rejected { user, reason, .. }) => form(
+            state,
+            &headers,
+            purpose,
+            StatusCode::BAD_REQUEST,
+            &user.login,
+            &token,
+            Some(&format!("{reason}.")),
+        ),
+        Ok(LinkUse::Unusable(other)) => unusable(other),
+        Err(e) => HttpError(e).into_response(),
+    }
+}
+
+/// The page of an invitation's link: a form for the invited user's
+/// first password. Showing it spends nothing.
+#[utoipa::path(get, path = "/api/2/idp/activate", tag = "identity",
+    params(("token" = String, Query, description = "The token of the link in the invitation")),
+    responses(
+        (status = 200, description = "The form to choose a password", content_type = "text/html", body = String),
+        (status = 400, description = "An unknown, used or expired link: an error page", content_type = "text/html", body = String),
+        (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
+    security(()))]
+pub async fn activate_page(State(state): State<AppState>, request: Request) -> Response {
+    show(&state, Purpose::Activate, &request).await
+}
+
+/// Sets an invited user's first password, which enables it; the link is
+/// spent.
+#[utoipa::path(post, path = "/api/2/idp/activate", tag = "identity",
+    request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::PasswordLinkForm),
+    responses(
+        (status = 200, description = "Done: a page that says so", content_type = "text/html", body = String),
+        (status = 400, description = "An unusable link, or a bad form or password: a page with the reason", content_type = "text/html", body = String),
+        (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
+    security(()))]
+pub async fn activate(State(state): State<AppState>, request: Request) -> Response {
+    submit(&state, Purpose::Activate, request).await
+}
+
+/// The page of a password reset link: a form for a new password.
+/// Showing it spends nothing.
+#[utoipa::path(get, path = "/api/2/idp/reset", tag = "identity",
+    params(("token" = String, Query, description = "The token of the link in the mail")),
+    responses(
+        (status = 200, description = "The form to choose a new password", content_type = "text/html", body = String),
+        (status = 400, description = "An unknown, used or expired link: an error page", content_type = "text/html", body = String),
+        (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
+    security(()))]
+pub async fn reset_page(State(state): State<AppState>, request: Request) -> Response {
+    show(&state, Purpose::Reset, &request).await
+}
+
+/// Sets a new password; the link is spent and every session of the user
+/// (refresh tokens, SSO sessions, access tokens) ends.
+#[utoipa::path(post, path = "/api/2/idp/reset", tag = "identity",
+    request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::PasswordLinkForm),
+    responses(
+        (status = 200, description = "Done: a page that says so", content_type = "text/html", body = String),
+        (status = 400, description = "An unusable link, or a bad form or password: a page with the reason", content_type = "text/html", body = String),
+        (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
+    security(()))]
+pub async fn reset(State(state): State<AppState>, request: Request) -> Response {
+    submit(&state, Purpose::Reset, request).await
+}
+
+/// Asks for a password reset link by mail, for a login or e-mail. The
+/// answer is the same whether or not the account exists: an enabled
+/// user gets a reset link (1 h), an invited one a new activation link
+/// (72 h), anyone else nothing; at most one a minute.
+#[utoipa::path(post, path = "/api/2/idp/password-reset", tag = "identity",
+    request_body(content = PasswordResetRequest, content_type = "application/json"),
+    responses((status = 202, description = "Accepted: if the account may sign in, a link is on its way")),
+    security(()))]
+pub async fn password_reset(
+    State(state): State<AppState>,
+    Body(request): Body<PasswordResetRequest>,
+) -> HttpResult<Reply> {
+    state.app.request_password_reset(request)?;
+    Ok(Reply::accepted_empty())
+}
