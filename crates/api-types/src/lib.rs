@@ -159,7 +159,6 @@ pub struct User {
     /// sends no mail: the one-time link (72 h) with which the user sets a
     /// password. Never shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = Uri)]
     pub activation_url: Option<String>,
 }
 

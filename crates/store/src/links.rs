@@ -103,7 +103,7 @@ impl Store {
                 .filter(link_tokens::user_id.eq(link.user_id.to_string()))
                 .filter(link_tokens::purpose.eq(link.purpose.as_str()));
             let recent: i64 = run!(c.get_result(
-                mine.filter(link_tokens::created_at.gt(to_micros(not_since)))
+                mine.clone().filter(link_tokens::created_at.gt(to_micros(not_since)))
                     .count()
             ))?;
             if recent > 0 {
@@ -153,7 +153,9 @@ impl Store {
                 .filter(link_tokens::token_hash.eq(&hash))
                 .filter(link_tokens::purpose.eq(purpose.as_str()))
                 .filter(link_tokens::expires_at.gt(to_micros(now)));
-            let Some(user_id) = run!(c.optional_first(live.select(link_tokens::user_id)))? else {
+            let found: Option<String> =
+                run!(c.optional_first(live.clone().select(link_tokens::user_id)))?;
+            let Some(user_id) = found else {
                 return Ok(Redeemed::Unknown);
             };
             let Some(user) = run!(c.optional_first(

@@ -79,16 +79,17 @@ fn unusable(state: LinkState) -> Response {
 }
 
 /// Shows a link's form. Nothing is spent: mail scanners fetch links.
-async fn show(state: &AppState, purpose: Purpose, request: &Request) -> Response {
-    let query = request.uri().query().unwrap_or("").as_bytes();
-    let Ok(mut query) = params(query) else {
+async fn show(state: &AppState, purpose: Purpose, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let query = request.uri().query().unwrap_or("").as_bytes().to_vec();
+    let Ok(mut query) = params(&query) else {
         return unusable(LinkState::Invalid);
     };
     let token = query.remove("token").unwrap_or_default();
     match state.app.link_state(purpose, &token).await {
         Ok(LinkState::Live(user)) => form(
             state,
-            request.headers(),
+            &headers,
             purpose,
             StatusCode::OK,
             &user.login,
@@ -174,7 +175,7 @@ async fn submit(state: &AppState, purpose: Purpose, request: Request) -> Respons
         (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
     security(()))]
 pub async fn activate_page(State(state): State<AppState>, request: Request) -> Response {
-    show(&state, Purpose::Activate, &request).await
+    show(&state, Purpose::Activate, request).await
 }
 
 /// Sets an invited user's first password, which enables it; the link is
@@ -200,7 +201,7 @@ pub async fn activate(State(state): State<AppState>, request: Request) -> Respon
         (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
     security(()))]
 pub async fn reset_page(State(state): State<AppState>, request: Request) -> Response {
-    show(&state, Purpose::Reset, &request).await
+    show(&state, Purpose::Reset, request).await
 }
 
 /// Sets a new password; the link is spent and every session of the user
