@@ -1126,7 +1126,7 @@ pub struct SignInForm {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"login": "bob@acme.test"})))]
 pub struct PasswordResetRequest {
-    #[schema(required = true, min_length = 1, max_length = 320)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 320)]
     #[serde(default, deserialize_with = "schema::present")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,

@@ -95,7 +95,11 @@ impl App {
 
     /// A new link for `user`: its URL (holding the token) and what is
     /// stored of it.
-    pub(crate) fn new_link(&self, user: nephele_common::ids::UserId, purpose: LinkPurpose) -> (Secret, NewLink) {
+    pub(crate) fn new_link(
+        &self,
+        user: nephele_common::ids::UserId,
+        purpose: LinkPurpose,
+    ) -> (Secret, NewLink) {
         let token = random_token();
         let now = self.clock().now();
         let link = NewLink {
@@ -170,10 +174,10 @@ impl App {
     pub fn request_password_reset(&self, request: PasswordResetRequest) -> Result<()> {
         let mut v = Validator::new();
         let login = v.require("login", request.login, |l: String| {
-            if l.trim().is_empty() || l.len() > 320 {
+            if l.is_empty() || l.chars().count() > 320 {
                 Err("must be a login or e-mail address of 1 to 320 characters".to_owned())
             } else {
-                Ok(l.trim().to_owned())
+                Ok(l)
             }
         });
         v.finish()?;
@@ -190,7 +194,7 @@ impl App {
     }
 
     async fn send_reset_link(&self, login: &str) -> Result<()> {
-        let Some(user) = self.store().user_by_login_or_email(login).await? else {
+        let Some(user) = self.store().user_by_login_or_email(login.trim()).await? else {
             return Ok(());
         };
         let purpose = match user.status {
@@ -199,7 +203,11 @@ impl App {
             UserStatus::Invited => LinkPurpose::Activate,
             UserStatus::Disabled => return Ok(()),
         };
-        if self.ensure_not_suspended(user.organization_id).await.is_err() {
+        if self
+            .ensure_not_suspended(user.organization_id)
+            .await
+            .is_err()
+        {
             return Ok(());
         }
         if !self.sends_mail() {
@@ -241,7 +249,11 @@ impl App {
                 UserStatus::Invited => "This account has not been activated yet",
             }));
         }
-        if self.ensure_not_suspended(user.organization_id).await.is_err() {
+        if self
+            .ensure_not_suspended(user.organization_id)
+            .await
+            .is_err()
+        {
             return Ok(LinkState::Refused("This organization is suspended"));
         }
         Ok(LinkState::Live(user))

@@ -36,8 +36,8 @@ use utoipa_axum::routes;
 macro_rules! every_route {
     ($router:expr, $group:ident) => {{
         use routes::{
-            accounts, api_keys, audit_events, authorize, clients, datacenters, idp, images, links,
-            instances, me, notary, ops, organizations, roles, setup, tasks, users,
+            accounts, api_keys, audit_events, authorize, clients, datacenters, idp, images,
+            instances, links, me, notary, ops, organizations, roles, setup, tasks, users,
         };
         $router
             .routes($group!(ops::healthz))

@@ -107,12 +107,21 @@ mod tests {
     #[test]
     fn urls_are_read_as_lettre_reads_them_and_logged_without_secrets() {
         assert!(SmtpMailer::new("smtp://127.0.0.1:2525", None, "http://127.0.0.1:8080").is_ok());
-        assert!(SmtpMailer::new("smtp://mail.example?tls=required", None, "https://x.example").is_ok());
+        assert!(SmtpMailer::new(
+            "smtp://mail.example?tls=required",
+            None,
+            "https://x.example"
+        )
+        .is_ok());
         assert!(SmtpMailer::new("smtps://mail.example", Some("Ops <ops@x.example>"), "").is_ok());
         assert!(SmtpMailer::new("http://mail.example", None, "").is_err());
         assert!(SmtpMailer::new("smtp://mail.example", Some("not an address"), "").is_err());
-        let m = SmtpMailer::new("smtp://u:hunter2@mail.example:25", None, "https://c.example")
-            .unwrap();
+        let m = SmtpMailer::new(
+            "smtp://u:hunter2@mail.example:25",
+            None,
+            "https://c.example",
+        )
+        .unwrap();
         let shown = format!("{m:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("nephele@c.example"), "{shown}");

@@ -103,7 +103,8 @@ impl Store {
                 .filter(link_tokens::user_id.eq(link.user_id.to_string()))
                 .filter(link_tokens::purpose.eq(link.purpose.as_str()));
             let recent: i64 = run!(c.get_result(
-                mine.clone().filter(link_tokens::created_at.gt(to_micros(not_since)))
+                mine.clone()
+                    .filter(link_tokens::created_at.gt(to_micros(not_since)))
                     .count()
             ))?;
             if recent > 0 {
@@ -158,9 +159,8 @@ impl Store {
             let Some(user_id) = found else {
                 return Ok(Redeemed::Unknown);
             };
-            let Some(user) = run!(c.optional_first(
-                users::table.find(&user_id).select(User::as_select())
-            ))?
+            let Some(user) =
+                run!(c.optional_first(users::table.find(&user_id).select(User::as_select())))?
             else {
                 return Ok(Redeemed::Unknown);
             };

@@ -353,9 +353,7 @@ pub async fn user(global: &Global, command: UserCommand, out: Output) -> Result<
                 roles: Some(roles),
                 datacenter_id: None,
             };
-            let value = s
-                .data(Request::new(Method::POST, base).body(&body))
-                .await?;
+            let value = s.data(Request::new(Method::POST, base).body(&body)).await?;
             out.item(&value, &USER)?;
             if invite && !out.quiet {
                 match value.get("activationUrl").and_then(Value::as_str) {

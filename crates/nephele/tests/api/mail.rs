@@ -147,10 +147,7 @@ impl MailSink {
                 tokio::spawn(converse(stream, tx.clone()));
             }
         });
-        MailSink {
-            addr,
-            received: rx,
-        }
+        MailSink { addr, received: rx }
     }
 
     pub fn url(&self) -> String {
@@ -187,7 +184,8 @@ async fn mailing() -> (MailSink, TestServer) {
 
 /// The root admin invites `login` (no password) into `org`: the answer.
 async fn invite(s: &TestServer, org: &str, login: &str) -> Value {
-    let body = json!({"login": login, "email": format!("{login}@example.test"), "roles": ["viewer"]});
+    let body =
+        json!({"login": login, "email": format!("{login}@example.test"), "roles": ["viewer"]});
     let r = s
         .admin_json(Method::POST, &format!("/api/v2/users?org_id={org}"), &body)
         .await;
@@ -217,7 +215,11 @@ async fn grant(s: &TestServer, login: &str, password: &str, scope: &str) -> (u16
 }
 
 /// The form of a link's page, with `password` and `confirmation` filled in.
-fn filled(page: &crate::signin::Answer, password: &str, confirmation: &str) -> Vec<(String, String)> {
+fn filled(
+    page: &crate::signin::Answer,
+    password: &str,
+    confirmation: &str,
+) -> Vec<(String, String)> {
     let mut form = page.hidden_fields();
     let names: Vec<&str> = form.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["token", "form_token"], "{}", page.body);
@@ -245,7 +247,11 @@ async fn an_invited_user_sets_its_password_through_the_mailed_link() {
     let mail = sink.next().await;
     assert_eq!(mail.to, ["carol@example.test"]);
     assert!(mail.from.contains("nephele@cloud.test"), "{}", mail.from);
-    assert!(mail.text.contains("Subject: Your Nephele account"), "{}", mail.text);
+    assert!(
+        mail.text.contains("Subject: Your Nephele account"),
+        "{}",
+        mail.text
+    );
     let link = mail.link("/api/2/idp/activate");
     assert!(link.starts_with(&s.url), "{link}");
 
@@ -276,7 +282,10 @@ async fn an_invited_user_sets_its_password_through_the_mailed_link() {
     assert!(r.body.contains("expired"), "{}", r.body);
     // Two different passwords, or a short one: the form again, link kept.
     let r = browser
-        .post(&action(&link), &filled(&page, NEW_PASSWORD, "something-else"))
+        .post(
+            &action(&link),
+            &filled(&page, NEW_PASSWORD, "something-else"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body.contains("not the same"), "{}", r.body);
@@ -310,7 +319,10 @@ async fn an_invited_user_sets_its_password_through_the_mailed_link() {
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert!(again.body.contains("not valid"), "{}", again.body);
     let again = browser
-        .post(&action(&link), &filled(&page, "another-password", "another-password"))
+        .post(
+            &action(&link),
+            &filled(&page, "another-password", "another-password"),
+        )
         .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     let (status, _) = grant(&s, "carol", "another-password", "openid").await;
@@ -346,7 +358,11 @@ async fn a_reset_link_goes_only_to_a_real_account_and_ends_its_sessions() {
     }
     let mail = sink.next().await;
     assert_eq!(mail.to, ["dave@example.test"]);
-    assert!(mail.text.contains("Subject: Reset your Nephele password"), "{}", mail.text);
+    assert!(
+        mail.text.contains("Subject: Reset your Nephele password"),
+        "{}",
+        mail.text
+    );
     sink.nothing_within(Duration::from_millis(500)).await;
     // Asked again at once: still 202, but no second mail this minute.
     assert_eq!(ask_reset(&s, "dave").await.status(), 202);
@@ -383,7 +399,10 @@ async fn a_reset_link_goes_only_to_a_real_account_and_ends_its_sessions() {
 
     // Single use.
     let again = browser
-        .post(&action(&link), &filled(&page, "third-password-1", "third-password-1"))
+        .post(
+            &action(&link),
+            &filled(&page, "third-password-1", "third-password-1"),
+        )
         .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(browser.get(&link).await.status, StatusCode::BAD_REQUEST);
@@ -399,7 +418,9 @@ async fn a_reset_link_goes_only_to_a_real_account_and_ends_its_sessions() {
     // Bad bodies are the contract's errors.
     let r = s.post("/api/2/idp/password-reset", &json!({})).await;
     assert_error(r, 422, 3001).await;
-    let r = s.post("/api/2/idp/password-reset", &json!({"login": 7})).await;
+    let r = s
+        .post("/api/2/idp/password-reset", &json!({"login": 7}))
+        .await;
     assert_error(r, 400, 3000).await;
     s.stop().await;
 }
@@ -441,7 +462,10 @@ async fn an_expired_link_shows_an_error_page() {
         .fetch_all(&mut db)
         .await
         .unwrap();
-    assert!(hashes.iter().all(|h| h != token && h.len() == 64), "{hashes:?}");
+    assert!(
+        hashes.iter().all(|h| h != token && h.len() == 64),
+        "{hashes:?}"
+    );
     s.stop().await;
 }
 
@@ -451,7 +475,10 @@ async fn without_a_mail_server_the_answer_carries_the_link_once() {
     let org = s.create_org("Tenant", None).await;
     let created = invite(&s, &org, "oscar").await;
     assert_eq!(created["status"], "invited");
-    let link = created["activationUrl"].as_str().expect("activationUrl").to_owned();
+    let link = created["activationUrl"]
+        .as_str()
+        .expect("activationUrl")
+        .to_owned();
     assert!(
         link.starts_with(&format!("{}/api/2/idp/activate?token=", s.url)),
         "{link}"
