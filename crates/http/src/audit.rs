@@ -183,6 +183,16 @@ mod tests {
         assert_eq!(action(&Method::DELETE, totp, totp).0, "mfa.remove");
         let confirm = "/api/v2/me/mfa/totp/confirm";
         assert_eq!(action(&Method::POST, confirm, confirm).0, "mfa.confirm");
+        for (route, named) in [
+            ("/api/2/idp/activate", "users.activate"),
+            ("/api/2/idp/reset", "users.reset-password"),
+            ("/api/2/idp/password-reset", "users.request-password-reset"),
+        ] {
+            assert_eq!(
+                action(&Method::POST, route, route),
+                (named.into(), "users".into(), None)
+            );
+        }
         assert_eq!(
             action(
                 &Method::DELETE,

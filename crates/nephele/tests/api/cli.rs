@@ -1218,3 +1218,28 @@ async fn mfa_from_enrolment_to_a_login_with_a_code() {
     .ok();
     login_at(&cli, &s.url, &[], &[]).await.ok();
 }
+
+#[tokio::test]
+async fn user_create_invite_makes_an_invited_user_and_shows_its_link() {
+    let s = TestServer::set_up().await;
+    let cli = Cli::new();
+    cli.login_admin(&s.url).await;
+    let out = cli
+        .run(&[
+            "user", "create", "ivy", "--email", "ivy@acme.test", "--role", "viewer", "--invite",
+            "-o", "json",
+        ])
+        .await
+        .ok();
+    let user = out.json();
+    assert_eq!(user["status"], "invited");
+    let link = user["activationUrl"].as_str().expect("activationUrl");
+    assert!(link.contains("/api/2/idp/activate?token="), "{link}");
+    assert!(out.stderr.contains("activationUrl"), "{out:?}");
+    cli.run(&[
+        "user", "create", "x", "--email", "x@acme.test", "--invite", "--password-stdin",
+    ])
+    .await
+    .failed(2);
+    s.stop().await;
+}

@@ -591,3 +591,40 @@ async fn disabled_users_and_suspended_organizations_get_nothing_from_a_link() {
     // …and while suspended, asking again sends nothing.
     s.stop().await;
 }
+
+#[tokio::test]
+async fn asking_for_a_reset_re_sends_a_lost_invitation() {
+    let (mut sink, s) = mailing().await;
+    let org = s.create_org("Tenant", None).await;
+    invite(&s, &org, "ines").await;
+    let first = sink.next().await.link("/api/2/idp/activate");
+    // Within the minute, no second mail.
+    assert_eq!(ask_reset(&s, "ines").await.status(), 202);
+    sink.nothing_within(Duration::from_millis(500)).await;
+
+    // A minute on (set in the database), a new invitation replaces it.
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&s.database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE link_tokens SET created_at = 1")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(ask_reset(&s, "ines@example.test").await.status(), 202);
+    let mail = sink.next().await;
+    assert!(mail.text.contains("Subject: Your Nephele account"), "{}", mail.text);
+    let second = mail.link("/api/2/idp/activate");
+    assert_ne!(first, second);
+    let mut browser = Browser::default();
+    assert_eq!(browser.get(&first).await.status, StatusCode::BAD_REQUEST);
+    let page = browser.get(&second).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let done = browser
+        .post(&action(&second), &filled(&page, NEW_PASSWORD, NEW_PASSWORD))
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let (status, body) = grant(&s, "ines", NEW_PASSWORD, "openid").await;
+    assert_eq!(status, 200, "{body}");
+    s.stop().await;
+}
