@@ -154,8 +154,7 @@ impl Store {
                 .filter(link_tokens::token_hash.eq(&hash))
                 .filter(link_tokens::purpose.eq(purpose.as_str()))
                 .filter(link_tokens::expires_at.gt(to_micros(now)));
-            let found: Option<String> =
-                run!(c.optional_first(live.clone().select(link_tokens::user_id)))?;
+            let found: Option<String> = run!(c.optional_first(live.select(link_tokens::user_id)))?;
             let Some(user_id) = found else {
                 return Ok(Redeemed::Unknown);
             };

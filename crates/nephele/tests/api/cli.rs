@@ -1226,8 +1226,16 @@ async fn user_create_invite_makes_an_invited_user_and_shows_its_link() {
     cli.login_admin(&s.url).await;
     let out = cli
         .run(&[
-            "user", "create", "ivy", "--email", "ivy@acme.test", "--role", "viewer", "--invite",
-            "-o", "json",
+            "user",
+            "create",
+            "ivy",
+            "--email",
+            "ivy@acme.test",
+            "--role",
+            "viewer",
+            "--invite",
+            "-o",
+            "json",
         ])
         .await
         .ok();
@@ -1237,7 +1245,13 @@ async fn user_create_invite_makes_an_invited_user_and_shows_its_link() {
     assert!(link.contains("/api/2/idp/activate?token="), "{link}");
     assert!(out.stderr.contains("activationUrl"), "{out:?}");
     cli.run(&[
-        "user", "create", "x", "--email", "x@acme.test", "--invite", "--password-stdin",
+        "user",
+        "create",
+        "x",
+        "--email",
+        "x@acme.test",
+        "--invite",
+        "--password-stdin",
     ])
     .await
     .failed(2);

@@ -577,6 +577,8 @@ async fn disabled_users_and_suspended_organizations_get_nothing_from_a_link() {
     s.create_user(&other, "hanna", &["viewer"]).await;
     assert_eq!(ask_reset(&s, "hanna").await.status(), 202);
     let link = sink.next().await.link("/api/2/idp/reset");
+    let form = browser.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
     let r = s
         .admin_json(
             Method::PATCH,
@@ -588,7 +590,12 @@ async fn disabled_users_and_suspended_organizations_get_nothing_from_a_link() {
     let page = browser.get(&link).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.body.contains("suspended"), "{}", page.body);
-    // …and while suspended, asking again sends nothing.
+    let r = browser
+        .post(&action(&link), &filled(&form, NEW_PASSWORD, NEW_PASSWORD))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (status, _) = grant(&s, "hanna", NEW_PASSWORD, "openid").await;
+    assert_eq!(status, 400);
     s.stop().await;
 }
 
@@ -613,7 +620,11 @@ async fn asking_for_a_reset_re_sends_a_lost_invitation() {
         .unwrap();
     assert_eq!(ask_reset(&s, "ines@example.test").await.status(), 202);
     let mail = sink.next().await;
-    assert!(mail.text.contains("Subject: Your Nephele account"), "{}", mail.text);
+    assert!(
+        mail.text.contains("Subject: Your Nephele account"),
+        "{}",
+        mail.text
+    );
     let second = mail.link("/api/2/idp/activate");
     assert_ne!(first, second);
     let mut browser = Browser::default();
