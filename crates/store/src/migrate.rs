@@ -70,6 +70,7 @@ pub(crate) const STORE: Migrations = store_migrations!(
     "0013_account_states",
     "0014_mfa",
     "0015_sign_in",
+    "0017_cli_client",
 );
 
 #[derive(QueryableByName)]
