@@ -151,6 +151,16 @@ export NEPHELE_ST_DATACENTER="$(field "$WORK/me.json" data principal datacenterI
 export NEPHELE_ST_IMAGE="$(field "$WORK/images.json" data 0 name)"
 export NEPHELE_ST_ADMIN_PASSWORD="$ADMIN_PASSWORD"
 export NEPHELE_ST_API_KEY_ID="$(field "$WORK/api-key.json" data id)"
+
+# A web app that signs people in, so that the authorization endpoint's
+# valid cases name a client and a redirect URI that exist.
+export NEPHELE_ST_REDIRECT_URI="https://rp.example/callback"
+status="$(curl -sS --max-time 30 -o "$WORK/client.json" -w '%{http_code}' \
+    -X POST "$URL/api/2/clients" -H "MC-Api-Key: $AUTH" -H 'content-type: application/json' \
+    -d '{"token_endpoint_auth_method":"none","data":{"client_name":"schemathesis-rp","redirect_uris":["'"$NEPHELE_ST_REDIRECT_URI"'"],"first_party":true}}')" \
+    || die "POST /api/2/clients failed"
+[[ "$status" == "201" ]] || { cat "$WORK/client.json" >&2 || true; die "POST /api/2/clients answered $status"; }
+export NEPHELE_ST_CLIENT_ID="$(field "$WORK/client.json" client_id)"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
 export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 

@@ -374,7 +374,7 @@ pub struct TotpEnrolment {
 #[schema(examples(json!({"code": "123456"})))]
 pub struct TotpConfirm {
     /// The 6-digit code the authenticator shows now.
-    #[schema(required = true)]
+    #[schema(value_type = String, required = true, pattern = "^[0-9]{6}$")]
     #[serde(default, deserialize_with = "schema::present")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -404,7 +404,7 @@ pub struct TotpRemoval {
     )]
     pub password: Option<Secret>,
     /// A current TOTP code or an unused recovery code.
-    #[schema(required = true)]
+    #[schema(value_type = String, required = true)]
     #[serde(default, deserialize_with = "schema::present")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -1000,9 +1000,11 @@ pub struct ApiClientData {
     /// Where the authorization endpoint may send a code: absolute `https`
     /// URIs, or `http` on a loopback address (any port, RFC 8252 §7.3);
     /// matched exactly, no wildcards.
+    #[schema(value_type = Option<Vec<schema::RedirectUri>>)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
     /// Where RP-initiated logout may send the browser back to.
+    #[schema(value_type = Option<Vec<schema::RedirectUri>>)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// Of `authorization_code`, `client_credentials`, `password`,
@@ -1100,24 +1102,40 @@ pub struct TokenForm {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({"response_type": "code", "client_id": "01a23abd-0588-7003-82b3-bf23c84c8f39", "redirect_uri": "https://app.example/callback", "scope": "openid email", "state": "af0ifjsldkj", "nonce": "n-0S6_WzA2Mj", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256", "form_token": "…", "action": "login", "username": "bob", "password": "…"})))]
 pub struct SignInForm {
+    #[schema(pattern = "^code$")]
     pub response_type: String,
+    #[schema(format = Uuid)]
     pub client_id: String,
+    /// Exactly one of the client's `redirect_uris`.
+    #[schema(min_length = 1, max_length = 2000)]
     pub redirect_uri: String,
+    /// Space-separated: `openid`, `profile`, `email`, `offline_access`.
     pub scope: Option<String>,
+    #[schema(min_length = 1, max_length = 1024)]
     pub state: String,
+    #[schema(max_length = 255)]
     pub nonce: Option<String>,
+    /// The S256 challenge (RFC 7636): 43 base64url characters.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     pub code_challenge: String,
+    #[schema(pattern = "^S256$")]
     pub code_challenge_method: String,
     pub max_age: Option<u32>,
     /// From the page: binds the form to the browser's cookie.
     pub form_token: String,
-    /// `login` or `consent`.
+    /// `login` (the first step), `otp` (the second, with MFA) or
+    /// `consent`.
+    #[schema(pattern = "^(login|otp|consent)$")]
     pub action: String,
     /// For `login`.
     pub username: Option<String>,
     /// For `login`.
     pub password: Option<String>,
-    /// For `consent`: `allow` or `deny`.
+    /// For `otp`: from the second step's page.
+    pub ticket: Option<String>,
+    /// For `otp`: a current TOTP code or an unused recovery code.
+    pub otp: Option<String>,
+    /// For `consent`: `allow`; anything else denies.
     pub decision: Option<String>,
 }
 
@@ -1150,11 +1168,22 @@ pub struct PasswordLinkForm {
 /// parameters, or the confirmation page's `form_token`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(examples(json!({"id_token_hint": "eyJ…", "post_logout_redirect_uri": "https://app.example/signed-out", "state": "bye"})))]
+#[serde(deny_unknown_fields)]
 pub struct LogoutForm {
+    /// An id token the server issued (expired ones too): which client's
+    /// `post_logout_redirect_uris` apply, and no confirmation asked.
     pub id_token_hint: Option<String>,
+    /// Read and ignored: the browser's session is the one that ends.
+    pub logout_hint: Option<String>,
+    /// Which client's `post_logout_redirect_uris` apply, without a hint.
     pub client_id: Option<String>,
+    /// One of the client's registered `post_logout_redirect_uris`.
     pub post_logout_redirect_uri: Option<String>,
+    /// Given back with the redirect.
     pub state: Option<String>,
+    /// Read and ignored: the pages are in English.
+    pub ui_locales: Option<String>,
+    /// The confirmation page's token.
     pub form_token: Option<String>,
 }
 

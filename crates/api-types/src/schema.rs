@@ -128,6 +128,25 @@ impl PartialSchema for HttpUrl {
 
 impl ToSchema for HttpUrl {}
 
+/// A client's redirect URI.
+pub struct RedirectUri;
+
+impl PartialSchema for RedirectUri {
+    fn schema() -> RefOr<Schema> {
+        string(
+            "An absolute `https://` URI of a host name or dotted IPv4 address, or `http://` \
+             on a loopback address (`127.0.0.1`, `[::1]`, `localhost`; any port, RFC 8252 \
+             §7.3), with an optional port, path and query; no fragment, credentials or \
+             wildcard. Matched exactly.",
+            1,
+            nephele_common::names::REDIRECT_URI_MAX,
+            nephele_common::names::REDIRECT_URI.to_owned(),
+        )
+    }
+}
+
+impl ToSchema for RedirectUri {}
+
 /// A task's status as the API shows it (a running task is `PENDING`).
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "UPPERCASE")]

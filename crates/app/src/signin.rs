@@ -15,13 +15,16 @@ use nephele_api_types::{ApiClientData, TokenResponse};
 use nephele_auth::PrincipalId;
 use nephele_common::error::Validator;
 use nephele_common::ids::{ClientId, SsoSessionId, UserId};
+use nephele_common::names::{REDIRECT_URI, REDIRECT_URI_MAX};
 use nephele_common::{Error, Result, Secret};
 use nephele_store::signin::NewCode;
 pub use nephele_store::User;
 use nephele_store::{ApiClient, AuthorizationCode, ClientSignIn, CodeSpend, SsoSession};
 use rand::RngCore;
+use regex::Regex;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use subtle::ConstantTimeEq;
 
 /// A code must be exchanged within this time.
@@ -35,7 +38,6 @@ const MFA_TICKET_TTL: Duration = Duration::minutes(5);
 /// A session's `last_seen_at` is written at most this often.
 const SESSION_TOUCH: Duration = Duration::seconds(60);
 const MAX_REDIRECT_URIS: usize = 16;
-const MAX_URI_LEN: usize = 2000;
 
 /// The parameters of `GET|POST /api/2/idp/authorize`, as sent.
 #[derive(Debug, Clone, Default)]
@@ -157,21 +159,17 @@ fn loopback(uri: &url::Url) -> bool {
 
 /// Why a redirect URI cannot be registered, if it cannot.
 fn check_redirect_uri(uri: &str) -> std::result::Result<(), String> {
-    if uri.len() > MAX_URI_LEN {
-        return Err(format!("is longer than {MAX_URI_LEN} characters"));
+    static FORM: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(REDIRECT_URI).ok());
+    if uri.len() > REDIRECT_URI_MAX {
+        return Err(format!("is longer than {REDIRECT_URI_MAX} characters"));
     }
-    if uri.contains('*') {
-        return Err("may not hold a wildcard".into());
-    }
-    let parsed = url::Url::parse(uri).map_err(|_| "is not an absolute URI".to_owned())?;
-    if parsed.fragment().is_some() {
-        return Err("may not have a fragment".into());
-    }
-    if parsed.scheme() != "https" && !loopback(&parsed) {
-        return Err("must be https, or http on a loopback address".into());
-    }
-    if parsed.username() != "" || parsed.password().is_some() {
-        return Err("may not hold credentials".into());
+    let well_formed = FORM.as_ref().is_some_and(|re| re.is_match(uri));
+    if !well_formed || url::Url::parse(uri).is_err() {
+        return Err(
+            "must be an https URI, or http on 127.0.0.1, [::1] or localhost, \
+             with no fragment, credentials or wildcard"
+                .into(),
+        );
     }
     Ok(())
 }

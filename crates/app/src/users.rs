@@ -210,13 +210,18 @@ impl App {
         if replace && request.roles.is_none() {
             v.push("roles", "is required");
         }
-        let status = v.field("status", request.status, false, |s| {
-            match s.parse::<UserStatus>()? {
-                UserStatus::Invited => Err("an invited user cannot be made again".to_owned()),
-                status => Ok(status),
-            }
-        });
+        let status = v.field("status", request.status, false, |s| s.parse::<UserStatus>());
         let (user, held, assignable) = self.managed_user(ctx, id).await?;
+        // `invited` is where an invitation puts a user, and the user
+        // leaves it by accepting: a representation may repeat it, a
+        // change cannot make it.
+        if status == Some(UserStatus::Invited) && user.user.status != UserStatus::Invited {
+            return Err(Error::wrong_state(
+                TYPE,
+                id,
+                "Only an invitation makes a user invited",
+            ));
+        }
         if status == Some(UserStatus::Disabled) && Some(id) == ctx.actor.user_id() {
             return Err(Error::wrong_state(TYPE, id, "You cannot disable yourself"));
         }

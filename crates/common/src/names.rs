@@ -151,6 +151,24 @@ impl Email {
 /// The longest stored file name, in characters.
 pub const FILE_NAME_MAX: usize = 255;
 
+/// A host name or a dotted IPv4 address, as [`HTTP_URL`] and
+/// [`REDIRECT_URI`] take them.
+macro_rules! host {
+    () => {
+        concat!(
+            r"(?:(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)*[A-Za-z](?:[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)?",
+            r"|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+        )
+    };
+}
+
+/// An optional port, 1–65535.
+macro_rules! port {
+    () => {
+        r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+    };
+}
+
 /// A data center's `serverUrl`: an absolute `http://` or `https://` URL
 /// of a host name (labels of letters, digits and single inner hyphens, the
 /// last beginning with a letter) or a dotted IPv4 address, an optional
@@ -159,13 +177,28 @@ pub const FILE_NAME_MAX: usize = 255;
 /// server checks it and the OpenAPI schema states it.
 pub const HTTP_URL: &str = concat!(
     r"^https?://",
-    r"(?:(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)*[A-Za-z](?:[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*)?",
-    r"|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
-    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
-    r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*$",
+    host!(),
+    port!(),
+    r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*$"
 );
 /// The longest `serverUrl`.
 pub const HTTP_URL_MAX: usize = 2048;
+
+/// A client's redirect URI (and post-logout redirect URI): `https://` on
+/// a host name or dotted IPv4 address, or `http://` on a loopback address
+/// (`127.0.0.1`, `[::1]`, `localhost`; RFC 8252 §7.3), with an optional
+/// port, path and query, and no fragment, credentials or wildcard (`*`).
+/// The server checks it and the OpenAPI schema states it.
+pub const REDIRECT_URI: &str = concat!(
+    r"^(?:https://",
+    host!(),
+    r"|http://(?:127\.0\.0\.1|\[::1\]|localhost))",
+    port!(),
+    r"(?:/[A-Za-z0-9._~!$&'()+,;=:@%-]*)*",
+    r"(?:\?[A-Za-z0-9._~!$&'()+,;=:@%/?-]*)?$",
+);
+/// The longest redirect URI.
+pub const REDIRECT_URI_MAX: usize = 2000;
 
 /// Password length bounds; longer ones are refused before any hashing.
 pub const PASSWORD_MIN: usize = 8;

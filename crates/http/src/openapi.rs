@@ -314,7 +314,7 @@ fn bodies_say_what_is_optional(api: &mut OpenApi) {
     let Some(components) = api.components.as_mut() else {
         return;
     };
-    for form in ["TokenForm", "TokenHintForm"] {
+    for form in ["TokenForm", "TokenHintForm", "SignInForm"] {
         if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(form) {
             o.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(
                 Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()),

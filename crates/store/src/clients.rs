@@ -154,6 +154,29 @@ async fn end_client_sessions(c: &mut Conn, id: ClientId) -> Result<()> {
     Ok(())
 }
 
+/// Inserts `new` and its roles, in the caller's transaction.
+pub(crate) async fn add_client(c: &mut Conn, new: &NewApiClient) -> Result<()> {
+    let now = to_micros(new.now);
+    run!(c.execute(diesel::insert_into(api_clients::table).values((
+        api_clients::id.eq(new.id.to_string()),
+        api_clients::organization_id.eq(new.organization_id.to_string()),
+        api_clients::name.eq(new.name.as_str()),
+        api_clients::auth_method.eq(&new.auth_method),
+        api_clients::status.eq("enabled"),
+        api_clients::secret_hash.eq(&new.secret_hash),
+        api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
+        api_clients::created_at.eq(now),
+        api_clients::updated_at.eq(now),
+        api_clients::last_access_at.eq(None::<i64>),
+        api_clients::version.eq(1),
+        api_clients::redirect_uris.eq(new.sign_in.redirect_uris.join(" ")),
+        api_clients::post_logout_redirect_uris.eq(new.sign_in.post_logout_redirect_uris.join(" ")),
+        api_clients::grant_types.eq(new.sign_in.grant_types.join(" ")),
+        api_clients::first_party.eq(i64::from(new.sign_in.first_party)),
+    ))))?;
+    set_roles(c, new.id, &new.roles).await
+}
+
 async fn set_roles(c: &mut Conn, client: ClientId, roles: &[RoleId]) -> Result<()> {
     run!(c
         .execute(diesel::delete(client_role_assignments::table.filter(
@@ -208,28 +231,7 @@ impl Store {
     pub async fn create_client(&self, new: &NewApiClient) -> Result<ApiClient> {
         let new = new.clone();
         self.write(job!(|c| {
-            let now = to_micros(new.now);
-            run!(c.execute(
-                diesel::insert_into(api_clients::table).values((
-                    api_clients::id.eq(new.id.to_string()),
-                    api_clients::organization_id.eq(new.organization_id.to_string()),
-                    api_clients::name.eq(new.name.as_str()),
-                    api_clients::auth_method.eq(&new.auth_method),
-                    api_clients::status.eq("enabled"),
-                    api_clients::secret_hash.eq(&new.secret_hash),
-                    api_clients::created_by.eq(new.created_by.map(|u| u.to_string())),
-                    api_clients::created_at.eq(now),
-                    api_clients::updated_at.eq(now),
-                    api_clients::last_access_at.eq(None::<i64>),
-                    api_clients::version.eq(1),
-                    api_clients::redirect_uris.eq(new.sign_in.redirect_uris.join(" ")),
-                    api_clients::post_logout_redirect_uris
-                        .eq(new.sign_in.post_logout_redirect_uris.join(" ")),
-                    api_clients::grant_types.eq(new.sign_in.grant_types.join(" ")),
-                    api_clients::first_party.eq(i64::from(new.sign_in.first_party)),
-                ))
-            ))?;
-            set_roles(c, new.id, &new.roles).await?;
+            add_client(c, &new).await?;
             written_client(c, new.id).await
         }))
         .await

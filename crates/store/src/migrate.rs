@@ -71,6 +71,7 @@ pub(crate) const STORE: Migrations = store_migrations!(
     "0014_mfa",
     "0015_sign_in",
     "0016_link_tokens",
+    "0017_cli_client",
 );
 
 #[derive(QueryableByName)]

@@ -294,6 +294,14 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
+    /// The command-line client's own registration (`nephele login --web`):
+    /// public, first-party, made with the root organization.
+    pub const CLI: ClientId = ClientId(uuid::Uuid::from_u128(
+        0x00000000_0000_7000_8000_000000000c11,
+    ));
+    /// Where the CLI listens for the code: any port of it (RFC 8252 §7.3).
+    pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
     pub fn is_enabled(&self) -> bool {
         self.status == "enabled"
     }
@@ -331,6 +339,28 @@ pub struct NewApiClient {
     pub roles: Vec<RoleId>,
     pub sign_in: ClientSignIn,
     pub now: DateTime<Utc>,
+}
+
+impl NewApiClient {
+    /// [`ApiClient::CLI`] in the root organization `root`.
+    pub fn cli(root: OrganizationId, now: DateTime<Utc>) -> nephele_common::Result<NewApiClient> {
+        Ok(NewApiClient {
+            id: ApiClient::CLI,
+            organization_id: root,
+            name: Name::parse("Nephele CLI").map_err(nephele_common::Error::internal)?,
+            auth_method: "none".into(),
+            secret_hash: String::new(),
+            created_by: None,
+            roles: Vec::new(),
+            sign_in: ClientSignIn {
+                redirect_uris: vec![ApiClient::CLI_REDIRECT_URI.into()],
+                post_logout_redirect_uris: Vec::new(),
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                first_party: true,
+            },
+            now,
+        })
+    }
 }
 
 /// What an update of a client changes; `None` leaves a field as it is.

@@ -172,6 +172,7 @@ fn origin(uri: &str) -> String {
 struct Flow {
     request: AuthorizationRequest,
     params: Vec<(&'static str, String)>,
+    redirect_origin: String,
     browser: String,
     new_browser: bool,
     cookies: Cookies,
@@ -186,10 +187,21 @@ impl Flow {
         let new_browser = existing.is_none();
         Flow {
             params: request.params(),
+            redirect_origin: origin(&request.redirect_uri),
             browser: existing.unwrap_or_else(|| state.app.new_browser_token()),
             new_browser,
             request,
             cookies,
+        }
+    }
+
+    /// What every page of the flow posts back, with this form token.
+    fn form<'a>(&'a self, form_token: &'a str) -> pages::Form<'a> {
+        pages::Form {
+            client_name: &self.request.client.name,
+            params: &self.params,
+            form_token,
+            redirect_origin: &self.redirect_origin,
         }
     }
 
@@ -215,12 +227,7 @@ impl Flow {
         hint: Option<&str>,
     ) -> Response {
         let token = state.app.form_token(&self.browser);
-        let form = pages::Form {
-            client_name: &self.request.client.name,
-            params: &self.params,
-            form_token: &token,
-            redirect_origin: &origin(&self.request.redirect_uri),
-        };
+        let form = self.form(&token);
         let hint = hint.or(self.request.login_hint.as_deref());
         self.render(status, pages::login(&form, hint, error))
     }
@@ -233,12 +240,7 @@ impl Flow {
         error: Option<&str>,
     ) -> Response {
         let token = state.app.form_token(&self.browser);
-        let form = pages::Form {
-            client_name: &self.request.client.name,
-            params: &self.params,
-            form_token: &token,
-            redirect_origin: &origin(&self.request.redirect_uri),
-        };
+        let form = self.form(&token);
         self.render(status, pages::second_factor(&form, ticket, error))
     }
 
@@ -324,12 +326,7 @@ impl Flow {
             )),
             Ok(true) => {
                 let token = state.app.form_token(&self.browser);
-                let form = pages::Form {
-                    client_name: &self.request.client.name,
-                    params: &self.params,
-                    form_token: &token,
-                    redirect_origin: &origin(&self.request.redirect_uri),
-                };
+                let form = self.form(&token);
                 self.render(
                     StatusCode::OK,
                     pages::consent(&form, &signed_in.user.login, &self.request.scopes),
@@ -347,27 +344,50 @@ impl Flow {
     }
 }
 
+/// The authorization request (OIDC Core §3.1.2.1). Only documented:
+/// the endpoint reads the query itself, to refuse a parameter sent twice.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AuthorizeQuery {
+    /// `code`
+    #[param(pattern = "^code$")]
+    response_type: String,
+    #[param(format = Uuid)]
+    client_id: String,
+    /// Exactly one of the client's `redirect_uris`
+    #[param(min_length = 1, max_length = 2000)]
+    redirect_uri: String,
+    /// Space-separated: `openid`, `profile`, `email`, `offline_access`
+    scope: Option<String>,
+    #[param(min_length = 1, max_length = 1024)]
+    state: String,
+    #[param(max_length = 255)]
+    nonce: Option<String>,
+    /// PKCE (RFC 7636), required: the S256 challenge
+    #[param(pattern = "^[A-Za-z0-9_-]{43}$")]
+    code_challenge: String,
+    /// `S256`
+    #[param(pattern = "^S256$")]
+    code_challenge_method: String,
+    /// Space-separated: `none`, `login`, `consent`, `select_account`
+    #[param(pattern = "^ *(?:(?:none|login|consent|select_account) *)*$")]
+    prompt: Option<String>,
+    max_age: Option<u32>,
+    #[param(max_length = 320)]
+    login_hint: Option<String>,
+}
+
 /// The authorization endpoint (OIDC Core §3.1.2): with a live session it
 /// answers the code at once (or the consent page); without one, the
 /// login page. A bad client or redirect URI is an error page, never a
 /// redirect.
 #[utoipa::path(get, path = "/api/2/idp/authorize", tag = "identity",
-    params(
-        ("response_type" = String, Query, description = "`code`"),
-        ("client_id" = String, Query),
-        ("redirect_uri" = String, Query, description = "Exactly one of the client's `redirect_uris`"),
-        ("scope" = Option<String>, Query, description = "`openid`, `profile`, `email`, `offline_access`"),
-        ("state" = String, Query),
-        ("nonce" = Option<String>, Query),
-        ("code_challenge" = String, Query, description = "PKCE (RFC 7636), required"),
-        ("code_challenge_method" = String, Query, description = "`S256`"),
-        ("prompt" = Option<String>, Query, description = "`none`, `login` or `consent`"),
-        ("max_age" = Option<u32>, Query),
-        ("login_hint" = Option<String>, Query)),
+    params(AuthorizeQuery),
     responses(
         (status = 200, description = "The login or consent page", content_type = "text/html", body = String),
         (status = 302, description = "To the client's redirect URI with `code`, `state` and `iss`, or `error`"),
-        (status = 400, description = "An unknown client or redirect URI: an error page", content_type = "text/html", body = String)),
+        (status = 400, description = "An unknown client or redirect URI, or a parameter sent twice: an error page", content_type = "text/html", body = String)),
     security(()))]
 pub async fn authorize(State(state): State<AppState>, request: Request) -> Response {
     let query = request.uri().query().unwrap_or("").as_bytes().to_vec();
@@ -401,7 +421,8 @@ pub async fn authorize(State(state): State<AppState>, request: Request) -> Respo
     responses(
         (status = 302, description = "To the client's redirect URI"),
         (status = 200, description = "The consent page", content_type = "text/html", body = String),
-        (status = 400, description = "A bad request or form token: the page again, with the reason", content_type = "text/html", body = String),
+        (status = 400, description = "An unknown client or redirect URI, a parameter sent twice, or an unknown action: an error page", content_type = "text/html", body = String),
+        (status = 403, description = "A missing or wrong form token, or an expired second step: the login page again", content_type = "text/html", body = String),
         (status = 401, description = "Wrong credentials: the login page again", content_type = "text/html", body = String),
         (status = 429, description = "Locked out: the login page, with Retry-After", content_type = "text/html", body = String)),
     security(()))]
@@ -423,9 +444,11 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
         .app
         .form_token_matches(browser, form.get("form_token").map(String::as_str))
     {
+        // Forbidden, as a missing or wrong CSRF token is elsewhere: the
+        // request may be well formed, but it is not this browser's form.
         return flow.login_page(
             &state,
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
             Some("This form has expired. Please sign in again."),
             None,
         );
@@ -464,7 +487,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
             let Some(user) = state.app.mfa_ticket_user(browser, &ticket) else {
                 return flow.login_page(
                     &state,
-                    StatusCode::BAD_REQUEST,
+                    StatusCode::FORBIDDEN,
                     Some("This sign-in has expired. Please sign in again."),
                     None,
                 );
@@ -516,13 +539,16 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
 /// client; otherwise it asks first.
 #[utoipa::path(get, path = "/api/2/idp/logout", tag = "identity",
     params(
-        ("id_token_hint" = Option<String>, Query),
-        ("client_id" = Option<String>, Query),
-        ("post_logout_redirect_uri" = Option<String>, Query),
-        ("state" = Option<String>, Query)),
+        ("id_token_hint" = Option<String>, Query, description = "An id token the server issued (expired ones too): which client's `post_logout_redirect_uris` apply, and no confirmation asked"),
+        ("logout_hint" = Option<String>, Query, description = "Read and ignored"),
+        ("client_id" = Option<String>, Query, description = "Which client's `post_logout_redirect_uris` apply, without a hint"),
+        ("post_logout_redirect_uri" = Option<String>, Query, description = "One of the client's registered `post_logout_redirect_uris`"),
+        ("state" = Option<String>, Query, description = "Given back with the redirect"),
+        ("ui_locales" = Option<String>, Query, description = "Read and ignored")),
     responses(
         (status = 302, description = "To the registered post-logout redirect URI, with `state`"),
-        (status = 200, description = "Signed out, or a page asking to confirm", content_type = "text/html", body = String)),
+        (status = 200, description = "Signed out, or a page asking to confirm", content_type = "text/html", body = String),
+        (status = 400, description = "A parameter sent twice, or one logout does not take: an error page", content_type = "text/html", body = String)),
     security(()))]
 pub async fn logout(State(state): State<AppState>, request: Request) -> Response {
     let query = request.uri().query().unwrap_or("").as_bytes().to_vec();
@@ -531,10 +557,11 @@ pub async fn logout(State(state): State<AppState>, request: Request) -> Response
 
 /// The logout confirmation, or RP-initiated logout by POST.
 #[utoipa::path(post, path = "/api/2/idp/logout", tag = "identity",
-    request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::LogoutForm),
+    request_body(content_type = "application/x-www-form-urlencoded", content = Option<nephele_api_types::LogoutForm>, description = "Every parameter is optional: an empty form asks to confirm"),
     responses(
         (status = 302, description = "To the registered post-logout redirect URI, with `state`"),
-        (status = 200, description = "Signed out, or a page asking to confirm", content_type = "text/html", body = String)),
+        (status = 200, description = "Signed out, or a page asking to confirm", content_type = "text/html", body = String),
+        (status = 400, description = "A parameter sent twice, or one logout does not take: an error page", content_type = "text/html", body = String)),
     security(()))]
 pub async fn logout_post(State(state): State<AppState>, request: Request) -> Response {
     let headers = request.headers().clone();
@@ -545,11 +572,31 @@ pub async fn logout_post(State(state): State<AppState>, request: Request) -> Res
     end_session(&state, &headers, &body, true).await
 }
 
+/// What logout takes: RP-Initiated Logout 1.0 §2's parameters (of which
+/// `logout_hint` and `ui_locales` are read and ignored) and the
+/// confirmation page's `form_token`. Anything else is refused, so that a
+/// mistyped parameter is not silently a logout without it.
+const LOGOUT_PARAMS: [&str; 7] = [
+    "id_token_hint",
+    "logout_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+    "ui_locales",
+    "form_token",
+];
+
 async fn end_session(state: &AppState, headers: &HeaderMap, raw: &[u8], posted: bool) -> Response {
     let form = match params(raw) {
         Ok(p) => p,
         Err(e) => return refusal(e),
     };
+    if let Some(unknown) = form.keys().find(|k| !LOGOUT_PARAMS.contains(&k.as_str())) {
+        return error_page(&format!(
+            "Signing out takes no parameter '{}'.",
+            unknown.chars().take(64).collect::<String>()
+        ));
+    }
     let get = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let cookies = Cookies::of(state);
     let redirect = match state

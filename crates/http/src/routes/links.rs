@@ -122,11 +122,12 @@ async fn submit(state: &AppState, purpose: Purpose, request: Request) -> Respons
     let presented = fields.get("form_token").map(String::as_str);
     let browser = cookie(&headers, cookies.browser_name());
     if !state.app.form_token_matches(browser, presented) {
+        // Forbidden, as a missing or wrong form token (CSRF) is elsewhere.
         return form(
             state,
             &headers,
             purpose,
-            StatusCode::BAD_REQUEST,
+            StatusCode::FORBIDDEN,
             &user.login,
             &token,
             Some("This form has expired. Please enter the password again."),
@@ -184,8 +185,8 @@ pub async fn activate_page(State(state): State<AppState>, request: Request) -> R
     request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::PasswordLinkForm),
     responses(
         (status = 200, description = "Done: a page that says so", content_type = "text/html", body = String),
-        (status = 400, description = "An unusable link, or a bad form or password: a page with the reason", content_type = "text/html", body = String),
-        (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
+        (status = 400, description = "An unknown, used or expired link (an error page), or passwords that differ or are too short (the form again, with the reason)", content_type = "text/html", body = String),
+        (status = 403, description = "A missing or wrong form token (the form again), or a disabled account or suspended organization (an error page)", content_type = "text/html", body = String)),
     security(()))]
 pub async fn activate(State(state): State<AppState>, request: Request) -> Response {
     submit(&state, Purpose::Activate, request).await
@@ -210,8 +211,8 @@ pub async fn reset_page(State(state): State<AppState>, request: Request) -> Resp
     request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::PasswordLinkForm),
     responses(
         (status = 200, description = "Done: a page that says so", content_type = "text/html", body = String),
-        (status = 400, description = "An unusable link, or a bad form or password: a page with the reason", content_type = "text/html", body = String),
-        (status = 403, description = "The account is disabled or its organization suspended: an error page", content_type = "text/html", body = String)),
+        (status = 400, description = "An unknown, used or expired link (an error page), or passwords that differ or are too short (the form again, with the reason)", content_type = "text/html", body = String),
+        (status = 403, description = "A missing or wrong form token (the form again), or a disabled account or suspended organization (an error page)", content_type = "text/html", body = String)),
     security(()))]
 pub async fn reset(State(state): State<AppState>, request: Request) -> Response {
     submit(&state, Purpose::Reset, request).await

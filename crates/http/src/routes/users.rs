@@ -77,7 +77,7 @@ pub async fn get(
     request_body(content = UserUpdate, content_type = "application/json"),
     responses((status = 200, description = "Updated", body = Data<User>),
               (status = 204, description = "Updated (Prefer: return=minimal)"),
-              (status = 409, description = "Login or e-mail taken (2020); the root's last admin (2012)", body = ErrorBody),
+              (status = 409, description = "Login or e-mail taken (2020); the root's last admin, yourself disabled, `invited` set (2012)", body = ErrorBody),
               (status = 412, description = "If-Match failed (2021)", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub async fn put(
     request_body(content = UserUpdate, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "Updated", body = Data<User>),
               (status = 204, description = "Updated (Prefer: return=minimal)"),
-              (status = 409, description = "Login or e-mail taken (2020); the root's last admin (2012)", body = ErrorBody),
+              (status = 409, description = "Login or e-mail taken (2020); the root's last admin, yourself disabled, `invited` set (2012)", body = ErrorBody),
               (status = 412, description = "If-Match failed (2021)", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,

@@ -7,9 +7,11 @@ use serde_json::{json, Value};
 use super::output::{Output, OBJECT};
 use super::profile::{Login, Profile, Store};
 use super::session::{Session, LOGIN_SCOPE};
+use super::web_login::web_login;
 use super::{read_password, Exit, Failure, Global};
 
 pub const LOGIN_EXAMPLES: &str = "Examples:
+  nephele login --url https://cloud.example.com --web
   nephele login --url https://cloud.example.com --username alice
   echo \"$PASSWORD\" | nephele login --url http://127.0.0.1:8080 -u admin --password-stdin
   nephele login --url http://127.0.0.1:8080 --api-key nph_key_…
@@ -53,6 +55,13 @@ pub struct LoginArgs {
     /// The API client's secret
     #[arg(long, env = "NEPHELE_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
+    /// Sign in through a browser (the authorization code flow, with MFA
+    /// if the account has it): the URL is printed and opened
+    #[arg(long, conflicts_with_all = ["username", "api_key", "client_id"])]
+    web: bool,
+    /// With --web, print the URL without opening a browser
+    #[arg(long, requires = "web")]
+    no_browser: bool,
     /// Sign in to --url itself, without asking where the account lives
     #[arg(long)]
     no_discovery: bool,
@@ -131,6 +140,7 @@ async fn password_login(
             access_token: token.access_token,
             expires_on: token.expires_on,
             refresh_token: token.refresh_token,
+            client_id: None,
         },
         cacert: None,
     })
@@ -141,7 +151,9 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
     let mut store = Store::load()?;
     let cacert = args.tls.cacert()?;
     let client = Client::new(&args.url, global.debug, cacert.as_deref())?;
-    let (mut profile, who) = if let Some(username) = &args.username {
+    let (mut profile, who) = if args.web {
+        web_login(&client, !args.no_browser).await?
+    } else if let Some(username) = &args.username {
         let home = if args.no_discovery {
             client
         } else {
@@ -206,7 +218,7 @@ pub async fn login(global: &Global, args: LoginArgs) -> Result<(), Failure> {
     } else {
         return Err(Failure::new(
             Exit::Usage,
-            "say how to sign in: --username, --api-key or --client-id",
+            "say how to sign in: --web, --username, --api-key or --client-id",
         ));
     };
     profile.cacert = cacert;

@@ -15,6 +15,7 @@ mod output;
 mod profile;
 mod resources;
 pub(crate) mod session;
+mod web_login;
 
 use clap::{Args, Subcommand};
 use std::process::ExitCode;

@@ -14,13 +14,18 @@ use super::{Exit, Failure};
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum Login {
-    /// A user's password grant; the password itself is never stored, only
-    /// the tokens it bought.
+    /// A user's sign-in, by the password grant or through the browser
+    /// (`login --web`); the password itself is never stored, only the
+    /// tokens it bought.
     Password {
         login: String,
         access_token: String,
         expires_on: i64,
         refresh_token: Option<String>,
+        /// The public client the tokens were issued to (`login --web`):
+        /// it names itself when refreshing them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// An API key, sent as `MC-Api-Key`.
     ApiKey { api_key: String },

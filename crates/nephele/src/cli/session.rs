@@ -109,6 +109,7 @@ impl Session {
                 access_token,
                 expires_on,
                 refresh_token,
+                client_id,
                 ..
             } => {
                 let Some(refresh) = refresh_token.clone() else {
@@ -118,10 +119,11 @@ impl Session {
                         description: None,
                     }));
                 };
-                let token = anonymous
-                    .token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-                    .await
-                    .map_err(expired)?;
+                let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", &refresh)];
+                if let Some(client_id) = client_id {
+                    form.push(("client_id", client_id));
+                }
+                let token = anonymous.token(&form).await.map_err(expired)?;
                 *access_token = token.access_token;
                 *expires_on = token.expires_on;
                 // Refresh tokens rotate: the old one is spent.

@@ -94,13 +94,12 @@ async fn a_disabled_user_is_refused_on_every_scheme_until_enabled() {
     assert_eq!(refused["error_description"], "This account is disabled");
     oauth_error(refresh(&s, &refresh_token).await, 400, "invalid_grant").await;
 
-    // Only `enabled` and `disabled` can be asked for.
-    let errors = assert_refused(
+    // `invited` is a state only an invitation puts a user in.
+    assert_refused(
         admin.patch_user(&bob, &user_status("invited")).await,
-        422,
-        3001,
+        409,
+        2012,
     );
-    assert_eq!(fields_of(&errors), ["status"]);
     let errors = assert_refused(
         admin.patch_user(&bob, &user_status("gone")).await,
         422,

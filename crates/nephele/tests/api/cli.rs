@@ -64,23 +64,7 @@ impl Cli {
     }
 
     async fn run_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nephele"))
-            .args(args)
-            .envs(env.iter().copied())
-            .env("NEPHELE_CONFIG_DIR", self.config.path())
-            .env_remove("NEPHELE_PROFILE")
-            .env_remove("NEPHELE_PASSWORD")
-            .env_remove("NEPHELE_ORG")
-            .env_remove("NEPHELE_URL")
-            .env_remove("NEPHELE_API_KEY")
-            .env_remove("NEPHELE_CLIENT_SECRET")
-            .env_remove("NEPHELE_SETUP_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = self.command(args, env).spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
         // A command that exits before reading stdin closes the pipe.
         let _ = input.write_all(stdin.as_bytes()).await;
@@ -97,6 +81,69 @@ impl Cli {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// The command `nephele ARGS` of this user, its output piped.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_nephele"));
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .env("NEPHELE_CONFIG_DIR", self.config.path())
+            .env_remove("NEPHELE_PROFILE")
+            .env_remove("NEPHELE_PASSWORD")
+            .env_remove("NEPHELE_ORG")
+            .env_remove("NEPHELE_URL")
+            .env_remove("NEPHELE_API_KEY")
+            .env_remove("NEPHELE_CLIENT_SECRET")
+            .env_remove("NEPHELE_SETUP_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// `nephele login --web --no-browser` at `url`, started: the process,
+    /// the authorization URL it printed, and the rest of its stderr.
+    async fn web_login(
+        &self,
+        url: &str,
+    ) -> (
+        tokio::process::Child,
+        String,
+        tokio::task::JoinHandle<String>,
+    ) {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = self
+            .command(&["login", "--url", url, "--web", "--no-browser"], &[])
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let prefix = format!("{url}/api/2/idp/authorize?");
+        let authorize = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("an authorization URL");
+                if line.trim().starts_with(&prefix) {
+                    return line.trim().to_owned();
+                }
+            }
+        })
+        .await
+        .unwrap();
+        let rest = tokio::spawn(async move {
+            let mut rest = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+            rest
+        });
+        (child, authorize, rest)
     }
 
     /// Signs in as the suite's admin.
@@ -657,7 +704,7 @@ async fn setup_and_the_synchronous_resources() {
     assert_eq!(disabled["status"], "disabled");
     assert_eq!(
         cli.run(&["client", "list", "-q"]).await.ok().stdout.trim(),
-        client_id
+        format!("{CLI_CLIENT}\n{client_id}")
     );
 
     // The audit log recorded all of it; data centers are listed.
@@ -1154,7 +1201,11 @@ async fn bench_smoke_runs_every_scenario() {
     // The run's user, client and key are removed; the seeded instances stay.
     let users = cli.run(&["user", "list", "-o", "json"]).await.ok().json();
     assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
-    assert_eq!(cli.run(&["client", "list", "-q"]).await.ok().stdout, "");
+    assert_eq!(
+        cli.run(&["client", "list", "-q"]).await.ok().stdout,
+        format!("{CLI_CLIENT}\n"),
+        "only the CLI's own"
+    );
 
     // Bad input: a usage error, and a server that is gone.
     cli.run(&["bench", "get-instance", "--connections", "0"])
@@ -1217,6 +1268,126 @@ async fn mfa_from_enrolment_to_a_login_with_a_code() {
     .await
     .ok();
     login_at(&cli, &s.url, &[], &[]).await.ok();
+}
+
+#[tokio::test]
+async fn login_web_signs_in_through_the_browser_and_refreshes_as_the_cli_client() {
+    use crate::signin::Browser;
+    let s = TestServer::set_up().await;
+    let cli = Cli::new();
+    let (child, authorize, rest) = cli.web_login(&s.url).await;
+    let url = reqwest::Url::parse(&authorize).unwrap();
+    let asked: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(asked["client_id"], CLI_CLIENT);
+    assert_eq!(asked["code_challenge_method"], "S256");
+    let redirect = &asked["redirect_uri"];
+    assert!(
+        redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
+        "{redirect}"
+    );
+
+    // The person signs in in the browser, which goes back to the CLI.
+    let mut browser = Browser::default();
+    let page = browser.get(&authorize).await;
+    assert_eq!(page.status, 200, "the login page: {}", page.body);
+    assert!(
+        page.body.contains("Nephele CLI"),
+        "the page names the client"
+    );
+    let done = browser
+        .sign_in(&s, &page, ADMIN_LOGIN, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(done.status, 302, "first-party: no consent: {}", done.body);
+    let back = done.location.clone().unwrap();
+    assert!(back.starts_with(redirect.as_str()), "{back}");
+    let landed = reqwest::get(&back).await.unwrap();
+    assert_eq!(landed.status(), 200);
+    assert!(landed.text().await.unwrap().contains("signed in"));
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = rest.await.unwrap();
+    assert!(exit.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("as {ADMIN_LOGIN}")), "{stderr}");
+
+    let me = cli.run(&["whoami", "-o", "json"]).await.ok().json();
+    assert_eq!(me["login"], ADMIN_LOGIN);
+    // The access token past its time is renewed: the CLI names itself,
+    // as the public client the refresh token is bound to.
+    let stored = std::fs::read_to_string(cli.credentials()).unwrap();
+    assert!(stored.contains(&format!("client_id = \"{CLI_CLIENT}\"")));
+    let expired: Vec<&str> = stored
+        .lines()
+        .map(|l| {
+            if l.starts_with("expires_on") {
+                "expires_on = 0"
+            } else {
+                l
+            }
+        })
+        .collect();
+    std::fs::write(cli.credentials(), expired.join("\n")).unwrap();
+    let me = cli.run(&["whoami", "-o", "json"]).await.ok().json();
+    assert_eq!(me["login"], ADMIN_LOGIN);
+    let renewed = std::fs::read_to_string(cli.credentials()).unwrap();
+    assert!(!renewed.contains("expires_on = 0"), "{renewed}");
+
+    // Whatever else reaches the CLI's port is not a sign-in: another
+    // flow's state, or an error from the server.
+    for (query, exit_code, says) in [
+        ("code=abc&state=forged", 1, "state"),
+        (
+            "error=access_denied&error_description=The+user+said+no",
+            3,
+            "said no",
+        ),
+    ] {
+        let (child, authorize, rest) = cli.web_login(&s.url).await;
+        let asked: std::collections::HashMap<_, _> = reqwest::Url::parse(&authorize)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        let query = if query.starts_with("error") {
+            let iss: String = url::form_urlencoded::byte_serialize(s.url.as_bytes()).collect();
+            let state: String =
+                url::form_urlencoded::byte_serialize(asked["state"].as_bytes()).collect();
+            format!("{query}&state={state}&iss={iss}")
+        } else {
+            query.to_owned()
+        };
+        let favicon = reqwest::get(asked["redirect_uri"].replace("/callback", "/favicon.ico"))
+            .await
+            .unwrap();
+        assert_eq!(favicon.status(), 404, "anything else: the wait goes on");
+        let landed = reqwest::get(format!("{}?{query}", asked["redirect_uri"]))
+            .await
+            .unwrap();
+        assert_eq!(landed.status(), 200);
+        let exit =
+            tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
+        let stderr = rest.await.unwrap();
+        assert_eq!(exit.status.code(), Some(exit_code), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    // The profile signed in first is still there, until the CLI's
+    // client is disabled: that ends what it was given.
+    cli.run(&["whoami"]).await.ok();
+    let r = s
+        .admin_json(
+            reqwest::Method::PUT,
+            &format!("/api/2/clients/{CLI_CLIENT}"),
+            &serde_json::json!({"status": "disabled"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let line = cli.run(&["whoami"]).await.failed(3);
+    assert!(line.contains("nephele login"), "{line}");
+    s.stop().await;
 }
 
 #[tokio::test]

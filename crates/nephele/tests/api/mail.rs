@@ -278,7 +278,7 @@ async fn an_invited_user_sets_its_password_through_the_mailed_link() {
     let r = Browser::default()
         .post(&action(&link), &filled(&page, NEW_PASSWORD, NEW_PASSWORD))
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("expired"), "{}", r.body);
     // Two different passwords, or a short one: the form again, link kept.
     let r = browser

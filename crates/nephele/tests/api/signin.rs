@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use nephele_api_types as api;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Digest;
 use std::collections::HashMap;
 
@@ -176,6 +176,53 @@ pub async fn sign_in_client(
         })
         .await;
     (made.client_id.to_string(), made.client_secret)
+}
+
+#[tokio::test]
+async fn redirect_uris_are_https_or_loopback_and_exact() {
+    let s = TestServer::set_up().await;
+    let register = |uris: Vec<&str>| {
+        let body = json!({"data": {"client_name": "App", "redirect_uris": uris}});
+        let s = &s;
+        async move { s.admin_json(Method::POST, "/api/2/clients", &body).await }
+    };
+    for good in [
+        "https://app.example/callback",
+        "https://app.example:8443/cb?tenant=a",
+        "http://127.0.0.1/callback",
+        "http://[::1]:8080/cb",
+        "http://localhost/cb",
+    ] {
+        let made = json_of(register(vec![good]).await, 201).await;
+        assert_eq!(made["data"]["redirect_uris"], json!([good]));
+    }
+    for bad in [
+        "http://app.example/callback",
+        "https://app.example/cb#part",
+        "https://*.app.example/cb",
+        "https://user:pw@app.example/cb",
+        "http://127.0.0.2/cb",
+        "/callback",
+        "app.example/callback",
+    ] {
+        let refused = assert_error(register(vec![REDIRECT, bad]).await, 422, 3001).await;
+        assert_eq!(
+            refused["errors"][0]["context"]["field"], "data.redirect_uris[1]",
+            "{bad}: {refused}"
+        );
+    }
+    // The code flow needs somewhere to send the code.
+    let body = json!({"data": {"client_name": "App", "grant_types": ["authorization_code"]}});
+    let refused = assert_error(
+        s.admin_json(Method::POST, "/api/2/clients", &body).await,
+        422,
+        3001,
+    )
+    .await;
+    assert_eq!(
+        refused["errors"][0]["context"]["field"],
+        "data.redirect_uris"
+    );
 }
 
 /// An authorization URL of `client` with `extra` parameters.
@@ -501,13 +548,13 @@ async fn bad_authorization_requests_are_pages_or_rfc_6749_redirects() {
     let refused = browser
         .post(&format!("{}/api/2/idp/authorize", s.url), &forged)
         .await;
-    assert_eq!(refused.status, 400);
+    assert_eq!(refused.status, 403);
     assert!(refused.body.contains("expired"));
     let mut stranger = Browser::default();
     let refused = stranger
         .sign_in(&s, &login, ADMIN_LOGIN, ADMIN_PASSWORD)
         .await;
-    assert_eq!(refused.status, 400, "another browser's form");
+    assert_eq!(refused.status, 403, "another browser's form");
 
     // The code: bound to the verifier, the client and the redirect URI.
     let done = browser
@@ -722,6 +769,15 @@ async fn sessions_end_with_their_user_and_with_logout() {
     let out = browser.get(url.as_str()).await;
     assert_eq!(out.status, 200);
     assert!(out.location.is_none());
+    // A parameter logout does not take is refused, not ignored.
+    let typo = browser
+        .get(&format!(
+            "{}/api/2/idp/logout?post_logout_redirect=https%3A%2F%2Fapp.example%2F",
+            s.url
+        ))
+        .await;
+    assert_eq!(typo.status, 400);
+    assert!(typo.body.contains("post_logout_redirect"), "{}", typo.body);
 }
 
 #[tokio::test]
@@ -758,7 +814,7 @@ async fn a_user_with_mfa_signs_in_in_two_steps() {
     let stolen = stranger
         .post(&authorize, &otp_form(&step, &code(&secret, 1)))
         .await;
-    assert_eq!(stolen.status, 400);
+    assert_eq!(stolen.status, 403);
 
     let current = code(&secret, 1);
     let again = browser

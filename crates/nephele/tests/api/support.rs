@@ -10,6 +10,8 @@ use sqlx::Connection;
 pub const SETUP_TOKEN: &str = "test-setup-token-0123456789";
 pub const ADMIN_LOGIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "correct-horse-1";
+/// The CLI's own client, which setup registers in the root organization.
+pub const CLI_CLIENT: &str = "00000000-0000-7000-8000-000000000c11";
 
 /// The PostgreSQL server URL the suite runs against, if any.
 pub fn postgres_admin_url() -> Option<String> {
