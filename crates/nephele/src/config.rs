@@ -168,7 +168,8 @@ pub struct ServeArgs {
     /// SMTP AUTH [default: none, no mail is sent]
     #[arg(long, env = "NEPHELE_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
-    /// The From address of that mail [default: nephele@ + the public URL's host]
+    /// The From address of that mail [default: nephele@ + the public URL's
+    /// host, or nephele@localhost when that is an IP address]
     #[arg(long, env = "NEPHELE_SMTP_FROM")]
     pub smtp_from: Option<String>,
     /// TOML configuration file (keys as the flags, with underscores)

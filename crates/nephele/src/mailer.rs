@@ -44,7 +44,10 @@ fn redacted(url: &str) -> String {
 
 impl SmtpMailer {
     /// The mailer of `--smtp-url` and `--smtp-from` (default
-    /// `nephele@` + the public URL's host). No connection is made yet.
+    /// `nephele@` + the public URL's host, or `nephele@localhost` when
+    /// that host is an address). No connection is made yet;
+    /// it must be made inside the Tokio runtime (its connection pool
+    /// starts a task).
     pub fn new(url: &str, from: Option<&str>, public_url: &str) -> anyhow::Result<SmtpMailer> {
         let server = redacted(url);
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
@@ -59,9 +62,10 @@ impl SmtpMailer {
                     .and_then(|u| u.host_str().map(str::to_owned))
                     .unwrap_or_else(|| "localhost".to_owned());
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                // An address as a host name is no mail domain: a literal.
+                // lettre writes no From header with a domain literal
+                // (`nephele@[192.0.2.1]`): an address is no mail domain.
                 if host.parse::<std::net::IpAddr>().is_ok() {
-                    format!("nephele@[{host}]")
+                    "nephele@localhost".to_owned()
                 } else {
                     format!("nephele@{host}")
                 }
@@ -104,9 +108,11 @@ impl Mailer for SmtpMailer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_are_read_as_lettre_reads_them_and_logged_without_secrets() {
-        assert!(SmtpMailer::new("smtp://127.0.0.1:2525", None, "http://127.0.0.1:8080").is_ok());
+    // The connection pool's janitor is a Tokio task: inside a runtime.
+    #[tokio::test]
+    async fn urls_are_read_as_lettre_reads_them_and_logged_without_secrets() {
+        let local = SmtpMailer::new("smtp://127.0.0.1:2525", None, "http://127.0.0.1:8080");
+        assert!(format!("{:?}", local.unwrap()).contains("nephele@localhost"));
         assert!(SmtpMailer::new(
             "smtp://mail.example?tls=required",
             None,
