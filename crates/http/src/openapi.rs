@@ -306,9 +306,11 @@ fn declare_media(path: &str, op: &mut Operation) {
 }
 
 const OCTETS: &str = "application/octet-stream";
+const FORM: &str = "application/x-www-form-urlencoded";
 
-/// The server reads an empty JSON body as `{}`, so a body whose schema
-/// requires nothing may be left out. The OAuth2 forms ignore parameters
+/// The server reads an empty JSON body as `{}` (and an empty form as one
+/// without parameters), so a body whose schema requires nothing may be
+/// left out. The OAuth2 forms ignore parameters
 /// they do not know (RFC 6749 §3.1), each a single string.
 fn bodies_say_what_is_optional(api: &mut OpenApi) {
     let Some(components) = api.components.as_mut() else {
@@ -338,8 +340,11 @@ fn bodies_say_what_is_optional(api: &mut OpenApi) {
             let Some(body) = op.as_mut().and_then(|op| op.request_body.as_mut()) else {
                 continue;
             };
-            let json_only = body.content.keys().all(|media| media.ends_with("json"));
-            if json_only && body.content.values().all(requires_nothing) {
+            let read_as_empty = body
+                .content
+                .keys()
+                .all(|media| media.ends_with("json") || media == FORM);
+            if read_as_empty && body.content.values().all(requires_nothing) {
                 body.required = Some(utoipa::openapi::Required::False);
             }
         }

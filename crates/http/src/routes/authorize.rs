@@ -557,7 +557,7 @@ pub async fn logout(State(state): State<AppState>, request: Request) -> Response
 
 /// The logout confirmation, or RP-initiated logout by POST.
 #[utoipa::path(post, path = "/api/2/idp/logout", tag = "identity",
-    request_body(content_type = "application/x-www-form-urlencoded", content = Option<nephele_api_types::LogoutForm>, description = "Every parameter is optional: an empty form asks to confirm"),
+    request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::LogoutForm, description = "Every parameter is optional: an empty form asks to confirm"),
     responses(
         (status = 302, description = "To the registered post-logout redirect URI, with `state`"),
         (status = 200, description = "Signed out, or a page asking to confirm", content_type = "text/html", body = String),

@@ -158,7 +158,8 @@ fn routes() -> Vec<Route> {
             viewer: Allowed,
             child_admin: Allowed,
         },
-        // Another user's consent is as unknown as none.
+        // Another user's consent (a-admin allowed the victim client) is as
+        // unknown as none.
         Route {
             method: Method::DELETE,
             template: "/api/v2/me/consents/{client_id}",
@@ -920,6 +921,7 @@ async fn world() -> World {
             tenant_id: Some(tenant_a.parse().unwrap()),
             data: Some(api::ApiClientData {
                 client_name: Some("victim-client".into()),
+                redirect_uris: Some(vec!["https://victim.example/callback".into()]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -957,6 +959,7 @@ async fn world() -> World {
         .await
         .unwrap();
     let session = signed_in.session.id.to_string();
+    consent(&s, &client, "a-admin").await;
     World {
         s,
         session,
@@ -970,6 +973,25 @@ async fn world() -> World {
         datacenter,
         client,
     }
+}
+
+/// `login` allows the third-party `client`, in a browser.
+async fn consent(s: &TestServer, client: &str, login: &str) {
+    let mut browser = crate::signin::Browser::default();
+    let challenge = crate::signin::pkce().1;
+    let url = crate::signin::authorize_url(s, client, &challenge, &[])
+        .replace("app.example%2Fcallback", "victim.example%2Fcallback");
+    let page = browser.get(&url).await;
+    let asked = browser.sign_in(s, &page, login, USER_PASSWORD).await;
+    let mut form = asked.hidden_fields();
+    form.push(("decision".into(), "allow".into()));
+    let allowed = browser
+        .post(&format!("{}/api/2/idp/authorize", s.url), &form)
+        .await;
+    assert_eq!(allowed.status, 302, "{}", allowed.body);
+    assert!(allowed.redirect_params().contains_key("code"));
+    let consents = s.client_as(login).consents().await.unwrap().data;
+    assert_eq!(consents[0].client_id.to_string(), client);
 }
 
 fn as_who(s: &TestServer, who: Who, method: Method, path: &str) -> RequestBuilder {
