@@ -1150,6 +1150,18 @@ pub struct PasswordResetRequest {
     pub login: Option<String>,
 }
 
+/// The form of `POST /api/2/idp/forgot-password`: the page's form token
+/// and the account's login or e-mail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(examples(json!({"form_token": "…", "login": "bob@acme.test"})))]
+pub struct ForgotPasswordForm {
+    /// From the page: binds the form to the browser's cookie.
+    pub form_token: String,
+    #[schema(min_length = 1, max_length = 320)]
+    pub login: String,
+}
+
 /// The form of `POST /api/2/idp/activate` and `/api/2/idp/reset`: the
 /// link's token and the new password, twice.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -45,6 +45,9 @@ const MAX_TOKEN_LEN: usize = 128;
 /// Where each link's page is.
 pub const ACTIVATE_PATH: &str = "/api/2/idp/activate";
 pub const RESET_PATH: &str = "/api/2/idp/reset";
+/// The page where a person asks for a reset link (linked from the login
+/// page when mail is sent).
+pub const FORGOT_PATH: &str = "/api/2/idp/forgot-password";
 
 fn path_of(purpose: LinkPurpose) -> &'static str {
     match purpose {

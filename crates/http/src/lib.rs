@@ -80,6 +80,7 @@ macro_rules! every_route {
             .routes($group!(links::activate_page, links::activate))
             .routes($group!(links::reset_page, links::reset))
             .routes($group!(links::password_reset))
+            .routes($group!(links::forgot_page, links::forgot))
             .routes($group!(idp::token))
             .routes($group!(idp::revoke))
             .routes($group!(idp::introspect))

@@ -90,6 +90,8 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/api/2/idp/reset", "getPasswordResetPage"),
     ("post", "/api/2/idp/reset", "resetPassword"),
     ("post", "/api/2/idp/password-reset", "requestPasswordReset"),
+    ("get", "/api/2/idp/forgot-password", "getForgotPasswordPage"),
+    ("post", "/api/2/idp/forgot-password", "forgotPassword"),
     ("get", "/api/2/idp/logout", "logout"),
     ("post", "/api/2/idp/logout", "logoutByForm"),
     ("get", "/api/2/idp/userinfo", "getUserInfo"),

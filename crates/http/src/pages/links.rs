@@ -87,3 +87,46 @@ pub fn unusable(message: &str) -> Page {
         },
     )
 }
+
+/// Asks for a reset link: the login or e-mail address.
+pub fn forgot(action: &str, form_token: &str, login: Option<&str>, error: Option<&str>) -> Page {
+    document(
+        "Forgot your password? · Nephele",
+        &STYLE,
+        html! {
+            main {
+                p.brand { "Nephele" }
+                h1 { "Forgot your password?" }
+                p.sub { "We will send a link to choose a new one to the account's e-mail address." }
+                @if let Some(error) = error {
+                    p.error role="alert" { (error) }
+                }
+                form method="post" action=(action) {
+                    input type="hidden" name="form_token" value=(form_token);
+                    label for="login" { "Username or e-mail" }
+                    input #login name="login" type="text" autocomplete="username"
+                        autocapitalize="none" spellcheck="false" maxlength="320" required autofocus
+                        value=[login];
+                    button type="submit" { "Send the link" }
+                }
+            }
+        },
+    )
+}
+
+/// A reset link was asked for: the same words whether or not the
+/// account exists.
+pub fn forgot_sent() -> Page {
+    document(
+        "Check your mail · Nephele",
+        &STYLE,
+        html! {
+            main {
+                p.brand { "Nephele" }
+                h1 { "Check your mail" }
+                p { "If that is an account that may sign in, a link to choose a new password is on its way. It works once, for an hour." }
+                p.sub { "No mail after a few minutes? Check the spam folder, or ask your administrator." }
+            }
+        },
+    )
+}

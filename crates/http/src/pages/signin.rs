@@ -64,7 +64,13 @@ fn alert(error: Option<&str>) -> Markup {
 }
 
 /// The first step: username (or e-mail) and password.
-pub fn login(form: &Form<'_>, login_hint: Option<&str>, error: Option<&str>) -> Page {
+/// `forgot` is where to ask for a reset link, when mail can be sent.
+pub fn login(
+    form: &Form<'_>,
+    login_hint: Option<&str>,
+    error: Option<&str>,
+    forgot: Option<&str>,
+) -> Page {
     document(
         "Sign in · Nephele",
         &STYLE,
@@ -84,6 +90,9 @@ pub fn login(form: &Form<'_>, login_hint: Option<&str>, error: Option<&str>) -> 
                     input #password name="password" type="password"
                         autocomplete="current-password" required;
                     button type="submit" { "Sign in" }
+                }
+                @if let Some(forgot) = forgot {
+                    p.sub { a href=(forgot) { "Forgot your password?" } }
                 }
             }
         },

@@ -229,7 +229,11 @@ impl Flow {
         let token = state.app.form_token(&self.browser);
         let form = self.form(&token);
         let hint = hint.or(self.request.login_hint.as_deref());
-        self.render(status, pages::login(&form, hint, error))
+        let forgot = state
+            .app
+            .sends_mail()
+            .then_some(nephele_app::links::FORGOT_PATH);
+        self.render(status, pages::login(&form, hint, error, forgot))
     }
 
     fn second_factor_page(

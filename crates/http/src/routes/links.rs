@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nephele_api_types::PasswordResetRequest;
-use nephele_app::links::{LinkState, LinkUse, Purpose, ACTIVATE_PATH, RESET_PATH};
+use nephele_app::links::{LinkState, LinkUse, Purpose, ACTIVATE_PATH, FORGOT_PATH, RESET_PATH};
 use nephele_common::Secret;
 
 /// What the holder of an unusable link is told: no more than that.
@@ -47,6 +47,17 @@ fn browser(state: &AppState, headers: &HeaderMap) -> (String, bool) {
     }
 }
 
+/// `response` with the browser's form cookie set, if it is new.
+fn with_browser(state: &AppState, browser: &str, new: bool, mut response: Response) -> Response {
+    if new {
+        let cookies = Cookies::of(state);
+        let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
+        let set = cookies.set(cookies.browser_name(), browser, max_age);
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    response
+}
+
 /// The link's form, for `login`, bound to the browser.
 fn form(
     state: &AppState,
@@ -60,14 +71,21 @@ fn form(
     let (browser, new) = browser(state, headers);
     let form_token = state.app.form_token(&browser);
     let rendered = pages::password_form(&words(purpose), login, token, &form_token, error);
-    let mut response = page(status, rendered);
-    if new {
-        let cookies = Cookies::of(state);
-        let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
-        let set = cookies.set(cookies.browser_name(), &browser, max_age);
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
+    with_browser(state, &browser, new, page(status, rendered))
+}
+
+/// The form that asks for a reset link, bound to the browser.
+fn forgot_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    login: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let (browser, new) = browser(state, headers);
+    let form_token = state.app.form_token(&browser);
+    let rendered = pages::forgot(FORGOT_PATH, &form_token, login, error);
+    with_browser(state, &browser, new, page(status, rendered))
 }
 
 /// The answer to a link that does not work.
@@ -216,6 +234,87 @@ pub async fn reset_page(State(state): State<AppState>, request: Request) -> Resp
     security(()))]
 pub async fn reset(State(state): State<AppState>, request: Request) -> Response {
     submit(&state, Purpose::Reset, request).await
+}
+
+/// The page that asks for a password reset link (the login page links
+/// to it when the server sends mail).
+#[utoipa::path(get, path = "/api/2/idp/forgot-password", tag = "identity",
+    responses(
+        (status = 200, description = "The form: a login or e-mail address", content_type = "text/html", body = String),
+        (status = 404, description = "The server sends no mail (no --smtp-url)", content_type = "text/html", body = String)),
+    security(()))]
+pub async fn forgot_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.app.sends_mail() {
+        return no_mail();
+    }
+    forgot_form(&state, &headers, StatusCode::OK, None, None)
+}
+
+/// Asks for a reset link from the page's form. The answer is the same
+/// page whether or not the account exists, as `password-reset`'s is.
+#[utoipa::path(post, path = "/api/2/idp/forgot-password", tag = "identity",
+    request_body(content_type = "application/x-www-form-urlencoded", content = nephele_api_types::ForgotPasswordForm),
+    responses(
+        (status = 200, description = "Asked: a page that says to check the mail", content_type = "text/html", body = String),
+        (status = 400, description = "No login given, or a parameter sent twice: the form again", content_type = "text/html", body = String),
+        (status = 403, description = "A missing or wrong form token: the form again", content_type = "text/html", body = String),
+        (status = 404, description = "The server sends no mail (no --smtp-url)", content_type = "text/html", body = String)),
+    security(()))]
+pub async fn forgot(State(state): State<AppState>, request: Request) -> Response {
+    if !state.app.sends_mail() {
+        return no_mail();
+    }
+    let headers = request.headers().clone();
+    let body = match read_body(request.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return HttpError(e).into_response(),
+    };
+    let Ok(mut fields) = params(&body) else {
+        let error = "The form was not understood.";
+        return forgot_form(&state, &headers, StatusCode::BAD_REQUEST, None, Some(error));
+    };
+    let login = fields.remove("login").unwrap_or_default();
+    let login = login.trim();
+    let cookies = Cookies::of(&state);
+    let presented = fields.get("form_token").map(String::as_str);
+    if !state
+        .app
+        .form_token_matches(cookie(&headers, cookies.browser_name()), presented)
+    {
+        let error = "This form has expired. Please try again.";
+        return forgot_form(
+            &state,
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some(login),
+            Some(error),
+        );
+    }
+    let request = PasswordResetRequest {
+        login: Some(login.to_owned()),
+    };
+    match state.app.request_password_reset(request) {
+        Ok(()) => page(StatusCode::OK, pages::forgot_sent()),
+        Err(_) => {
+            let error = "Enter your username or e-mail address.";
+            forgot_form(
+                &state,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                Some(login),
+                Some(error),
+            )
+        }
+    }
+}
+
+fn no_mail() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        pages::unusable(
+            "This server sends no mail: ask your administrator to reset your password.",
+        ),
+    )
 }
 
 /// Asks for a password reset link by mail, for a login or e-mail. The

@@ -651,3 +651,71 @@ async fn asking_for_a_reset_re_sends_a_lost_invitation() {
     assert_eq!(status, 200, "{body}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_login_page_links_to_a_form_that_asks_for_a_reset_link() {
+    use crate::signin::{authorize_url, pkce, sign_in_client};
+    let (mut sink, s) = mailing().await;
+    let org = s.create_org("Tenant", None).await;
+    s.create_user(&org, "gina", &["viewer"]).await;
+    let (client, _) = sign_in_client(&s, "Portal", "client_secret_post", true).await;
+    let mut browser = Browser::default();
+    let login = browser
+        .get(&authorize_url(&s, &client, &pkce().1, &[]))
+        .await;
+    assert!(
+        login
+            .body
+            .contains(r#"<a href="/api/2/idp/forgot-password">Forgot your password?</a>"#),
+        "{}",
+        login.body
+    );
+    let forgot = format!("{}/api/2/idp/forgot-password", s.url);
+    let page = browser.get(&forgot).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(r#"autocomplete="username""#));
+    let form_token = page.hidden_fields();
+    assert_eq!(form_token[0].0, "form_token");
+
+    // Another browser's form, or none: the form again.
+    let mut stranger = Browser::default();
+    let mut forged = form_token.clone();
+    forged.push(("login".into(), "gina".into()));
+    assert_eq!(
+        stranger.post(&forgot, &forged).await.status,
+        StatusCode::FORBIDDEN
+    );
+    sink.nothing_within(Duration::from_millis(300)).await;
+
+    // The same page for an account and for none; one mail, to the account.
+    for login in ["nobody", "gina"] {
+        let mut form = form_token.clone();
+        form.push(("login".into(), login.into()));
+        let sent = browser.post(&forgot, &form).await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        assert!(sent.body.contains("Check your mail"), "{}", sent.body);
+    }
+    let mail = sink.next().await;
+    assert_eq!(mail.to, ["gina@example.test"]);
+    assert!(mail.link("/api/2/idp/reset").contains("token="));
+    let mut empty = form_token.clone();
+    empty.push(("login".into(), " ".into()));
+    assert_eq!(
+        browser.post(&forgot, &empty).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    s.stop().await;
+
+    // A server that sends no mail offers no such page.
+    let quiet = TestServer::set_up().await;
+    let (client, _) = sign_in_client(&quiet, "Portal", "client_secret_post", true).await;
+    let login = Browser::default()
+        .get(&authorize_url(&quiet, &client, &pkce().1, &[]))
+        .await;
+    assert!(!login.body.contains("forgot-password"), "{}", login.body);
+    let none = Browser::default()
+        .get(&format!("{}/api/2/idp/forgot-password", quiet.url))
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    quiet.stop().await;
+}
