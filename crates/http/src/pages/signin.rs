@@ -31,7 +31,7 @@ border-radius:8px;background:var(--accent);color:#fff;cursor:pointer}\
 button.secondary{background:transparent;color:var(--fg);border:1px solid var(--line);margin-top:.75em}\
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
 .error{color:var(--bad);border:1px solid var(--bad);border-radius:8px;padding:.5em .75em}\
-ul{padding-left:1.25em}.brand{font-weight:700;letter-spacing:.02em;color:var(--muted)}",
+ul{padding-left:1.25em}a{color:var(--accent)}.brand{font-weight:700;letter-spacing:.02em;color:var(--muted)}",
 );
 
 /// What a sign-in form carries besides its inputs.
