@@ -37,7 +37,7 @@ impl Cookies {
         }
     }
 
-    pub(crate) fn browser_name(&self) -> &'static str {
+    fn browser_name(&self) -> &'static str {
         if self.secure {
             "__Host-nephele_browser"
         } else {
@@ -45,7 +45,7 @@ impl Cookies {
         }
     }
 
-    pub(crate) fn set(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    fn set(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let cookie =
             format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
@@ -54,7 +54,7 @@ impl Cookies {
 }
 
 /// A cookie's value from the request's `Cookie` headers.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -63,6 +63,48 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v)
+}
+
+/// The browser that a page's forms are bound to: the random cookie it
+/// sent, or a new one, set with the page.
+pub(crate) struct Browser {
+    pub(crate) token: String,
+    new: bool,
+}
+
+impl Browser {
+    pub(crate) fn of(state: &AppState, headers: &HeaderMap) -> Browser {
+        match cookie(headers, Cookies::of(state).browser_name())
+            .filter(|c| !c.is_empty() && c.len() <= 64)
+        {
+            Some(c) => Browser {
+                token: c.to_owned(),
+                new: false,
+            },
+            None => Browser {
+                token: state.app.new_browser_token(),
+                new: true,
+            },
+        }
+    }
+
+    /// `response`, setting the browser's cookie if it is new: as long as
+    /// a session, so that a form left open a while still posts.
+    pub(crate) fn keep(&self, cookies: &Cookies, mut response: Response) -> Response {
+        if self.new {
+            let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
+            let set = cookies.set(cookies.browser_name(), &self.token, max_age);
+            response.headers_mut().append(header::SET_COOKIE, set);
+        }
+        response
+    }
+}
+
+/// Was a form posted from the browser whose cookie the request carries
+/// (the CSRF check)?
+pub(crate) fn posted_here(state: &AppState, headers: &HeaderMap, form_token: Option<&str>) -> bool {
+    let browser = cookie(headers, Cookies::of(state).browser_name());
+    state.app.form_token_matches(browser, form_token)
 }
 
 /// Pages and redirects of this flow are never cached nor leak a referrer.
@@ -173,25 +215,18 @@ struct Flow {
     request: AuthorizationRequest,
     params: Vec<(&'static str, String)>,
     redirect_origin: String,
-    browser: String,
-    new_browser: bool,
+    browser: Browser,
     cookies: Cookies,
 }
 
 impl Flow {
     fn new(state: &AppState, headers: &HeaderMap, request: AuthorizationRequest) -> Flow {
-        let cookies = Cookies::of(state);
-        let existing = cookie(headers, cookies.browser_name())
-            .filter(|c| !c.is_empty() && c.len() <= 64)
-            .map(str::to_owned);
-        let new_browser = existing.is_none();
         Flow {
             params: request.params(),
             redirect_origin: origin(&request.redirect_uri),
-            browser: existing.unwrap_or_else(|| state.app.new_browser_token()),
-            new_browser,
+            browser: Browser::of(state, headers),
             request,
-            cookies,
+            cookies: Cookies::of(state),
         }
     }
 
@@ -207,16 +242,7 @@ impl Flow {
 
     /// A page of the flow, setting the browser cookie if it is new.
     fn render(&self, status: StatusCode, page: crate::pages::Page) -> Response {
-        let mut response = self::page(status, page);
-        if self.new_browser {
-            // As long as a session: a form left open a while still posts.
-            let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
-            let set = self
-                .cookies
-                .set(self.cookies.browser_name(), &self.browser, max_age);
-            response.headers_mut().append(header::SET_COOKIE, set);
-        }
-        response
+        self.browser.keep(&self.cookies, self::page(status, page))
     }
 
     fn login_page(
@@ -226,7 +252,7 @@ impl Flow {
         error: Option<&str>,
         hint: Option<&str>,
     ) -> Response {
-        let token = state.app.form_token(&self.browser);
+        let token = state.app.form_token(&self.browser.token);
         let form = self.form(&token);
         let hint = hint.or(self.request.login_hint.as_deref());
         let forgot = state
@@ -243,7 +269,7 @@ impl Flow {
         ticket: &str,
         error: Option<&str>,
     ) -> Response {
-        let token = state.app.form_token(&self.browser);
+        let token = state.app.form_token(&self.browser.token);
         let form = self.form(&token);
         self.render(status, pages::second_factor(&form, ticket, error))
     }
@@ -329,7 +355,7 @@ impl Flow {
                 "The user has not allowed this application",
             )),
             Ok(true) => {
-                let token = state.app.form_token(&self.browser);
+                let token = state.app.form_token(&self.browser.token);
                 let form = self.form(&token);
                 self.render(
                     StatusCode::OK,
@@ -443,11 +469,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
         Err(e) => return refusal(e),
     };
     let flow = Flow::new(&state, &headers, checked);
-    let browser = cookie(&headers, flow.cookies.browser_name());
-    if !state
-        .app
-        .form_token_matches(browser, form.get("form_token").map(String::as_str))
-    {
+    if !posted_here(&state, &headers, form.get("form_token").map(String::as_str)) {
         // Forbidden, as a missing or wrong CSRF token is elsewhere: the
         // request may be well formed, but it is not this browser's form.
         return flow.login_page(
@@ -477,7 +499,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
             match state.app.mfa_enrolled(user.id).await {
                 Ok(true) => {
                     // The password was right; the sign-in is not done yet.
-                    let ticket = state.app.mfa_ticket(&flow.browser, user.id);
+                    let ticket = state.app.mfa_ticket(&flow.browser.token, user.id);
                     return flow.second_factor_page(&state, StatusCode::OK, &ticket, None);
                 }
                 Ok(false) => {}
@@ -488,6 +510,7 @@ pub async fn submit(State(state): State<AppState>, request: Request) -> Response
         }
         Some("otp") => {
             let ticket = form.remove("ticket").unwrap_or_default();
+            let browser = cookie(&headers, flow.cookies.browser_name());
             let Some(user) = state.app.mfa_ticket_user(browser, &ticket) else {
                 return flow.login_page(
                     &state,
@@ -616,23 +639,14 @@ async fn end_session(state: &AppState, headers: &HeaderMap, raw: &[u8], posted: 
         Ok(r) => r,
         Err(e) => return HttpError(e).into_response(),
     };
-    let browser = cookie(headers, cookies.browser_name());
-    let confirmed = posted && state.app.form_token_matches(browser, get("form_token"));
+    let confirmed = posted && posted_here(state, headers, get("form_token"));
     let hinted = get("id_token_hint").is_some() && redirect.is_some();
     if !confirmed && !hinted {
         // Nobody proved the request is the user's: ask, with a form bound
         // to this browser.
-        let browser = browser
-            .map(str::to_owned)
-            .unwrap_or_else(|| state.app.new_browser_token());
-        let token = state.app.form_token(&browser);
-        let mut response = page(StatusCode::OK, pages::logout(Some(&token)));
-        if cookie(headers, cookies.browser_name()).is_none() {
-            let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
-            let set = cookies.set(cookies.browser_name(), &browser, max_age);
-            response.headers_mut().append(header::SET_COOKIE, set);
-        }
-        return response;
+        let browser = Browser::of(state, headers);
+        let token = state.app.form_token(&browser.token);
+        return browser.keep(&cookies, page(StatusCode::OK, pages::logout(Some(&token))));
     }
     if let Err(e) = state
         .app

@@ -8,10 +8,10 @@ use crate::extract::{read_body, Body};
 use crate::pages::links::{self as pages, LinkPage};
 use crate::reply::Reply;
 use crate::request::{Principal, PrincipalSlot};
-use crate::routes::authorize::{cookie, page, params, Cookies};
+use crate::routes::authorize::{page, params, posted_here, Browser, Cookies};
 use crate::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nephele_api_types::PasswordResetRequest;
 use nephele_app::links::{LinkState, LinkUse, Purpose, ACTIVATE_PATH, FORGOT_PATH, RESET_PATH};
@@ -38,26 +38,6 @@ fn words(purpose: Purpose) -> LinkPage<'static> {
     }
 }
 
-/// The browser's form cookie, and whether it is new (to be set).
-fn browser(state: &AppState, headers: &HeaderMap) -> (String, bool) {
-    let cookies = Cookies::of(state);
-    match cookie(headers, cookies.browser_name()).filter(|c| !c.is_empty() && c.len() <= 64) {
-        Some(c) => (c.to_owned(), false),
-        None => (state.app.new_browser_token(), true),
-    }
-}
-
-/// `response` with the browser's form cookie set, if it is new.
-fn with_browser(state: &AppState, browser: &str, new: bool, mut response: Response) -> Response {
-    if new {
-        let cookies = Cookies::of(state);
-        let max_age = nephele_app::signin::SESSION_LIFETIME.num_seconds();
-        let set = cookies.set(cookies.browser_name(), browser, max_age);
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
-}
-
 /// The link's form, for `login`, bound to the browser.
 fn form(
     state: &AppState,
@@ -68,10 +48,10 @@ fn form(
     token: &str,
     error: Option<&str>,
 ) -> Response {
-    let (browser, new) = browser(state, headers);
-    let form_token = state.app.form_token(&browser);
+    let browser = Browser::of(state, headers);
+    let form_token = state.app.form_token(&browser.token);
     let rendered = pages::password_form(&words(purpose), login, token, &form_token, error);
-    with_browser(state, &browser, new, page(status, rendered))
+    browser.keep(&Cookies::of(state), page(status, rendered))
 }
 
 /// The form that asks for a reset link, bound to the browser.
@@ -82,10 +62,10 @@ fn forgot_form(
     login: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let (browser, new) = browser(state, headers);
-    let form_token = state.app.form_token(&browser);
+    let browser = Browser::of(state, headers);
+    let form_token = state.app.form_token(&browser.token);
     let rendered = pages::forgot(FORGOT_PATH, &form_token, login, error);
-    with_browser(state, &browser, new, page(status, rendered))
+    browser.keep(&Cookies::of(state), page(status, rendered))
 }
 
 /// The answer to a link that does not work.
@@ -131,25 +111,26 @@ async fn submit(state: &AppState, purpose: Purpose, request: Request) -> Respons
         return unusable(LinkState::Invalid);
     };
     let token = fields.remove("token").unwrap_or_default();
-    let user = match state.app.link_state(purpose, &token).await {
-        Ok(LinkState::Live(user)) => user,
-        Ok(other) => return unusable(other),
-        Err(e) => return HttpError(e).into_response(),
-    };
-    let cookies = Cookies::of(state);
-    let presented = fields.get("form_token").map(String::as_str);
-    let browser = cookie(&headers, cookies.browser_name());
-    if !state.app.form_token_matches(browser, presented) {
-        // Forbidden, as a missing or wrong form token (CSRF) is elsewhere.
-        return form(
-            state,
-            &headers,
-            purpose,
-            StatusCode::FORBIDDEN,
-            &user.login,
-            &token,
-            Some("This form has expired. Please enter the password again."),
-        );
+    if !posted_here(
+        state,
+        &headers,
+        fields.get("form_token").map(String::as_str),
+    ) {
+        // Forbidden, as a missing or wrong form token (CSRF) is elsewhere;
+        // a link that works gets its form again.
+        return match state.app.link_state(purpose, &token).await {
+            Ok(LinkState::Live(user)) => form(
+                state,
+                &headers,
+                purpose,
+                StatusCode::FORBIDDEN,
+                &user.login,
+                &token,
+                Some("This form has expired. Please enter the password again."),
+            ),
+            Ok(other) => unusable(other),
+            Err(e) => HttpError(e).into_response(),
+        };
     }
     let password = Secret::new(fields.remove("password").unwrap_or_default());
     let confirmation = Secret::new(fields.remove("password_confirmation").unwrap_or_default());
@@ -275,12 +256,11 @@ pub async fn forgot(State(state): State<AppState>, request: Request) -> Response
     };
     let login = fields.remove("login").unwrap_or_default();
     let login = login.trim();
-    let cookies = Cookies::of(&state);
-    let presented = fields.get("form_token").map(String::as_str);
-    if !state
-        .app
-        .form_token_matches(cookie(&headers, cookies.browser_name()), presented)
-    {
+    if !posted_here(
+        &state,
+        &headers,
+        fields.get("form_token").map(String::as_str),
+    ) {
         let error = "This form has expired. Please try again.";
         return forgot_form(
             &state,
