@@ -172,19 +172,14 @@ impl Store {
             run!(c.execute(diesel::delete(
                 link_tokens::table.filter(link_tokens::user_id.eq(&user_id))
             )))?;
-            let version = user.version + 1;
-            run!(c.execute(diesel::update(users::table.find(&user_id)).set((
-                users::password_hash.eq(&password_hash),
-                users::status.eq(UserStatus::Enabled.as_str()),
-                users::updated_at.eq(to_micros(now)),
-                users::version.eq(version),
-            ))))?;
-            crate::users::end_sessions(c, user.id).await?;
+            if !crate::users::write_password(c, user.id, &password_hash, now).await? {
+                return Ok(Redeemed::Unknown);
+            }
             Ok(Redeemed::Done(User {
                 password_hash,
                 status: UserStatus::Enabled,
                 updated_at: now,
-                version,
+                version: user.version + 1,
                 session_generation: user.session_generation + 1,
                 ..user
             }))

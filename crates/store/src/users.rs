@@ -48,8 +48,39 @@ async fn assign_roles(
     Ok(())
 }
 
+/// Sets a user's password, in the caller's transaction: an invited user
+/// becomes enabled, and every session of the user ends. Whether there
+/// was such a user.
+pub(crate) async fn write_password(
+    c: &mut Conn,
+    id: UserId,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    run!(c.execute(
+        diesel::update(
+            users::table
+                .find(id.to_string())
+                .filter(users::status.eq(UserStatus::Invited.as_str()))
+        )
+        .set(users::status.eq(UserStatus::Enabled.as_str()))
+    ))?;
+    let done = run!(
+        c.execute(diesel::update(users::table.find(id.to_string())).set((
+            users::password_hash.eq(hash),
+            users::updated_at.eq(to_micros(now)),
+            users::version.eq(users::version + 1),
+        )))
+    )?;
+    if done == 0 {
+        return Ok(false);
+    }
+    end_sessions(c, id).await?;
+    Ok(true)
+}
+
 /// Moves a user's session generation on and deletes its refresh tokens.
-pub(crate) async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
+async fn end_sessions(c: &mut Conn, id: UserId) -> Result<()> {
     let done = run!(c.execute(
         diesel::update(users::table.find(id.to_string()))
             .set(users::session_generation.eq(users::session_generation + 1))
@@ -347,25 +378,10 @@ impl Store {
         let _change = self.access_change();
         let hash = hash.to_owned();
         self.write(job!(|c| {
-            run!(c.execute(
-                diesel::update(
-                    users::table
-                        .find(id.to_string())
-                        .filter(users::status.eq(UserStatus::Invited.as_str()))
-                )
-                .set(users::status.eq(UserStatus::Enabled.as_str()))
-            ))?;
-            let done = run!(
-                c.execute(diesel::update(users::table.find(id.to_string())).set((
-                    users::password_hash.eq(&hash),
-                    users::updated_at.eq(to_micros(now)),
-                    users::version.eq(users::version + 1),
-                )))
-            )?;
-            if done == 0 {
+            if !write_password(c, id, &hash, now).await? {
                 return Err(Error::not_found("users", id));
             }
-            end_sessions(c, id).await
+            Ok(())
         }))
         .await
     }
