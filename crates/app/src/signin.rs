@@ -283,7 +283,7 @@ pub(crate) fn registration(
 }
 
 /// A random, URL-safe secret of 256 bits.
-pub(crate) fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

@@ -4,13 +4,10 @@
 //! of 127.0.0.1 for the browser to come back with the code, so the
 //! password (and the second factor) is typed only into the server's page.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
+use nephele_app::signin::{pkce_challenge, random_token};
 use nephele_client::{Client, Credentials, Request};
 use nephele_store::ApiClient;
-use rand::RngCore;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -24,12 +21,6 @@ use super::{Exit, Failure};
 
 /// How long the CLI waits for the browser.
 const PATIENCE: Duration = Duration::from_secs(600);
-
-fn random(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut b);
-    B64.encode(b)
-}
 
 fn failed(e: impl std::fmt::Display) -> Failure {
     Failure::new(Exit::Error, format!("browser sign-in: {e}"))
@@ -56,9 +47,9 @@ pub async fn web_login(client: &Client, open: bool) -> Result<(Profile, String),
         .map_err(|e| failed(format!("cannot listen on 127.0.0.1: {e}")))?;
     let port = listener.local_addr().map_err(failed)?.port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
-    let verifier = random(32);
-    let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
-    let state = random(16);
+    let verifier = random_token();
+    let challenge = pkce_challenge(&verifier);
+    let state = random_token();
     let mut url = url::Url::parse(&endpoint).map_err(failed)?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -66,7 +57,7 @@ pub async fn web_login(client: &Client, open: bool) -> Result<(Profile, String),
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("scope", LOGIN_SCOPE)
         .append_pair("state", &state)
-        .append_pair("nonce", &random(16))
+        .append_pair("nonce", &random_token())
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
 
