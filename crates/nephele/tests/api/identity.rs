@@ -46,8 +46,9 @@ pub async fn client_token(s: &TestServer) -> (String, String, String) {
     (id, secret, t["access_token"].as_str().unwrap().to_owned())
 }
 
-pub async fn password_tokens(s: &TestServer, login: &str, password: &str, scope: &str) -> Value {
-    let r = token(
+/// The password grant's answer.
+pub async fn password_grant(s: &TestServer, login: &str, password: &str, scope: &str) -> Response {
+    token(
         s,
         &[
             ("grant_type", "password"),
@@ -57,8 +58,11 @@ pub async fn password_tokens(s: &TestServer, login: &str, password: &str, scope:
         ],
         None,
     )
-    .await;
-    json_of(r, 200).await
+    .await
+}
+
+pub async fn password_tokens(s: &TestServer, login: &str, password: &str, scope: &str) -> Value {
+    json_of(password_grant(s, login, password, scope).await, 200).await
 }
 
 pub async fn oauth_error(r: Response, status: u16, error: &str) -> Value {

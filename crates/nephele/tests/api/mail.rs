@@ -9,7 +9,7 @@
 //! needs (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT): the SMTP server
 //! crates bring their own threads and TLS stacks for what this needs.
 
-use crate::identity::token;
+use crate::identity::{password_grant, token};
 use crate::signin::Browser;
 use crate::support::*;
 use reqwest::{Method, StatusCode};
@@ -205,19 +205,37 @@ async fn ask_reset(s: &TestServer, login: &str) -> reqwest::Response {
 
 /// The password grant: its status and body.
 async fn grant(s: &TestServer, login: &str, password: &str, scope: &str) -> (u16, Value) {
-    let r = token(
-        s,
-        &[
-            ("grant_type", "password"),
-            ("username", login),
-            ("password", password),
-            ("scope", scope),
-        ],
-        None,
-    )
-    .await;
+    let r = password_grant(s, login, password, scope).await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
+}
+
+/// Opens `link` in `browser` and sets `password` with its form.
+async fn set_password(browser: &mut Browser, link: &str, password: &str) {
+    let page = browser.get(link).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let done = browser
+        .post(&action(link), &filled(&page, password, password))
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+}
+
+/// A connection to the server's database.
+async fn database(s: &TestServer) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    <sqlx::AnyConnection as sqlx::Connection>::connect(&s.database_url)
+        .await
+        .unwrap()
+}
+
+/// Runs `sql` in the server's database (to move a link's times, as the
+/// clock would): the rows it touched.
+async fn in_database(s: &TestServer, sql: &str) -> u64 {
+    sqlx::query(sql)
+        .execute(&mut database(s).await)
+        .await
+        .unwrap()
+        .rows_affected()
 }
 
 /// The form of a link's page, with `password` and `confirmation` filled in.
@@ -378,12 +396,9 @@ async fn a_reset_link_goes_only_to_a_real_account_and_ends_its_sessions() {
 
     let link = mail.link("/api/2/idp/reset");
     let mut browser = Browser::default();
+    // Its form, kept to be posted again once spent.
     let page = browser.get(&link).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let done = browser
-        .post(&action(&link), &filled(&page, NEW_PASSWORD, NEW_PASSWORD))
-        .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    set_password(&mut browser, &link, NEW_PASSWORD).await;
 
     let (status, _) = grant(&s, "dave", USER_PASSWORD, "openid").await;
     assert_eq!(status, 400, "the old password still works");
@@ -446,15 +461,10 @@ async fn an_expired_link_shows_an_error_page() {
 
     // An hour on: the link's time is up (set in the database, as the
     // clock would have it).
-    sqlx::any::install_default_drivers();
-    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&s.database_url)
-        .await
-        .unwrap();
-    let moved = sqlx::query("UPDATE link_tokens SET expires_at = 1")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(moved.rows_affected(), 1);
+    assert_eq!(
+        in_database(&s, "UPDATE link_tokens SET expires_at = 1").await,
+        1
+    );
     let stale = browser.get(&link).await;
     assert_eq!(stale.status, StatusCode::BAD_REQUEST);
     assert!(stale.body.contains("expired"), "{}", stale.body);
@@ -467,7 +477,7 @@ async fn an_expired_link_shows_an_error_page() {
     // Only the hash of a token is stored.
     let token = link.split("token=").nth(1).unwrap();
     let hashes: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM link_tokens")
-        .fetch_all(&mut db)
+        .fetch_all(&mut database(&s).await)
         .await
         .unwrap();
     assert!(
@@ -513,13 +523,7 @@ async fn without_a_mail_server_the_answer_carries_the_link_once() {
     // A reset asked for still answers 202 (and sends nothing).
     assert_eq!(ask_reset(&s, "oscar").await.status(), 202);
 
-    let mut browser = Browser::default();
-    let page = browser.get(&link).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let done = browser
-        .post(&action(&link), &filled(&page, NEW_PASSWORD, NEW_PASSWORD))
-        .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    set_password(&mut Browser::default(), &link, NEW_PASSWORD).await;
     let (status, body) = grant(&s, "oscar", NEW_PASSWORD, "openid").await;
     assert_eq!(status, 200, "{body}");
 
@@ -622,14 +626,7 @@ async fn asking_for_a_reset_re_sends_a_lost_invitation() {
     sink.nothing_within(Duration::from_millis(500)).await;
 
     // A minute on (set in the database), a new invitation replaces it.
-    sqlx::any::install_default_drivers();
-    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&s.database_url)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE link_tokens SET created_at = 1")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    in_database(&s, "UPDATE link_tokens SET created_at = 1").await;
     assert_eq!(ask_reset(&s, "ines@example.test").await.status(), 202);
     let mail = sink.next().await;
     assert!(
@@ -641,12 +638,7 @@ async fn asking_for_a_reset_re_sends_a_lost_invitation() {
     assert_ne!(first, second);
     let mut browser = Browser::default();
     assert_eq!(browser.get(&first).await.status, StatusCode::BAD_REQUEST);
-    let page = browser.get(&second).await;
-    assert_eq!(page.status, StatusCode::OK);
-    let done = browser
-        .post(&action(&second), &filled(&page, NEW_PASSWORD, NEW_PASSWORD))
-        .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    set_password(&mut browser, &second, NEW_PASSWORD).await;
     let (status, body) = grant(&s, "ines", NEW_PASSWORD, "openid").await;
     assert_eq!(status, 200, "{body}");
     s.stop().await;
